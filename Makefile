@@ -1,0 +1,58 @@
+# Two commands a new user needs: `make quickstart` and `make test`. Both build .venv themselves.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+PYTEST_ARGS ?=
+
+.PHONY: quickstart test bench lint typecheck browser clean help
+
+help:
+	@echo "make quickstart  create .venv, install, run the main job on telco_churn"
+	@echo "make test        install test dependencies (incl. headless chromium), run the tests"
+	@echo "make bench       run the benchmarks in benchmarks/ (slow; not part of make test)"
+	@echo "make lint        ruff + mypy"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# Re-install whenever pyproject.toml changes.
+$(VENV)/.installed-suite: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e ".[suite]"
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e ".[dev]"
+	@touch $@ $(VENV)/.installed-suite
+
+# Debian's chromium renders the HTML reports in the tests (headless, offline).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing Debian's chromium for the browser tests..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  else \
+	    echo "The browser tests need chromium: sudo apt-get install chromium"; exit 1; \
+	  fi; }
+
+quickstart: $(VENV)/.installed-suite
+	@mkdir -p data
+	$(BIN)/python -m mlwright.datasets telco_churn data/telco_churn.csv
+	$(BIN)/mlwright profile data/telco_churn.csv --target churn --out reports
+	$(BIN)/mlwright contract data/telco_churn.csv --target churn --output reports/contract.json
+	$(BIN)/mlwright validate data/telco_churn.csv --contract reports/contract.json
+	$(BIN)/mlwright fingerprint data/telco_churn.csv
+
+test: $(VENV)/.installed-dev browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/ingest.py
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) reports data .pytest_cache

@@ -1,0 +1,1 @@
+"""evaluate stage of the loop (see docs/architecture.md)."""

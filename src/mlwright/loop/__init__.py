@@ -1,0 +1,1 @@
+"""loop stage of the loop (see docs/architecture.md)."""

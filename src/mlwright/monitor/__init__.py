@@ -1,0 +1,1 @@
+"""monitor stage of the loop (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""prep stage of the loop (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""serve stage of the loop (see docs/architecture.md)."""
