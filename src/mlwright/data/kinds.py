@@ -55,7 +55,7 @@ def is_text_dtype(series: pd.Series) -> bool:
     """True for object, pandas string and categorical columns (values handled as labels)."""
     dtype = series.dtype
     return (
-        dtype == object
+        dtype == object  # noqa: E721 (numpy dtype equality, not a type check)
         or isinstance(dtype, pd.CategoricalDtype)
         or pd.api.types.is_string_dtype(dtype)
     )
