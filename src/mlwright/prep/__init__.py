@@ -1,7 +1,8 @@
 """prep: one scikit-learn preprocessing step, built from the contract's column kinds."""
 
-from mlwright.prep.pipeline import PrepPlan, build_preprocessor, plan_columns
-from mlwright.prep.transformers import AsString, BooleanEncoder, DatetimeFeatures, TextCleaner
+from mlwright.prep.pipeline import build_preprocessor
+from mlwright.prep.plan import PrepPlan, plan_columns
+from mlwright.prep.table import TablePrep
+from mlwright.prep.transformers import DatetimeFeatures
 
-__all__ = ["AsString", "BooleanEncoder", "DatetimeFeatures", "PrepPlan", "TextCleaner",
-           "build_preprocessor", "plan_columns"]
+__all__ = ["DatetimeFeatures", "PrepPlan", "TablePrep", "build_preprocessor", "plan_columns"]

@@ -1,0 +1,122 @@
+"""Extension point for model families: subclass :class:`ModelFamily`, :func:`register_family`.
+
+A family knows its estimator, its search space (as Optuna suggestions), a few strong default
+configurations that are tried first (so that short budgets are good), how to fit with early
+stopping against a deadline, and which preprocessing style it wants.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mlwright.data.kinds import Task
+
+__all__ = ["FitContext", "FitInfo", "ModelFamily", "get_family", "register_family",
+           "registered_families"]
+
+_REGISTRY: dict[str, type[ModelFamily]] = {}
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """What a family needs to know about the problem to build and fit its estimator."""
+
+    task: Task
+    n_classes: int
+    n_rows: int
+    n_features: int
+    n_ordinal: int = 0  # leading block of ordinal-coded categoricals ("tree" style)
+    sparse: bool = False
+    has_text: bool = False
+    seed: int = 0
+    n_jobs: int = 1
+    class_weight: str | None = None
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task is not Task.REGRESSION
+
+
+@dataclass
+class FitInfo:
+    """What one fit learned about itself (early-stopped iterations, seconds)."""
+
+    n_iter: int | None = None
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelFamily(abc.ABC):
+    """One family of estimators in the zoo. Stateless: every method takes what it needs."""
+
+    name: ClassVar[str]
+    #: "tree" or "linear": which preprocessing step (see mlwright.prep) feeds it.
+    prep_style: ClassVar[str] = "tree"
+    #: The module that must be importable (checked lazily; a missing one hides the family).
+    requires: ClassVar[str | None] = None
+    #: Rough cost relative to a default LightGBM fit, used before anything is measured.
+    relative_cost: ClassVar[float] = 1.0
+    #: Tried in portfolio order: lower first.
+    priority: ClassVar[int] = 50
+
+    def is_available(self) -> bool:
+        return self.requires is None or importlib.util.find_spec(self.requires) is not None
+
+    def supports(self, ctx: FitContext) -> bool:
+        """Whether the family is worth trying on this problem at all."""
+        return True
+
+    def default_configs(self, ctx: FitContext) -> list[dict[str, Any]]:
+        """Strong configurations to try before searching, as points of :meth:`suggest`."""
+        return []
+
+    def grid_configs(self, ctx: FitContext) -> list[dict[str, Any]]:
+        """Configurations for ``search="grid"`` (by default: the defaults)."""
+        return self.default_configs(ctx)
+
+    @abc.abstractmethod
+    def suggest(self, trial: Any, ctx: FitContext) -> dict[str, Any]:
+        """Draw parameters from ``trial`` (an ``optuna.Trial``); names must be unique."""
+
+    @abc.abstractmethod
+    def build(self, params: dict[str, Any], ctx: FitContext) -> Any:
+        """An unfitted scikit-learn estimator for ``params``."""
+
+    def fit(self, estimator: Any, X: Any, y: np.ndarray, ctx: FitContext, *,
+            X_val: Any = None, y_val: np.ndarray | None = None,
+            deadline: float | None = None) -> FitInfo:
+        """Fit ``estimator``; families with early stopping use the validation data."""
+        estimator.fit(X, y)
+        return FitInfo()
+
+    def refit_params(self, params: dict[str, Any], infos: list[FitInfo],
+                     ctx: FitContext) -> dict[str, Any]:
+        """Parameters for the final fit on all rows (e.g. iterations found by early stopping)."""
+        return params
+
+
+def register_family(cls: type[ModelFamily]) -> type[ModelFamily]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def registered_families() -> dict[str, type[ModelFamily]]:
+    from mlwright.search import families  # noqa: F401  (registers the built-in families)
+
+    return dict(_REGISTRY)
+
+
+def get_family(name: str) -> ModelFamily:
+    families = registered_families()
+    if name not in families:
+        from mlwright.exceptions import ConfigError
+
+        raise ConfigError(
+            f"Unknown model family {name!r}; expected one of {', '.join(sorted(families))}."
+        )
+    return families[name]()

@@ -1,0 +1,140 @@
+"""Greedy ensemble selection (Caruana et al., 2004) and the fitted ensemble it produces."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from mlwright.data.kinds import Task
+from mlwright.exceptions import ColumnNotFoundError, MlwrightError
+from mlwright.search.metrics import Metric
+
+__all__ = ["Ensemble", "greedy_selection"]
+
+
+def greedy_selection(preds: list[np.ndarray], y: np.ndarray, metric: Metric, *,
+                     rounds: int = 40, mask: np.ndarray | None = None) -> dict[int, float]:
+    """Weights over ``preds`` that minimise ``metric`` on their average.
+
+    Models are added one at a time, with replacement, each time the one whose addition helps
+    most; the best ensemble seen along the way is kept. Returns {index: weight}.
+    """
+    if mask is not None:
+        preds = [p[mask] for p in preds]
+        y = y[mask]
+    losses = [metric.loss(y, p) for p in preds]
+    best_single = int(np.argmin(losses))
+    counts: Counter[int] = Counter({best_single: 1})
+    total = preds[best_single].astype(float).copy()
+    best_loss, best_counts = losses[best_single], Counter(counts)
+    for step in range(2, rounds + 1):
+        trial_losses = [metric.loss(y, (total + p) / step) for p in preds]
+        pick = int(np.argmin(trial_losses))
+        counts[pick] += 1
+        total += preds[pick]
+        if trial_losses[pick] < best_loss - 1e-12:
+            best_loss, best_counts = trial_losses[pick], Counter(counts)
+    n = sum(best_counts.values())
+    return {i: c / n for i, c in sorted(best_counts.items())}
+
+
+class Ensemble(BaseEstimator):
+    """The final model: a weighted average of prep + estimator members.
+
+    Members that share a preprocessing style share one fitted preprocessing step, which runs
+    once per call. ``predict_proba`` / ``predict`` take a DataFrame of the training columns
+    (extra columns are ignored; missing ones raise an error naming them).
+    """
+
+    def __init__(self, preps: dict[str, Any], members: list[dict[str, Any]], task: str,
+                 classes: list[Any] | None, feature_names: list[str],
+                 threshold: float | None = None) -> None:
+        self.preps = preps
+        self.members = members
+        self.task = task
+        self.classes = classes
+        self.feature_names = feature_names
+        self.threshold = threshold
+
+    @property
+    def classes_(self) -> np.ndarray:
+        if self.classes is None:
+            raise AttributeError("a regression ensemble has no classes_")
+        return np.asarray(self.classes, dtype=object)
+
+    @property
+    def _estimator_type(self) -> str:  # lets scikit-learn scorers pick the right method
+        return "regressor" if self.task == Task.REGRESSION.value else "classifier"
+
+    def _frame(self, X: Any) -> pd.DataFrame:
+        if isinstance(X, dict):
+            X = pd.DataFrame([X])
+        elif isinstance(X, list):
+            X = pd.DataFrame(X)
+        elif not isinstance(X, pd.DataFrame):
+            raise MlwrightError(
+                f"Expected a pandas DataFrame (or a dict / list of dicts) with the columns "
+                f"{self.feature_names}, got {type(X).__name__}."
+            )
+        missing = [c for c in self.feature_names if c not in X.columns]
+        if missing:
+            raise ColumnNotFoundError(missing[0], X.columns, role="feature column")
+        return X
+
+    def raw_predict(self, X: Any) -> np.ndarray:
+        """Probabilities (n, n_classes) for classification, values (n,) for regression."""
+        X = self._frame(X)
+        transformed: dict[str, Any] = {}
+        total: np.ndarray | None = None
+        for member in self.members:
+            style = member["style"]
+            if style not in transformed:
+                transformed[style] = self.preps[style].transform(X)
+            out = _member_predict(member, transformed[style], self.task, self.classes)
+            total = out * member["weight"] if total is None else total + out * member["weight"]
+        assert total is not None
+        return total
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        if self.task == Task.REGRESSION.value:
+            raise AttributeError("predict_proba is for classification models")
+        return self.raw_predict(X)
+
+    def predict(self, X: Any) -> np.ndarray:
+        raw = self.raw_predict(X)
+        if self.task == Task.REGRESSION.value:
+            return raw
+        if self.threshold is not None and raw.shape[1] == 2:
+            idx = (raw[:, 1] >= self.threshold).astype(int)
+        else:
+            idx = raw.argmax(axis=1)
+        return self.classes_[idx]
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [{"family": m["family"], "weight": m["weight"], "trial": m["trial"]}
+                for m in self.members]
+
+
+def full_proba(estimator: Any, X: Any, n_classes: int) -> np.ndarray:
+    """predict_proba with one column per class, even if a class was absent when fitting."""
+    proba = np.asarray(estimator.predict_proba(X), dtype=float)
+    seen = np.asarray(getattr(estimator, "classes_", np.arange(proba.shape[1]))).astype(int)
+    if proba.shape[1] == n_classes and np.array_equal(seen, np.arange(n_classes)):
+        return proba
+    out = np.zeros((proba.shape[0], n_classes))
+    out[:, seen] = proba
+    return out
+
+
+def _member_predict(member: dict[str, Any], Xt: Any, task: str,
+                    classes: list[Any] | None) -> np.ndarray:
+    est = member["estimator"]
+    if task == Task.REGRESSION.value:
+        out = np.asarray(est.predict(Xt), dtype=float).ravel()
+        return np.expm1(out) if member.get("target_transform") == "log" else out
+    assert classes is not None
+    return full_proba(est, Xt, len(classes))

@@ -1,0 +1,316 @@
+"""Gradient-boosted trees: LightGBM, XGBoost, CatBoost and scikit-learn's HistGradientBoosting.
+
+All stop early on the validation fold and against the trial's deadline; the number of
+iterations they reached sets the iterations of the final refit on all rows.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from mlwright.data.kinds import Task
+from mlwright.search._base import FitContext, FitInfo, ModelFamily, register_family
+
+MAX_ROUNDS = 3000
+
+
+def _patience(learning_rate: float) -> int:
+    # Slow learners plateau longer before improving again.
+    return int(np.clip(2.5 / learning_rate, 30, 200))
+
+
+def _refit_rounds(infos: list[FitInfo], fallback: int) -> int:
+    iters = [i.n_iter for i in infos if i.n_iter]
+    # A final model sees all rows (about 1/(k-1) more than a fold): a few more rounds.
+    return max(10, int(np.mean(iters) * 1.1)) if iters else fallback
+
+
+def _common_space(trial: Any, prefix: str) -> dict[str, Any]:
+    return {
+        "learning_rate": trial.suggest_float(f"{prefix}learning_rate", 0.01, 0.3, log=True),
+        "subsample": trial.suggest_float(f"{prefix}subsample", 0.5, 1.0),
+        "colsample_bytree": trial.suggest_float(f"{prefix}colsample_bytree", 0.3, 1.0),
+        "reg_alpha": trial.suggest_float(f"{prefix}reg_alpha", 1e-8, 10.0, log=True),
+        "reg_lambda": trial.suggest_float(f"{prefix}reg_lambda", 1e-8, 10.0, log=True),
+    }
+
+
+@register_family
+class LightGBMFamily(ModelFamily):
+    name = "lightgbm"
+    requires = "lightgbm"
+    relative_cost = 1.0
+    priority = 0
+
+    def default_configs(self, ctx: FitContext) -> list[dict[str, Any]]:
+        p = "lightgbm__"
+        base = {f"{p}learning_rate": 0.05, f"{p}num_leaves": 31, f"{p}min_child_samples": 20,
+                f"{p}subsample": 0.8, f"{p}colsample_bytree": 0.8, f"{p}reg_alpha": 1e-8,
+                f"{p}reg_lambda": 1.0, f"{p}cat_smooth": 10.0}
+        small = {**base, f"{p}learning_rate": 0.03, f"{p}num_leaves": 15,
+                 f"{p}min_child_samples": 10, f"{p}colsample_bytree": 0.5,
+                 f"{p}reg_lambda": 3.0}
+        wide = {**base, f"{p}num_leaves": 128, f"{p}min_child_samples": 40,
+                f"{p}colsample_bytree": 0.6, f"{p}reg_lambda": 5.0, f"{p}cat_smooth": 30.0}
+        return [base, small, wide]
+
+    def suggest(self, trial: Any, ctx: FitContext) -> dict[str, Any]:
+        p = "lightgbm__"
+        return {
+            **_common_space(trial, p),
+            "num_leaves": trial.suggest_int(f"{p}num_leaves", 4, 256, log=True),
+            "min_child_samples": trial.suggest_int(f"{p}min_child_samples", 2, 100, log=True),
+            "cat_smooth": trial.suggest_float(f"{p}cat_smooth", 1.0, 100.0, log=True),
+        }
+
+    def build(self, params: dict[str, Any], ctx: FitContext) -> Any:
+        import lightgbm as lgb
+
+        cls = lgb.LGBMRegressor if ctx.task is Task.REGRESSION else lgb.LGBMClassifier
+        return cls(
+            n_estimators=params.get("n_estimators", MAX_ROUNDS), subsample_freq=1,
+            random_state=ctx.seed, n_jobs=ctx.n_jobs, verbose=-1,
+            class_weight=ctx.class_weight, max_cat_to_onehot=8, min_data_per_group=20,
+            **{k: v for k, v in params.items() if k != "n_estimators"},
+        )
+
+    def fit(self, estimator: Any, X: Any, y: np.ndarray, ctx: FitContext, *,
+            X_val: Any = None, y_val: np.ndarray | None = None,
+            deadline: float | None = None) -> FitInfo:
+        import lightgbm as lgb
+
+        callbacks = []
+        kwargs: dict[str, Any] = {}
+        if X_val is not None:
+            kwargs["eval_set"] = [(X_val, y_val)]
+            callbacks.append(lgb.early_stopping(_patience(estimator.learning_rate),
+                                                first_metric_only=True, verbose=False))
+        if deadline is not None:
+            def _stop_at_deadline(env: Any) -> None:
+                if time.monotonic() > deadline:
+                    raise lgb.callback.EarlyStopException(env.iteration,
+                                                           env.evaluation_result_list)
+            callbacks.append(_stop_at_deadline)
+        if ctx.n_ordinal:
+            kwargs["categorical_feature"] = list(range(ctx.n_ordinal))
+        estimator.fit(X, y, callbacks=callbacks, **kwargs)
+        best = getattr(estimator, "best_iteration_", None) or estimator.n_estimators
+        return FitInfo(n_iter=int(best))
+
+    def refit_params(self, params: dict[str, Any], infos: list[FitInfo],
+                     ctx: FitContext) -> dict[str, Any]:
+        return {**params, "n_estimators": _refit_rounds(infos, 500)}
+
+
+class _XGBDeadline:
+    """An xgboost TrainingCallback that stops training at a wall-clock deadline."""
+
+    def __new__(cls, deadline: float) -> Any:
+        import xgboost as xgb
+
+        class _Callback(xgb.callback.TrainingCallback):
+            def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+                return time.monotonic() > deadline
+
+        return _Callback()
+
+
+@register_family
+class XGBoostFamily(ModelFamily):
+    name = "xgboost"
+    requires = "xgboost"
+    relative_cost = 1.5
+    priority = 30
+
+    def default_configs(self, ctx: FitContext) -> list[dict[str, Any]]:
+        p = "xgboost__"
+        return [{f"{p}learning_rate": 0.05, f"{p}max_depth": 6, f"{p}min_child_weight": 1.0,
+                 f"{p}subsample": 0.8, f"{p}colsample_bytree": 0.8, f"{p}reg_alpha": 1e-8,
+                 f"{p}reg_lambda": 1.0}]
+
+    def suggest(self, trial: Any, ctx: FitContext) -> dict[str, Any]:
+        p = "xgboost__"
+        return {
+            **_common_space(trial, p),
+            "max_depth": trial.suggest_int(f"{p}max_depth", 2, 10),
+            "min_child_weight": trial.suggest_float(f"{p}min_child_weight", 0.5, 20.0, log=True),
+        }
+
+    def build(self, params: dict[str, Any], ctx: FitContext) -> Any:
+        import xgboost as xgb
+
+        cls = xgb.XGBRegressor if ctx.task is Task.REGRESSION else xgb.XGBClassifier
+        return cls(n_estimators=params.get("n_estimators", MAX_ROUNDS), tree_method="hist",
+                   random_state=ctx.seed, n_jobs=ctx.n_jobs, verbosity=0,
+                   **{k: v for k, v in params.items() if k != "n_estimators"})
+
+    def fit(self, estimator: Any, X: Any, y: np.ndarray, ctx: FitContext, *,
+            X_val: Any = None, y_val: np.ndarray | None = None,
+            deadline: float | None = None) -> FitInfo:
+        callbacks = [_XGBDeadline(deadline)] if deadline is not None else None
+        es = _patience(estimator.learning_rate) if X_val is not None else None
+        estimator.set_params(early_stopping_rounds=es, callbacks=callbacks)
+        try:
+            if X_val is not None:
+                estimator.fit(X, y, eval_set=[(X_val, y_val)], verbose=False)
+            else:
+                estimator.fit(X, y, verbose=False)
+        finally:
+            # Callbacks hold closures: keep them out of the pickled model.
+            estimator.set_params(early_stopping_rounds=None, callbacks=None)
+        best = getattr(estimator, "best_iteration", None) if X_val is not None else None
+        return FitInfo(n_iter=int(best) + 1 if best is not None else estimator.n_estimators)
+
+    def refit_params(self, params: dict[str, Any], infos: list[FitInfo],
+                     ctx: FitContext) -> dict[str, Any]:
+        return {**params, "n_estimators": _refit_rounds(infos, 500)}
+
+
+class CatBoostModel(BaseEstimator):
+    """CatBoost on the ``tree`` style's output: the ordinal block becomes integer categories.
+
+    CatBoost refuses float-coded categories, so this wrapper casts them; it is otherwise a
+    thin scikit-learn estimator around CatBoostClassifier / CatBoostRegressor.
+    """
+
+    def __init__(self, task: str = "binary", n_ordinal: int = 0, iterations: int = 1000,
+                 learning_rate: float = 0.06, depth: int = 6, l2_leaf_reg: float = 3.0,
+                 random_strength: float = 1.0, seed: int = 0, n_jobs: int = 1) -> None:
+        self.task = task
+        self.n_ordinal = n_ordinal
+        self.iterations = iterations
+        self.learning_rate = learning_rate
+        self.depth = depth
+        self.l2_leaf_reg = l2_leaf_reg
+        self.random_strength = random_strength
+        self.seed = seed
+        self.n_jobs = n_jobs
+
+    def _frame(self, X: Any) -> Any:
+        import pandas as pd
+
+        X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=float)
+        frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+        for i in range(self.n_ordinal):
+            frame[f"f{i}"] = frame[f"f{i}"].fillna(-1).astype(np.int64)
+        return frame
+
+    def fit(self, X: Any, y: np.ndarray, eval_set: Any = None, callbacks: Any = None,
+            early_stopping_rounds: int | None = None) -> CatBoostModel:
+        import catboost
+
+        cls = (catboost.CatBoostRegressor if self.task == Task.REGRESSION.value
+               else catboost.CatBoostClassifier)
+        self.model_ = cls(iterations=self.iterations, learning_rate=self.learning_rate,
+                          depth=self.depth, l2_leaf_reg=self.l2_leaf_reg,
+                          random_strength=self.random_strength, random_seed=self.seed,
+                          thread_count=self.n_jobs, verbose=False, allow_writing_files=False,
+                          cat_features=list(range(self.n_ordinal)))
+        val = [(self._frame(Xv), yv) for Xv, yv in eval_set] if eval_set else None
+        self.model_.fit(self._frame(X), y, eval_set=val, callbacks=callbacks,
+                        early_stopping_rounds=early_stopping_rounds, use_best_model=bool(val))
+        if self.task != Task.REGRESSION.value:
+            self.classes_ = np.asarray(self.model_.classes_)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        out = self.model_.predict(self._frame(X))
+        return np.asarray(out).ravel()
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return self.model_.predict_proba(self._frame(X))
+
+
+class _CatBoostDeadline:
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def after_iteration(self, info: Any) -> bool:
+        return time.monotonic() < self.deadline  # False stops training
+
+
+@register_family
+class CatBoostFamily(ModelFamily):
+    name = "catboost"
+    requires = "catboost"
+    relative_cost = 4.0
+    priority = 20
+
+    def supports(self, ctx: FitContext) -> bool:
+        return not ctx.sparse  # TF-IDF matrices would be densified
+
+    def default_configs(self, ctx: FitContext) -> list[dict[str, Any]]:
+        p = "catboost__"
+        return [{f"{p}learning_rate": 0.08, f"{p}depth": 6, f"{p}l2_leaf_reg": 3.0,
+                 f"{p}random_strength": 1.0}]
+
+    def suggest(self, trial: Any, ctx: FitContext) -> dict[str, Any]:
+        p = "catboost__"
+        return {
+            "learning_rate": trial.suggest_float(f"{p}learning_rate", 0.02, 0.3, log=True),
+            "depth": trial.suggest_int(f"{p}depth", 3, 8),
+            "l2_leaf_reg": trial.suggest_float(f"{p}l2_leaf_reg", 0.5, 30.0, log=True),
+            "random_strength": trial.suggest_float(f"{p}random_strength", 0.1, 10.0, log=True),
+        }
+
+    def build(self, params: dict[str, Any], ctx: FitContext) -> Any:
+        return CatBoostModel(task=ctx.task.value, n_ordinal=ctx.n_ordinal, seed=ctx.seed,
+                             n_jobs=ctx.n_jobs, **{"iterations": MAX_ROUNDS, **params})
+
+    def fit(self, estimator: Any, X: Any, y: np.ndarray, ctx: FitContext, *,
+            X_val: Any = None, y_val: np.ndarray | None = None,
+            deadline: float | None = None) -> FitInfo:
+        callbacks = [_CatBoostDeadline(deadline)] if deadline is not None else None
+        if X_val is not None:
+            estimator.fit(X, y, eval_set=[(X_val, y_val)], callbacks=callbacks,
+                          early_stopping_rounds=_patience(estimator.learning_rate))
+            return FitInfo(n_iter=int(estimator.model_.get_best_iteration() or 0) + 1)
+        estimator.fit(X, y, callbacks=callbacks)
+        return FitInfo(n_iter=estimator.iterations)
+
+    def refit_params(self, params: dict[str, Any], infos: list[FitInfo],
+                     ctx: FitContext) -> dict[str, Any]:
+        return {**params, "iterations": _refit_rounds(infos, 500)}
+
+
+@register_family
+class HistGradientBoostingFamily(ModelFamily):
+    name = "hist_gb"
+    relative_cost = 1.5
+    priority = 80
+
+    def supports(self, ctx: FitContext) -> bool:
+        return not ctx.sparse
+
+    def suggest(self, trial: Any, ctx: FitContext) -> dict[str, Any]:
+        p = "hist_gb__"
+        return {
+            "learning_rate": trial.suggest_float(f"{p}learning_rate", 0.02, 0.3, log=True),
+            "max_leaf_nodes": trial.suggest_int(f"{p}max_leaf_nodes", 8, 128, log=True),
+            "min_samples_leaf": trial.suggest_int(f"{p}min_samples_leaf", 5, 100, log=True),
+            "l2_regularization": trial.suggest_float(f"{p}l2_regularization", 1e-6, 10.0,
+                                                     log=True),
+        }
+
+    def build(self, params: dict[str, Any], ctx: FitContext) -> Any:
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+        cls = (HistGradientBoostingRegressor if ctx.task is Task.REGRESSION
+               else HistGradientBoostingClassifier)
+        return cls(max_iter=params.pop("max_iter", 1000), early_stopping=True,
+                   validation_fraction=0.1, n_iter_no_change=30, random_state=ctx.seed,
+                   **params)
+
+    def fit(self, estimator: Any, X: Any, y: np.ndarray, ctx: FitContext, *,
+            X_val: Any = None, y_val: np.ndarray | None = None,
+            deadline: float | None = None) -> FitInfo:
+        estimator.fit(X, y)
+        return FitInfo(n_iter=int(estimator.n_iter_))
+
+    def refit_params(self, params: dict[str, Any], infos: list[FitInfo],
+                     ctx: FitContext) -> dict[str, Any]:
+        return {**params, "max_iter": _refit_rounds(infos, 300)}

@@ -1,0 +1,41 @@
+"""A multi-layer perceptron (scikit-learn) with early stopping on an inner validation split."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlwright.data.kinds import Task
+from mlwright.search._base import FitContext, ModelFamily, register_family
+
+
+@register_family
+class MLPFamily(ModelFamily):
+    name = "mlp"
+    prep_style = "linear"
+    relative_cost = 3.0
+    priority = 70
+
+    def supports(self, ctx: FitContext) -> bool:
+        return ctx.n_rows <= 200_000
+
+    def default_configs(self, ctx: FitContext) -> list[dict[str, Any]]:
+        return [{"mlp__width": 128, "mlp__depth": 2, "mlp__alpha": 1e-3,
+                 "mlp__learning_rate_init": 1e-3}]
+
+    def suggest(self, trial: Any, ctx: FitContext) -> dict[str, Any]:
+        return {
+            "width": trial.suggest_int("mlp__width", 16, 256, log=True),
+            "depth": trial.suggest_int("mlp__depth", 1, 3),
+            "alpha": trial.suggest_float("mlp__alpha", 1e-6, 1e-1, log=True),
+            "learning_rate_init": trial.suggest_float("mlp__learning_rate_init", 1e-4, 1e-2,
+                                                      log=True),
+        }
+
+    def build(self, params: dict[str, Any], ctx: FitContext) -> Any:
+        from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+        params = dict(params)
+        layers = (params.pop("width"),) * params.pop("depth")
+        cls = MLPRegressor if ctx.task is Task.REGRESSION else MLPClassifier
+        return cls(hidden_layer_sizes=layers, early_stopping=True, n_iter_no_change=10,
+                   max_iter=200, random_state=ctx.seed, **params)

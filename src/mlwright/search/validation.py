@@ -1,0 +1,88 @@
+"""How the search measures a configuration: the train/validation splits.
+
+``auto`` uses stratified 5-fold CV on tables up to 15,000 rows and a stratified 20% holdout
+above (k-fold on large tables would spend the budget on refits instead of on search).
+``groups`` keeps each group on one side; ``time`` orders rows by a column and validates on
+the future only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import (
+    GroupKFold,
+    KFold,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    TimeSeriesSplit,
+    train_test_split,
+)
+
+from mlwright.data.kinds import Task
+from mlwright.exceptions import ConfigError
+
+__all__ = ["Splits", "make_splits"]
+
+AUTO_KFOLD_MAX_ROWS = 15_000
+
+
+@dataclass(frozen=True)
+class Splits:
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    kind: str  # "kfold", "holdout", "group", "time"
+
+    @property
+    def n_folds(self) -> int:
+        return len(self.folds)
+
+    def covered(self, n_rows: int) -> np.ndarray:
+        """Rows that have an out-of-fold prediction (all of them except with ``time``)."""
+        mask = np.zeros(n_rows, dtype=bool)
+        for _, val in self.folds:
+            mask[val] = True
+        return mask
+
+
+def make_splits(y: np.ndarray, task: Task, *, cv: int | str = "auto",
+                groups: pd.Series | np.ndarray | None = None,
+                time: pd.Series | np.ndarray | None = None, seed: int = 0) -> Splits:
+    n = len(y)
+    stratify = task is not Task.REGRESSION
+    if time is not None:
+        k = cv if isinstance(cv, int) else 5
+        order = np.argsort(np.asarray(pd.Series(time).rank(method="first")), kind="stable")
+        folds = [(order[tr], order[va]) for tr, va in TimeSeriesSplit(n_splits=k).split(order)]
+        return Splits(folds, "time")
+    if groups is not None:
+        k = cv if isinstance(cv, int) else 5
+        groups = np.asarray(groups)
+        if len(np.unique(groups)) < k:
+            raise ConfigError(
+                f"Group-aware CV needs at least {k} distinct groups, found "
+                f"{len(np.unique(groups))}. Use fewer folds (--cv) or another --groups column."
+            )
+        splitter = (StratifiedGroupKFold(k, shuffle=True, random_state=seed) if stratify
+                    else GroupKFold(k))
+        return Splits(list(splitter.split(np.zeros(n), y, groups)), "group")
+    if cv == "holdout" or (cv == "auto" and n > AUTO_KFOLD_MAX_ROWS):
+        idx = np.arange(n)
+        tr, va = train_test_split(idx, test_size=0.2, random_state=seed,
+                                  stratify=y if stratify else None)
+        return Splits([(np.sort(tr), np.sort(va))], "holdout")
+    k = 5 if cv == "auto" else int(cv)
+    if k < 2:
+        raise ConfigError(f"cv must be at least 2 folds, 'holdout' or 'auto'; got {cv!r}.")
+    if stratify:
+        min_class = int(np.bincount(y).min())
+        if min_class < k:
+            raise ConfigError(
+                f"The rarest class has only {min_class} rows, fewer than the {k} CV folds. "
+                f"Use fewer folds (cv={max(2, min_class)}) or collect more rows of that class."
+            )
+        splitter = StratifiedKFold(k, shuffle=True, random_state=seed)
+    else:
+        splitter = KFold(k, shuffle=True, random_state=seed)
+    return Splits(list(splitter.split(np.zeros(n), y)), "kfold")
