@@ -28,16 +28,22 @@ _LAZY = {
     "Contract": "mlwright.data.contract",
     "fingerprint": "mlwright.data.fingerprint",
     "load_config": "mlwright.config",
+    "train": "mlwright.api",
+    "TrainResult": "mlwright.api",
+    "AutoClassifier": "mlwright.search.estimators",
+    "AutoRegressor": "mlwright.search.estimators",
 }
 
 __all__ = ["MlwrightError", "__version__", *_LAZY]
 
 if TYPE_CHECKING:
+    from mlwright.api import TrainResult, train
     from mlwright.config import load_config
     from mlwright.data.contract import Contract, learn_contract, validate
     from mlwright.data.fingerprint import fingerprint
     from mlwright.data.profile import profile
     from mlwright.data.sources import load
+    from mlwright.search.estimators import AutoClassifier, AutoRegressor
 
 
 def __getattr__(name: str) -> Any:

@@ -73,34 +73,43 @@ def _root(
 
 
 def _load(data: str, *, table: str | None, query: str | None, sample: int | None,
-          delimiter: str | None = None, encoding: str | None = None):  # type: ignore[no-untyped-def]
+          delimiter: str | None = None, encoding: str | None = None,
+          columns: list[str] | None = None):  # type: ignore[no-untyped-def]
     from mlwright.data import load
 
     options = {k: v for k, v in {"delimiter": delimiter, "encoding": encoding}.items() if v}
-    with err_console.status(f"Reading {data}…"):
-        return load(data, table=table, query=query, sample=sample, **options)
+    what = f"a random sample of {sample:,} rows of {data}" if sample else data
+    with err_console.status(f"Reading {what}…"):
+        return load(data, table=table, query=query, sample=sample, columns=columns, **options)
 
 
 @app.command()
 def init(
     data: DataArg,
     target: Annotated[str, typer.Option("--target", "-t", help="The column to predict.")],
-    name: Annotated[str | None, typer.Option(help="Project name (default: the file's name).")] = None,
+    name: Annotated[str | None, typer.Option(help="Project name (default: the file's name).")
+                    ] = None,
     table: TableOpt = None,
     query: QueryOpt = None,
+    sample: SampleOpt = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write.")] = Path(
         "mlwright.toml"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented [bold]mlwright.toml[/] for DATA and TARGET (checked against the data)."""
     from mlwright.config import DataConfig, ProjectConfig, render_config
-    from mlwright.exceptions import ColumnNotFoundError, ConfigError
+    from mlwright.data.target import check_target
+    from mlwright.exceptions import ConfigError
 
     if output.exists() and not force:
         raise ConfigError(f"{str(output)!r} already exists; pass --force to overwrite it.")
-    df = _load(data, table=table, query=query, sample=1000)
-    if target not in df.columns:
-        raise ColumnNotFoundError(target, df.columns, role="target column")
+    # Only the target column is read (cheap even on big files), and all of it unless --sample:
+    # a sample could miss a rare class and call the target single-valued.
+    df = _load(data, table=table, query=query, sample=sample, delimiter=delimiter,
+               encoding=encoding, columns=[target])
+    check_target(df, target)
     project = name or (Path(data).stem if "://" not in data else (table or "project"))
     config = ProjectConfig(
         name=project, data=DataConfig(source=data, target=target, table=table, query=query)
@@ -110,6 +119,16 @@ def init(
                   f"[bold]mlwright run {output}[/].")
 
 
+def _print_error(message: str) -> None:
+    from rich.markup import escape
+
+    # One paragraph: drivers and parsers put line breaks in their messages; brackets such as
+    # "mlwright[postgres]" are text, not Rich markup.
+    paragraph = " ".join(message.split())
+    err_console.print(f"[bold red]Error:[/] {escape(paragraph)}", highlight=False,
+                      soft_wrap=True)
+
+
 def main() -> None:
     """Entry point: run the app, turning mlwright errors into one clear paragraph."""
     try:
@@ -117,15 +136,21 @@ def main() -> None:
     except MlwrightError as exc:
         if _state["debug"]:
             raise
-        err_console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+        _print_error(str(exc))
         sys.exit(exc.exit_code)
+    except OSError as exc:  # disk full, permission denied on an output path, ...
+        if _state["debug"]:
+            raise
+        _print_error(f"{exc}. Check the path and its permissions (--debug shows where it "
+                     f"happened).")
+        sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("Interrupted.")
         sys.exit(130)
 
 
 # Commands that live with their stage, registered on import (keeps this module thin).
-from mlwright import _cli_data  # noqa: E402, F401
+from mlwright import _cli_data, _cli_train  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()

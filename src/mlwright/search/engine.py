@@ -119,8 +119,8 @@ def _short_params(params: dict[str, Any]) -> str:
 
 
 class _Clock:
-    def __init__(self, budget: float) -> None:
-        self.start = time.monotonic()
+    def __init__(self, budget: float, start: float | None = None) -> None:
+        self.start = time.monotonic() if start is None else start
         self.deadline = self.start + budget
 
     def elapsed(self) -> float:
@@ -214,7 +214,7 @@ class _Search:
                 1, self.X.shape[1]) ** 0.5
             per_fold = unit * family.relative_cost
         prep = 0.0 if family.prep_style in self._folds else 1.5 * len(self.y) * 2e-5 * n_folds
-        return per_fold * n_folds + prep
+        return per_fold * math.ceil(n_folds / self.fold_workers) + prep
 
     def refit_reserve(self) -> float:
         """Seconds to keep for refitting the best few trials on all rows."""
@@ -229,47 +229,77 @@ class _Search:
         return total + max(1.0, _SAFETY * (self.clock.deadline - self.clock.start))
 
     # ---- trials --------------------------------------------------------------------------------
+    @property
+    def fold_workers(self) -> int:
+        """Folds fitted at once. Each gets one thread: on a busy 2-core machine, one
+        multi-threaded fit at a time loses most of its time to OpenMP threads waiting on
+        each other, while parallel single-threaded folds keep both cores busy."""
+        return max(1, min(self.n_jobs, self.splits.n_folds))
+
+    def _fit_fold(self, family: ModelFamily, params: dict[str, Any], ctx: FitContext,
+                  j: int, target_transform: str | None, deadline: float
+                  ) -> tuple[np.ndarray, FitInfo]:
+        (tr, _va), (Xtr, Xva) = self.splits.folds[j], self._folds[family.prep_style][j]
+        f0 = time.monotonic()
+        ytr, yva = self.y[tr], self.y[_va]
+        if target_transform == "log":
+            ytr, yva = np.log1p(ytr), np.log1p(yva)
+        est = family.build(dict(params), ctx)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            info = family.fit(est, Xtr, ytr, ctx, X_val=Xva, y_val=yva, deadline=deadline)
+            pred = self._predict(est, Xva, target_transform)
+        info.seconds = time.monotonic() - f0
+        return pred, info
+
     def run_trial(self, number: int, family: ModelFamily, params: dict[str, Any],
                   target_transform: str | None, trial: Any) -> TrialRecord:
+        from concurrent.futures import Future, ThreadPoolExecutor
+
         rec = TrialRecord(number, family.name, params, family.prep_style, target_transform)
         self.records.append(rec)
         t0 = time.monotonic()
         try:
-            folds = self.folds(family.prep_style)
+            self.folds(family.prep_style)
             ctx = self.ctx(family.prep_style)
             if not family.supports(ctx):
                 rec.status = "skipped"
                 return rec
+            workers = self.fold_workers
+            if workers > 1:
+                ctx = FitContext(**{**ctx.__dict__, "n_jobs": max(1, self.n_jobs // workers)})
             trial_deadline = self.clock.deadline - self.refit_reserve()
             oof = (np.zeros((len(self.y), self.n_classes)) if self.task is not Task.REGRESSION
                    else np.zeros(len(self.y)))
-            for j, ((tr, va), (Xtr, Xva)) in enumerate(zip(self.splits.folds, folds,
-                                                           strict=True)):
-                if time.monotonic() > trial_deadline:
-                    rec.status = "timeout"
-                    break
-                f0 = time.monotonic()
-                ytr, yva = self.y[tr], self.y[va]
-                if target_transform == "log":
-                    ytr, yva = np.log1p(ytr), np.log1p(yva)
-                est = family.build(dict(params), ctx)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    info = family.fit(est, Xtr, ytr, ctx, X_val=Xva, y_val=yva,
-                                      deadline=trial_deadline)
-                    pred = self._predict(est, Xva, target_transform)
-                info.seconds = time.monotonic() - f0
-                rec.infos.append(info)
-                rec.fold_seconds.append(info.seconds)
-                oof[va] = pred
-                rec.fold_losses.append(self.metric.loss(self.y[va], pred))
-                if trial is not None and self.splits.n_folds > 1:
-                    trial.report(float(np.mean(rec.fold_losses)), j)
-                    if trial.should_prune():
-                        rec.status = "pruned"
-                        break
-            else:
+            n_folds = self.splits.n_folds
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                pending: dict[int, Future[tuple[np.ndarray, FitInfo]]] = {}
+                submitted = 0
                 rec.status = "complete"
+                for j in range(n_folds):
+                    while submitted < n_folds and len(pending) < workers:
+                        pending[submitted] = pool.submit(self._fit_fold, family, params, ctx,
+                                                         submitted, target_transform,
+                                                         trial_deadline)
+                        submitted += 1
+                    # Folds are read in order, so pruning decisions do not depend on timing.
+                    pred, info = pending.pop(j).result()
+                    va = self.splits.folds[j][1]
+                    rec.infos.append(info)
+                    rec.fold_seconds.append(info.seconds)
+                    oof[va] = pred
+                    rec.fold_losses.append(self.metric.loss(self.y[va], pred))
+                    if time.monotonic() > trial_deadline and j < n_folds - 1:
+                        rec.status = "timeout"
+                    elif trial is not None and n_folds > 1:
+                        trial.report(float(np.mean(rec.fold_losses)), j)
+                        if trial.should_prune():
+                            rec.status = "pruned"
+                    if rec.status != "complete":
+                        for future in pending.values():
+                            future.cancel()
+                        break
+            if rec.status == "complete":
                 rec.oof = oof
                 rec.loss = self.metric.loss(self.y[self.mask], oof[self.mask])
         except MlwrightError:
@@ -325,11 +355,16 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
                groups: pd.Series | None = None, time_column: pd.Series | None = None,
                seed: int = 0, n_jobs: int = -1, class_weight: str | None = None,
                threshold: str | float | None = None, kinds: dict[str, ColumnKind] | None = None,
-               on_trial: Callable[[TrialRecord, Any], None] | None = None) -> SearchResult:
-    """Search, ensemble and refit within ``time_budget`` seconds. See module docstring."""
+               on_trial: Callable[[TrialRecord, Any], None] | None = None,
+               started_at: float | None = None) -> SearchResult:
+    """Search, ensemble and refit within ``time_budget`` seconds. See module docstring.
+
+    ``started_at`` (a ``time.monotonic()`` value) counts earlier work, such as loading the
+    data and learning the contract, against the same budget.
+    """
     import optuna
 
-    clock = _Clock(time_budget)
+    clock = _Clock(time_budget, started_at)
     if search not in ("bayes", "random", "grid"):
         raise ConfigError(f"search must be 'bayes', 'random' or 'grid', got {search!r}.")
     task = Task(task) if task not in (None, "auto") else None
@@ -344,7 +379,7 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
     y_enc, classes = _encode_target(y, task)
     n_classes = len(classes) if classes else 0
     metric_obj = get_metric(metric, task)
-    n_jobs = os.cpu_count() or 1 if n_jobs in (-1, None) else int(n_jobs)
+    n_jobs = (os.cpu_count() or 1) if n_jobs in (-1, None) else int(n_jobs)
     splits = make_splits(y_enc, task, cv=cv, groups=groups, time=time_column, seed=seed)
 
     available = registered_families()
@@ -471,35 +506,50 @@ def _search_loop(s: _Search, study: Any, zoo: list[ModelFamily]) -> None:
 def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
            classes: list[Any] | None, feature_names: list[str],
            clock: _Clock) -> tuple[Ensemble, dict[int, float]]:
-    preps: dict[str, Any] = {}
-    fitted: list[dict[str, Any]] = []
+    """Fit the chosen members on all rows, in parallel single-threaded fits (see
+    ``_Search.fold_workers``). Members that cannot finish before the deadline are dropped,
+    lightest weight first; boosted members stop at the deadline with the rounds they have."""
+    from concurrent.futures import ThreadPoolExecutor
+
     by_name = {f.name: f for f in s.families}
-    # Heaviest weight first: if time runs out, the members that matter most are in.
-    for rec in sorted(members, key=lambda r: -weights[r.number]):
-        family = by_name[rec.family]
-        if fitted and clock.left() < float(np.mean(rec.fold_seconds)):
+    grow = 1.0 + 1.0 / max(1, s.splits.n_folds - 1) if s.splits.kind != "holdout" else 1.25
+    workers = max(1, min(s.n_jobs, len(members)))
+    order = sorted(members, key=lambda r: -weights[r.number])
+    kept_recs: list[TrialRecord] = []
+    lanes = [0.0] * workers  # expected busy seconds per worker thread
+    for rec in order:
+        cost = float(np.mean(rec.fold_seconds)) * grow
+        lane = int(np.argmin(lanes))
+        if kept_recs and lanes[lane] + cost > clock.left():
             log.warning("no time left to refit %s (trial %d); dropped from the ensemble",
                         rec.family, rec.number)
             continue
-        if rec.style not in preps:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                prep = s._prep(rec.style)
-                Xt = prep.fit_transform(s.X, s.y)
-            preps[rec.style] = (prep, Xt)
-        prep, Xt = preps[rec.style]
-        ctx = s.ctx(rec.style)
-        ctx = FitContext(**{**ctx.__dict__, "n_features": Xt.shape[1]})
-        params = family.refit_params(dict(rec.params), rec.infos, ctx)
-        est = family.build(params, ctx)
+        lanes[lane] += cost
+        kept_recs.append(rec)
+    preps: dict[str, tuple[Any, Any]] = {}
+    for style in dict.fromkeys(r.style for r in kept_recs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            prep = s._prep(style)
+            preps[style] = (prep, prep.fit_transform(s.X, s.y))
+
+    def fit_member(rec: TrialRecord, first: bool) -> dict[str, Any]:
+        family = by_name[rec.family]
+        Xt = preps[rec.style][1]
+        ctx = FitContext(**{**s.ctx(rec.style).__dict__, "n_features": Xt.shape[1],
+                            "n_jobs": max(1, s.n_jobs // workers)})
+        est = family.build(family.refit_params(dict(rec.params), rec.infos, ctx), ctx)
         y = np.log1p(s.y) if rec.target_transform == "log" else s.y
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            # The first member always completes; later ones stop at the deadline.
-            family.fit(est, Xt, y, ctx, deadline=clock.deadline if fitted else None)
-        fitted.append({"family": rec.family, "trial": rec.number, "style": rec.style,
-                       "estimator": est, "weight": weights[rec.number],
-                       "target_transform": rec.target_transform})
+            # The heaviest member always completes; the others stop at the deadline.
+            family.fit(est, Xt, y, ctx, deadline=None if first else clock.deadline)
+        return {"family": rec.family, "trial": rec.number, "style": rec.style,
+                "estimator": est, "weight": weights[rec.number],
+                "target_transform": rec.target_transform}
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        fitted = list(pool.map(fit_member, kept_recs, [i == 0 for i in range(len(kept_recs))]))
     total = sum(m["weight"] for m in fitted)
     for m in fitted:
         m["weight"] = m["weight"] / total

@@ -44,23 +44,37 @@ def _labels(pred: np.ndarray) -> np.ndarray:
     return pred.argmax(axis=1)
 
 
+def _binary_auc(y: np.ndarray, score: np.ndarray) -> float:
+    # Mann-Whitney U on average ranks: the same value as roc_auc_score, ~10x cheaper, which
+    # matters because ensemble selection evaluates it hundreds of times.
+    from scipy.stats import rankdata
+
+    pos = y == 1
+    n_pos = int(pos.sum())
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return skm.roc_auc_score(y, score)  # raises the usual clear error
+    ranks = rankdata(score)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def _roc_auc(y: np.ndarray, p: np.ndarray) -> float:
     if p.shape[1] == 2:
-        return skm.roc_auc_score(y, p[:, 1])
+        return _binary_auc(y, p[:, 1])
     return skm.roc_auc_score(y, p, multi_class="ovr", average="macro",
                              labels=np.arange(p.shape[1]))
 
 
 def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    p = np.clip(p, 1e-15, 1.0)
+    p = np.clip(p, np.finfo(np.float64).eps, 1.0)  # as scikit-learn clips
     p = p / p.sum(axis=1, keepdims=True)
-    return skm.log_loss(y, p, labels=np.arange(p.shape[1]))
+    return float(-np.mean(np.log(p[np.arange(len(y)), np.asarray(y, dtype=np.int64)])))
 
 
 _CLASSIFICATION: dict[str, tuple[bool, Callable[[np.ndarray, np.ndarray], float]]] = {
     "roc_auc": (True, _roc_auc),
     "log_loss": (False, _log_loss),
-    "accuracy": (True, lambda y, p: skm.accuracy_score(y, _labels(p))),
+    "accuracy": (True, lambda y, p: float(np.mean(np.asarray(y) == _labels(p)))),
     "balanced_accuracy": (True, lambda y, p: skm.balanced_accuracy_score(y, _labels(p))),
     "f1": (True, lambda y, p: skm.f1_score(y, _labels(p))),
     "f1_macro": (True, lambda y, p: skm.f1_score(y, _labels(p), average="macro")),
@@ -71,7 +85,7 @@ _CLASSIFICATION: dict[str, tuple[bool, Callable[[np.ndarray, np.ndarray], float]
     "mcc": (True, lambda y, p: skm.matthews_corrcoef(y, _labels(p))),
 }
 _REGRESSION: dict[str, tuple[bool, Callable[[np.ndarray, np.ndarray], float]]] = {
-    "rmse": (False, lambda y, p: skm.root_mean_squared_error(y, p)),
+    "rmse": (False, lambda y, p: float(np.sqrt(np.mean((np.asarray(y) - p) ** 2)))),
     "mse": (False, lambda y, p: skm.mean_squared_error(y, p)),
     "mae": (False, lambda y, p: skm.mean_absolute_error(y, p)),
     "r2": (True, lambda y, p: skm.r2_score(y, p)),

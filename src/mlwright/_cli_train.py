@@ -1,0 +1,149 @@
+"""``mlwright train``: a live leaderboard and a progress bar while the search runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mlwright.cli import (
+    DataArg,
+    DelimiterOpt,
+    EncodingOpt,
+    QueryOpt,
+    SampleOpt,
+    TableOpt,
+    _load,
+    app,
+    console,
+)
+
+
+def _board_table(board: Any, metric: str, limit: int = 10) -> Table:
+    table = Table(title="Leaderboard (out-of-fold)", title_justify="left", expand=False)
+    for col in ("#", "family", metric, "±", "s", "weight", "status"):
+        table.add_column(col, justify="right" if col not in ("family", "status") else "left")
+    for _, row in board.head(limit).iterrows():
+        score = row.get(metric)
+        table.add_row(str(row["trial"]), row["family"],
+                      "" if score != score else f"{score:.5g}",
+                      "" if row["std"] != row["std"] else f"{row['std']:.3g}",
+                      f"{row['seconds']:.1f}",
+                      f"{row['weight']:.2f}" if row["weight"] else "",
+                      row["status"])
+    return table
+
+
+def _live_board(search: Any, metric_name: str) -> Any:
+    from mlwright.search.engine import SearchResult
+
+    # A SearchResult-like view over the records so far, for SearchResult.leaderboard().
+    view = SearchResult.__new__(SearchResult)
+    view.trials, view.metric, view.weights = list(search.records), search.metric, {}
+    return view.leaderboard()
+
+
+@app.command()
+def train(
+    data: DataArg,
+    target: Annotated[str, typer.Option("--target", "-t", help="The column to predict.")],
+    budget: Annotated[float, typer.Option("--budget", "-b", min=1,
+                                          help="Seconds for search, ensembling and refit.")
+                      ] = 60.0,
+    metric: Annotated[str | None, typer.Option(help="Metric (default: roc_auc, log_loss or "
+                                               "rmse by task), or a scikit-learn scorer.")
+                      ] = None,
+    task: Annotated[str | None, typer.Option(help="binary, multiclass or regression "
+                                             "(inferred by default).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of splits, sampler and models.")] = 0,
+    trials: Annotated[int | None, typer.Option("--trials", min=1,
+                                               help="Stop after N trials (reproducible).")
+                      ] = None,
+    search: Annotated[str, typer.Option(help="bayes (Optuna TPE), random or grid.")
+                      ] = "bayes",
+    families: Annotated[str | None, typer.Option(
+        help="Comma-separated model families, e.g. lightgbm,linear,catboost.")] = None,
+    cv: Annotated[str, typer.Option(help="auto, a number of folds, or holdout.")] = "auto",
+    groups: Annotated[str | None, typer.Option("--groups", help="Group-aware CV on COL.")
+                      ] = None,
+    time_col: Annotated[str | None, typer.Option("--time", help="Time-ordered CV on COL.")
+                        ] = None,
+    class_weight: Annotated[str | None, typer.Option(help="None or balanced.")] = None,
+    threshold: Annotated[str | None, typer.Option(
+        help="Binary decision threshold: a probability, f1 or balanced_accuracy.")] = None,
+    n_jobs: Annotated[int, typer.Option(help="Cores to use (-1: all).")] = -1,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the model and its "
+                                      "evidence.")] = Path("runs/latest"),
+    table: TableOpt = None,
+    query: QueryOpt = None,
+    sample: SampleOpt = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
+) -> None:
+    """Train the best model a time budget allows: search, ensemble, refit; then save it."""
+    from mlwright.api import train as train_api
+
+    started = time.monotonic()
+    df = _load(data, table=table, query=query, sample=sample, delimiter=delimiter,
+               encoding=encoding)
+    cv_value: int | str = int(cv) if cv.isdigit() else cv
+    thr: str | float | None = threshold
+    if threshold is not None:
+        try:
+            thr = float(threshold)
+        except ValueError:
+            thr = threshold
+    state: dict[str, Any] = {"search": None, "result": None, "error": None}
+
+    def on_trial(record: Any, search_state: Any) -> None:
+        state["search"] = search_state
+
+    def work() -> None:
+        try:
+            state["result"] = train_api(
+                df, target, time_budget=max(1.0, budget - (time.monotonic() - started)),
+                metric=metric, task=task, seed=seed, n_trials=trials, search=search,
+                families=families.split(",") if families else None, cv=cv_value,
+                groups=groups, time=time_col, n_jobs=n_jobs, class_weight=class_weight,
+                threshold=thr, on_trial=on_trial)
+        except BaseException as exc:  # re-raised in the main thread
+            state["error"] = exc
+
+    progress = Progress(TextColumn("[bold]Searching[/]"), BarColumn(),
+                        TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+                        TimeElapsedColumn(), console=console, transient=True)
+    bar = progress.add_task("search", total=budget)
+    worker = threading.Thread(target=work, name="mlwright-train", daemon=True)
+    worker.start()
+    with Live(progress, console=console, refresh_per_second=4, transient=True) as live:
+        while worker.is_alive():
+            worker.join(0.25)
+            progress.update(bar, completed=min(budget, time.monotonic() - started))
+            if state["search"] is not None:
+                board = _live_board(state["search"], state["search"].metric.name)
+                if not board.empty:
+                    live.update(Group(progress, _board_table(board,
+                                                             state["search"].metric.name)))
+        progress.update(bar, completed=budget)
+    if state["error"] is not None:
+        raise state["error"]
+    result = state["result"]
+    folder = result.save(out)
+    console.print(_board_table(result.leaderboard, result.metric))
+    members = ", ".join(f"{m['family']} {m['weight']:.0%}" for m in result.model.describe())
+    console.print(
+        f"\n[bold]{result.task.value}[/] on [bold]{target}[/]: CV {result.metric} "
+        f"[bold]{result.cv_score:.5g}[/] (folds: "
+        f"{', '.join(f'{v:.4g}' for v in result.cv_scores)})\n"
+        f"Ensemble: {members}\n"
+        f"Time: {result.timings['total']:.1f} s of {budget:g} s "
+        f"(search {result.timings['search']:.1f}, refit {result.timings['refit']:.1f})\n"
+        f"Saved to [bold]{folder}[/] (model.joblib, leaderboard.csv, oof.parquet, "
+        f"metrics.json, contract.json)")

@@ -1,0 +1,129 @@
+"""The public Python API: ``mw.train`` and friends. The CLI calls these, nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from time import monotonic
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlwright._logging import get_logger
+from mlwright.data.kinds import ColumnKind, Task
+from mlwright.exceptions import ColumnNotFoundError
+
+__all__ = ["TrainResult", "train"]
+
+log = get_logger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns: the fitted model and the evidence behind it."""
+
+    model: Any
+    target: str
+    task: Task
+    metric: str
+    cv_score: float
+    cv_scores: list[float]
+    leaderboard: pd.DataFrame
+    oof: pd.DataFrame
+    timings: dict[str, float]
+    contract: Any = None
+    search: Any = field(default=None, repr=False)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.model.predict(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return self.model.predict_proba(X)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write model.joblib, leaderboard.csv, oof.parquet, metrics.json (and the
+        contract) into ``folder``."""
+        import json
+
+        import joblib
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        joblib.dump(self.model, folder / "model.joblib", compress=3)
+        self.leaderboard.to_csv(folder / "leaderboard.csv", index=False)
+        self.oof.to_parquet(folder / "oof.parquet", index=False)
+        metrics = {"target": self.target, "task": self.task.value, "metric": self.metric,
+                   "cv_score": self.cv_score, "cv_scores": self.cv_scores,
+                   "timings": self.timings, "params": self.params}
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+        if self.contract is not None and hasattr(self.contract, "save"):
+            self.contract.save(folder / "contract.json")
+        return folder
+
+
+def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | None = None,
+          task: str | None = None, seed: int = 0, n_trials: int | None = None,
+          search: str = "bayes", families: list[str] | None = None, cv: int | str = "auto",
+          groups: str | None = None, time: str | None = None, n_jobs: int = -1,
+          class_weight: str | None = None, threshold: str | float | None = None,
+          on_trial: Callable[..., None] | None = None, **load_options: Any) -> TrainResult:
+    """Train the best model ``time_budget`` seconds allow for ``target``.
+
+    Args:
+        data: a DataFrame, or anything :func:`mlwright.load` reads (path, SQL URL...).
+        target: the column to predict.
+        time_budget: wall-clock seconds for search, ensembling and refit together.
+        metric: "auto" / None (ROC AUC, log loss, RMSE by task) or a metric name.
+        task: "auto" / None, "binary", "multiclass" or "regression".
+        seed: the random seed of every split, sampler and model.
+        n_trials: stop after this many trials; with ``seed``, runs are reproducible.
+        search: "bayes" (Optuna TPE), "random" or "grid".
+        families: restrict the model zoo (e.g. ["lightgbm", "linear"]).
+        cv: "auto", a number of folds, or "holdout".
+        groups: a column whose groups never straddle a split (dropped from the features).
+        time: a column ordering the rows; validation is always on later rows.
+        class_weight: None or "balanced".
+        threshold: choose the binary decision threshold ("f1", "balanced_accuracy", or a
+            probability).
+        on_trial: called after each trial with (TrialRecord, search state).
+    """
+    from mlwright.data.contract import learn_contract
+    from mlwright.data.sources import load
+    from mlwright.data.target import check_target
+    from mlwright.search.engine import run_search
+
+    started_at = monotonic()
+    df = data if isinstance(data, pd.DataFrame) else load(data, **load_options)
+    resolved_task = check_target(df, target, task)
+    for role, col in (("groups column", groups), ("time column", time)):
+        if col is not None and col not in df.columns:
+            raise ColumnNotFoundError(col, df.columns, role=role)
+    df = df[df[target].notna()].reset_index(drop=True)
+    contract = learn_contract(df, target=target, task=resolved_task.value)
+    X = df.drop(columns=[c for c in (target, groups) if c is not None])
+    # The contract's kinds decide preparation, so serving prepares exactly as training did.
+    kinds = {c: ColumnKind(contract.kinds[c]) for c in X.columns}
+    result = run_search(
+        X, df[target], task=resolved_task, metric=metric, time_budget=time_budget,
+        n_trials=n_trials, search=search, families=families, cv=cv,
+        groups=df[groups] if groups else None, time_column=df[time] if time else None,
+        seed=seed, n_jobs=n_jobs, class_weight=class_weight, threshold=threshold,
+        kinds=kinds, on_trial=on_trial, started_at=started_at)
+    if result.classes is None:
+        oof = pd.DataFrame({"y": df[target].to_numpy(), "prediction": result.oof})
+    else:
+        oof = pd.DataFrame(result.oof, columns=[f"proba_{c}" for c in result.classes])
+        oof.insert(0, "y", df[target].to_numpy())
+    oof["in_validation"] = result.oof_mask
+    params = {"time_budget": time_budget, "metric": result.metric.name, "task":
+              result.task.value, "seed": seed, "n_trials": n_trials, "search": search,
+              "families": families, "cv": cv, "groups": groups, "time": time,
+              "class_weight": class_weight, "threshold": threshold,
+              "n_rows": len(df), "n_columns": X.shape[1]}
+    return TrainResult(model=result.model, target=target, task=result.task,
+                       metric=result.metric.name, cv_score=result.cv_score,
+                       cv_scores=result.cv_scores, leaderboard=result.leaderboard(), oof=oof,
+                       timings=result.timings, contract=contract, search=result, params=params)
