@@ -14,7 +14,9 @@ from mlwright.cli import (
     QueryOpt,
     SampleOpt,
     TableOpt,
+    _load,
     app,
+    console,
 )
 
 
@@ -49,7 +51,14 @@ def contract(
                       ] = Path("contract.json"),
 ) -> None:
     """Learn the data contract of DATA (schema + reference statistics) and save it as JSON."""
-    raise typer.Exit(3)  # filled in by the contract module
+    from mlwright._cli_contract import print_contract
+    from mlwright.data.contract import learn_contract
+
+    df = _load(data, table=table, query=query, sample=sample, delimiter=delimiter,
+               encoding=encoding)
+    source = data if not (table or query) else f"{data} ({table or query})"
+    learned = learn_contract(df, target, source=source)
+    print_contract(learned, learned.save(output))
 
 
 @app.command()
@@ -63,7 +72,17 @@ def validate(
     encoding: EncodingOpt = None,
 ) -> None:
     """Check DATA against a contract; print violations and exit 1 when there are any."""
-    raise typer.Exit(3)  # filled in by the contract module
+    from mlwright._cli_contract import print_validation
+    from mlwright.data.contract import Contract
+    from mlwright.data.contract import validate as check
+
+    expected = Contract.load(contract_path)  # a bad contract fails before any data is read
+    df = _load(data, table=table, query=query, sample=sample, delimiter=delimiter,
+               encoding=encoding)
+    result = check(df, expected)
+    print_validation(result, contract_path)
+    if not result.ok:
+        raise typer.Exit(1)  # warnings alone pass: only errors break the contract
 
 
 @app.command()
@@ -75,4 +94,8 @@ def fingerprint(
     encoding: EncodingOpt = None,
 ) -> None:
     """Print the content fingerprint of DATA (stable across formats and row order)."""
-    raise typer.Exit(3)  # filled in by the fingerprint module
+    from mlwright.data.fingerprint import fingerprint as content_hash
+
+    df = _load(data, table=table, query=query, sample=None, delimiter=delimiter,
+               encoding=encoding)
+    console.print(content_hash(df), highlight=False, soft_wrap=True)

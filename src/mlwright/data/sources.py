@@ -779,7 +779,8 @@ def _infer_text_column(col: pd.Series) -> pd.Series:
     if _text_looks_datetime(stripped):
         parsed = pd.to_datetime(stripped, errors="coerce", utc=True, format="mixed")
         if parsed.notna().all():
-            has_zone = stripped.head(200).str.contains(r"(Z|[+-]\d{2}:?\d{2})$", regex=True).any()
+            # Non-capturing group: a capturing one makes pandas warn on every load.
+            has_zone = stripped.head(200).str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$").any()
             full = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
             return _unify_datetime(full if has_zone else full.dt.tz_localize(None))
     return col
