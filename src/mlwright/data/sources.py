@@ -756,24 +756,34 @@ def _unify_datetime(col: pd.Series) -> pd.Series:
     return col.astype("datetime64[ns]")
 
 
+def _expand(per_value: pd.Series, codes: np.ndarray) -> pd.Series:
+    """Values inferred once per distinct value, spread back over the rows (-1: missing)."""
+    out = per_value.take(np.where(codes < 0, 0, codes)).reset_index(drop=True)
+    return out.where(pd.Series(codes >= 0)) if (codes < 0).any() else out
+
+
 def _infer_text_column(col: pd.Series) -> pd.Series:
-    non_null = col.dropna()
-    if len(non_null) == 0:
+    # Work on the distinct values only: a million-row column of a few thousand labels costs
+    # one hashing pass instead of a million string conversions.
+    codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    if len(uniques) == 0:
         return col
-    if not all(isinstance(v, str) for v in non_null.head(1000)):
+    values = pd.Series(np.asarray(uniques, dtype=object))
+    if not all(isinstance(v, str) for v in values.head(1000)):
         # Mixed Python objects (bytes, Decimal, dates from SQL drivers): leave them be unless
         # they are all numbers.
-        converted = pd.to_numeric(col, errors="coerce")
-        return converted if converted.notna().sum() == len(non_null) else col
-    stripped = non_null.str.strip()
+        converted = pd.to_numeric(values, errors="coerce")
+        return _expand(converted, codes) if converted.notna().all() else col
+    stripped = values.str.strip()
     lowered = stripped.str.lower()
-    if lowered.isin(_TRUE_FALSE.keys()).all():
-        return col.map(lambda v: _TRUE_FALSE.get(str(v).strip().lower()) if isinstance(v, str)
-                       else v).astype("boolean" if col.isna().any() else bool)
-    numeric = pd.to_numeric(stripped, errors="coerce")
-    if numeric.notna().all():
-        result = pd.to_numeric(col.where(col.isna(), col.str.strip()), errors="coerce")
-        return result
+    if len(values) <= 4 and lowered.isin(_TRUE_FALSE.keys()).all():
+        flags = _expand(lowered.map(_TRUE_FALSE), codes)
+        return flags.astype("boolean") if (codes < 0).any() else flags.astype(bool)
+    # Cheap gates on a few values before converting them all.
+    if pd.to_numeric(stripped.head(200), errors="coerce").notna().all():
+        numeric = pd.to_numeric(stripped, errors="coerce")
+        if numeric.notna().all():
+            return _expand(numeric, codes)
     from mlwright.data.kinds import _text_looks_datetime
 
     if _text_looks_datetime(stripped):
@@ -781,8 +791,8 @@ def _infer_text_column(col: pd.Series) -> pd.Series:
         if parsed.notna().all():
             # Non-capturing group: a capturing one makes pandas warn on every load.
             has_zone = stripped.head(200).str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$").any()
-            full = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
-            return _unify_datetime(full if has_zone else full.dt.tz_localize(None))
+            parsed = parsed if has_zone else parsed.dt.tz_localize(None)
+            return _unify_datetime(_expand(parsed, codes))
     return col
 
 

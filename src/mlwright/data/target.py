@@ -10,6 +10,11 @@ from mlwright.exceptions import ColumnNotFoundError, TargetError
 __all__ = ["check_target"]
 
 
+def _plain(value: object) -> object:
+    """numpy scalars as Python values, so messages say 1 rather than np.int64(1)."""
+    return value.item() if hasattr(value, "item") else value
+
+
 def check_target(df: pd.DataFrame, target: str, task: str | Task | None = None) -> Task:
     """Validate that ``target`` can be learned from ``df`` and return the task.
 
@@ -30,9 +35,9 @@ def check_target(df: pd.DataFrame, target: str, task: str | Task | None = None) 
     non_null = y.dropna()
     if non_null.nunique() < 2:
         raise TargetError(
-            f"The target column {target!r} has a single value ({non_null.iloc[0]!r}) in its "
-            f"{len(non_null)} non-missing rows: a model needs at least two classes or distinct "
-            f"values. Check the filter or sample that produced this table."
+            f"The target column {target!r} has a single value ({_plain(non_null.iloc[0])!r}) "
+            f"in its {len(non_null)} non-missing rows: a model needs at least two classes or "
+            f"distinct values. Check the filter or sample that produced this table."
         )
     inferred = infer_task(y)
     if task in (None, "auto"):
@@ -47,7 +52,8 @@ def check_target(df: pd.DataFrame, target: str, task: str | Task | None = None) 
     if wanted is Task.REGRESSION and not pd.api.types.is_numeric_dtype(y.dtype):
         raise TargetError(
             f"task='regression' needs a numeric target, but {target!r} holds "
-            f"{y.dtype} values such as {non_null.iloc[0]!r}. Use task='auto' or a numeric column."
+            f"{y.dtype} values such as {_plain(non_null.iloc[0])!r}. Use task='auto' or a numeric "
+            f"column."
         )
     if wanted is Task.BINARY and non_null.nunique() != 2:
         raise TargetError(
