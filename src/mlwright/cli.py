@@ -151,6 +151,3 @@ def main() -> None:
 
 # Commands that live with their stage, registered on import (keeps this module thin).
 from mlwright import _cli_data, _cli_train  # noqa: E402, F401
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,5 @@
+"""`python -m mlwright` runs the command line."""
+
+from mlwright.cli import main
+
+main()
