@@ -34,7 +34,10 @@ def profile(
                                       "profile.html.")] = Path("reports"),
 ) -> None:
     """Profile DATA: column kinds, missingness, distributions, and warnings (leakage, ids, PII)."""
-    raise typer.Exit(3)  # filled in by the profile module
+    from mlwright._cli_profile import print_profile, run_profile
+
+    print_profile(*run_profile(data, target=target, table=table, query=query, sample=sample,
+                               delimiter=delimiter, encoding=encoding, out=out))
 
 
 @app.command()

@@ -77,7 +77,7 @@ def _looks_like_identifier(series: pd.Series, non_null: pd.Series, n_distinct: i
 
 
 def _text_looks_datetime(non_null: pd.Series) -> bool:
-    sample = non_null.astype(str).head(200)
+    sample = non_null.head(200).astype(str)  # head first: astype on a million rows is slow
     # Cheap gate first: ISO-like dates or times, so that "12" or "A-3" never parse as dates.
     if not sample.str.match(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}.*)?\s*$").all():
         return False
@@ -85,18 +85,32 @@ def _text_looks_datetime(non_null: pd.Series) -> bool:
     return bool(parsed.notna().mean() >= 0.95)
 
 
-def infer_kind(series: pd.Series) -> ColumnKind:
-    """Infer the :class:`ColumnKind` of one column from its values and dtype."""
+def _count_distinct(non_null: pd.Series) -> int:
+    # Sorting floats is several times faster than hashing them (1M values: 0.03 s vs 0.24 s).
+    if isinstance(non_null.dtype, np.dtype) and non_null.dtype.kind == "f":
+        values = np.sort(non_null.to_numpy())
+        return int(np.count_nonzero(values[1:] != values[:-1])) + 1 if len(values) else 0
+    return int(non_null.nunique())
+
+
+def infer_kind(series: pd.Series, *, n_distinct: int | None = None) -> ColumnKind:
+    """Infer the :class:`ColumnKind` of one column from its values and dtype.
+
+    ``n_distinct``, the number of distinct non-missing values, saves a pass over a long
+    column when the caller has counted them already (the profile does).
+    """
     non_null = series.dropna()
     if len(non_null) == 0:
         return ColumnKind.CONSTANT
     dtype = series.dtype
-    if pd.api.types.is_bool_dtype(dtype):
-        return ColumnKind.BOOLEAN if non_null.nunique() > 1 else ColumnKind.CONSTANT
-    if pd.api.types.is_datetime64_any_dtype(dtype):
-        return ColumnKind.DATETIME if non_null.nunique() > 1 else ColumnKind.CONSTANT
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_datetime64_any_dtype(dtype):
+        several = (n_distinct if n_distinct is not None else non_null.nunique()) > 1
+        if not several:
+            return ColumnKind.CONSTANT
+        return ColumnKind.BOOLEAN if pd.api.types.is_bool_dtype(dtype) else ColumnKind.DATETIME
     try:
-        n_distinct = int(non_null.nunique())
+        if n_distinct is None:
+            n_distinct = _count_distinct(non_null)
     except TypeError:  # unhashable values (lists, dicts): treat them as text
         return ColumnKind.TEXT
     if n_distinct <= 1:
@@ -108,8 +122,10 @@ def infer_kind(series: pd.Series) -> ColumnKind:
             return ColumnKind.IDENTIFIER
         return ColumnKind.NUMERIC
     if is_text_dtype(series):
-        text = non_null.astype(str)
-        if n_distinct == 2 and frozenset(v.strip().lower() for v in pd.unique(text)) in _BOOL_TEXT:
+        # The checks below read at most 2,000 values; converting every row to str is slow.
+        text = non_null.head(2000).astype(str)
+        if n_distinct == 2 and frozenset(
+                str(v).strip().lower() for v in pd.unique(non_null)) in _BOOL_TEXT:
             return ColumnKind.BOOLEAN
         if n_distinct <= LOW_CARDINALITY_MAX:
             return ColumnKind.CATEGORICAL
