@@ -5,7 +5,8 @@ model sees at predict time is prepared exactly as at training time. Two styles:
 
 * ``tree``: numbers as they are (NaN kept), categories as ordinal codes with -1 for missing
   and unseen values (LightGBM's native categorical support reads them; the categorical block
-  comes first so its indices are known before fitting), dates as parts, text as word TF-IDF.
+  comes first so its indices are known before fitting), dates as parts, text as cross-fitted
+  text-model scores plus lengths (see mlwright.prep.text).
 * ``linear``: imputation with missing indicators, optional winsorizing, scaling; one-hot for
   low cardinality, cross-fitted target encoding for high cardinality; word (and optionally
   character) TF-IDF for text.

@@ -18,14 +18,13 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from mlwright.prep.plan import PrepPlan
+from mlwright.prep.text import TextScores, as_text, make_tfidf
 from mlwright.prep.transformers import DatetimeFeatures
 
 __all__ = ["TablePrep"]
 
 _TRUE = frozenset({"true", "yes", "y", "t", "1", "1.0"})
 _FALSE = frozenset({"false", "no", "n", "f", "0", "0.0"})
-# Words plus the punctuation, hashtags and mentions that carry style ("!", "#tag", "@user").
-_TOKENS = r"(?u)[#@]?\w+|[!?\"“”]"
 _TARGET_TYPE = {"binary": "binary", "multiclass": "multiclass", "regression": "continuous"}
 
 
@@ -70,7 +69,8 @@ class TablePrep(TransformerMixin, BaseEstimator):
     Args:
         plan: which columns are numeric, boolean, categorical, high-cardinality, datetime,
             text (``mlwright.prep.plan_columns`` builds it from the contract's kinds).
-        style: ``"tree"`` (ordinal codes first, NaN kept, word TF-IDF) or ``"linear"``
+        style: ``"tree"`` (ordinal codes first, NaN kept, cross-fitted text scores) or
+            ``"linear"``
             (imputation with indicators, scaling, one-hot, cross-fitted target encoding,
             word and optional character TF-IDF).
         task: the target's task; the target encoder needs it.
@@ -187,19 +187,25 @@ class TablePrep(TransformerMixin, BaseEstimator):
                 std = filled.std(axis=0)
                 std[std == 0] = 1.0
                 self.date_stats_ = {"median": median, "mean": filled.mean(axis=0), "std": std}
+        text_out: list[np.ndarray] = []
         for c in plan.text:
-            vec = self._text_vectorizer()
-            vec.fit(self._text(X[c]))
+            if linear:
+                vec = make_tfidf(self.text_max_features or 50000, self.char_ngrams)
+                vec.fit(as_text(X[c]))
+            else:
+                vec = TextScores(self.task, max_features=self.text_max_features or 20000)
+                text_out.append(vec.fit_transform(X[c], y))
             self.text_[c] = vec
-            width = len(vec.get_feature_names_out())
-            origin += [c] * width
-            names += [f"{c}:{t}" for t in vec.get_feature_names_out()]
+            out_names = vec.get_feature_names_out()
+            origin += [c] * len(out_names)
+            names += [f"{c}:{t}" for t in out_names]
         self.feature_origin_ = np.asarray(origin, dtype=object)
         self.feature_names_out_ = np.asarray(names, dtype=object)
         self.n_ordinal_ = len(self.ordinal_)
         if not want_output:
             return None
-        return self._transform(X, train_target_encoding=True)
+        # Cross-fitted encodings (target, text scores) on the rows they were learned from.
+        return self._transform(X, train_target_encoding=True, train_text=text_out)
 
     def _fit_target_encoder(self, X: pd.DataFrame, y: Any, origin: list[str],
                             names: list[str]) -> None:
@@ -226,25 +232,6 @@ class TablePrep(TransformerMixin, BaseEstimator):
             origin += [c] * width
             names += [c] if width == 1 else [f"{c}__te{k}" for k in range(width)]
 
-    def _text_vectorizer(self) -> Any:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.pipeline import FeatureUnion
-
-        max_features = self.text_max_features or (5000 if self.style == "tree" else 50000)
-        word = TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=max_features,
-                               token_pattern=_TOKENS, sublinear_tf=True, dtype=np.float64)
-        if self.style == "tree" or not self.char_ngrams:
-            return word
-        # Character n-grams catch spelling and morphology, at about 3x the cost of words.
-        char = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 4), min_df=3,
-                               max_features=max_features, sublinear_tf=True)
-        return FeatureUnion([("word", word), ("char", char)])
-
-    @staticmethod
-    def _text(col: pd.Series) -> np.ndarray:
-        values = col.to_numpy(dtype=object)
-        return np.where(pd.isna(values), "", values).astype(str)
-
     @staticmethod
     def _bool(labels: np.ndarray, positive: str | None) -> np.ndarray:
         out = np.full(len(labels), np.nan)
@@ -263,7 +250,8 @@ class TablePrep(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "feature_origin_")
         return self._transform(X, train_target_encoding=False)
 
-    def _transform(self, X: pd.DataFrame, train_target_encoding: bool) -> Any:
+    def _transform(self, X: pd.DataFrame, train_target_encoding: bool,
+                   train_text: list[np.ndarray] | None = None) -> Any:
         plan, linear = self.plan, self.style == "linear"
         n = len(X)
         dense: list[np.ndarray] = []
@@ -309,10 +297,13 @@ class TablePrep(TransformerMixin, BaseEstimator):
                 s = self.date_stats_
                 parts = (np.where(np.isnan(parts), s["median"], parts) - s["mean"]) / s["std"]
             dense.append(parts)
+        if not linear:
+            dense += train_text if train_text else [
+                vec.transform(X[c]) for c, vec in self.text_.items()]
         matrix = np.hstack(dense) if dense else np.empty((n, 0))
-        if not self.text_:
+        if not (linear and self.text_):
             return matrix
-        texts = [vec.transform(self._text(X[c])) for c, vec in self.text_.items()]
+        texts = [vec.transform(as_text(X[c])) for c, vec in self.text_.items()]
         return sp.hstack([sp.csr_matrix(matrix), *texts], format="csr")
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:

@@ -58,6 +58,7 @@ class TrialRecord:
     fold_seconds: list[float] = field(default_factory=list)
     infos: list[FitInfo] = field(default_factory=list)
     oof: np.ndarray | None = None
+    covered: np.ndarray | None = None  # rows with an out-of-fold prediction ("partial")
     error: str | None = None
     finished_at: float = 0.0
 
@@ -216,17 +217,27 @@ class _Search:
         prep = 0.0 if family.prep_style in self._folds else 1.5 * len(self.y) * 2e-5 * n_folds
         return per_fold * math.ceil(n_folds / self.fold_workers) + prep
 
+    def refit_grow(self) -> float:
+        """How much longer a fit on all rows takes than one on a training fold."""
+        if self.splits.kind == "holdout":
+            return 1.25
+        return 1.0 + 1.0 / max(1, self.splits.n_folds - 1)
+
     def refit_reserve(self) -> float:
-        """Seconds to keep for refitting the best few trials on all rows."""
+        """Seconds to keep for refitting the likely ensemble members on all rows.
+
+        The best three trials stand in for the members; their fits are packed into parallel
+        lanes as ``_refit`` runs them, after the preprocessing of their styles.
+        """
         done = sorted((r for r in self.records if r.status == "complete"), key=lambda r: r.loss)
-        grow = 1.0 + 1.0 / max(1, self.splits.n_folds - 1) if self.splits.kind != "holdout" \
-            else 1.25
-        total, styles = 0.0, set()
+        grow = self.refit_grow()
+        lanes = [0.0] * max(1, min(self.n_jobs, 3))
+        styles: set[str] = set()
         for r in done[:3]:
-            total += float(np.mean(r.fold_seconds)) * grow
+            lanes[int(np.argmin(lanes))] += float(np.mean(r.fold_seconds)) * grow
             styles.add(r.style)
-        total += sum(self._prep_seconds.get(s, 0.0) * grow for s in styles)
-        return total + max(1.0, _SAFETY * (self.clock.deadline - self.clock.start))
+        prep = sum(self._prep_seconds.get(st, 0.0) * grow for st in styles)
+        return prep + max(lanes) + max(1.0, _SAFETY * (self.clock.deadline - self.clock.start))
 
     # ---- trials --------------------------------------------------------------------------------
     @property
@@ -289,7 +300,12 @@ class _Search:
                     rec.fold_seconds.append(info.seconds)
                     oof[va] = pred
                     rec.fold_losses.append(self.metric.loss(self.y[va], pred))
-                    if time.monotonic() > trial_deadline and j < n_folds - 1:
+                    if j < n_folds - 1 and self._first_trial_too_slow(rec, j):
+                        # Without a finished trial there is no model: keep the folds done.
+                        rec.status = "partial"
+                        rec.oof, rec.covered = oof, self._covered(j)
+                        rec.loss = self.metric.loss(self.y[rec.covered], oof[rec.covered])
+                    elif time.monotonic() > trial_deadline and j < n_folds - 1:
                         rec.status = "timeout"
                     elif trial is not None and n_folds > 1:
                         trial.report(float(np.mean(rec.fold_losses)), j)
@@ -315,6 +331,21 @@ class _Search:
             best = min(r.loss for r in self.records if r.status == "complete")
             self.history.append((rec.finished_at, best))
         return rec
+
+    def _covered(self, last_fold: int) -> np.ndarray:
+        mask = np.zeros(len(self.y), dtype=bool)
+        for _, va in self.splits.folds[: last_fold + 1]:
+            mask[va] = True
+        return mask
+
+    def _first_trial_too_slow(self, rec: TrialRecord, j: int) -> bool:
+        """While no trial has finished: would finishing this one leave no time to refit?"""
+        if any(r.status == "complete" for r in self.records):
+            return False
+        per_fold = float(np.mean(rec.fold_seconds))
+        left_folds = math.ceil((self.splits.n_folds - 1 - j) / self.fold_workers)
+        refit = per_fold * 1.3 + self._prep_seconds.get(rec.style, 0.0) * 1.3
+        return time.monotonic() + left_folds * per_fold + refit > self.clock.deadline
 
     def _predict(self, est: Any, X: Any, target_transform: str | None) -> np.ndarray:
         if self.task is Task.REGRESSION:
@@ -412,6 +443,14 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
 
     timings = {"search": clock.elapsed()}
     done = [r for r in s.records if r.status == "complete"]
+    if not done:
+        # A budget too short for one full trial: the best trial cut short, on its folds.
+        partial = sorted((r for r in s.records if r.status == "partial"), key=lambda r: r.loss)
+        if partial:
+            done = partial[:1]
+            s.mask = partial[0].covered
+            splits = Splits([f for f in splits.folds if partial[0].covered[f[1]].all()],
+                            splits.kind)
     if not done:
         failed = [r.error for r in s.records if r.error]
         raise MlwrightError(
@@ -512,7 +551,7 @@ def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
     from concurrent.futures import ThreadPoolExecutor
 
     by_name = {f.name: f for f in s.families}
-    grow = 1.0 + 1.0 / max(1, s.splits.n_folds - 1) if s.splits.kind != "holdout" else 1.25
+    grow = s.refit_grow()
     workers = max(1, min(s.n_jobs, len(members)))
     order = sorted(members, key=lambda r: -weights[r.number])
     kept_recs: list[TrialRecord] = []
@@ -533,23 +572,24 @@ def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
             prep = s._prep(style)
             preps[style] = (prep, prep.fit_transform(s.X, s.y))
 
-    def fit_member(rec: TrialRecord, first: bool) -> dict[str, Any]:
+    def fit_member(rec: TrialRecord) -> dict[str, Any]:
         family = by_name[rec.family]
         Xt = preps[rec.style][1]
+        # One thread per member, members in parallel (see _Search.fold_workers).
         ctx = FitContext(**{**s.ctx(rec.style).__dict__, "n_features": Xt.shape[1],
-                            "n_jobs": max(1, s.n_jobs // workers)})
+                            "n_jobs": 1})
         est = family.build(family.refit_params(dict(rec.params), rec.infos, ctx), ctx)
         y = np.log1p(s.y) if rec.target_transform == "log" else s.y
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            # The heaviest member always completes; the others stop at the deadline.
-            family.fit(est, Xt, y, ctx, deadline=None if first else clock.deadline)
+            # Boosted members stop at the deadline with the rounds they have.
+            family.fit(est, Xt, y, ctx, deadline=clock.deadline)
         return {"family": rec.family, "trial": rec.number, "style": rec.style,
                 "estimator": est, "weight": weights[rec.number],
                 "target_transform": rec.target_transform}
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        fitted = list(pool.map(fit_member, kept_recs, [i == 0 for i in range(len(kept_recs))]))
+        fitted = list(pool.map(fit_member, kept_recs))
     total = sum(m["weight"] for m in fitted)
     for m in fitted:
         m["weight"] = m["weight"] / total
