@@ -145,7 +145,9 @@ def main(argv: list[str] | None = None) -> None:  # python -m mlwright.datasets 
     elif out.suffix in (".jsonl", ".ndjson"):
         df.to_json(out, orient="records", lines=True, date_format="iso")
     else:
-        df.to_csv(out, index=False)
+        # RFC 4180 line endings: pandas then quotes every field holding a bare "\r" (a few
+        # tweets do), which readers would otherwise take for the end of a row.
+        df.to_csv(out, index=False, lineterminator="\r\n")
 
 
 if __name__ == "__main__":
