@@ -71,6 +71,10 @@ class ModelFamily(abc.ABC):
         """Whether the family is worth trying on this problem at all."""
         return True
 
+    def cost(self, ctx: FitContext) -> float:
+        """Expected cost relative to a default LightGBM fit on the same problem."""
+        return self.relative_cost
+
     def default_configs(self, ctx: FitContext) -> list[dict[str, Any]]:
         """Strong configurations to try before searching, as points of :meth:`suggest`."""
         return []

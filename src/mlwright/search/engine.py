@@ -32,7 +32,7 @@ from mlwright.data.kinds import ColumnKind, Task, infer_kinds
 from mlwright.exceptions import ConfigError, MlwrightError
 from mlwright.prep import build_preprocessor, plan_columns
 from mlwright.search._base import FitContext, FitInfo, ModelFamily, registered_families
-from mlwright.search.ensemble import Ensemble, full_proba, greedy_selection
+from mlwright.search.ensemble import Ensemble, full_proba, greedy_selection, predict_values
 from mlwright.search.metrics import Metric, get_metric
 from mlwright.search.validation import Splits, make_splits
 
@@ -42,6 +42,7 @@ log = get_logger(__name__)
 
 # Leave this share of the budget (at least 1 s) for ensembling and bookkeeping.
 _SAFETY = 0.03
+MAX_TRIAL_SHARE = 0.4
 
 
 @dataclass
@@ -209,11 +210,11 @@ class _Search:
         if done:
             per_fold = float(np.median([np.mean(r.fold_seconds) for r in done[-3:]]))
         else:
-            measured = [np.mean(r.fold_seconds) / get_family_cost(r.family, self.families)
+            measured = [np.mean(r.fold_seconds) / self._family(r.family).cost(self.ctx(r.style))
                         for r in self.records if r.fold_seconds]
             unit = float(np.median(measured)) if measured else 1e-6 * len(self.y) * max(
                 1, self.X.shape[1]) ** 0.5
-            per_fold = unit * family.relative_cost
+            per_fold = unit * family.cost(self.ctx(family.prep_style))
         prep = 0.0 if family.prep_style in self._folds else 1.5 * len(self.y) * 2e-5 * n_folds
         return per_fold * math.ceil(n_folds / self.fold_workers) + prep
 
@@ -279,7 +280,11 @@ class _Search:
             workers = self.fold_workers
             if workers > 1:
                 ctx = FitContext(**{**ctx.__dict__, "n_jobs": max(1, self.n_jobs // workers)})
-            trial_deadline = self.clock.deadline - self.refit_reserve()
+            # No single trial may take more than MAX_TRIAL_SHARE of the budget: boosted fits
+            # stop there with the rounds they have, so one slow family cannot starve the rest.
+            budget = self.clock.deadline - self.clock.start
+            trial_deadline = min(self.clock.deadline - self.refit_reserve(),
+                                 time.monotonic() + MAX_TRIAL_SHARE * budget)
             oof = (np.zeros((len(self.y), self.n_classes)) if self.task is not Task.REGRESSION
                    else np.zeros(len(self.y)))
             n_folds = self.splits.n_folds
@@ -332,6 +337,9 @@ class _Search:
             self.history.append((rec.finished_at, best))
         return rec
 
+    def _family(self, name: str) -> ModelFamily:
+        return next(f for f in self.families if f.name == name)
+
     def _covered(self, last_fold: int) -> np.ndarray:
         mask = np.zeros(len(self.y), dtype=bool)
         for _, va in self.splits.folds[: last_fold + 1]:
@@ -349,16 +357,9 @@ class _Search:
 
     def _predict(self, est: Any, X: Any, target_transform: str | None) -> np.ndarray:
         if self.task is Task.REGRESSION:
-            out = np.asarray(est.predict(X), dtype=float).ravel()
+            out = predict_values(est, X)
             return np.expm1(out) if target_transform == "log" else out
         return full_proba(est, X, self.n_classes)
-
-
-def get_family_cost(name: str, families: list[ModelFamily]) -> float:
-    for f in families:
-        if f.name == name:
-            return f.relative_cost
-    return 1.0
 
 
 def _portfolio(search: _Search) -> list[tuple[ModelFamily, dict[str, Any], str | None]]:
@@ -590,6 +591,8 @@ def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         fitted = list(pool.map(fit_member, kept_recs))
+    for member in fitted:
+        _single_threaded(member["estimator"])
     total = sum(m["weight"] for m in fitted)
     for m in fitted:
         m["weight"] = m["weight"] / total
@@ -597,6 +600,15 @@ def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
     model = Ensemble({k: v[0] for k, v in preps.items()}, fitted, s.task.value, classes,
                      feature_names)
     return model, kept
+
+
+def _single_threaded(estimator: Any) -> None:
+    """Predict with one thread: for the small batches a served model sees, starting threads
+    costs more than it saves (a forest with n_jobs=2 spends milliseconds per call on it)."""
+    params = estimator.get_params(deep=False)
+    for name in ("n_jobs", "thread_count"):
+        if name in params:
+            estimator.set_params(**{name: 1})
 
 
 def _choose_threshold(y: np.ndarray, proba: np.ndarray, how: str | float) -> float:
