@@ -23,7 +23,7 @@ __all__ = ["build_preprocessor"]
 
 
 def build_preprocessor(plan: PrepPlan, style: str = "tree", *, task: str = "binary",
-                       winsorize: bool = False, char_ngrams: bool = False,
+                       winsorize: bool = True, char_ngrams: bool = False,
                        text_max_features: int | None = None) -> TablePrep:
     """The unfitted preprocessing step for ``plan`` in the given ``style``."""
     return TablePrep(plan, style, task, winsorize=winsorize, char_ngrams=char_ngrams,

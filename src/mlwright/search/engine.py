@@ -60,6 +60,7 @@ class TrialRecord:
     infos: list[FitInfo] = field(default_factory=list)
     oof: np.ndarray | None = None
     covered: np.ndarray | None = None  # rows with an out-of-fold prediction ("partial")
+    estimator: Any = None  # the fitted model, kept in holdout mode (no refit there)
     error: str | None = None
     finished_at: float = 0.0
 
@@ -162,6 +163,7 @@ class _Search:
         self.records: list[TrialRecord] = []
         self.history: list[tuple[float, float]] = []
         self._folds: dict[str, list[tuple[Any, Any]]] = {}
+        self._fold_preps: dict[str, list[Any]] = {}
         self._prep_seconds: dict[str, float] = {}
         self._ctx: dict[str, FitContext] = {}
         self.log_target = task is Task.REGRESSION and _log_target_helps(y)
@@ -174,13 +176,15 @@ class _Search:
     def folds(self, style: str) -> list[tuple[Any, Any]]:
         if style not in self._folds:
             t0 = time.monotonic()
-            out = []
+            out, preps = [], []
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 for tr, va in self.splits.folds:
                     prep = self._prep(style)
                     Xtr = prep.fit_transform(self.X.iloc[tr], self.y[tr])
                     out.append((Xtr, prep.transform(self.X.iloc[va])))
+                    preps.append(prep)
+            self._fold_preps[style] = preps
             self._folds[style] = out
             self._prep_seconds[style] = (time.monotonic() - t0) / len(self.splits.folds)
             Xtr = out[0][0]
@@ -210,13 +214,27 @@ class _Search:
         if done:
             per_fold = float(np.median([np.mean(r.fold_seconds) for r in done[-3:]]))
         else:
-            measured = [np.mean(r.fold_seconds) / self._family(r.family).cost(self.ctx(r.style))
-                        for r in self.records if r.fold_seconds]
-            unit = float(np.median(measured)) if measured else 1e-6 * len(self.y) * max(
-                1, self.X.shape[1]) ** 0.5
+            # One "unit" = a default LightGBM fold. Measured on LightGBM when it has run;
+            # otherwise the most pessimistic of the other families' measurements (tiny
+            # linear folds would make every expensive family look affordable).
+            measured = {r.family: np.mean(r.fold_seconds) / self._family(r.family).cost(
+                self.ctx(r.style)) for r in self.records if r.fold_seconds}
+            if "lightgbm" in measured:
+                unit = float(measured["lightgbm"])
+            elif measured:
+                unit = float(max(measured.values()))
+            else:
+                unit = 1e-6 * len(self.y) * max(1, self.X.shape[1]) ** 0.5
             per_fold = unit * family.cost(self.ctx(family.prep_style))
         prep = 0.0 if family.prep_style in self._folds else 1.5 * len(self.y) * 2e-5 * n_folds
         return per_fold * math.ceil(n_folds / self.fold_workers) + prep
+
+    @property
+    def refits(self) -> bool:
+        """k-fold models are refit on all rows; holdout models are kept as they are: on the
+        large tables that get a holdout, 80% of the rows learn nearly as well as all of
+        them, and the time a refit would take goes to the search instead."""
+        return self.splits.kind != "holdout"
 
     def refit_grow(self) -> float:
         """How much longer a fit on all rows takes than one on a training fold."""
@@ -230,15 +248,18 @@ class _Search:
         The best three trials stand in for the members; their fits are packed into parallel
         lanes as ``_refit`` runs them, after the preprocessing of their styles.
         """
+        safety = max(1.0, _SAFETY * (self.clock.deadline - self.clock.start))
+        if not self.refits:
+            return safety
         done = sorted((r for r in self.records if r.status == "complete"), key=lambda r: r.loss)
         grow = self.refit_grow()
-        lanes = [0.0] * max(1, min(self.n_jobs, 3))
+        lanes = [0.0] * self.fold_workers
         styles: set[str] = set()
         for r in done[:3]:
             lanes[int(np.argmin(lanes))] += float(np.mean(r.fold_seconds)) * grow
             styles.add(r.style)
         prep = sum(self._prep_seconds.get(st, 0.0) * grow for st in styles)
-        return prep + max(lanes) + max(1.0, _SAFETY * (self.clock.deadline - self.clock.start))
+        return prep + max(lanes) + safety
 
     # ---- trials --------------------------------------------------------------------------------
     @property
@@ -250,7 +271,7 @@ class _Search:
 
     def _fit_fold(self, family: ModelFamily, params: dict[str, Any], ctx: FitContext,
                   j: int, target_transform: str | None, deadline: float
-                  ) -> tuple[np.ndarray, FitInfo]:
+                  ) -> tuple[np.ndarray, FitInfo, Any]:
         (tr, _va), (Xtr, Xva) = self.splits.folds[j], self._folds[family.prep_style][j]
         f0 = time.monotonic()
         ytr, yva = self.y[tr], self.y[_va]
@@ -261,8 +282,10 @@ class _Search:
             warnings.simplefilter("ignore")
             info = family.fit(est, Xtr, ytr, ctx, X_val=Xva, y_val=yva, deadline=deadline)
             pred = self._predict(est, Xva, target_transform)
+        if self.task is Task.REGRESSION:
+            pred = np.clip(pred, self.y[tr].min(), self.y[tr].max())
         info.seconds = time.monotonic() - f0
-        return pred, info
+        return pred, info, est
 
     def run_trial(self, number: int, family: ModelFamily, params: dict[str, Any],
                   target_transform: str | None, trial: Any) -> TrialRecord:
@@ -289,7 +312,7 @@ class _Search:
                    else np.zeros(len(self.y)))
             n_folds = self.splits.n_folds
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                pending: dict[int, Future[tuple[np.ndarray, FitInfo]]] = {}
+                pending: dict[int, Future[tuple[np.ndarray, FitInfo, Any]]] = {}
                 submitted = 0
                 rec.status = "complete"
                 for j in range(n_folds):
@@ -299,7 +322,9 @@ class _Search:
                                                          trial_deadline)
                         submitted += 1
                     # Folds are read in order, so pruning decisions do not depend on timing.
-                    pred, info = pending.pop(j).result()
+                    pred, info, est = pending.pop(j).result()
+                    if not self.refits:
+                        rec.estimator = est
                     va = self.splits.folds[j][1]
                     rec.infos.append(info)
                     rec.fold_seconds.append(info.seconds)
@@ -471,9 +496,14 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
     fold_losses = [metric_obj.loss(y_enc[va], oof[va]) for _, va in splits.folds]
     cv_loss = metric_obj.loss(y_enc[s.mask], oof[s.mask])
 
-    # ---- refit on all rows ---------------------------------------------------------------------
+    # ---- refit on all rows (k-fold), or keep the holdout models ---------------------------------
     t0 = time.monotonic()
-    model, weights = _refit(s, members_rec, weights, classes, list(X.columns), clock)
+    if s.refits:
+        model, weights = _refit(s, members_rec, weights, classes, list(X.columns), clock)
+    else:
+        model = _holdout_ensemble(s, members_rec, weights, classes, list(X.columns))
+    for r in s.records:
+        r.estimator = None  # only the ensemble keeps models
     timings["refit"] = time.monotonic() - t0
     if threshold is not None and task is Task.BINARY:
         model.threshold = _choose_threshold(y_enc[s.mask], oof[s.mask], threshold)
@@ -553,7 +583,9 @@ def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
 
     by_name = {f.name: f for f in s.families}
     grow = s.refit_grow()
-    workers = max(1, min(s.n_jobs, len(members)))
+    # The same threads per fit as the search measured with, so its reserve holds.
+    workers = s.fold_workers
+    threads = max(1, s.n_jobs // workers)
     order = sorted(members, key=lambda r: -weights[r.number])
     kept_recs: list[TrialRecord] = []
     lanes = [0.0] * workers  # expected busy seconds per worker thread
@@ -576,18 +608,21 @@ def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
     def fit_member(rec: TrialRecord) -> dict[str, Any]:
         family = by_name[rec.family]
         Xt = preps[rec.style][1]
-        # One thread per member, members in parallel (see _Search.fold_workers).
         ctx = FitContext(**{**s.ctx(rec.style).__dict__, "n_features": Xt.shape[1],
-                            "n_jobs": 1})
+                            "n_jobs": threads})
         est = family.build(family.refit_params(dict(rec.params), rec.infos, ctx), ctx)
         y = np.log1p(s.y) if rec.target_transform == "log" else s.y
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # Boosted members stop at the deadline with the rounds they have.
             family.fit(est, Xt, y, ctx, deadline=clock.deadline)
-        return {"family": rec.family, "trial": rec.number, "style": rec.style,
-                "estimator": est, "weight": weights[rec.number],
-                "target_transform": rec.target_transform}
+        member = {"family": rec.family, "trial": rec.number, "style": rec.style,
+                  "estimator": est, "weight": weights[rec.number],
+                  "target_transform": rec.target_transform}
+        if s.task is Task.REGRESSION:
+            # Linear members extrapolate; on the log scale a wild guess becomes a huge one.
+            member["clip"] = (float(s.y.min()), float(s.y.max()))
+        return member
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         fitted = list(pool.map(fit_member, kept_recs))
@@ -600,6 +635,22 @@ def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
     model = Ensemble({k: v[0] for k, v in preps.items()}, fitted, s.task.value, classes,
                      feature_names)
     return model, kept
+
+
+def _holdout_ensemble(s: _Search, members: list[TrialRecord], weights: dict[int, float],
+                      classes: list[Any] | None, feature_names: list[str]) -> Ensemble:
+    fitted = []
+    for rec in members:
+        member = {"family": rec.family, "trial": rec.number, "style": rec.style,
+                  "estimator": rec.estimator, "weight": weights[rec.number],
+                  "target_transform": rec.target_transform}
+        if s.task is Task.REGRESSION:
+            tr = s.splits.folds[0][0]
+            member["clip"] = (float(s.y[tr].min()), float(s.y[tr].max()))
+        _single_threaded(rec.estimator)
+        fitted.append(member)
+    preps = {rec.style: s._fold_preps[rec.style][0] for rec in members}
+    return Ensemble(preps, fitted, s.task.value, classes, feature_names)
 
 
 def _single_threaded(estimator: Any) -> None:

@@ -158,6 +158,7 @@ def _member_predict(member: dict[str, Any], Xt: Any, task: str,
     est = member["estimator"]
     if task == Task.REGRESSION.value:
         out = predict_values(est, Xt)
-        return np.expm1(out) if member.get("target_transform") == "log" else out
+        out = np.expm1(out) if member.get("target_transform") == "log" else out
+        return np.clip(out, *member["clip"]) if "clip" in member else out
     assert classes is not None
     return full_proba(est, Xt, len(classes))

@@ -246,9 +246,11 @@ class CatBoostFamily(ModelFamily):
         return not ctx.sparse  # TF-IDF matrices would be densified
 
     def cost(self, ctx: FitContext) -> float:
-        # MultiClass boosting grows one set of leaf values per class on symmetric trees:
-        # measured 12x a LightGBM trial on hpc_jobs (4 classes), against about 4x for binary.
-        return self.relative_cost * (ctx.n_classes if ctx.task is Task.MULTICLASS else 1)
+        # MultiClass boosting grows one set of leaf values per class on symmetric trees
+        # (12x a LightGBM trial on hpc_jobs, 4 classes), and every categorical column adds
+        # target statistics to compute (ames_housing, 39 of them: over 24 s for one trial).
+        per_class = ctx.n_classes if ctx.task is Task.MULTICLASS else 1
+        return self.relative_cost * per_class * (1.0 + ctx.n_ordinal / 10.0)
 
     def default_configs(self, ctx: FitContext) -> list[dict[str, Any]]:
         p = "catboost__"

@@ -17,8 +17,9 @@ class LinearFamily(ModelFamily):
     priority = 10
 
     def default_configs(self, ctx: FitContext) -> list[dict[str, Any]]:
-        key = "linear__alpha" if ctx.task is Task.REGRESSION else "linear__C"
-        return [{key: 1.0}]
+        if ctx.task is Task.REGRESSION:
+            return [{"linear__alpha": 10.0}]
+        return [{"linear__C": 1.0}]
 
     def suggest(self, trial: Any, ctx: FitContext) -> dict[str, Any]:
         if ctx.task is Task.REGRESSION:
