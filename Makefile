@@ -43,16 +43,20 @@ quickstart: $(VENV)/.installed-suite
 	$(BIN)/mlwright contract data/telco_churn.csv --target churn --output reports/contract.json
 	$(BIN)/mlwright validate data/telco_churn.csv --contract reports/contract.json
 	$(BIN)/mlwright fingerprint data/telco_churn.csv
+	$(BIN)/mlwright train data/telco_churn.csv --target churn --budget 30 --out runs/telco
 
 test: $(VENV)/.installed-dev browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# AutoML against peers: pass FLAML=/path/to/venv/bin/python AUTOGLUON=/path/to/venv/bin/python
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/profile.py
+	$(BIN)/python benchmarks/automl.py --budget 60 $(if $(FLAML),--flaml $(FLAML)) $(if $(AUTOGLUON),--autogluon $(AUTOGLUON))
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) reports data .pytest_cache
+	rm -rf $(VENV) reports data runs .pytest_cache
