@@ -125,11 +125,32 @@ def _lightgbm_booster(estimator: Any) -> Any:
     return None
 
 
+def _forest_mean(estimator: Any, X: Any) -> np.ndarray | None:
+    """The mean of a scikit-learn forest's trees, read straight from the fitted trees.
+
+    ``predict_proba`` / ``predict`` dispatch every tree through joblib and re-validate the
+    input: 26 ms for one row with 150 trees, against 2.6 ms for this loop (the same
+    values; leaves store class fractions since scikit-learn 1.4).
+    """
+    if not (type(estimator).__module__.startswith("sklearn.ensemble")
+            and hasattr(estimator, "estimators_") and getattr(estimator, "n_outputs_", 2) == 1):
+        return None
+    if not hasattr(estimator.estimators_[0], "tree_"):
+        return None
+    X32 = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
+    total = sum(tree.tree_.predict(X32) for tree in estimator.estimators_)
+    return np.asarray(total, dtype=float).reshape(len(X32), -1) / len(estimator.estimators_)
+
+
 def predict_values(estimator: Any, X: Any) -> np.ndarray:
-    """Regression predictions; LightGBM goes straight to its booster (see full_proba)."""
+    """Regression predictions, without the wrappers' per-call overhead where it is large
+    (see :func:`full_proba`)."""
     booster = _lightgbm_booster(estimator)
     if booster is not None:
         return np.asarray(booster.predict(X, num_threads=1), dtype=float).ravel()
+    forest = _forest_mean(estimator, X)
+    if forest is not None:
+        return forest.ravel()
     return np.asarray(estimator.predict(X), dtype=float).ravel()
 
 
@@ -140,9 +161,12 @@ def full_proba(estimator: Any, X: Any, n_classes: int) -> np.ndarray:
     one row); its booster answers the same in about 0.1 ms, which matters when serving.
     """
     booster = _lightgbm_booster(estimator)
+    forest = None if booster is not None else _forest_mean(estimator, X)
     if booster is not None:
         raw = np.asarray(booster.predict(X, num_threads=1), dtype=float)
         proba = raw if raw.ndim == 2 else np.column_stack([1.0 - raw, raw])
+    elif forest is not None:
+        proba = forest
     else:
         proba = np.asarray(estimator.predict_proba(X), dtype=float)
     seen = np.asarray(getattr(estimator, "classes_", np.arange(proba.shape[1]))).astype(int)
