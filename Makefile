@@ -51,7 +51,7 @@ test: $(VENV)/.installed-dev browser
 # AutoML against peers: pass FLAML=/path/to/venv/bin/python AUTOGLUON=/path/to/venv/bin/python
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/ingest.py
-	$(BIN)/python benchmarks/profile.py
+	$(BIN)/python benchmarks/profiling.py
 	$(BIN)/python benchmarks/automl.py --budget 60 $(if $(FLAML),--flaml $(FLAML)) $(if $(AUTOGLUON),--autogluon $(AUTOGLUON))
 
 lint: $(VENV)/.installed-dev

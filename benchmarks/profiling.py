@@ -1,7 +1,7 @@
 """Profile speed: ``mlwright profile`` end to end on the suite tables, and a 1M-row table.
 
-    python benchmarks/profile.py                 # all suite tables + 1,000,000 x 20
-    python benchmarks/profile.py --rows 200000   # a smaller synthetic table
+    python benchmarks/profiling.py                 # all suite tables + 1,000,000 x 20
+    python benchmarks/profiling.py --rows 200000   # a smaller synthetic table
 
 Each suite table is exported to CSV as the quickstart does (MplsStops with vehicleSearch
 kept), then ``mlwright profile FILE --target T`` runs in a fresh process: the wall time
