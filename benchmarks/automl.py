@@ -33,9 +33,10 @@ HERE = Path(__file__).resolve().parent
 METRIC = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
 
 
-def prepare(name: str, folder: Path) -> dict:
+def prepare(name: str, folder: Path, drop: tuple[str, ...] = ()) -> dict:
     spec = SUITE[name]
     df = load_suite(name)
+    df = df.drop(columns=[c for c in drop if c in df.columns])
     strat = df[spec.target] if spec.task != "regression" else None
     train, test = train_test_split(df, test_size=0.25, random_state=0, stratify=strat)
     folder.mkdir(parents=True, exist_ok=True)
@@ -124,6 +125,9 @@ def main() -> None:
     parser.add_argument("--autogluon", help="python of a virtual environment with autogluon")
     parser.add_argument("--systems", help="comma-separated subset of systems to run")
     parser.add_argument("--out", default=str(HERE / "results"))
+    parser.add_argument("--drop", action="append", default=[],
+                        help="drop this column where present (an ablation, e.g. --drop text)")
+    parser.add_argument("--tag", default="", help="suffix of the result files")
     parser.add_argument("--merge", help="an earlier results JSON: its datasets that this run "
                         "does not repeat are kept in the table")
     args = parser.parse_args()
@@ -140,7 +144,7 @@ def main() -> None:
     cache = Path(tempfile.mkdtemp(prefix="mlwright-bench-"))
     metas, results = {}, []
     for name in args.datasets.split(","):
-        metas[name] = prepare(name, cache / name)
+        metas[name] = prepare(name, cache / name, tuple(args.drop))
         for system, python in systems:  # one system at a time: the machine has 2 cores
             r = run_system(python, system, cache / name, args.budget)
             r.setdefault("dataset", name)
@@ -162,7 +166,7 @@ def main() -> None:
     print("\n" + table)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"automl-{args.budget:g}s"
+    stem = f"automl-{args.budget:g}s{args.tag}"
     (out / f"{stem}.json").write_text(json.dumps({"budget": args.budget, "metas": metas,
                                                   "results": results}, indent=2, default=str))
     (out / f"{stem}.md").write_text(table + "\n")
