@@ -29,6 +29,13 @@ def _to_datetime(col: pd.Series) -> pd.Series:
     return col
 
 
+def _utc_values(col: pd.Series) -> np.ndarray:
+    """Naive UTC datetime64[ns] values; zone-aware columns convert without pandas' .dt."""
+    if pd.api.types.is_datetime64_any_dtype(col.dtype):
+        return col.to_numpy(dtype="datetime64[ns]")  # aware values come out in UTC
+    return _to_datetime(col).to_numpy(dtype="datetime64[ns]")
+
+
 class DatetimeFeatures(TransformerMixin, BaseEstimator):
     """Expand datetime columns into year, month, day, day of week, hour and elapsed days.
 
@@ -57,7 +64,7 @@ class DatetimeFeatures(TransformerMixin, BaseEstimator):
         blocks = []
         for name, parts in self.parts_.items():
             # numpy calendar arithmetic: a fraction of the cost of pandas' .dt accessors.
-            values = _to_datetime(X[name]).to_numpy(dtype="datetime64[ns]")
+            values = _utc_values(X[name])
             missing = np.isnat(values)
             days = values.astype("datetime64[D]")
             months = values.astype("datetime64[M]")
