@@ -97,6 +97,7 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
 
     started_at = monotonic()
     df = data if isinstance(data, pd.DataFrame) else load(data, **load_options)
+    df = df.rename(columns=str)  # load() gives string names; a DataFrame may not
     resolved_task = check_target(df, target, task)
     for role, col in (("groups column", groups), ("time column", time)):
         if col is not None and col not in df.columns:

@@ -97,3 +97,25 @@ def test_sklearn_estimators_follow_the_contract(telco):
     reg = mw.AutoRegressor(time_budget=60, n_trials=2, families=["lightgbm"]).fit(
         df.drop(columns="price"), df["price"])
     assert reg.score(df.drop(columns="price"), df["price"]) > 0.8  # R^2 in sample
+
+
+def test_awkward_but_valid_tables_train(telco):
+    # A class rarer than the CV folds, integer column names and infinite values: tables
+    # users do have; each used to stop the search.
+    df = load_suite("hpc_jobs", nrows=600)
+    df.loc[:2, "class"] = "XL"
+    result = mw.train(df, target="class", n_trials=2, **_fast())
+    assert "XL" in result.model.classes_
+    assert result.predict_proba(df.head(3)).shape == (3, 5)
+
+    X = telco.drop(columns="churn").rename(columns=dict(
+        zip(telco.columns.drop("churn"), range(telco.shape[1] - 1), strict=True)))
+    clf = mw.AutoClassifier(time_budget=120, n_trials=2, families=["linear"]).fit(
+        X, telco["churn"])
+    assert set(clf.predict(X.head(5))) <= {"Yes", "No"}
+
+    inf = telco.assign(monthly_charges=telco["monthly_charges"].astype(float))
+    inf.loc[::7, "monthly_charges"] = np.inf
+    inf.loc[1::11, "monthly_charges"] = -np.inf
+    result = mw.train(inf, target="churn", n_trials=2, **_fast())
+    assert set(result.leaderboard["status"]) == {"complete"}

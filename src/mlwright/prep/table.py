@@ -134,6 +134,9 @@ class TablePrep(TransformerMixin, BaseEstimator):
         if plan.numeric:
             num = np.column_stack([_numbers(X[c]) for c in plan.numeric])
             if linear:
+                # ±inf would poison the scaler: a linear model sees it as missing (the
+                # indicator column keeps that it was there); trees split on it as it is.
+                num = np.where(np.isfinite(num), num, np.nan)
                 lo, hi = (np.nanquantile(num, [0.005, 0.995], axis=0) if self.winsorize
                           else (np.full(num.shape[1], -np.inf), np.full(num.shape[1], np.inf)))
                 lo, hi = np.nan_to_num(lo, nan=-np.inf), np.nan_to_num(hi, nan=np.inf)
@@ -264,6 +267,7 @@ class TablePrep(TransformerMixin, BaseEstimator):
         if plan.numeric:
             num = _number_block(X, plan.numeric)
             if linear:
+                num = np.where(np.isfinite(num), num, np.nan)
                 s = self.num_stats_
                 missing = np.isnan(num)
                 filled = np.where(missing, s["median"], np.clip(num, s["lo"], s["hi"]))

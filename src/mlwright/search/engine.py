@@ -431,13 +431,16 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
     task = check_target(frame, "__target__", task)
     mask = y.notna().to_numpy()
     X, y = X.loc[mask].reset_index(drop=True), y.loc[mask].reset_index(drop=True)
+    X = X.rename(columns=str)  # prep looks columns up by name; 0 and "0" must agree
     kinds = dict(kinds) if kinds is not None else infer_kinds(X)
     kinds = {c: ColumnKind(kinds.get(c, ColumnKind.NUMERIC)) for c in X.columns}
     y_enc, classes = _encode_target(y, task)
     n_classes = len(classes) if classes else 0
     metric_obj = get_metric(metric, task)
     n_jobs = (os.cpu_count() or 1) if n_jobs in (-1, None) else int(n_jobs)
-    splits = make_splits(y_enc, task, cv=cv, groups=groups, time=time_column, seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # rare classes: see make_splits
+        splits = make_splits(y_enc, task, cv=cv, groups=groups, time=time_column, seed=seed)
 
     available = registered_families()
     names = families or list(available)

@@ -80,6 +80,8 @@ class Ensemble(BaseEstimator):
                 f"Expected a pandas DataFrame (or a dict / list of dicts) with the columns "
                 f"{self.feature_names}, got {type(X).__name__}."
             )
+        if not all(isinstance(c, str) for c in X.columns):
+            X = X.rename(columns=str)  # trained on string names (see run_search)
         missing = [c for c in self.feature_names if c not in X.columns]
         if missing:
             raise ColumnNotFoundError(missing[0], X.columns, role="feature column")

@@ -67,21 +67,24 @@ def make_splits(y: np.ndarray, task: Task, *, cv: int | str = "auto",
         splitter = (StratifiedGroupKFold(k, shuffle=True, random_state=seed) if stratify
                     else GroupKFold(k))
         return Splits(list(splitter.split(np.zeros(n), y, groups)), "group")
+    min_class = int(np.bincount(y).min()) if stratify else n
     if cv == "holdout" or (cv == "auto" and n > AUTO_KFOLD_MAX_ROWS):
         idx = np.arange(n)
+        # A class with a single row cannot be split; the others are still stratified upon.
         tr, va = train_test_split(idx, test_size=0.2, random_state=seed,
-                                  stratify=y if stratify else None)
+                                  stratify=y if stratify and min_class >= 2 else None)
         return Splits([(np.sort(tr), np.sort(va))], "holdout")
     k = 5 if cv == "auto" else int(cv)
     if k < 2:
         raise ConfigError(f"cv must be at least 2 folds, 'holdout' or 'auto'; got {cv!r}.")
     if stratify:
-        min_class = int(np.bincount(y).min())
-        if min_class < k:
+        if int(np.bincount(y).max()) < k:
             raise ConfigError(
-                f"The rarest class has only {min_class} rows, fewer than the {k} CV folds. "
-                f"Use fewer folds (cv={max(2, min_class)}) or collect more rows of that class."
+                f"Every class has fewer rows than the {k} CV folds. Use fewer folds "
+                f"(cv=2) or collect more rows."
             )
+        # Classes rarer than k rows are simply absent from some folds (their probability
+        # columns are then zero there); the common classes stay stratified.
         splitter = StratifiedKFold(k, shuffle=True, random_state=seed)
     else:
         splitter = KFold(k, shuffle=True, random_state=seed)
