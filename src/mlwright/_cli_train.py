@@ -41,15 +41,6 @@ def _board_table(board: Any, metric: str, limit: int = 10) -> Table:
     return table
 
 
-def _live_board(search: Any, metric_name: str) -> Any:
-    from mlwright.search.engine import SearchResult
-
-    # A SearchResult-like view over the records so far, for SearchResult.leaderboard().
-    view = SearchResult.__new__(SearchResult)
-    view.trials, view.metric, view.weights = list(search.records), search.metric, {}
-    return view.leaderboard()
-
-
 @app.command()
 def train(
     data: DataArg,
@@ -127,7 +118,9 @@ def train(
             worker.join(0.25)
             progress.update(bar, completed=min(budget, time.monotonic() - started))
             if state["search"] is not None:
-                board = _live_board(state["search"], state["search"].metric.name)
+                from mlwright.search.engine import leaderboard
+
+                board = leaderboard(list(state["search"].records), state["search"].metric)
                 if not board.empty:
                     live.update(Group(progress, _board_table(board,
                                                              state["search"].metric.name)))

@@ -36,7 +36,7 @@ from mlwright.search.ensemble import Ensemble, full_proba, greedy_selection, pre
 from mlwright.search.metrics import Metric, get_metric
 from mlwright.search.validation import Splits, make_splits
 
-__all__ = ["SearchResult", "TrialRecord", "run_search"]
+__all__ = ["SearchResult", "TrialRecord", "leaderboard", "run_search"]
 
 log = get_logger(__name__)
 
@@ -92,27 +92,33 @@ class SearchResult:
         return [self.metric.to_score(v) for v in self.fold_losses]
 
     def leaderboard(self) -> pd.DataFrame:
-        rows = []
-        for t in self.trials:
-            if t.status == "skipped":
-                continue
-            scores = [self.metric.to_score(v) for v in t.fold_losses]
-            rows.append({
-                "trial": t.number, "family": t.family, "status": t.status,
-                self.metric.name: self.metric.to_score(t.loss) if math.isfinite(t.loss)
-                else np.nan,
-                "std": float(np.std(scores)) if len(scores) > 1 else np.nan,
-                "seconds": round(t.seconds, 2),
-                "weight": round(self.weights.get(t.number, 0.0), 3),
-                "target": t.target_transform or "",
-                "params": _short_params(t.params),
-            })
-        board = pd.DataFrame(rows)
-        if board.empty:
-            return board
-        board = board.sort_values(self.metric.name, ascending=not self.metric.greater_is_better,
-                                  na_position="last", kind="stable")
-        return board.reset_index(drop=True)
+        return leaderboard(self.trials, self.metric, self.weights)
+
+
+def leaderboard(trials: list[TrialRecord], metric: Metric,
+                weights: dict[int, float] | None = None) -> pd.DataFrame:
+    """One row per trial that ran, best first, in the metric's own units."""
+    weights = weights or {}
+    rows = []
+    for t in trials:
+        if t.status == "skipped":
+            continue
+        scores = [metric.to_score(v) for v in t.fold_losses]
+        rows.append({
+            "trial": t.number, "family": t.family, "status": t.status,
+            metric.name: metric.to_score(t.loss) if math.isfinite(t.loss) else np.nan,
+            "std": float(np.std(scores)) if len(scores) > 1 else np.nan,
+            "seconds": round(t.seconds, 2),
+            "weight": round(weights.get(t.number, 0.0), 3),
+            "target": t.target_transform or "",
+            "params": _short_params(t.params),
+        })
+    board = pd.DataFrame(rows)
+    if board.empty:
+        return board
+    board = board.sort_values(metric.name, ascending=not metric.greater_is_better,
+                              na_position="last", kind="stable")
+    return board.reset_index(drop=True)
 
 
 def _short_params(params: dict[str, Any]) -> str:
