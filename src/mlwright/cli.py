@@ -150,4 +150,12 @@ def main() -> None:
 
 
 # Commands that live with their stage, registered on import (keeps this module thin).
-from mlwright import _cli_data, _cli_train  # noqa: E402, F401
+from mlwright import (  # noqa: E402, F401
+    _cli_data,
+    _cli_loop,
+    _cli_models,
+    _cli_monitor,
+    _cli_report,
+    _cli_serve,
+    _cli_train,
+)

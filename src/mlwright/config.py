@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mlwright.exceptions import ConfigError
 
-__all__ = ["DataConfig", "ProjectConfig", "StoreConfig", "TrainConfig", "load_config",
-           "render_config"]
+__all__ = ["DataConfig", "EvaluateConfig", "LoopConfig", "MonitorConfig", "ProjectConfig",
+           "ServeConfig", "StoreConfig", "TrainConfig", "load_config", "render_config"]
 
 CONFIG_FILE = "mlwright.toml"
 
@@ -37,7 +37,11 @@ class TrainConfig(_Section):
 
 class StoreConfig(_Section):
     root: Path = Field(Path(".mlwright"), description="the project's store folder")
-    tracking_uri: str | None = Field(None, description="MLflow URI; default sqlite in root")
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI; default: MLFLOW_TRACKING_URI, else sqlite in root")
+    database: str | None = Field(
+        None, description="SQLAlchemy URL of the prediction log, feedback, events and audit "
+        "tables; default: sqlite in root")
 
     @field_validator("root")
     @classmethod
@@ -46,12 +50,88 @@ class StoreConfig(_Section):
             raise ValueError("store.root must be a folder path")
         return v
 
+    def resolved_tracking_uri(self) -> str:
+        """The config's URI, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///ROOT/mlflow.db``."""
+        import os
+
+        if self.tracking_uri:
+            return self.tracking_uri
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            return os.environ["MLFLOW_TRACKING_URI"]
+        return f"sqlite:///{(self.root / 'mlflow.db').resolve().as_posix()}"
+
+    def artifact_location(self) -> str:
+        """Where MLflow keeps artifacts for a local sqlite store."""
+        return (self.root / "artifacts").resolve().as_uri()
+
+    def database_url(self) -> str:
+        return self.database or f"sqlite:///{(self.root / 'mlwright.db').resolve().as_posix()}"
+
+
+class EvaluateConfig(_Section):
+    test: str | None = Field(None, description="a held-out test table to score the model on")
+    sensitive: list[str] = Field(default_factory=list,
+                                 description="columns to report fairness slices for")
+    fairness_threshold: float = Field(
+        0.8, gt=0, le=1, description="flag a disparity ratio below this (the 4/5 rule)")
+    bootstrap: int = Field(1000, ge=100, description="bootstrap resamples for 95% intervals")
+
+
+class ServeConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, description="uvicorn worker processes")
+    max_batch: int = Field(64, ge=1, description="rows gathered into one model call")
+    max_wait_ms: float = Field(2.0, ge=0, description="longest wait to fill a micro-batch")
+    max_body_mb: float = Field(10.0, gt=0, description="larger request bodies get 413")
+    require_api_key: bool | None = Field(
+        None, description="default: required whenever host is not loopback")
+    cors_origins: list[str] = Field(default_factory=list, description="CORS is off when empty")
+    challenger_share: float = Field(
+        0.0, ge=0, le=1, description="A/B: share of requests the challenger answers")
+    shadow: bool = Field(False, description="the challenger predicts on every request, logged")
+    sticky_key: str | None = Field(
+        None, description="record field or header that keeps a caller on one A/B arm")
+
+
+class MonitorConfig(_Section):
+    window: str = Field("5000", description="a row count (5000) or a duration (1d, 6h)")
+    drift_share: float = Field(0.5, gt=0, le=1,
+                               description="dataset drift when this share of features drift")
+    p_value: float = Field(0.05, gt=0, lt=1, description="threshold of the statistical tests")
+    psi_threshold: float = Field(0.2, gt=0, description="PSI above this is drift")
+    webhook: str | None = Field(None, description="URL that alerts are POSTed to")
+    min_performance: float | None = Field(
+        None, description="alert when the live metric falls below this")
+    max_error_rate: float = Field(0.05, ge=0, le=1, description="alert above this error rate")
+
+
+class LoopConfig(_Section):
+    triggers: list[str] = Field(
+        default_factory=lambda: ["drift", "performance"],
+        description="drift, performance, schedule, new_data, webhook")
+    schedule: str | None = Field(None, description="retrain every interval, e.g. 7d or 12h")
+    new_data: str | None = Field(None, description="file glob or SQL table watched for rows")
+    data_window: str = Field("all", description="all, last:N rows, days:N, or reference+recent")
+    margin: float = Field(0.0, ge=0, description="promote only when better by this much")
+    guarded_slices: list[str] = Field(
+        default_factory=list, description="columns whose slices must not get worse")
+    min_feedback: int = Field(200, ge=1, description="labelled rows needed to compare")
+    on_refuse: Literal["shadow", "discard"] = "shadow"
+    rollback_window: int = Field(
+        500, ge=1, description="labelled rows after promotion that decide a rollback")
+    time_budget: float | None = Field(None, gt=0, description="retrain budget (default train's)")
+
 
 class ProjectConfig(_Section):
     name: str = Field(description="project name; also the registered model's name")
     data: DataConfig
     train: TrainConfig = TrainConfig()
     store: StoreConfig = StoreConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    serve: ServeConfig = ServeConfig()
+    monitor: MonitorConfig = MonitorConfig()
+    loop: LoopConfig = LoopConfig()
 
 
 def load_config(path: str | Path = CONFIG_FILE) -> ProjectConfig:
@@ -82,6 +162,10 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Path):
+        value = value.as_posix()
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -96,7 +180,7 @@ def render_config(config: ProjectConfig) -> str:
         f"name = {_toml_value(config.name)}",
         "",
     ]
-    for section in ("data", "train", "store"):
+    for section in ("data", "train", "store", "evaluate", "serve", "monitor", "loop"):
         model = getattr(config, section)
         lines.append(f"[{section}]")
         for field_name, field in type(model).model_fields.items():

@@ -16,8 +16,13 @@ __all__ = [
     "ContractError",
     "DataSourceError",
     "EmptyDataError",
+    "IntegrityError",
+    "LoopError",
     "MissingDependencyError",
     "MlwrightError",
+    "MonitorError",
+    "RegistryError",
+    "ServingError",
     "TargetError",
 ]
 
@@ -81,3 +86,23 @@ class MissingDependencyError(MlwrightError, ImportError):
             f"{feature} needs the package {package!r}, which is not installed. "
             f"Install it with: {install}"
         )
+
+
+class RegistryError(MlwrightError):
+    """A model, version or alias that the registry does not have, or cannot trust."""
+
+
+class IntegrityError(RegistryError):
+    """An artifact whose hash does not match the one recorded when it was registered."""
+
+
+class ServingError(MlwrightError):
+    """A server that cannot start as configured (no model, a port in use, no API key)."""
+
+
+class MonitorError(MlwrightError):
+    """A monitoring window or reference that cannot be computed (no predictions, ...)."""
+
+
+class LoopError(MlwrightError):
+    """A retraining, comparison or promotion step that cannot be carried out."""

@@ -1,0 +1,1 @@
+"""``mlwright retrain`` and ``mlwright run``: the closed loop (issue 8)."""

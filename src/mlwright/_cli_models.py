@@ -1,0 +1,1 @@
+"""``mlwright models`` and ``mlwright reproduce``: the MLflow-backed registry (issue 5)."""

@@ -1,0 +1,1 @@
+"""``mlwright monitor``: drift, data quality and live performance (issue 7)."""

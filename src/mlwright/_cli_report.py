@@ -1,0 +1,1 @@
+"""``mlwright report``: rebuild a run's HTML report and model card (issue 4)."""

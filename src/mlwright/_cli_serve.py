@@ -1,0 +1,1 @@
+"""``mlwright serve`` and ``mlwright keys``: the REST API (issue 6)."""
