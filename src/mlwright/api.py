@@ -44,8 +44,8 @@ class TrainResult:
         return self.model.predict_proba(X)
 
     def save(self, folder: str | Path) -> Path:
-        """Write model.joblib, leaderboard.csv, oof.parquet, metrics.json (and the
-        contract) into ``folder``."""
+        """Write model.joblib, leaderboard.csv, oof.parquet, metrics.json, contract.json and
+        manifest.json (their sha256 hashes) into ``folder``."""
         import json
 
         import joblib
@@ -61,6 +61,9 @@ class TrainResult:
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
         if self.contract is not None and hasattr(self.contract, "save"):
             self.contract.save(folder / "contract.json")
+        from mlwright.registry.model import write_manifest
+
+        write_manifest(folder)  # last: sha256 of every file, checked before unpickling
         return folder
 
 

@@ -1,0 +1,87 @@
+"""Tables of the prediction log and of label feedback (SQLAlchemy Core, any database URL).
+
+The server writes them (asynchronously, in batches); ``monitor/`` and ``loop/`` read them.
+One row per *record* scored, so a 100-row request writes 100 rows sharing its request id.
+JSON columns hold text (portable across SQLite and PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+
+__all__ = ["feedback", "metadata", "open_database", "predictions"]
+
+metadata = MetaData()
+
+predictions = Table(
+    "predictions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False),
+    Column("row", Integer, nullable=False),          # index of the record in its request
+    Column("ts", Float, nullable=False),             # unix seconds, when the request arrived
+    Column("model", String(200), nullable=False),    # registered model name
+    Column("version", String(64), nullable=False),   # model version that answered (or shadowed)
+    Column("role", String(16), nullable=False),      # champion | challenger | shadow
+    Column("key", String(200)),                      # the caller's own id, for feedback joins
+    Column("inputs", Text, nullable=False),          # JSON object: the record as validated
+    Column("prediction", Text),                      # JSON scalar: label or value
+    Column("proba", Text),                           # JSON list, in the model's class order
+    Column("latency_ms", Float),
+    Column("status", Integer, nullable=False),       # HTTP status of the record (200, 422)
+    Column("violations", Text),                      # JSON list of contract violations
+)
+Index("ix_predictions_ts", predictions.c.ts)
+Index("ix_predictions_request", predictions.c.request_id, predictions.c.row)
+Index("ix_predictions_key", predictions.c.key)
+
+feedback = Table(
+    "feedback", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(64)),
+    Column("row", Integer),
+    Column("key", String(200)),
+    Column("label", Text, nullable=False),           # JSON scalar: the true label or value
+    Column("ts", Float, nullable=False),
+)
+Index("ix_feedback_request", feedback.c.request_id, feedback.c.row)
+Index("ix_feedback_key", feedback.c.key)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+    # WAL lets the monitor read while the server writes; a busy timeout instead of
+    # "database is locked" when two processes write at once.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def open_database(url: str, *, create: bool = True) -> Engine:
+    """An engine for ``url`` with the log tables created (SQLite gets WAL and a busy timeout)."""
+    if url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    if create:
+        metadata.create_all(engine)
+    return engine
