@@ -100,6 +100,18 @@ class MonitorConfig(_Section):
                                description="dataset drift when this share of features drift")
     p_value: float = Field(0.05, gt=0, lt=1, description="threshold of the statistical tests")
     psi_threshold: float = Field(0.2, gt=0, description="PSI above this is drift")
+    numeric_detector: str = Field(
+        "auto", description="auto (ks on small windows, wasserstein on large), ks, "
+        "wasserstein or psi")
+    categorical_detector: str = Field(
+        "auto", description="auto (chisquare on small windows, jensenshannon on large), "
+        "chisquare, jensenshannon or psi")
+    small_window: int = Field(
+        1000, ge=1, description="windows up to this many rows use statistical tests")
+    distance_threshold: float = Field(
+        0.1, gt=0, description="normed Wasserstein and Jensen-Shannon above this is drift")
+    correction: Literal["holm", "bonferroni", "none"] = Field(
+        "holm", description="multiple-comparison correction of a window's p-values")
     webhook: str | None = Field(None, description="URL that alerts are POSTed to")
     min_performance: float | None = Field(
         None, description="alert when the live metric falls below this")
@@ -121,6 +133,22 @@ class LoopConfig(_Section):
     rollback_window: int = Field(
         500, ge=1, description="labelled rows after promotion that decide a rollback")
     time_budget: float | None = Field(None, gt=0, description="retrain budget (default train's)")
+    watermark: str | None = Field(
+        None, description="with new_data naming a SQL table: its increasing column")
+    time_column: str | None = Field(
+        None, description="the source's time column, for data_window = days:N")
+    performance_drop: float = Field(
+        0.05, ge=0, description="retrain when the live metric is this much below validation")
+    alpha: float = Field(0.05, gt=0, lt=1, description="significance level of the comparison")
+    slice_tolerance: float = Field(
+        0.02, ge=0, description="a guarded slice may get worse by at most this much")
+    min_slice_rows: int = Field(30, ge=1, description="smaller slices are reported, not guarded")
+    eval_share: float = Field(
+        0.5, gt=0, lt=1, description="share of recent labelled rows kept for the comparison")
+    holdout: float = Field(
+        0.2, ge=0, lt=1, description="share of source rows held out of retraining to compare on")
+    bootstrap: int = Field(1000, ge=100, description="paired bootstrap resamples")
+    check_every: str = Field("5m", description="mlwright run: time between passes")
 
 
 class ProjectConfig(_Section):
