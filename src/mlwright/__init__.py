@@ -32,6 +32,8 @@ _LAZY = {
     "TrainResult": "mlwright.api",
     "AutoClassifier": "mlwright.search.estimators",
     "AutoRegressor": "mlwright.search.estimators",
+    "explain": "mlwright.evaluate.explain",
+    "global_explanation": "mlwright.evaluate.explain",
 }
 
 __all__ = ["MlwrightError", "__version__", *_LAZY]
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     from mlwright.data.fingerprint import fingerprint
     from mlwright.data.profile import profile
     from mlwright.data.sources import load
+    from mlwright.evaluate.explain import explain, global_explanation
     from mlwright.search.estimators import AutoClassifier, AutoRegressor
 
 
