@@ -36,6 +36,9 @@ class TrainResult:
     contract: Any = None
     search: Any = field(default=None, repr=False)
     params: dict[str, Any] = field(default_factory=dict)
+    # Up to SAMPLE_ROWS validated training rows (all columns, target included), indexed by
+    # their row in ``oof``: what the report needs to be rebuilt from the run folder.
+    sample: pd.DataFrame | None = field(default=None, repr=False)
 
     def predict(self, X: Any) -> np.ndarray:
         return self.model.predict(X)
@@ -55,9 +58,12 @@ class TrainResult:
         joblib.dump(self.model, folder / "model.joblib", compress=3)
         self.leaderboard.to_csv(folder / "leaderboard.csv", index=False)
         self.oof.to_parquet(folder / "oof.parquet", index=False)
+        if self.sample is not None:
+            _write_sample(self.sample, folder / "sample.parquet")
         metrics = {"target": self.target, "task": self.task.value, "metric": self.metric,
                    "cv_score": self.cv_score, "cv_scores": self.cv_scores,
-                   "timings": self.timings, "params": self.params}
+                   "timings": self.timings, "params": self.params,
+                   "history": [list(h) for h in getattr(self.search, "history", [])]}
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
         if self.contract is not None and hasattr(self.contract, "save"):
             self.contract.save(folder / "contract.json")
@@ -65,6 +71,26 @@ class TrainResult:
 
         write_manifest(folder)  # last: sha256 of every file, checked before unpickling
         return folder
+
+
+SAMPLE_ROWS = 5000
+
+
+def _training_sample(df: pd.DataFrame, oof: pd.DataFrame, seed: int) -> pd.DataFrame:
+    rows = np.flatnonzero(oof["in_validation"].to_numpy(dtype=bool))
+    if len(rows) > SAMPLE_ROWS:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, SAMPLE_ROWS, replace=False))
+    return df.iloc[rows]  # the index keeps each row's position in ``oof``
+
+
+def _write_sample(sample: pd.DataFrame, path: Path) -> None:
+    try:
+        sample.to_parquet(path, index=True)
+    except (TypeError, ValueError, ArithmeticError):  # mixed-type object columns
+        fixed = sample.copy()
+        for col in fixed.select_dtypes(include="object").columns:
+            fixed[col] = fixed[col].map(lambda v: v if v is None or v != v else str(v))
+        fixed.to_parquet(path, index=True)
 
 
 def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | None = None,
@@ -130,4 +156,5 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
     return TrainResult(model=result.model, target=target, task=result.task,
                        metric=result.metric.name, cv_score=result.cv_score,
                        cv_scores=result.cv_scores, leaderboard=result.leaderboard(), oof=oof,
-                       timings=result.timings, contract=contract, search=result, params=params)
+                       timings=result.timings, contract=contract, search=result, params=params,
+                       sample=_training_sample(df, oof, seed))
