@@ -148,6 +148,10 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
         oof = pd.DataFrame(result.oof, columns=[f"proba_{c}" for c in result.classes])
         oof.insert(0, "y", df[target].to_numpy())
     oof["in_validation"] = result.oof_mask
+    from mlwright.evaluate.explain import attach_reference
+
+    # What explanations compare against (training design means), kept with the model.
+    attach_reference(result.model, X, seed=seed)
     params = {"time_budget": time_budget, "metric": result.metric.name, "task":
               result.task.value, "seed": seed, "n_trials": n_trials, "search": search,
               "families": families, "cv": cv, "groups": groups, "time": time,
