@@ -1,0 +1,124 @@
+"""Where the registry lives: the MLflow tracking URI, its artifact folder and the project
+database, and an MLflow client that stays quiet and never reaches the network."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from mlwright._logging import get_logger
+
+__all__ = ["client", "database_url_for", "local_artifact_root", "quiet_mlflow",
+           "resolve_tracking_uri"]
+
+log = get_logger(__name__)
+
+_clients: dict[str, Any] = {}
+_lock = threading.Lock()
+
+# MLflow defaults meant for notebooks: progress bars on stderr, telemetry, a git lookup per
+# run, environment variables recorded into every model. None of them belong in a library.
+_QUIET_ENV = {
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_RECORD_ENV_VARS_IN_MODEL_LOGGING": "false",
+    "GIT_PYTHON_REFRESH": "quiet",
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
+}
+
+
+def quiet_mlflow() -> None:
+    """Set MLflow's environment switches (only those the user has not set) and its log level."""
+    import logging
+
+    for key, value in _QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    for name in ("mlflow", "alembic", "alembic.runtime.migration"):
+        if logging.getLogger(name).level < logging.WARNING:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
+    """The URI given, else ``MLFLOW_TRACKING_URI``, else mlwright.toml's store, else
+    ``sqlite:///.mlwright/mlflow.db``."""
+    if tracking_uri:
+        return tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    from mlwright.config import CONFIG_FILE, StoreConfig, load_config
+
+    if Path(CONFIG_FILE).exists():
+        try:
+            return load_config(CONFIG_FILE).store.resolved_tracking_uri()
+        except Exception:  # an invalid config is reported by the command that reads it
+            pass
+    return StoreConfig().resolved_tracking_uri()
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if uri.startswith("sqlite:///"):
+        path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+        return Path(path) if path and path != ":memory:" else None
+    return None
+
+
+def local_artifact_root(uri: str) -> str | None:
+    """For a sqlite store, artifacts live beside the database (``ROOT/artifacts``)."""
+    path = _sqlite_path(uri)
+    return None if path is None else (path.resolve().parent / "artifacts").as_uri()
+
+
+def database_url_for(uri: str, database_url: str | None = None) -> str:
+    """The project database: given, else beside a sqlite store, else the config's default."""
+    if database_url:
+        return database_url
+    path = _sqlite_path(uri)
+    if path is not None:
+        return f"sqlite:///{(path.resolve().parent / 'mlwright.db').as_posix()}"
+    from mlwright.config import StoreConfig
+
+    return StoreConfig().database_url()
+
+
+def _create_sqlite_store(path: Path, uri: str) -> None:
+    """Create a new MLflow sqlite database atomically.
+
+    MLflow builds a fresh database through a few dozen alembic migrations; a process killed
+    half-way would leave a database that no later command can open. So it is built in a
+    private file and linked into place (``os.link`` never overwrites: if another process won
+    the race, its database is used and ours discarded).
+    """
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.unlink(missing_ok=True)
+    artifacts = local_artifact_root(uri) or path.parent.as_uri()
+    store = SqlAlchemyStore(f"sqlite:///{tmp.as_posix()}", artifacts)
+    store.engine.dispose()
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def client(tracking_uri: str) -> Any:
+    """A cached ``MlflowClient`` for ``tracking_uri`` (tracking and registry on one URI)."""
+    with _lock:
+        cached = _clients.get(tracking_uri)
+        if cached is not None:
+            return cached
+        quiet_mlflow()
+        path = _sqlite_path(tracking_uri)
+        if path is not None and not path.exists():
+            _create_sqlite_store(path.resolve(), tracking_uri)
+        from mlflow import MlflowClient
+
+        made = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        _clients[tracking_uri] = made
+        return made
