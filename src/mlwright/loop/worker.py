@@ -1,0 +1,81 @@
+"""The retrain worker: ``python -m mlwright.loop.worker JOB_FOLDER``.
+
+Runs in its own process so that training never blocks serving (nor the loop). It reads
+``job.json`` and ``train.parquet`` from the job folder, trains with the project's config and
+budget, saves the run, registers it (as ``challenger``, or ``champion`` when there is none),
+and writes ``result.json`` last, atomically. Killed at any point before that, it leaves no
+result and, thanks to the registry's one-transaction registration, no broken version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "run_job"]
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def run_job(folder: Path) -> dict[str, Any]:
+    import pandas as pd
+
+    from mlwright.api import train
+    from mlwright.config import ProjectConfig
+    from mlwright.registry.core import CHALLENGER, CHAMPION, Registry
+
+    started = time.monotonic()
+    job = json.loads((folder / "job.json").read_text())
+    config = ProjectConfig(**job["config"])
+    df = pd.read_parquet(folder / "train.parquet")
+    opts = job.get("train", {})
+    budget = opts.get("time_budget") or config.loop.time_budget or config.train.time_budget
+    result = train(df, config.data.target, time_budget=float(budget),
+                   metric=None if config.train.metric == "auto" else config.train.metric,
+                   task=None if config.train.task == "auto" else config.train.task,
+                   seed=int(opts.get("seed", config.train.seed)),
+                   n_trials=opts.get("n_trials"), families=opts.get("families"))
+    run_folder = result.save(folder / "run")
+    registry = Registry(config.store.resolved_tracking_uri(),
+                        database_url=config.store.database_url())
+    try:
+        registry.resolve(f"{config.name}@{CHAMPION}")
+        alias = CHALLENGER
+    except Exception:  # no champion yet: the first model serves
+        alias = CHAMPION
+    info = registry.register(result, run_folder, name=config.name,
+                             config=config.model_dump(mode="json"), alias=alias,
+                             sample=df.drop(columns=[config.data.target]).head(3))
+    out = {"status": "registered", "version": info.version, "alias": alias,
+           "metric": result.metric, "cv_score": result.cv_score, "train_rows": len(df),
+           "seconds": time.monotonic() - started, "run_folder": str(run_folder)}
+    _write_json(folder / "result.json", out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m mlwright.loop.worker JOB_FOLDER", file=sys.stderr)
+        return 2
+    folder = Path(args[0])
+    try:
+        run_job(folder)
+    except BaseException as exc:  # recorded for the parent, which audits the failure
+        _write_json(folder / "error.json", {"error": f"{type(exc).__name__}: {exc}",
+                                            "traceback": traceback.format_exc()})
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
