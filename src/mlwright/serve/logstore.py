@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-__all__ = ["feedback", "metadata", "open_database", "predictions"]
+__all__ = ["api_keys", "feedback", "metadata", "open_database", "predictions"]
 
 metadata = MetaData()
 
@@ -59,6 +59,17 @@ feedback = Table(
 )
 Index("ix_feedback_request", feedback.c.request_id, feedback.c.row)
 Index("ix_feedback_key", feedback.c.key)
+
+# API keys of the server: only a SHA-256 of each key is kept (keys are 256-bit random
+# tokens, so a fast hash is enough; a stolen table does not give a usable key).
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", String(16), primary_key=True),      # public id, shown by `keys list`
+    Column("name", String(200), nullable=False),
+    Column("hash", String(64), nullable=False, unique=True),
+    Column("created", Float, nullable=False),
+    Column("revoked", Float),                        # unix seconds; NULL while active
+)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:

@@ -1,0 +1,160 @@
+"""The prediction log writer: a bounded queue drained in batches by one database thread.
+
+Requests put one entry each (not one per record) and only wait when the queue is full:
+that is the back-pressure that keeps memory bounded when the database is slower than the
+traffic. JSON encoding of inputs and outputs happens in the writer thread, off the event
+loop. ``close()`` drains everything, so a graceful shutdown (SIGTERM) loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import Engine
+
+from mlwright._logging import get_logger
+from mlwright.serve.logstore import feedback, predictions
+
+__all__ = ["FeedbackEntry", "LogWriter", "PredictionEntry"]
+
+log = get_logger(__name__)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+@dataclass(slots=True)
+class PredictionEntry:
+    """One request (or one arm of it) as the log keeps it: rows are expanded when written."""
+
+    request_id: str
+    ts: float
+    model: str
+    version: str
+    role: str
+    records: list[Any]
+    keys: list[str | None] | None
+    predictions: list[Any] | None
+    proba: list[list[float]] | None
+    latency_ms: float
+    status: int
+    issues: dict[int, list[dict[str, Any]]] | None = None   # record index -> violations
+
+    def rows(self) -> list[dict[str, Any]]:
+        out = []
+        issues = self.issues or {}
+        for i, record in enumerate(self.records):
+            row_issues = issues.get(i)
+            out.append({
+                "request_id": self.request_id, "row": i, "ts": self.ts, "model": self.model,
+                "version": self.version, "role": self.role,
+                "key": None if self.keys is None or i >= len(self.keys) else self.keys[i],
+                "inputs": _json(record),
+                "prediction": None if self.predictions is None else _json(self.predictions[i]),
+                "proba": None if self.proba is None else _json(self.proba[i]),
+                "latency_ms": self.latency_ms, "status": self.status,
+                "violations": _json(row_issues) if row_issues else None,
+            })
+        return out
+
+
+@dataclass(slots=True)
+class FeedbackEntry:
+    items: list[dict[str, Any]]   # request_id, row, key, label, ts
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [{**item, "label": _json(item["label"])} for item in self.items]
+
+
+class LogWriter:
+    """Writes entries to the log tables in batches of up to ``batch_rows`` rows."""
+
+    def __init__(self, engine: Engine, *, max_queue: int = 10_000, batch_rows: int = 2_000
+                 ) -> None:
+        self.engine = engine
+        self.max_queue = max_queue
+        self.batch_rows = batch_rows
+        self.written = 0
+        self.failed = 0
+        self._queue: asyncio.Queue[PredictionEntry | FeedbackEntry | None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="mlwright-log")
+
+    @property
+    def depth(self) -> int:
+        return 0 if self._queue is None else self._queue.qsize()
+
+    def start(self) -> None:
+        self._queue = asyncio.Queue(self.max_queue)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def put(self, entry: PredictionEntry | FeedbackEntry) -> None:
+        """Queue ``entry``; waits while the queue is full (back-pressure)."""
+        assert self._queue is not None, "the log writer was not started"
+        await self._queue.put(entry)
+
+    async def close(self) -> None:
+        """Write everything queued, then stop."""
+        if self._queue is None or self._task is None:
+            return
+        await self._queue.put(None)
+        await self._task
+        self._task = None
+        self._thread.shutdown(wait=True)
+        log.info("prediction log closed: %d rows written, %d failed", self.written,
+                 self.failed)
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        closing = False
+        while not closing:
+            entry = await self._queue.get()
+            batch: list[PredictionEntry | FeedbackEntry] = []
+            if entry is None:
+                closing = True
+            else:
+                batch.append(entry)
+            # Whatever else is queued goes in the same transaction.
+            rows = 0
+            while not closing and rows < self.batch_rows:
+                try:
+                    more = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if more is None:
+                    closing = True
+                    break
+                batch.append(more)
+                rows += len(more.records) if isinstance(more, PredictionEntry) else 1
+            if batch:
+                await loop.run_in_executor(self._thread, self._write, batch)
+
+    def _write(self, batch: list[PredictionEntry | FeedbackEntry]) -> None:
+        pred_rows: list[dict[str, Any]] = []
+        fb_rows: list[dict[str, Any]] = []
+        for entry in batch:
+            (pred_rows if isinstance(entry, PredictionEntry) else fb_rows).extend(entry.rows())
+        for attempt in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    if pred_rows:
+                        conn.execute(predictions.insert(), pred_rows)
+                    if fb_rows:
+                        conn.execute(feedback.insert(), fb_rows)
+                self.written += len(pred_rows) + len(fb_rows)
+                return
+            except Exception:  # a locked or unreachable database: retry, then report
+                if attempt == 2:
+                    self.failed += len(pred_rows) + len(fb_rows)
+                    log.exception("could not write %d log rows",
+                                  len(pred_rows) + len(fb_rows))
+                else:
+                    import time
+
+                    time.sleep(0.2 * (attempt + 1))

@@ -1,0 +1,283 @@
+"""Per-record validation of JSON requests against the data contract, without pandas.
+
+``data.contract.validate`` is vectorised over a DataFrame; building one costs about a
+millisecond, more than the whole budget of a one-row request. Here each column's checks are
+compiled once into a small function that takes one JSON value and returns the value the
+model gets (or raises), so a record costs a few microseconds per column.
+
+Rules follow the contract (see ``data/contract.py``): wrong types, unparseable dates and
+missing required fields are always errors; a missing value in a column never missing in
+training, an unknown category and a number outside the training range follow the column's
+policy (``reject`` an error, ``warn`` a warning, ``impute`` a warning and the training median
+or mode in its place, ``ignore`` nothing).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mlwright.data.contract import ColumnSpec, Contract, LogicalType, Policy
+
+__all__ = ["Issue", "RecordError", "RecordValidator"]
+
+_MAX_SHOWN = 8
+_MISSING = object()  # a field absent from the record (not the same as null)
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One broken rule in one record of a request."""
+
+    record: int
+    field: str
+    rule: str
+    severity: str  # "error" | "warning"
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"record": self.record, "field": self.field, "rule": self.rule,
+                "severity": self.severity, "message": self.message}
+
+
+class RecordError(Exception):
+    """Raised by a column check: the value breaks a rule whose policy is reject."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.message = message
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _listing(values: list[Any]) -> str:
+    shown = ", ".join(repr(v) for v in values[:_MAX_SHOWN])
+    return shown + (f" and {len(values) - _MAX_SHOWN} more" if len(values) > _MAX_SHOWN else "")
+
+
+def _fill_value(spec: ColumnSpec) -> Any:
+    """What ``impute`` puts in: the training median of numbers, the mode of the rest."""
+    stats = spec.stats
+    if spec.dtype in (LogicalType.INTEGER, LogicalType.FLOAT) and stats.numeric is not None:
+        probs = stats.numeric.quantile_probs
+        median = stats.numeric.quantiles[probs.index(0.5)] if 0.5 in probs else stats.numeric.mean
+        return round(median) if spec.dtype is LogicalType.INTEGER else float(median)
+    if stats.frequencies is not None and stats.frequencies.values:
+        mode = stats.frequencies.values[0]
+        if spec.dtype is LogicalType.BOOLEAN:
+            return bool(mode)
+        if spec.dtype is LogicalType.DATETIME and isinstance(mode, str):
+            return _parse_datetime(mode)
+        return mode
+    if spec.dtype is LogicalType.DATETIME and stats.datetime is not None:
+        return _parse_datetime(stats.datetime.quantiles[len(stats.datetime.quantiles) // 2])
+    return None
+
+
+def _parse_datetime(text: str) -> datetime | None:
+    try:
+        stamp = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    # Naive values are taken to be UTC, as in the contract.
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+
+
+_TRUE = {"true", "1", "1.0", "yes"}
+_FALSE = {"false", "0", "0.0", "no"}
+
+# A converter returns the canonical value or raises RecordError (always an error: types).
+Converter = Callable[[Any], Any]
+
+
+def _to_number(value: Any) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RecordError("type", f"expected a number, got {_show(value)}.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RecordError("type", f"expected a finite number, got {_show(value)}.")
+    return value
+
+
+def _to_boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        token = value.strip().lower()
+        if token in _TRUE:
+            return True
+        if token in _FALSE:
+            return False
+    raise RecordError("type", f"expected a boolean (true/false), got {_show(value)}.")
+
+
+def _to_string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return str(value)
+    raise RecordError("type", f"expected a string, got {_show(value)}.")
+
+
+def _to_datetime(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise RecordError("type", f"expected an ISO 8601 date/time string, got {_show(value)}.")
+    stamp = _parse_datetime(value)
+    if stamp is None:
+        raise RecordError("unparseable_datetime",
+                          f"could not read {_show(value)} as a date/time; expected ISO 8601 "
+                          f"such as '2016-11-08T14:30:00Z'.")
+    return stamp
+
+
+_CONVERTERS: dict[LogicalType, Converter] = {
+    LogicalType.INTEGER: _to_number,
+    LogicalType.FLOAT: _to_number,
+    LogicalType.BOOLEAN: _to_boolean,
+    LogicalType.STRING: _to_string,
+    LogicalType.DATETIME: _to_datetime,
+}
+
+
+class _Column:
+    """The compiled checks of one contract column."""
+
+    __slots__ = ("allowed", "convert", "dtype", "earliest", "fill", "hi", "lo", "name",
+                 "nullable", "on_missing", "on_range", "on_unknown", "range_text", "required",
+                 "spec", "unknown_text")
+
+    def __init__(self, spec: ColumnSpec) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.dtype = spec.dtype
+        self.required = spec.required
+        self.nullable = spec.nullable
+        self.on_missing = spec.on_missing
+        self.convert = _CONVERTERS[spec.dtype]
+        self.fill = _fill_value(spec)
+        self.allowed: frozenset[Any] | None = None
+        self.on_unknown = spec.on_unknown
+        self.unknown_text = ""
+        if spec.categories is not None and spec.on_unknown not in (None, Policy.IGNORE):
+            if spec.dtype is LogicalType.BOOLEAN:
+                self.allowed = frozenset(bool(c) for c in spec.categories)
+            elif spec.dtype in (LogicalType.INTEGER, LogicalType.FLOAT):
+                self.allowed = frozenset(float(c) for c in spec.categories)
+            else:
+                self.allowed = frozenset(str(c) for c in spec.categories)
+            self.unknown_text = f"one of {_listing(list(spec.categories))}"
+        self.on_range = spec.on_out_of_range
+        self.lo: Any = None
+        self.hi: Any = None
+        self.earliest: Any = None
+        self.range_text = ""
+        if spec.on_out_of_range not in (None, Policy.IGNORE):
+            if spec.min is not None and spec.max is not None:
+                self.lo, self.hi = spec.min, spec.max
+                self.range_text = f"[{spec.min:g}, {spec.max:g}]"
+            elif spec.earliest is not None and spec.latest is not None:
+                self.lo, self.hi = _parse_datetime(spec.earliest), _parse_datetime(spec.latest)
+                self.range_text = f"[{spec.earliest}, {spec.latest}]"
+
+    def check(self, value: Any, index: int, warnings: list[Issue]) -> Any:
+        """The value the model gets for this field of record ``index``, or RecordError."""
+        if value is _MISSING or value is None:
+            if value is _MISSING and self.required:
+                raise RecordError("missing_field",
+                                  f"required field is missing (type {self.dtype.value}).")
+            if self.nullable or value is _MISSING:
+                return None
+            return self._policy(self.on_missing, "missing_value", index, warnings,
+                                "missing value, but the column was never missing in training",
+                                None)
+        converted = self.convert(value)
+        if self.dtype is LogicalType.INTEGER and isinstance(converted, float) \
+                and not converted.is_integer():
+            warnings.append(Issue(index, self.name, "not_integer", "warning",
+                                  f"expected a whole number, got {_show(value)}."))
+        if self.allowed is not None and converted not in self.allowed:
+            converted = self._policy(
+                self.on_unknown, "unknown_category", index, warnings,
+                f"{_show(value)} is not a known category; expected {self.unknown_text}",
+                converted)
+        if self.lo is not None and (converted < self.lo or converted > self.hi):
+            converted = self._policy(
+                self.on_range, "out_of_range", index, warnings,
+                f"{_show(value)} is outside the training range {self.range_text}", converted)
+        return converted
+
+    def _policy(self, policy: Policy | None, rule: str, index: int, warnings: list[Issue],
+                message: str, value: Any) -> Any:
+        if policy is Policy.REJECT:
+            raise RecordError(rule, message + ".")
+        if policy is Policy.IMPUTE:
+            warnings.append(Issue(index, self.name, rule, "warning",
+                                  f"{message}; imputed with {self.fill!r}."))
+            return self.fill
+        if policy is Policy.WARN:
+            warnings.append(Issue(index, self.name, rule, "warning", message + "."))
+        return value
+
+
+class RecordValidator:
+    """Checks JSON records against a contract's feature columns, one record at a time.
+
+    ``validate(records)`` returns the records the model gets (every feature in training
+    order, canonical Python values, ``None`` for missing) and the warnings; all errors of the
+    request are collected into one list (capped) rather than stopping at the first.
+    """
+
+    def __init__(self, contract: Contract, *, max_errors: int = 50) -> None:
+        self.contract = contract
+        self.max_errors = max_errors
+        self.columns = [_Column(contract.column(name)) for name in contract.feature_names]
+        self.names = [c.name for c in self.columns]
+        self._known = set(contract.names)
+
+    def validate(self, records: list[Any]) -> tuple[list[dict[str, Any]], list[Issue],
+                                                     list[Issue]]:
+        """(clean records, warnings, errors); records with errors are left out of the first."""
+        clean: list[dict[str, Any]] = []
+        warnings: list[Issue] = []
+        errors: list[Issue] = []
+        extra: set[str] = set()
+        columns = self.columns
+        missing = _MISSING
+        for index, record in enumerate(records):
+            if not isinstance(record, dict):
+                errors.append(Issue(index, "", "type", "error",
+                                    f"record {index} must be a JSON object of field: value, "
+                                    f"got {type(record).__name__}."))
+                if len(errors) >= self.max_errors:
+                    break
+                continue
+            out: dict[str, Any] = {}
+            failed = False
+            get = record.get
+            for col in columns:
+                try:
+                    out[col.name] = col.check(get(col.name, missing), index, warnings)
+                except RecordError as exc:
+                    failed = True
+                    errors.append(Issue(index, col.name, exc.rule, "error", exc.message))
+                    if len(errors) >= self.max_errors:
+                        break
+            if not failed and len(record) != len(columns):
+                extra.update(k for k in record if k not in out)
+            if len(errors) >= self.max_errors:
+                break
+            if not failed:
+                clean.append(out)
+        for name in sorted(str(e) for e in extra):
+            if name not in self._known:
+                warnings.append(Issue(-1, name, "extra_field", "warning",
+                                      f"field {name!r} is not in the contract; it was ignored."))
+        return clean, warnings, errors
