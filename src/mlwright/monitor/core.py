@@ -1,0 +1,127 @@
+"""``run_monitor``: one window of the prediction log against the model's reference."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlwright._logging import get_logger
+from mlwright.monitor.log import no_predictions, parse_window, read_window
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sqlalchemy.engine import Engine
+
+    from mlwright.config import MonitorConfig
+    from mlwright.data.contract import Contract
+    from mlwright.monitor.reference import Reference
+    from mlwright.monitor.report import MonitorReport
+
+__all__ = ["run_monitor"]
+
+log = get_logger(__name__)
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def _engine(database: str | Engine) -> Engine:
+    if not isinstance(database, str):
+        return database
+    from mlwright.serve.logstore import open_database
+
+    with _lock:  # one engine (and pool) per URL: GET /v1/monitor runs this repeatedly
+        if database not in _engines:
+            _engines[database] = open_database(database)
+        return _engines[database]
+
+
+def _predictions(window: Any, mask: np.ndarray, reference: Reference) -> list[Any] | np.ndarray:
+    import orjson
+
+    task = reference.task
+    if task == "binary":
+        texts = [t for t in window.columns["proba"][mask] if t is not None]
+        if not texts:
+            return np.array([])
+        return np.asarray(orjson.loads("[" + ",".join(texts) + "]"), dtype=np.float64)[:, -1]
+    texts = [t for t in window.columns["prediction"][mask] if t is not None]
+    values = orjson.loads("[" + ",".join(texts) + "]") if texts else []
+    return np.asarray(values, dtype=np.float64) if task == "regression" else values
+
+
+def run_monitor(database: str | Engine, model: str, *,
+                reference: Reference | Contract | str | Path,
+                window: str | int | None = None, end: float | None = None,
+                config: MonitorConfig | None = None, version: str | None = None,
+                sample: pd.DataFrame | None = None, alerts: bool = True,
+                n_boot: int = 200) -> MonitorReport:
+    """Monitor the last window of ``model``'s prediction log.
+
+    Args:
+        database: SQLAlchemy URL (or engine) of the prediction log.
+        model: the registered model name the server logs under.
+        reference: a :class:`Reference`, a Contract, a contract JSON file, or a run folder
+            (contract.json + sample.parquet + oof.parquet + metrics.json).
+        window: ``"5000"`` (last records) or ``"1d"`` / ``"6h"``; default ``config.window``.
+        end: unix time the window ends at (default: the last logged record).
+        config: thresholds (``[monitor]`` of mlwright.toml); defaults when None.
+        version: only records answered by this model version.
+        sample: reference rows for numeric detectors, when ``reference`` has none.
+        alerts: write alerts to the events table and the webhook.
+        n_boot: bootstrap resamples for the performance intervals.
+    """
+    from mlwright.config import MonitorConfig
+    from mlwright.monitor.alerts import evaluate_alerts, record_alerts
+    from mlwright.monitor.drift import (
+        feature_drift,
+        prediction_drift,
+        prediction_window,
+        window_columns,
+    )
+    from mlwright.monitor.performance import live_performance
+    from mlwright.monitor.quality import data_quality, service_health
+    from mlwright.monitor.reference import load_reference
+    from mlwright.monitor.report import MonitorReport
+
+    config = config or MonitorConfig()
+    spec = parse_window(window if window is not None else config.window)
+    ref = load_reference(reference, sample=sample)
+    engine = _engine(database)
+    started = time.perf_counter()
+    win = read_window(engine, model, spec, end=end, version=version)
+    if len(win) == 0:
+        raise no_predictions(model, str(engine.url))
+    t_read = time.perf_counter()
+    ok = win.ok
+    table = win.inputs(ref, ok)
+    current = window_columns(table, ref)
+    t_parse = time.perf_counter()
+    features, dataset = feature_drift(ref, current, config)
+    pred = prediction_drift(ref, prediction_window(_predictions(win, ok, ref), ref), config)
+    t_drift = time.perf_counter()
+    quality = data_quality(win, current, ref)
+    service = service_health(win)
+    performance = live_performance(engine, model, win, ref, n_boot=n_boot)
+    t_done = time.perf_counter()
+    log.info("monitor %s: %d records; read %.2fs, parse %.2fs, drift %.2fs, rest %.2fs",
+             model, len(win), t_read - started, t_parse - t_read, t_drift - t_parse,
+             t_done - t_drift)
+    versions, counts = np.unique(win.columns["version"].astype(str), return_counts=True)
+    report = MonitorReport(
+        model=model, window=spec.text, start=win.start, end=win.end, n_records=len(win),
+        n_scored=int(ok.sum()), versions=dict(zip(versions.tolist(), map(int, counts),
+                                                  strict=True)),
+        features=features, drift=dataset, prediction_drift=pred, quality=quality,
+        service=service, performance=performance, reference=ref.source or "contract",
+        generated=time.time())
+    report.alerts = evaluate_alerts(report, config)
+    if alerts and report.alerts:
+        record_alerts(engine, model, report.alerts, webhook=config.webhook, window=spec.text)
+    from mlwright.monitor.api import update_gauges
+
+    update_gauges(report)
+    return report

@@ -1,0 +1,212 @@
+"""The built-in drift detectors (scipy.stats underneath).
+
+Numeric: Kolmogorov-Smirnov (``ks``, a test) and the Wasserstein distance divided by the
+reference's standard deviation (``wasserstein``, as Evidently norms it). Categorical:
+chi-squared (``chisquare``, a test) and the Jensen-Shannon distance (``jensenshannon``).
+Both: the population stability index (``psi``) over the contract's equal-frequency bins or
+the categories. Two-sample versions are used wherever a reference sample exists, so the
+reference's own sampling noise is accounted for; otherwise numeric detectors fall back to
+the contract's quantile sketch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlwright.monitor._base import (
+    ColumnReference,
+    ColumnType,
+    ColumnWindow,
+    Detector,
+    register_detector,
+)
+
+__all__ = [
+    "PSI",
+    "ChiSquare",
+    "JensenShannon",
+    "KolmogorovSmirnov",
+    "Wasserstein",
+    "category_table",
+]
+
+OTHER = "(other)"
+_EPS = 1e-4  # share floor for PSI: an empty bin would make it infinite
+
+
+def _reference_cdf(ref: ColumnReference):  # type: ignore[no-untyped-def]
+    probs, qs = ref.quantile_probs, ref.quantiles
+
+    def cdf(x: np.ndarray) -> np.ndarray:
+        return np.interp(x, qs, probs, left=0.0, right=1.0)
+
+    return cdf
+
+
+@register_detector
+class KolmogorovSmirnov(Detector):
+    """Two-sample Kolmogorov-Smirnov test (one-sample against the quantile sketch when the
+    reference has no sample)."""
+
+    name = "ks"
+    kind = "test"
+    default_threshold = 0.05
+
+    def applies_to(self, column_type: ColumnType) -> bool:
+        return column_type == "numeric"
+
+    def statistic(self, reference: ColumnReference, current: ColumnWindow
+                  ) -> tuple[float, float | None]:
+        from scipy import stats
+
+        cur = current.values
+        if cur is None or cur.size == 0:
+            return float("nan"), None
+        if reference.values is not None and reference.values.size:
+            res = stats.ks_2samp(reference.values, cur, method="asymp")
+        else:
+            res = stats.kstest(cur, _reference_cdf(reference), method="asymp")
+        return float(res.statistic), float(res.pvalue)
+
+
+@register_detector
+class Wasserstein(Detector):
+    """Wasserstein (earth mover's) distance in units of the reference standard deviation."""
+
+    name = "wasserstein"
+    kind = "distance"
+    default_threshold = 0.1
+
+    def applies_to(self, column_type: ColumnType) -> bool:
+        return column_type == "numeric"
+
+    def statistic(self, reference: ColumnReference, current: ColumnWindow
+                  ) -> tuple[float, float | None]:
+        from scipy import stats
+
+        cur = current.values
+        if cur is None or cur.size == 0:
+            return float("nan"), None
+        if reference.values is not None and reference.values.size:
+            dist = stats.wasserstein_distance(reference.values, cur)
+            std = float(np.std(reference.values, ddof=1)) if reference.values.size > 1 else 0.0
+        else:
+            # Mean gap between the two quantile functions on a fine grid of probabilities.
+            probs = np.linspace(0.0025, 0.9975, 400)
+            ref_q = np.interp(probs, reference.quantile_probs, reference.quantiles)
+            dist = float(np.mean(np.abs(ref_q - np.quantile(cur, probs))))
+            std = reference.std or 0.0
+        return float(dist / std) if std > 0 else (0.0 if dist == 0 else float("inf")), None
+
+
+def category_table(reference: ColumnReference, current: ColumnWindow
+                   ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(keys, reference counts, current counts) over the reference's values plus one
+    ``(other)`` bucket for everything else (rare tail of the reference, unseen values)."""
+    keys = list(reference.counts)
+    ref = np.array([reference.counts[k] for k in keys] + [reference.other_count], float)
+    cur_other = sum(n for k, n in current.counts.items() if k not in reference.counts)
+    cur = np.array([current.counts.get(k, 0) for k in keys] + [cur_other], float)
+    return [*keys, OTHER], ref, cur
+
+
+def _numeric_bins(reference: ColumnReference, current: ColumnWindow
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    edges = reference.bin_edges
+    if edges is None or edges.size < 2:
+        return np.array([reference.n], float), np.array([current.n], float)
+    inner = edges[1:-1]
+    nbins = len(edges) - 1
+
+    def count(values: np.ndarray) -> np.ndarray:
+        # Bins [e_i, e_i+1), the last one closed, as np.histogram counted the contract's;
+        # values beyond the training range fall into the outer bins.
+        return np.bincount(np.searchsorted(inner, values, side="right"), minlength=nbins)
+
+    if reference.values is not None and reference.values.size:
+        ref = count(reference.values).astype(float)
+    else:
+        ref = np.asarray(reference.bin_counts, float)
+    cur = count(current.values) if current.values is not None else np.zeros(nbins)
+    return ref, cur.astype(float)
+
+
+@register_detector
+class ChiSquare(Detector):
+    """Chi-squared test of homogeneity on the 2 x k table of reference and window counts.
+
+    Categories expected fewer than 5 times in the window are pooled, so that the
+    chi-squared approximation holds (small expected counts inflate false alarms).
+    """
+
+    name = "chisquare"
+    kind = "test"
+    default_threshold = 0.05
+
+    def applies_to(self, column_type: ColumnType) -> bool:
+        return column_type == "categorical"
+
+    def statistic(self, reference: ColumnReference, current: ColumnWindow
+                  ) -> tuple[float, float | None]:
+        from scipy import stats
+
+        _, ref, cur = category_table(reference, current)
+        if cur.sum() == 0 or ref.sum() == 0:
+            return float("nan"), None
+        expected = (ref + cur) * cur.sum() / (ref.sum() + cur.sum())
+        rare = expected < 5
+        if rare.any():
+            ref = np.append(ref[~rare], ref[rare].sum())
+            cur = np.append(cur[~rare], cur[rare].sum())
+        keep = (ref + cur) > 0
+        ref, cur = ref[keep], cur[keep]
+        if len(ref) < 2:
+            return 0.0, 1.0
+        chi2, p, _, _ = stats.chi2_contingency(np.vstack([ref, cur]), correction=False)
+        return float(chi2), float(p)
+
+
+@register_detector
+class JensenShannon(Detector):
+    """Jensen-Shannon distance (natural log, as scipy and Evidently) between the shares."""
+
+    name = "jensenshannon"
+    kind = "distance"
+    default_threshold = 0.1
+
+    def applies_to(self, column_type: ColumnType) -> bool:
+        return column_type == "categorical"
+
+    def statistic(self, reference: ColumnReference, current: ColumnWindow
+                  ) -> tuple[float, float | None]:
+        from scipy.spatial.distance import jensenshannon
+
+        _, ref, cur = category_table(reference, current)
+        if cur.sum() == 0 or ref.sum() == 0:
+            return float("nan"), None
+        return float(jensenshannon(ref / ref.sum(), cur / cur.sum())), None
+
+
+@register_detector
+class PSI(Detector):
+    """Population stability index: sum of (cur - ref) * ln(cur / ref) over bins or
+    categories (shares floored at 1e-4). Rule of thumb: > 0.1 moderate, > 0.2 large."""
+
+    name = "psi"
+    kind = "distance"
+    default_threshold = 0.2
+
+    def applies_to(self, column_type: ColumnType) -> bool:
+        return column_type in ("numeric", "categorical")
+
+    def statistic(self, reference: ColumnReference, current: ColumnWindow
+                  ) -> tuple[float, float | None]:
+        if reference.type == "numeric":
+            ref, cur = _numeric_bins(reference, current)
+        else:
+            _, ref, cur = category_table(reference, current)
+        if cur.sum() == 0 or ref.sum() == 0:
+            return float("nan"), None
+        r = np.maximum(ref / ref.sum(), _EPS)
+        c = np.maximum(cur / cur.sum(), _EPS)
+        return float(np.sum((c - r) * np.log(c / r))), None
