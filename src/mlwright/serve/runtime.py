@@ -71,9 +71,9 @@ def make_predictor(loaded: Any) -> Predictor:
 
 
 def is_registry_ref(source: str) -> bool:
-    """``NAME@alias``, ``NAME/VERSION`` or ``models:/...`` (and not an existing folder)."""
-    return not Path(source).exists() and ("@" in source or "/" in source.strip("/")
-                                          or source.startswith("models:"))
+    """``NAME``, ``NAME@alias``, ``NAME/VERSION`` or ``models:/...``: anything that is not an
+    existing folder is looked up in the registry."""
+    return bool(source.strip()) and not Path(source).exists()
 
 
 def load_source(source: Any, *, tracking_uri: str | None = None) -> Any:
