@@ -32,6 +32,8 @@ _LAZY = {
     "TrainResult": "mlwright.api",
     "AutoClassifier": "mlwright.search.estimators",
     "AutoRegressor": "mlwright.search.estimators",
+    "evaluate": "mlwright.evaluate.report",
+    "Evaluation": "mlwright.evaluate.report",
     "load_model": "mlwright.registry.core",
     "explain": "mlwright.evaluate.explain",
     "global_explanation": "mlwright.evaluate.explain",
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from mlwright.data.profile import profile
     from mlwright.data.sources import load
     from mlwright.evaluate.explain import explain, global_explanation
+    from mlwright.evaluate.report import Evaluation, evaluate
     from mlwright.registry.core import load_model
     from mlwright.search.estimators import AutoClassifier, AutoRegressor
 

@@ -214,7 +214,7 @@ def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-_MAX_BINS = 2048
+_MAX_BINS = 1024
 
 
 def _descending_bins(values: np.ndarray, *, descending: bool = True) -> tuple[np.ndarray, int]:
@@ -470,7 +470,8 @@ class PredictedRange:
 
 def predictive_interval(p: Predictions, metric: str, n_test: int, *,
                         fold_scores: list[float] | None = None, n_boot: int = 1000,
-                        seed: int = 0, level: float = 0.95) -> PredictedRange:
+                        seed: int = 0, level: float = 0.95,
+                        samples: dict[str, np.ndarray] | None = None) -> PredictedRange:
     """The range a test score on ``n_test`` new rows should fall in, judged from CV.
 
     Two sources of spread: which ``n_test`` rows the test set happens to hold (bootstrap
@@ -478,10 +479,12 @@ def predictive_interval(p: Predictions, metric: str, n_test: int, *,
     training rows (the fold-to-fold variance of the CV scores, less the part that the folds'
     own sampling noise explains). The bootstrap percentiles are widened around the CV score
     by the ratio of the total to the sampling standard deviation, which keeps their skew.
+    ``samples``: :func:`bootstrap_scores` of ``p`` at size ``n_test``, when already drawn.
     """
     point = point_metrics(p)[metric]
-    samples = bootstrap_scores(p, n_boot=n_boot, size=n_test, seed=seed)[metric]
-    samples = samples[np.isfinite(samples)]
+    if samples is None:
+        samples = bootstrap_scores(p, n_boot=n_boot, size=n_test, seed=seed)
+    samples = samples[metric][np.isfinite(samples[metric])]
     notes: list[str] = []
     if len(samples) < 10 or not np.isfinite(point):
         return PredictedRange(metric, n_test, Interval(point, np.nan, np.nan), np.nan, 0.0,
