@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mlwright._cli_report import SensitiveOpt, TestOpt
 from mlwright.cli import (
     DataArg,
     DelimiterOpt,
@@ -77,6 +78,8 @@ def train(
     sample: SampleOpt = None,
     delimiter: DelimiterOpt = None,
     encoding: EncodingOpt = None,
+    test: TestOpt = None,
+    sensitive: SensitiveOpt = None,
 ) -> None:
     """Train the best model a time budget allows: search, ensemble, refit; then save it."""
     from mlwright.api import train as train_api
@@ -140,3 +143,6 @@ def train(
         f"(search {result.timings['search']:.1f}, refit {result.timings['refit']:.1f})\n"
         f"Saved to [bold]{folder}[/] (model.joblib, leaderboard.csv, oof.parquet, "
         f"metrics.json, contract.json)")
+    from mlwright._cli_report import write_report
+
+    write_report(result, folder, data=df, test=test, sensitive=sensitive)
