@@ -80,6 +80,13 @@ def train(
     encoding: EncodingOpt = None,
     test: TestOpt = None,
     sensitive: SensitiveOpt = None,
+    name: Annotated[str | None, typer.Option(
+        "--name", help="Registered model name (default: mlwright.toml's project, else the "
+        "data file's name).")] = None,
+    store: Annotated[Path | None, typer.Option(
+        "--store", help="Store folder of the MLflow registry (default .mlwright).")] = None,
+    no_register: Annotated[bool, typer.Option(
+        "--no-register", help="Do not log the run to MLflow nor register the model.")] = False,
 ) -> None:
     """Train the best model a time budget allows: search, ensemble, refit; then save it."""
     from mlwright.api import train as train_api
@@ -146,3 +153,14 @@ def train(
     from mlwright._cli_report import write_report
 
     write_report(result, folder, data=df, test=test, sensitive=sensitive)
+    if not no_register:  # last: the run folder (report included) is complete by now
+        from mlwright._cli_models import default_name, register_training
+
+        register_training(result, folder, name=name or default_name(data, table),
+                          store=store, config={
+                              "data": data, "target": target, "budget": budget,
+                              "metric": metric, "task": task, "seed": seed, "trials": trials,
+                              "search": search, "families": families, "cv": cv,
+                              "groups": groups, "time": time_col,
+                              "class_weight": class_weight, "threshold": threshold},
+                          sample=df.drop(columns=[target]).head(5))

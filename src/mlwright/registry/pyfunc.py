@@ -9,7 +9,6 @@ the same model as ``mw.load_model("churn@champion")``.
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,32 +24,31 @@ RUN_ARTIFACT = "run"
 log = get_logger(__name__)
 
 
-# MLflow warns, when the class is defined, that predict() has no type hints; the signature
-# comes from the contract instead, so the hint-based inference is not wanted.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
+class MlwrightPyfunc(mlflow.pyfunc.PythonModel):
+    """Predicts a label (or value) per row, plus ``proba_<class>`` columns for classifiers."""
 
-    class MlwrightPyfunc(mlflow.pyfunc.PythonModel):
-        """Predicts a label (or value) per row, plus ``proba_<class>`` columns for classifiers."""
+    # The signature comes from the contract; MLflow's inference from predict()'s type hints
+    # (and its warning that there are none) is not wanted.
+    _skip_type_hint_validation = True
 
-        def load_context(self, context):  # type: ignore[no-untyped-def]
-            from mlwright.registry.model import LoadedModel
+    def load_context(self, context):  # type: ignore[no-untyped-def]
+        from mlwright.registry.model import LoadedModel
 
-            self.loaded = LoadedModel.from_folder(context.artifacts[RUN_ARTIFACT])
+        self.loaded = LoadedModel.from_folder(context.artifacts[RUN_ARTIFACT])
 
-        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
-            import pandas as pd
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        import pandas as pd
 
-            frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(
-                model_input)
-            model = self.loaded.model
-            out = pd.DataFrame({"prediction": model.predict(frame)}, index=frame.index)
-            classes = self.loaded.classes
-            if classes is not None and hasattr(model, "predict_proba"):
-                proba = model.predict_proba(frame)
-                for i, cls in enumerate(classes):
-                    out[f"proba_{cls}"] = proba[:, i]
-            return out
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(
+            model_input)
+        model = self.loaded.model
+        out = pd.DataFrame({"prediction": model.predict(frame)}, index=frame.index)
+        classes = self.loaded.classes
+        if classes is not None and hasattr(model, "predict_proba"):
+            proba = model.predict_proba(frame)
+            for i, cls in enumerate(classes):
+                out[f"proba_{cls}"] = proba[:, i]
+        return out
 
 
 def _mlflow_type(spec: Any, values: Any = None) -> str:
@@ -171,6 +169,7 @@ def save_pyfunc(run_folder: Path, dest: Path, contract: Any, *, sample: Any = No
 def _quiet() -> Iterator[None]:
     """MLflow warns about cloudpickle and type hints on every save: not for our users."""
     import logging
+    import warnings
 
     logger = logging.getLogger("mlflow")
     level = logger.level
