@@ -98,6 +98,12 @@ Converter = Callable[[Any], Any]
 
 
 def _to_number(value: Any) -> float | int:
+    if isinstance(value, str):
+        # Numbers written as text pass, as in data.contract.validate (CSV uploads need it).
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise RecordError("type", f"expected a number, got {_show(value)}.") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise RecordError("type", f"expected a number, got {_show(value)}.")
     if isinstance(value, float) and not math.isfinite(value):
