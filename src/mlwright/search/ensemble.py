@@ -120,6 +120,13 @@ class Ensemble(BaseEstimator):
         return [{"family": m["family"], "weight": m["weight"], "trial": m["trial"]}
                 for m in self.members]
 
+    def compile(self, contract: Any = None) -> Any:
+        """A :class:`~mlwright.search.predictor.RecordPredictor` for serving: records in,
+        the same predictions and probabilities out, without pandas (see that module)."""
+        from mlwright.search.predictor import compile_predictor
+
+        return compile_predictor(self, contract)
+
 
 def _lightgbm_booster(estimator: Any) -> Any:
     if type(estimator).__module__.startswith("lightgbm"):

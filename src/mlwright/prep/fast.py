@@ -1,0 +1,453 @@
+"""Compiled preprocessing: a fitted :class:`TablePrep` as plain lookups over request records.
+
+Serving gets records (dicts keyed by the original column names), not DataFrames. Building a
+DataFrame and running ``TablePrep.transform`` costs about 1-3 ms per call, most of it pandas
+machinery that a handful of values does not need. :func:`compile_table` reads a fitted
+``TablePrep`` once into dicts (category -> code / one-hot column / target encoding), numpy
+vectors (medians, quantile clips, scaler means and scales) and TF-IDF vocabularies, and
+builds the same design matrix from a :class:`RecordColumns` in numpy alone.
+
+Exactness rule: the compiled matrix equals ``prep.transform(pd.DataFrame(records))``. The
+one place where pandas' behaviour leaks into values is dtype inference over a batch (a
+category given as ``1`` becomes ``"1.0"`` when another record of the batch misses it, as
+the column turns float64); :class:`RecordColumns` reproduces that rule. Anything this module
+cannot reproduce with certainty (an unusual value type, a date string outside the strict ISO
+forms) raises :class:`FallbackNeeded`, and the caller takes the pandas path instead.
+
+The full record predictor (preprocessing + every ensemble member) is
+:func:`mlwright.search.predictor.compile_predictor`, also importable from here.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+__all__ = ["CompiledTable", "FallbackNeeded", "RecordColumns", "compile_predictor",
+           "compile_table"]
+
+_TRUE = frozenset({"true", "yes", "y", "t", "1", "1.0"})
+_FALSE = frozenset({"false", "no", "n", "f", "0", "0.0"})
+_INT64 = (-(2**63), 2**63 - 1)
+# The ISO forms whose meaning is certain in both pandas (its ISO fast path) and
+# datetime.fromisoformat; anything else is left to pandas.
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}"
+                  r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})?)?")
+_EPOCH = _dt.datetime(1970, 1, 1)
+_UTC = _dt.UTC
+_SECONDS_PER_DAY = 86_400.0
+
+
+class FallbackNeeded(Exception):
+    """A value the compiled path cannot reproduce exactly; use the pandas path."""
+
+
+def __getattr__(name: str) -> Any:
+    # The record predictor lives with the ensemble (search/, a later stage); re-exported
+    # lazily here so that ``from mlwright.prep.fast import compile_predictor`` works.
+    if name == "compile_predictor":
+        from mlwright.search.predictor import compile_predictor
+
+        return compile_predictor
+    raise AttributeError(name)
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+class RecordColumns:
+    """A batch of records seen column by column, each view computed once per batch.
+
+    Not shared between threads: one instance per ``predict_records`` call.
+    """
+
+    __slots__ = ("_cache", "n", "records")
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
+        self.n = len(records)
+        self._cache: dict[tuple[str, str], Any] = {}
+
+    def raw(self, col: str) -> list[Any]:
+        key = ("raw", col)
+        out = self._cache.get(key)
+        if out is None:
+            out = [r.get(col) for r in self.records]
+            self._cache[key] = out
+        return out
+
+    def labels(self, col: str) -> list[str | None]:
+        """``table._labels`` of the column pandas would build from these records."""
+        key = ("labels", col)
+        out = self._cache.get(key)
+        if out is None:
+            out = _labels(self.raw(col))
+            self._cache[key] = out
+        return out
+
+    def numbers(self, col: str) -> np.ndarray:
+        key = ("numbers", col)
+        out = self._cache.get(key)
+        if out is None:
+            out = _numbers(self.raw(col), col)
+            self._cache[key] = out
+        return out
+
+    def datetimes(self, col: str) -> np.ndarray:
+        key = ("datetimes", col)
+        out = self._cache.get(key)
+        if out is None:
+            out = _datetimes(self.raw(col), col)
+            self._cache[key] = out
+        return out
+
+    def texts(self, col: str) -> list[str]:
+        """``text.as_text`` of the column: missing -> "", numpy's trailing-NUL strip."""
+        key = ("texts", col)
+        out = self._cache.get(key)
+        if out is None:
+            out = [("" if v is None else v.rstrip("\x00")) for v in self.labels(col)]
+            self._cache[key] = out
+        return out
+
+
+_STR_OR_NONE = frozenset({str, type(None)})
+_NUMBERS = frozenset({int, float, bool, type(None)})
+
+
+def _labels(values: list[Any]) -> list[str | None]:
+    if set(map(type, values)) <= _STR_OR_NONE:  # the usual case, at C speed
+        return values
+    numeric = True
+    floaty = False
+    present = False
+    for v in values:
+        if _is_missing(v):
+            floaty = True
+            continue
+        present = True
+        t = type(v)
+        if t is str:
+            numeric = False
+        elif t is float:
+            floaty = True
+        elif t is int:
+            if not _INT64[0] <= v <= _INT64[1]:
+                numeric = False
+        elif t is bool:
+            numeric = False
+        else:
+            raise FallbackNeeded(f"value of type {t.__name__}")
+    if numeric and floaty and present:
+        # pandas makes the column float64: 3 -> 3.0 -> "3.0".
+        return [None if _is_missing(v) else str(float(v)) for v in values]
+    return [None if _is_missing(v) else str(v) for v in values]
+
+
+def _numbers(values: list[Any], col: str) -> np.ndarray:
+    kinds = set(map(type, values))
+    if kinds <= _NUMBERS:
+        return np.array(values if type(None) not in kinds else
+                        [np.nan if v is None else v for v in values], dtype=np.float64)
+    out = np.empty(len(values))
+    for i, v in enumerate(values):
+        t = type(v)
+        if v is None:
+            out[i] = np.nan
+        elif t is float or t is int or t is bool:
+            out[i] = float(v)
+        else:  # text in a numeric column: pandas' coercion rules decide
+            raise FallbackNeeded(f"{col}: {t.__name__} in a numeric column")
+    return out
+
+
+def _ns(d: _dt.datetime) -> int:
+    if d.tzinfo is not None:
+        d = d.astimezone(_UTC).replace(tzinfo=None)
+    if not 1678 <= d.year <= 2261:  # outside datetime64[ns]: pandas decides
+        raise FallbackNeeded("date outside the nanosecond range")
+    delta = d - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+def _datetimes(values: list[Any], col: str) -> np.ndarray:
+    out = np.empty(len(values), dtype=np.int64)
+    nat = np.iinfo(np.int64).min
+    aware = naive = False
+    for i, v in enumerate(values):
+        t = type(v)
+        if _is_missing(v):
+            out[i] = nat
+        elif t is str:
+            if not _ISO.fullmatch(v):
+                raise FallbackNeeded(f"{col}: date string {v!r} is not strict ISO 8601")
+            try:
+                out[i] = _ns(_dt.datetime.fromisoformat(v))
+            except ValueError as exc:  # e.g. 2021-02-30: pandas decides (NaT)
+                raise FallbackNeeded(str(exc)) from None
+        elif t is _dt.datetime:
+            if v.tzinfo is None:
+                naive = True
+            else:
+                aware = True
+            out[i] = _ns(v)
+        else:
+            raise FallbackNeeded(f"{col}: {t.__name__} as a date")
+    if aware and naive:  # pandas refuses to mix them in one column
+        raise FallbackNeeded(f"{col}: zone-aware and naive datetimes mixed")
+    return out.view("datetime64[ns]")
+
+
+# ---- the compiled table ------------------------------------------------------------------------
+
+class _Tfidf:
+    """TfidfVectorizer.transform for a few documents: (row, column indices, values)."""
+
+    def __init__(self, vec: Any) -> None:
+        self.analyzer = vec.build_analyzer()
+        self.vocabulary = dict(vec.vocabulary_)
+        self.idf = np.asarray(vec.idf_, dtype=np.float64) if vec.use_idf else None
+        self.sublinear = bool(vec.sublinear_tf)
+        self.l2 = vec.norm == "l2"
+        self.width = len(self.vocabulary)
+
+    @staticmethod
+    def supports(vec: Any) -> bool:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        return (type(vec) is TfidfVectorizer and vec.norm in ("l2", None) and not vec.binary
+                and vec.dtype in (np.float64, float))
+
+    def transform(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        rows = []
+        vocab = self.vocabulary
+        for text in texts:
+            counts = Counter(j for j in map(vocab.get, self.analyzer(text)) if j is not None)
+            idx = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
+            vals = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+            if self.sublinear:
+                vals = np.log(vals) + 1.0
+            if self.idf is not None:
+                vals = vals * self.idf[idx]
+            if self.l2:
+                norm = math.sqrt(float(vals @ vals))
+                if norm:
+                    vals = vals / norm
+            rows.append((idx, vals))
+        return rows
+
+    def sparse(self, texts: list[str]) -> Any:
+        import scipy.sparse as sp
+
+        rows = self.transform(texts)
+        indptr = np.cumsum([0, *(len(i) for i, _ in rows)])
+        indices = np.concatenate([i for i, _ in rows]) if rows else np.empty(0, np.intp)
+        data = np.concatenate([v for _, v in rows]) if rows else np.empty(0)
+        m = sp.csr_matrix((data, indices, indptr), shape=(len(texts), self.width))
+        m.sort_indices()
+        return m
+
+
+class _TextScores:
+    """TextScores.transform: naive-Bayes (or ridge) scores of the TF-IDF, lengths."""
+
+    def __init__(self, scores: Any) -> None:
+        from sklearn.linear_model import Ridge
+        from sklearn.naive_bayes import MultinomialNB
+
+        model = scores.model_
+        self.regression = scores.task == "regression"
+        if not _Tfidf.supports(scores.vectorizer_):
+            raise TypeError("text vectorizer")
+        self.tfidf = _Tfidf(scores.vectorizer_)
+        if self.regression:
+            if type(model) is not Ridge or np.ndim(model.coef_) != 1:
+                raise TypeError(type(model).__name__)
+            self.coef = np.asarray(model.coef_, dtype=np.float64)
+            self.intercept = float(model.intercept_)
+        else:
+            if type(model) is not MultinomialNB:
+                raise TypeError(type(model).__name__)
+            self.flp_t = np.ascontiguousarray(np.asarray(model.feature_log_prob_).T)
+            self.prior = np.asarray(model.class_log_prior_, dtype=np.float64)
+            self.n_classes = len(scores.classes_)
+            self.pos = np.searchsorted(scores.classes_, model.classes_)
+
+    def transform(self, texts: list[str]) -> np.ndarray:
+        from scipy.special import logsumexp
+
+        rows = self.tfidf.transform(texts)
+        n = len(texts)
+        if self.regression:
+            scores = np.array([[v @ self.coef[i] + self.intercept] for i, v in rows])
+            scores = scores.reshape(n, 1)
+        else:
+            jll = np.vstack([v @ self.flp_t[i] for i, v in rows]) + self.prior
+            log_proba = jll - logsumexp(jll, axis=1)[:, None]
+            full = np.full((n, self.n_classes), -50.0)
+            full[:, self.pos] = log_proba
+            scores = full - full.mean(axis=1, keepdims=True)
+        lengths = np.array([[float(len(t)), float(len(t.split()))] for t in texts])
+        return np.hstack([scores, lengths.reshape(n, 2)])
+
+
+class _Dates:
+    """DatetimeFeatures.transform on nanosecond values (the same numpy arithmetic)."""
+
+    def __init__(self, dates: Any) -> None:
+        self.parts = dict(dates.parts_)
+        self.origin = dict(dates.origin_)
+
+    def transform(self, cols: RecordColumns) -> np.ndarray:
+        blocks = []
+        for name, parts in self.parts.items():
+            values = cols.datetimes(name)
+            missing = np.isnat(values)
+            days = values.astype("datetime64[D]")
+            months = values.astype("datetime64[M]")
+            years = values.astype("datetime64[Y]")
+            computed = {
+                "year": lambda: years.astype(np.int64) + 1970.0,
+                "month": lambda: months.astype(np.int64) % 12 + 1.0,
+                "day": lambda: (days - months).astype(np.int64) + 1.0,
+                "dayofweek": lambda: (days.astype(np.int64) + 3) % 7 + 0.0,
+                "dayofyear": lambda: (days - years).astype(np.int64) + 1.0,
+                "hour": lambda: (values - days).astype("timedelta64[s]").astype(np.int64)
+                / 3600.0,
+            }
+            seconds = values.astype("datetime64[s]").astype(np.int64).astype(float)
+            for part in parts:
+                blocks.append(np.where(missing, np.nan, computed[part]()))
+            blocks.append(np.where(missing, np.nan,
+                                   (seconds - self.origin[name]) / _SECONDS_PER_DAY))
+        return np.column_stack(blocks) if blocks else np.empty((cols.n, 0))
+
+
+class CompiledTable:
+    """A fitted :class:`~mlwright.prep.table.TablePrep` as lookups; see :func:`compile_table`.
+
+    Immutable after construction, so one instance serves any number of threads.
+    """
+
+    def __init__(self, prep: Any) -> None:
+        from mlwright.prep.table import TablePrep
+        from mlwright.prep.text import TextScores
+
+        if type(prep) is not TablePrep or not hasattr(prep, "feature_origin_"):
+            raise TypeError(f"not a fitted TablePrep: {type(prep).__name__}")
+        self.linear = prep.style == "linear"
+        plan = prep.plan
+        self.ordinal = [(c, dict(lookup)) for c, lookup in prep.ordinal_.items()]
+        self.numeric = list(plan.numeric)
+        self.num_stats = {k: np.asarray(v) for k, v in prep.num_stats_.items()}
+        self.booleans = list(prep.bool_.items())
+        self.onehot = [(c, dict(lookup), lookup["__infrequent__"])
+                       for c, lookup in prep.onehot_.items()]
+        self.target_enc = [(c, dict(lookup), prior)
+                           for c, (lookup, prior) in prep.target_enc_.items()]
+        if self.target_enc:
+            self.te_mean, self.te_std = prep.te_mean_, prep.te_std_
+        self.dates = _Dates(prep.dates_) if prep.dates_ is not None else None
+        self.date_stats = dict(prep.date_stats_)
+        self.text: list[tuple[str, Any]] = []
+        for c, vec in prep.text_.items():
+            if self.linear:
+                # A plain word TF-IDF is compiled; anything else (the char n-gram union)
+                # keeps sklearn's transform on the same strings, still without pandas.
+                self.text.append((c, _Tfidf(vec) if _Tfidf.supports(vec) else vec))
+            else:
+                if type(vec) is not TextScores:
+                    raise TypeError(f"text step {type(vec).__name__}")
+                self.text.append((c, _TextScores(vec)))
+        self.ordinal_get = [(c, lookup.get) for c, lookup in self.ordinal]
+        indicator = self.num_stats.get("indicator")
+        self.indicator = indicator if indicator is not None and indicator.any() else None
+        self.bool_fill = np.array([fill for _, (_, fill) in self.booleans])
+        offsets = np.cumsum([0, *(len(lookup) for _, lookup, _ in self.onehot)])
+        self.onehot_width = int(offsets[-1])
+        self.onehot = [(c, lookup, infrequent, int(off)) for (c, lookup, infrequent), off
+                       in zip(self.onehot, offsets[:-1], strict=True)]
+        self.columns = list(plan.used)
+        self.width = len(prep.feature_names_out_)
+
+    def transform(self, cols: RecordColumns) -> Any:
+        """The design matrix of ``TablePrep.transform`` (numpy, or CSR with linear text)."""
+        n = cols.n
+        dense: list[np.ndarray] = []
+        if self.ordinal:
+            # One conversion for the whole block: per-column arrays cost microseconds each.
+            codes = [[get(v, -1) for v in cols.labels(c)] for c, get in self.ordinal_get]
+            dense.append(np.array(codes, dtype=np.float64).T.reshape(n, -1))
+        if self.numeric:
+            num = np.array([cols.numbers(c) for c in self.numeric]).T.reshape(n, -1)
+            if self.linear:
+                num = np.where(np.isfinite(num), num, np.nan)
+                s = self.num_stats
+                missing = np.isnan(num)
+                filled = np.where(missing, s["median"], np.clip(num, s["lo"], s["hi"]))
+                dense.append((filled - s["mean"]) / s["std"])
+                if self.indicator is not None:
+                    dense.append(missing[:, self.indicator].astype(np.float64))
+            else:
+                dense.append(num)
+        if self.booleans:
+            encoded = np.array([[_bool(v, positive) for v in cols.labels(c)]
+                                for c, (positive, _) in self.booleans],
+                               dtype=np.float64).T.reshape(n, -1)
+            if self.linear:
+                encoded = np.where(np.isnan(encoded), self.bool_fill, encoded)
+            dense.append(encoded)
+        if self.onehot:
+            block = np.zeros((n, self.onehot_width))
+            rows, hot = [], []
+            for c, lookup, infrequent, offset in self.onehot:
+                get = lookup.get
+                hot += [offset + get("__missing__" if v is None else v, infrequent)
+                        for v in cols.labels(c)]
+                rows += range(n)
+            block[rows, hot] = 1.0
+            dense.append(block)
+        if self.target_enc:
+            te = np.column_stack([
+                np.vstack([lookup.get("__missing__" if v is None else v, prior)
+                           for v in cols.labels(c)])
+                for c, lookup, prior in self.target_enc])
+            dense.append((te - self.te_mean) / self.te_std)
+        if self.dates is not None:
+            parts = self.dates.transform(cols)
+            if self.linear:
+                s = self.date_stats
+                parts = (np.where(np.isnan(parts), s["median"], parts) - s["mean"]) / s["std"]
+            dense.append(parts)
+        if not self.linear:
+            dense += [scorer.transform(cols.texts(c)) for c, scorer in self.text]
+        matrix = (dense[0] if len(dense) == 1 else np.hstack(dense)) if dense \
+            else np.empty((n, 0))
+        if not (self.linear and self.text):
+            return matrix
+        import scipy.sparse as sp
+
+        texts = [vec.sparse(cols.texts(c)) if isinstance(vec, _Tfidf)
+                 else vec.transform(np.asarray(cols.texts(c), dtype=str))
+                 for c, vec in self.text]
+        return sp.hstack([sp.csr_matrix(matrix), *texts], format="csr")
+
+
+def _bool(v: str | None, positive: str | None) -> float:
+    if v is None:
+        return np.nan
+    if positive is not None:
+        return 1.0 if v == positive else 0.0
+    low = v.strip().lower()
+    return 1.0 if low in _TRUE else (0.0 if low in _FALSE else np.nan)
+
+
+def compile_table(prep: Any) -> CompiledTable:
+    """Compile a fitted ``TablePrep``; raises ``TypeError`` for a construct it cannot read."""
+    return CompiledTable(prep)

@@ -1,0 +1,465 @@
+"""The serving hot path: an :class:`~mlwright.search.ensemble.Ensemble` compiled for records.
+
+``compile_predictor(model, contract)`` reads a fitted ensemble once (at server start) into
+compiled preprocessing (:mod:`mlwright.prep.fast`) and one native predictor per member:
+
+* LightGBM: ``Booster.predict`` on a float64 array, one thread (what the ensemble does);
+* XGBoost: ``Booster.inplace_predict`` with the estimator's iteration range, skipping the
+  scikit-learn wrapper's checks;
+* CatBoost: the wrapped model's ``predict`` with ``thread_count=1`` (its default, -1,
+  starts a thread pool per call);
+* logistic regression and ridge: a numpy dot product and the link function;
+* random forests and extra trees: all trees walked at once, level by level, over flat node
+  arrays (the same comparisons as ``tree_.predict``: float32 inputs, NaN by
+  ``missing_go_to_left``);
+* anything else (kNN, MLP, HistGradientBoosting): the estimator's own predict on the
+  compiled matrix.
+
+``predict_records(records)`` then answers exactly what ``model.predict`` /
+``model.predict_proba`` on ``pd.DataFrame(records)`` answer. Compilation checks itself on a
+few synthetic records against the pandas path; a member (or preprocessing style) that does
+not match, or cannot be compiled, is predicted through the pandas path (logged), and a batch
+holding a value the compiled path cannot reproduce with certainty goes through the pandas
+path whole. The predictor holds no mutable state: one instance serves every thread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mlwright._logging import get_logger
+from mlwright.prep.fast import CompiledTable, FallbackNeeded, RecordColumns, compile_table
+
+__all__ = ["RecordPredictor", "compile_predictor"]
+
+log = get_logger(__name__)
+
+_REGRESSION = "regression"
+_CHECK_TOLERANCE = 1e-9
+
+
+# ---- member predictors: design matrix -> what the estimator's predict_proba/predict gives ----
+
+def _expit(x: np.ndarray) -> np.ndarray:
+    from scipy.special import expit
+
+    return expit(x)
+
+
+class _Linear:
+    """LogisticRegression / Ridge as a dot product (dense, or dense + sparse TF-IDF)."""
+
+    def __init__(self, est: Any, regression: bool) -> None:
+        from sklearn.linear_model import LogisticRegression, Ridge
+
+        expected = Ridge if regression else LogisticRegression
+        if type(est) is not expected:
+            raise TypeError(type(est).__name__)
+        self.coef_t = np.ascontiguousarray(np.atleast_2d(est.coef_).T)  # (features, k)
+        self.intercept = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64))
+        self.regression = regression
+        self.ravel = np.ndim(est.coef_) == 1 or self.coef_t.shape[1] == 1
+        self.binary = not regression and len(est.classes_) <= 2
+
+    def __call__(self, X: Any) -> np.ndarray:
+        scores = np.asarray(X @ self.coef_t) + self.intercept
+        if self.regression:
+            return scores.ravel() if self.ravel else scores
+        if self.binary:
+            p = _expit(scores.ravel())
+            return np.stack([1 - p, p], axis=1)
+        from scipy.special import softmax
+
+        return softmax(scores, axis=1)
+
+
+class _Forest:
+    """Every tree of a scikit-learn forest walked at once over flat node arrays."""
+
+    def __init__(self, est: Any) -> None:
+        trees = [t.tree_ for t in est.estimators_]
+        sizes = np.array([t.node_count for t in trees])
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        left, right, feature, threshold, nan_left, value = [], [], [], [], [], []
+        for t, off in zip(trees, offsets, strict=True):
+            leaf = t.children_left == -1
+            own = np.arange(t.node_count) + off
+            # Leaves point at themselves, so extra levels leave them in place.
+            left.append(np.where(leaf, own, t.children_left + off))
+            right.append(np.where(leaf, own, t.children_right + off))
+            feature.append(np.where(leaf, 0, t.feature))
+            threshold.append(t.threshold)
+            nan_left.append(np.asarray(t.missing_go_to_left, dtype=bool))
+            value.append(t.value.reshape(t.node_count, -1))
+        self.left = np.concatenate(left).astype(np.intp)
+        self.right = np.concatenate(right).astype(np.intp)
+        self.feature = np.concatenate(feature).astype(np.intp)
+        self.threshold = np.concatenate(threshold).astype(np.float64)
+        self.nan_left = np.concatenate(nan_left)
+        self.value = np.concatenate(value)
+        self.roots = offsets.astype(np.intp)
+        self.depth = max(t.max_depth for t in trees)
+        self.n_trees = len(trees)
+
+    def __call__(self, X: Any) -> np.ndarray:
+        X32 = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
+        n, width = X32.shape
+        flat = X32.astype(np.float64).ravel()
+        node = np.repeat(self.roots[:, None], n, axis=1).ravel()  # (trees * rows,)
+        base = np.tile(np.arange(n, dtype=np.intp) * width, self.n_trees)
+        left, right, feature, threshold, nan_left = (self.left, self.right, self.feature,
+                                                     self.threshold, self.nan_left)
+        for _ in range(self.depth):
+            x = flat[base + feature[node]]
+            go_left = (x <= threshold[node]) | (np.isnan(x) & nan_left[node])
+            node = np.where(go_left, left[node], right[node])
+        total = self.value[node].reshape(self.n_trees, n, -1).sum(axis=0)
+        return total / self.n_trees
+
+
+class _XGBoost:
+    """The scikit-learn wrapper's predict / predict_proba, straight from the booster."""
+
+    def __init__(self, est: Any, regression: bool) -> None:
+        import xgboost as xgb
+
+        cls = xgb.XGBRegressor if regression else xgb.XGBClassifier
+        if type(est) is not cls or est.objective == "multi:softmax" or \
+                getattr(est, "booster", None) == "gblinear":
+            raise TypeError(f"{type(est).__name__} objective {est.objective}")
+        self.booster = est.get_booster()
+        try:
+            self.range = (0, int(est.best_iteration) + 1)
+        except AttributeError:
+            self.range = (0, 0)
+        self.missing = est.missing
+        self.regression = regression
+        self.n_classes = None if regression else est.n_classes_
+
+    def __call__(self, X: Any) -> np.ndarray:
+        X = np.asarray(X.toarray() if hasattr(X, "toarray") else X)
+        out = self.booster.inplace_predict(X, iteration_range=self.range,
+                                           predict_type="value", missing=self.missing,
+                                           validate_features=False)
+        if self.regression or (out.ndim == 2 and out.shape[1] == self.n_classes):
+            return out
+        return np.vstack((1.0 - out, out)).transpose()
+
+
+class _CatBoost:
+    """CatBoostModel.predict / predict_proba with one thread instead of a pool per call."""
+
+    def __init__(self, est: Any, regression: bool) -> None:
+        from mlwright.search.families.boosting import CatBoostModel
+
+        if type(est) is not CatBoostModel:
+            raise TypeError(type(est).__name__)
+        self.est = est
+        self.regression = regression
+
+    def __call__(self, X: Any) -> np.ndarray:
+        frame = self.est._frame(X)
+        if self.regression:
+            return np.asarray(self.est.model_.predict(frame, thread_count=1)).ravel()
+        return self.est.model_.predict_proba(frame, thread_count=1)
+
+
+class _LightGBM:
+    def __init__(self, est: Any, regression: bool) -> None:
+        from mlwright.search.ensemble import _lightgbm_booster
+
+        self.booster = _lightgbm_booster(est)
+        if self.booster is None:
+            raise TypeError(type(est).__name__)
+        self.regression = regression
+
+    def __call__(self, X: Any) -> np.ndarray:
+        raw = np.asarray(self.booster.predict(X, num_threads=1), dtype=float)
+        if self.regression or raw.ndim == 2:
+            return raw
+        return np.column_stack([1.0 - raw, raw])
+
+
+class _Native:
+    """The estimator's own predict(_proba) on the compiled matrix (kNN, MLP, HGB...)."""
+
+    def __init__(self, est: Any, regression: bool) -> None:
+        from mlwright.search.ensemble import _forest_mean
+
+        self.fn = est.predict if regression else est.predict_proba
+        self.forest_mean = _forest_mean
+        self.est = est
+
+    def __call__(self, X: Any) -> np.ndarray:
+        forest = self.forest_mean(self.est, X)  # what the ensemble does for odd forests
+        return forest if forest is not None else self.fn(X)
+
+
+def _is_forest(est: Any) -> bool:
+    return (type(est).__module__.startswith("sklearn.ensemble")
+            and hasattr(est, "estimators_") and getattr(est, "n_outputs_", 2) == 1
+            and hasattr(est.estimators_[0], "tree_"))
+
+
+def _native_predictor(est: Any, regression: bool) -> tuple[Any, str]:
+    """The fastest exact predictor for ``est`` and its name (for logs and describe())."""
+    module = type(est).__module__
+    attempts: list[tuple[str, Any]] = []
+    if module.startswith("lightgbm"):
+        attempts.append(("lightgbm-booster", lambda: _LightGBM(est, regression)))
+    if module.startswith("xgboost"):
+        attempts.append(("xgboost-inplace", lambda: _XGBoost(est, regression)))
+    if type(est).__name__ == "CatBoostModel":
+        attempts.append(("catboost-1-thread", lambda: _CatBoost(est, regression)))
+    if module.startswith("sklearn.linear_model"):
+        attempts.append(("linear-numpy", lambda: _Linear(est, regression)))
+    if _is_forest(est):
+        attempts.append(("forest-vectorized", lambda: _Forest(est)))
+    for name, build in attempts:
+        try:
+            return build(), name
+        except Exception as exc:
+            log.debug("no %s fast path for %s (%s); using its predict", name,
+                      type(est).__name__, exc)
+    return _Native(est, regression), "native"
+
+
+# ---- the record predictor ------------------------------------------------------------------
+
+class _Member:
+    __slots__ = ("classes", "clip", "estimator", "expm1", "path", "predict", "style", "weight")
+
+    def __init__(self, member: dict[str, Any], regression: bool) -> None:
+        self.style = member["style"]
+        self.weight = member["weight"]
+        self.estimator = member["estimator"]
+        self.expm1 = member.get("target_transform") == "log"
+        self.clip = member.get("clip")
+        self.predict, self.path = _native_predictor(self.estimator, regression)
+        seen = getattr(self.estimator, "classes_", None)
+        self.classes = None if regression or seen is None else np.asarray(seen).astype(int)
+
+
+class RecordPredictor:
+    """Predictions for validated records, equal to the ensemble's pandas path.
+
+    Build it with :func:`compile_predictor`. Thread-safe: nothing is mutated after
+    compilation.
+    """
+
+    def __init__(self, model: Any, tables: dict[str, CompiledTable | None],
+                 members: list[_Member] | None) -> None:
+        self.model = model
+        self._tables = tables
+        self._members = members
+        self.regression = str(getattr(model, "task", "")) == _REGRESSION
+        self.classes_ = None if self.regression else np.asarray(model.classes_, dtype=object)
+        self.threshold = getattr(model, "threshold", None)
+        self.feature_names = list(getattr(model, "feature_names", []))
+        self._pandas_members: set[int] = set()
+
+    # -- public ---------------------------------------------------------------------------
+    def predict_records(self, records: list[dict[str, Any]]
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(predictions in the model's label space, class probabilities or None).
+
+        Args:
+            records: dicts keyed by the training column names; missing values as None or
+                absent; numbers as int/float; categories as str/bool/int; dates as ISO
+                strings or datetimes; text as str.
+        """
+        if self._members is None:
+            return self._predict_pandas(records)
+        try:
+            raw = self._raw(records)
+        except FallbackNeeded as exc:
+            log.debug("pandas path for this batch: %s", exc)
+            return self._predict_pandas(records)
+        return self._finish(raw)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """The prediction path of every member (``pandas`` where it was not compiled)."""
+        if self._members is None:
+            return [{"member": 0, "path": "pandas"}]
+        return [{"member": i, "family": type(m.estimator).__name__, "style": m.style,
+                 "path": "pandas" if i in self._pandas_members or self._tables[m.style] is None
+                 else m.path} for i, m in enumerate(self._members)]
+
+    # -- internals ------------------------------------------------------------------------
+    def _finish(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.regression:
+            return raw, None
+        assert self.classes_ is not None
+        if self.threshold is not None and raw.shape[1] == 2:
+            idx = (raw[:, 1] >= self.threshold).astype(int)
+        else:
+            idx = raw.argmax(axis=1)
+        return self.classes_[idx], raw
+
+    def _frame(self, records: list[dict[str, Any]]) -> Any:
+        import pandas as pd
+
+        frame = pd.DataFrame(records)
+        absent = [c for c in self.feature_names if c not in frame.columns]
+        if absent:  # absent everywhere: missing, as an absent key is in one record
+            frame = pd.DataFrame(records, columns=[*frame.columns, *absent])
+        return frame
+
+    def _predict_pandas(self, records: list[dict[str, Any]]
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+        frame = self._frame(records)
+        if self.regression:
+            return np.asarray(self.model.predict(frame)), None
+        raw = self.model.predict_proba(frame)
+        return self._finish(raw)
+
+    def _member_outputs(self, records: list[dict[str, Any]], *, compiled: bool
+                        ) -> list[np.ndarray]:
+        """Every member's output (after its target transform and clip), in order."""
+        from mlwright.search.ensemble import _member_predict
+
+        assert self._members is not None
+        cols = RecordColumns(records)
+        frame = None
+        designs: dict[tuple[str, bool], Any] = {}
+        outputs = []
+        task = self.model.task
+        classes = self.model.classes
+        for i, m in enumerate(self._members):
+            table = self._tables.get(m.style)
+            fast = compiled and table is not None and i not in self._pandas_members
+            key = (m.style, fast)
+            if key not in designs:
+                if fast:
+                    assert table is not None
+                    designs[key] = table.transform(cols)
+                else:
+                    frame = self._frame(records) if frame is None else frame
+                    designs[key] = self.model.preps[m.style].transform(frame)
+            Xt = designs[key]
+            if not fast:
+                outputs.append(_member_predict({"estimator": m.estimator,
+                                                "target_transform": "log" if m.expm1
+                                                else None,
+                                                **({"clip": m.clip} if m.clip else {})},
+                                               Xt, task, classes))
+                continue
+            out = m.predict(Xt)
+            if self.regression:
+                out = np.asarray(out, dtype=float).ravel()
+                out = np.expm1(out) if m.expm1 else out
+                out = np.clip(out, *m.clip) if m.clip is not None else out
+            else:
+                out = self._full_proba(np.asarray(out, dtype=float), m.classes)
+            outputs.append(out)
+        return outputs
+
+    def _full_proba(self, proba: np.ndarray, seen: np.ndarray | None) -> np.ndarray:
+        assert self.classes_ is not None
+        n_classes = len(self.classes_)
+        if seen is None:
+            seen = np.arange(proba.shape[1])
+        if proba.shape[1] == n_classes and np.array_equal(seen, np.arange(n_classes)):
+            return proba
+        out = np.zeros((proba.shape[0], n_classes))
+        out[:, seen] = proba
+        return out
+
+    def _raw(self, records: list[dict[str, Any]]) -> np.ndarray:
+        total: np.ndarray | None = None
+        assert self._members is not None
+        for m, out in zip(self._members, self._member_outputs(records, compiled=True),
+                          strict=True):
+            total = out * m.weight if total is None else total + out * m.weight
+        assert total is not None
+        return total
+
+    def _self_check(self, records: list[dict[str, Any]]) -> None:
+        """Members whose compiled output differs from the pandas path on ``records`` take
+        the pandas path from now on."""
+        try:
+            fast = self._member_outputs(records, compiled=True)
+        except FallbackNeeded as exc:
+            log.warning("self-check records were not compilable (%s)", exc)
+            return
+        slow = self._member_outputs(records, compiled=False)
+        assert self._members is not None
+        for i, (a, b) in enumerate(zip(fast, slow, strict=True)):
+            if a.shape != b.shape or not np.allclose(a, b, rtol=0, atol=_CHECK_TOLERANCE,
+                                                     equal_nan=True):
+                log.warning("compiled member %d (%s, %s path) differs from the pandas path; "
+                            "it will predict through pandas", i,
+                            type(self._members[i].estimator).__name__, self._members[i].path)
+                self._pandas_members.add(i)
+
+
+def _check_records(model: Any, contract: Any) -> list[dict[str, Any]]:
+    """A few records touching every compiled construct: all missing, known values,
+    unseen categories, odd numbers, dates and text."""
+    columns: dict[str, list[Any]] = {}
+    for prep in model.preps.values():
+        plan = prep.plan
+        for c in plan.numeric:
+            columns[c] = [0, 1.5, -3.25e6, float("inf")]
+        for c in [*plan.categorical, *plan.high_cardinality]:
+            known = [*getattr(prep, "ordinal_", {}).get(c, {}),
+                     *getattr(prep, "onehot_", {}).get(c, {}),
+                     *getattr(prep, "target_enc_", {}).get(c, ({}, None))[0]]
+            known = [k for k in known if not k.startswith("__")] or ["x"]
+            columns[c] = [known[0], known[-1], "__never_seen__", known[len(known) // 2]]
+        for c in plan.boolean:
+            positive = prep.bool_.get(c, (None, 0.0))[0]
+            columns[c] = ([positive, "__other__", positive, True] if positive is not None
+                          else [True, False, "no", "yes"])
+        for c in plan.datetime:
+            columns[c] = ["2016-03-04T05:06:07Z", "2019-12-31", "2018-07-01T12:00:00+02:00",
+                          "2020-02-29 23:59:59.5"]
+        for c in plan.text:
+            columns[c] = ["Great rally tonight! #MAGA @user https://t.co/x", "the", "",
+                          "Thank you very much for the crooked fake news!!"]
+    if contract is not None:
+        for c in columns:
+            try:
+                categories = contract.column(c).categories
+            except Exception:
+                continue
+            if categories:
+                columns[c][3] = categories[0]
+    rows = [{c: v[i] for c, v in columns.items()} for i in range(4)]
+    rows.append(dict.fromkeys(columns))
+    return rows
+
+
+def compile_predictor(model: Any, contract: Any = None) -> RecordPredictor:
+    """Compile a fitted model for record prediction (call once, at server start).
+
+    Args:
+        model: a fitted :class:`~mlwright.search.ensemble.Ensemble`. Any other estimator
+            gets a predictor that goes through ``pd.DataFrame(records)`` (same interface).
+        contract: the model's :class:`~mlwright.data.contract.Contract`, if at hand; its
+            categories and ranges enrich the self-check records.
+
+    Returns:
+        a :class:`RecordPredictor`; ``predict_records(records)`` returns (predictions,
+        class probabilities in ``model.classes_`` order, or None for regression).
+    """
+    from mlwright.search.ensemble import Ensemble
+
+    if not isinstance(model, Ensemble):
+        log.debug("%s is not an Ensemble: records predicted through pandas",
+                  type(model).__name__)
+        return RecordPredictor(model, {}, None)
+    regression = model.task == _REGRESSION
+    tables: dict[str, CompiledTable | None] = {}
+    for style, prep in model.preps.items():
+        try:
+            tables[style] = compile_table(prep)
+        except Exception as exc:
+            log.debug("preprocessing %r not compiled (%s); its members use pandas", style, exc)
+            tables[style] = None
+    members = [_Member(m, regression) for m in model.members]
+    predictor = RecordPredictor(model, tables, members)
+    predictor._self_check(_check_records(model, contract))
+    return predictor
