@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlwright.registry.audit import AuditLog
+
+
+def test_record_and_read_back_in_order(tmp_path: Path) -> None:
+    url = f"sqlite:///{(tmp_path / 'project.db').as_posix()}"
+    log = AuditLog(url)
+    first = log.record("promote", "churn", "2", from_version="1", actor="cli",
+                       reason="better AUC", evidence={"auc": [0.81, 0.84]})
+    log.record("refuse", "other", "5", actor="loop", reason="worse on slice gender=F")
+    log.record("rollback", "churn", "1", from_version="2", actor="loop")
+    assert first >= 1
+    churn = AuditLog(url).entries("churn")  # a second handle sees the same table
+    assert [e["action"] for e in churn] == ["promote", "rollback"]
+    assert churn[0]["evidence"] == {"auc": [0.81, 0.84]}
+    assert churn[0]["from_version"] == "1" and churn[0]["reason"] == "better AUC"
+    assert churn[1]["evidence"] is None
+    assert len(log.entries()) == 3
+    assert [e["action"] for e in log.entries(limit=1)] == ["rollback"]
