@@ -113,7 +113,7 @@ def test_decide_promotes_only_when_every_check_passes() -> None:
     assert decide(_comparison(p_value=0.2), on_refuse="discard").action == "discard"
     assert decide(_comparison(n_rows=50), min_rows=200).action == "shadow"
     worse = {"column": "plan", "value": "basic", "n": 80, "champion": 0.8,
-             "challenger": 0.7, "improvement": -0.1, "enforced": True}
+             "challenger": 0.7, "improvement": -0.1, "enforced": True, "p_worse": 0.01}
     d = decide(_comparison(slices=[worse]))
     assert d.action == "shadow" and d.checks["no_worse_slice"] is False
     assert any("plan=basic" in r for r in d.reasons)
@@ -121,6 +121,9 @@ def test_decide_promotes_only_when_every_check_passes() -> None:
     assert decide(_comparison(slices=[small])).action == "promote"
     within = dict(worse, improvement=-0.01)
     assert decide(_comparison(slices=[within]), slice_tolerance=0.02).action == "promote"
+    noisy = dict(worse, p_worse=0.3)  # lower, but a small slice's noise
+    d = decide(_comparison(slices=[noisy]))
+    assert d.action == "promote" and any("not significantly" in r for r in d.reasons)
 
 
 def test_decide_requires_mcnemar_for_accuracy() -> None:

@@ -196,7 +196,8 @@ def _clean(value: Any) -> Any:
 
 
 def _slices(frame: Any, columns: Sequence[str], y: np.ndarray, a: _Scored, b: _Scored,
-            metric: Any, sign: float, min_rows: int) -> list[dict[str, Any]]:
+            metric: Any, sign: float, min_rows: int, tolerance: float, n_boot: int,
+            seed: int) -> list[dict[str, Any]]:
     import pandas as pd
 
     out: list[dict[str, Any]] = []
@@ -217,16 +218,41 @@ def _slices(frame: Any, columns: Sequence[str], y: np.ndarray, a: _Scored, b: _S
             champ = score_predictions(metric, y[mask], a.raw[mask])
             chall = score_predictions(metric, y[mask], b.raw[mask])
             diff = sign * (chall - champ)
-            out.append({"column": col, "value": key, "n": n, "champion": champ,
-                        "challenger": chall, "improvement": diff,
-                        "enforced": bool(n >= min_rows and math.isfinite(diff))})
+            enforced = bool(n >= min_rows and math.isfinite(diff))
+            row = {"column": col, "value": key, "n": n, "champion": champ,
+                   "challenger": chall, "improvement": diff, "enforced": enforced,
+                   "ci_low": None, "ci_high": None, "p_worse": None}
+            if enforced and diff < -tolerance:
+                # Is it worse beyond the tolerance, or is a small slice just noisy? One-sided
+                # paired bootstrap of H0 "improvement >= -tolerance" on the slice's rows.
+                boot = _slice_bootstrap(y[mask], a.raw[mask], b.raw[mask], metric, sign,
+                                        n_boot, seed)
+                if len(boot):
+                    row["ci_low"], row["ci_high"] = (float(v) for v in
+                                                     np.quantile(boot, [0.025, 0.975]))
+                    row["p_worse"] = (1 + int(np.sum(boot >= -tolerance))) / (1 + len(boot))
+            out.append(row)
     return out
+
+
+def _slice_bootstrap(y: np.ndarray, a: np.ndarray, b: np.ndarray, metric: Any, sign: float,
+                     n_boot: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        try:
+            out.append(sign * (metric.score(y[idx], b[idx]) - metric.score(y[idx], a[idx])))
+        except ValueError:
+            continue
+    values = np.asarray(out, dtype=float)
+    return values[np.isfinite(values)]
 
 
 def compare(champion: Any, challenger: Any, data: Any, *, target: str,
             metric: str | None = None, margin: float = 0.0, n_boot: int = 1000,
             seed: int = 0, guarded_slices: Sequence[str] = (), min_slice_rows: int = 30,
-            part_column: str | None = None) -> Comparison:
+            slice_tolerance: float = 0.02, part_column: str | None = None) -> Comparison:
     """Score both models on ``data`` (features + ``target``) and compare them pairwise.
 
     Args:
@@ -237,7 +263,10 @@ def compare(champion: Any, challenger: Any, data: Any, *, target: str,
         target: the label column.
         metric: the metric name (default: the champion's training metric, else the task's).
         margin: the improvement the challenger must exceed (metric units).
-        guarded_slices: columns whose values form slices reported (and later guarded).
+        guarded_slices: columns whose values form slices reported (and later guarded); a
+            slice (numeric columns: quartiles) with at least ``min_slice_rows`` rows whose
+            improvement is below ``-slice_tolerance`` gets a paired bootstrap p-value
+            (``p_worse``) of "not worse beyond the tolerance".
         part_column: a column naming where each row came from (e.g. recent / holdout); a
             per-part score table is added and the column is not a feature.
     """
@@ -296,7 +325,8 @@ def compare(champion: Any, challenger: Any, data: Any, *, target: str,
         challenger_score=score_predictions(m, y, b.raw), improvement=boot.improvement,
         ci_low=boot.ci_low, ci_high=boot.ci_high, p_value=boot.p_value, margin=margin,
         n_boot=boot.n_boot, mcnemar=mc,
-        slices=_slices(frame, guarded_slices, y, a, b, m, sign, min_slice_rows), parts=parts)
+        slices=_slices(frame, guarded_slices, y, a, b, m, sign, min_slice_rows,
+                       slice_tolerance, n_boot, seed), parts=parts)
 
 
 # --------------------------------------------------------------------------- decision
@@ -351,10 +381,19 @@ def decide(comparison: Comparison, *, alpha: float = 0.05, slice_tolerance: floa
             f"{c.mcnemar['champion_only']} only the champion; p = {c.mcnemar['p_value']:.4g}")
         if c.metric == "accuracy":
             checks["mcnemar_significant"] = c.mcnemar["p_value"] < alpha
-    worse = [s for s in c.slices if s["enforced"] and s["improvement"] < -slice_tolerance]
+    # A guarded slice blocks promotion when it is worse beyond the tolerance and that is not
+    # noise of a small slice (its p_worse, from compare(), below alpha).
+    worse = [s for s in c.slices if s["enforced"] and s["improvement"] < -slice_tolerance
+             and (s.get("p_worse") is None or s["p_worse"] < alpha)]
+    noisy = [s for s in c.slices if s["enforced"] and s["improvement"] < -slice_tolerance
+             and s not in worse]
     checks["no_worse_slice"] = not worse
     for s in worse:
         reasons.append(f"worse on slice {s['column']}={s['value']} (n={s['n']}): "
-                       f"{s['improvement']:+.4g} beyond the tolerance {slice_tolerance:g}")
+                       f"{s['improvement']:+.4g} beyond the tolerance {slice_tolerance:g}"
+                       + (f", p = {s['p_worse']:.3g}" if s.get("p_worse") is not None else ""))
+    for s in noisy:
+        reasons.append(f"slice {s['column']}={s['value']} (n={s['n']}) lower by "
+                       f"{-s['improvement']:.4g}, not significantly (p = {s['p_worse']:.3g})")
     action: Action = "promote" if all(checks.values()) else on_refuse
     return Decision(action=action, reasons=reasons, checks=checks, comparison=c)

@@ -83,6 +83,7 @@ def evaluate_challenger(config: Any, registry: Any, version: str, eval_data: pd.
                          n_boot=loop.bootstrap, seed=config.train.seed,
                          guarded_slices=loop.guarded_slices,
                          min_slice_rows=loop.min_slice_rows,
+                         slice_tolerance=loop.slice_tolerance,
                          part_column=PART if PART in eval_data.columns else None)
     decision = decide(comparison, alpha=loop.alpha, slice_tolerance=loop.slice_tolerance,
                       min_rows=loop.min_feedback, on_refuse=loop.on_refuse)

@@ -37,6 +37,7 @@ def run_job(folder: Path) -> dict[str, Any]:
     job = json.loads((folder / "job.json").read_text())
     config = ProjectConfig(**job["config"])
     df = pd.read_parquet(folder / "train.parquet")
+    _write_json(folder / "status.json", {"stage": "training", "pid": os.getpid()})
     opts = job.get("train", {})
     budget = opts.get("time_budget") or config.loop.time_budget or config.train.time_budget
     result = train(df, config.data.target, time_budget=float(budget),
@@ -45,6 +46,7 @@ def run_job(folder: Path) -> dict[str, Any]:
                    seed=int(opts.get("seed", config.train.seed)),
                    n_trials=opts.get("n_trials"), families=opts.get("families"))
     run_folder = result.save(folder / "run")
+    _write_json(folder / "status.json", {"stage": "registering", "pid": os.getpid()})
     registry = Registry(config.store.resolved_tracking_uri(),
                         database_url=config.store.database_url())
     try:
