@@ -9,6 +9,7 @@ holdout rows, (5) promote, keep in shadow or discard, with every step in the aud
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,8 +23,8 @@ from mlwright.loop._base import LoopContext, TriggerResult, build_triggers
 from mlwright.loop.compare import Decision, compare, decide
 from mlwright.loop.jobs import ACTOR, RetrainResult, audit, start_retrain
 
-__all__ = ["PassResult", "check_rollback", "evaluate_challenger", "open_registry",
-           "run_once"]
+__all__ = ["PassResult", "act", "check_rollback", "default_monitor", "evaluate_challenger",
+           "open_registry", "run_once"]
 
 log = get_logger(__name__)
 
@@ -226,10 +227,30 @@ class PassResult:
                 "action": self.action, "seconds": self.seconds}
 
 
+def default_monitor(config: Any, champion: Any) -> Callable[[], Any] | None:
+    """The monitor's report for the champion's current window (None without traffic)."""
+    if champion is None:
+        return None
+
+    def monitor() -> Any:
+        from mlwright.exceptions import MonitorError
+        from mlwright.monitor.core import run_monitor
+
+        try:
+            return run_monitor(config.store.database_url(), config.name,
+                               reference=champion.source, config=config.monitor,
+                               version=str(champion.version))
+        except MonitorError as exc:
+            log.info("no monitor result: %s", exc)
+            return None
+
+    return monitor
+
+
 def run_once(config: Any, *, force: str | None = None, data: pd.DataFrame | None = None,
              monitor: Callable[[], Any] | None = None, registry: Any = None,
              on_step: Callable[[str, Any], None] | None = None,
-             **train_options: Any) -> PassResult:
+             stop: threading.Event | None = None, **train_options: Any) -> PassResult:
     """One pass of the loop (see the module docstring).
 
     Args:
@@ -237,6 +258,7 @@ def run_once(config: Any, *, force: str | None = None, data: pd.DataFrame | None
         data: the source table (default: read ``config.data``).
         monitor: computes the monitor's current result (for the drift trigger).
         on_step: called with (step, value) as the pass goes, for progress output.
+        stop: when set during a retrain, the worker is killed and the pass ends.
         train_options: time_budget, families, n_trials, seed for the retrain.
     """
     started = time.monotonic()
@@ -246,7 +268,8 @@ def run_once(config: Any, *, force: str | None = None, data: pd.DataFrame | None
     result.rollback = check_rollback(config, registry)
     step("rollback", result.rollback)
     champion = _champion(registry, config.name)
-    ctx = LoopContext(config, champion=champion, monitor=monitor)
+    ctx = LoopContext(config, champion=champion,
+                      monitor=monitor or default_monitor(config, champion))
     triggers = build_triggers(config)
     result.triggers = [t.check(ctx) for t in triggers]
     step("triggers", result.triggers)
@@ -267,6 +290,11 @@ def run_once(config: Any, *, force: str | None = None, data: pd.DataFrame | None
                         evidence={t.name: t.to_dict() for t in result.triggers if t.fired},
                         since=since, **train_options)
     step("retrain_started", job)
+    if stop is not None:
+        while job.running() and not stop.is_set():
+            stop.wait(0.5)
+        if stop.is_set() and job.running():
+            job.kill()  # safe: nothing is registered until the worker has finished
     result.retrain = job.wait()
     step("retrain", result.retrain)
     if not result.retrain.ok or result.retrain.version is None:
