@@ -54,7 +54,8 @@ def _violation_counts(texts: np.ndarray) -> list[dict[str, Any]]:
             continue
         for item in items if isinstance(items, list) else [items]:
             if isinstance(item, dict):
-                counts[(str(item.get("column", "")), str(item.get("rule", "")),
+                column = item.get("column", item.get("field", ""))  # server: "field"
+                counts[(str(column), str(item.get("rule", "")),
                         str(item.get("severity", "")))] += 1
             else:
                 counts[("", str(item), "")] += 1

@@ -1,0 +1,106 @@
+"""Live performance from feedback, data quality and service health from the log."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import pytest
+from monitor_replay import log_rows  # tests/monitor/ is on sys.path
+
+from mlwright.data.kinds import Task
+from mlwright.monitor import run_monitor
+from mlwright.search.metrics import get_metric
+from mlwright.serve.logstore import feedback, open_database, predictions
+
+
+@pytest.fixture(scope="module")
+def labelled(trained, tmp_path_factory):
+    """600 test rows logged in requests of 3; labels sent back for 400 of them, half by
+    request id and half by the caller's key, some twice (the later label wins)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'log.db'}"
+    engine = open_database(url)
+    rows = trained.test.iloc[:600].reset_index(drop=True)
+    ids = log_rows(engine, trained, rows, batch=3, with_keys=True)
+    fb = []
+    for k in range(400):
+        label = orjson.dumps(rows["churn"].iloc[k]).decode()
+        if k % 2:
+            fb.append({"request_id": ids[k][0], "row": ids[k][1], "key": None,
+                       "label": label, "ts": 1.8e9 + k})
+        else:
+            fb.append({"request_id": None, "row": None, "key": f"cust-{k}", "label": label,
+                       "ts": 1.8e9 + k})
+    # A wrong label first, corrected later: only the latest counts.
+    wrong = "Yes" if rows["churn"].iloc[1] == "No" else "No"
+    fb.insert(0, {"request_id": ids[1][0], "row": ids[1][1], "key": None,
+                  "label": orjson.dumps(wrong).decode(), "ts": 1.7e9})
+    with engine.begin() as conn:
+        conn.execute(feedback.insert(), fb)
+    return url, rows
+
+
+def test_live_metric_equals_the_offline_metric_on_the_same_rows(trained, labelled):
+    url, rows = labelled
+    report = run_monitor(url, "telco", reference=trained.folder, window=600, alerts=False)
+    perf = report.performance
+    assert perf is not None and perf.n_labelled == 400
+    assert perf.metric == trained.metric == "roc_auc"
+    y = (rows["churn"].iloc[:400] == "Yes").to_numpy().astype(int)
+    offline = get_metric(trained.metric, Task.BINARY).score(
+        y, trained.model.predict_proba(rows[trained.features].iloc[:400]))
+    assert perf.value == pytest.approx(offline, abs=1e-12)
+    from sklearn.metrics import roc_auc_score
+
+    assert perf.value == pytest.approx(roc_auc_score(
+        y, trained.model.predict_proba(rows[trained.features].iloc[:400])[:, 1]), abs=1e-12)
+    assert perf.low < perf.value < perf.high
+    assert len(perf.over_time) == 10 and sum(b["n"] for b in perf.over_time) == 400
+    assert perf.offline is not None  # the validation score from metrics.json
+
+
+def test_quality_and_service_from_the_log(trained, labelled, tmp_path):
+    url, rows = labelled
+    engine = open_database(url)
+    # Rejected records (422) with their violations, a new category, more missing values.
+    bad = []
+    for k in range(60):
+        record = rows[trained.features].iloc[k].to_dict()
+        record = {c: (v.item() if hasattr(v, "item") else v) for c, v in record.items()}
+        status, violations = 200, []
+        if k < 20:
+            record["payment_method"] = "Crypto"
+            violations = [{"column": "payment_method", "rule": "unknown_category",
+                           "severity": "warning"}]
+        elif k < 40:
+            record["tenure"] = None
+            status = 422
+            violations = [{"column": "tenure", "rule": "missing_value", "severity": "error"}]
+        bad.append({"request_id": f"bad-{k}", "row": 0, "ts": time.time(), "model": "telco",
+                    "version": "2", "role": "champion", "key": None,
+                    "inputs": orjson.dumps(record).decode(), "prediction": '"No"',
+                    "proba": "[0.9, 0.1]", "latency_ms": 50.0, "status": status,
+                    "violations": orjson.dumps(violations).decode()})
+    bad.append({**bad[-1], "request_id": "shadow-1", "role": "shadow"})  # not counted
+    with engine.begin() as conn:
+        conn.execute(predictions.insert(), bad)
+    report = run_monitor(url, "telco", reference=trained.folder, window=200, alerts=False)
+    q = report.quality
+    assert report.n_records == 200 and report.versions == {"1": 140, "2": 60}
+    assert q.n_rejected == 20 and report.n_scored == 180
+    assert {"column": "tenure", "rule": "missing_value", "severity": "error",
+            "count": 20} in q.violations
+    new = {n["column"]: n for n in q.new_categories}
+    assert new["payment_method"]["values"] == [{"value": "Crypto", "count": 20}]
+    assert "payment_method" in q.flagged
+    svc = report.service
+    assert svc.error_rate == pytest.approx(20 / 200)
+    assert svc.status_counts == {"200": 180, "422": 20}
+    # 140 records of the first 600 in requests of 3 (47 requests) + 60 single ones
+    assert svc.n_requests == len({r // 3 for r in range(460, 600)}) + 60
+    assert svc.latency_ms["p99"] == pytest.approx(50.0)
+    d = report.to_dict()
+    assert orjson.loads(orjson.dumps(d)) == d  # plain JSON
+    assert d["quality"]["n_rejected"] == 20
+    # labels were sent for the first 400 records only, all outside this window
+    assert d["performance"]["n_labelled"] == 0 and d["performance"]["value"] is None
