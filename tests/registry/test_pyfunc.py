@@ -1,0 +1,55 @@
+"""The registered model is an MLflow pyfunc model that loads and predicts in a fresh process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from registry_helpers import fresh_predict, sqlite_uri
+
+from mlwright.registry import Registry
+
+
+@pytest.fixture(scope="module")
+def registered(trained, tmp_path_factory):
+    result, folder, _ = trained
+    store = tmp_path_factory.mktemp("pyfunc-store")
+    reg = Registry(sqlite_uri(store))
+    reg.register(result, folder, name="churn")
+    return reg
+
+
+def test_pyfunc_loads_and_predicts_in_a_fresh_process(registered, trained) -> None:
+    result, folder, _ = trained
+    csv = folder.parent / "telco.csv"
+    out = fresh_predict(registered.tracking_uri, "models:/churn@champion", csv)
+    import pandas as pd
+
+    X = pd.read_csv(csv).drop(columns=["churn"]).head(20)
+    assert out["columns"] == ["prediction", "proba_No", "proba_Yes"]
+    np.testing.assert_allclose(out["proba"], result.predict_proba(X)[:, 1], rtol=1e-6)
+    assert out["prediction"] == list(result.predict(X))
+    # Signature from the contract; an input example stored with the model.
+    assert out["inputs"] == result.contract.feature_names
+    assert out["example"] is True
+
+
+def test_pyfunc_refuses_a_tampered_pickle(registered, trained) -> None:
+    info = registered.show("churn/1")
+    stored = Path(info.source.removeprefix("file://")) / "artifacts" / "run" / "model.joblib"
+    original = stored.read_bytes()
+    try:
+        stored.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        env = {**os.environ, "MLFLOW_TRACKING_URI": registered.tracking_uri}
+        proc = subprocess.run(
+            [sys.executable, "-c", "import mlflow.pyfunc; "
+             "mlflow.pyfunc.load_model('models:/churn/1')"],
+            env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode != 0
+        assert "IntegrityError" in proc.stderr and "does not match" in proc.stderr
+    finally:
+        stored.write_bytes(original)
