@@ -1,0 +1,44 @@
+"""``mlwright monitor`` on a real log."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from monitor_replay import log_rows, shifted
+from typer.testing import CliRunner
+
+from mlwright.cli import app
+from mlwright.serve.logstore import open_database
+
+
+def test_monitor_command_prints_a_summary_and_writes_the_report(trained, tmp_path):
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    log_rows(open_database(url), trained, shifted(trained.test.iloc[:500]))
+    out, js = tmp_path / "report.html", tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["monitor", "telco", "--window", "500", "--db", url,
+                                      "--reference", str(trained.folder), "--out", str(out),
+                                      "--json", str(js), "--no-alerts"])
+    assert result.exit_code == 0, result.output
+    assert "2 of 19 features drifted" in result.output
+    assert "monthly_charges" in result.output and out.exists()
+    assert sorted(json.loads(js.read_text())["drifted_features"]) == [
+        "contract", "monthly_charges"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    # main() turns MlwrightError into one paragraph and exit code 2: run the real entry point.
+    return subprocess.run([sys.executable, "-m", "mlwright", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_monitor_command_errors_are_one_paragraph(trained, tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    result = _cli("monitor", "nobody", "--db", url, "--reference", str(trained.folder))
+    assert result.returncode == 2
+    assert "No logged predictions of model 'nobody'" in result.stderr
+    assert "Traceback" not in result.stderr
+    bad = _cli("monitor", "telco", "--db", url, "--window", "soon", "--reference",
+               str(trained.folder))
+    assert bad.returncode == 2 and "row count (5000) or a duration" in bad.stderr
