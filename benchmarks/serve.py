@@ -1,0 +1,255 @@
+"""Serving latency and throughput on loopback: mlwright serve vs mlflow models serve vs
+in-process predict, for 1-row and 100-row requests at concurrency 1, 8 and 32.
+
+One run trains a telco_churn model, registers it in a temporary MLflow registry, starts
+``mlwright serve churn@champion`` and ``mlflow models serve -m models:/churn@champion
+--env-manager local`` in their own processes, and drives both with the same load generator:
+raw HTTP/1.1 over keep-alive asyncio connections (no client library in the measured path),
+bounded by a request count and a time limit per cell. Prints a table and writes
+benchmarks/results/serve.json.
+
+    .venv/bin/python benchmarks/serve.py                 # full run
+    .venv/bin/python benchmarks/serve.py --requests 200 --seconds 10   # small
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+ROOT = Path(__file__).resolve().parent
+LEVELS = (1, 8, 32)
+SIZES = (1, 100)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 300) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            out = process.stdout.read().decode() if process.stdout else ""
+            raise RuntimeError(f"server exited: {out[-2000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"{url} not ready after {timeout} s")
+
+
+async def _client(port: int, path: str, bodies: list[bytes], stop_at: float,
+                  latencies: list[float], errors: list[str]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for body in bodies:
+            if time.perf_counter() > stop_at:
+                break
+            request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                       f"application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+            started = time.perf_counter()
+            writer.write(request + body)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = 0
+            chunked = False
+            for line in head.split(b"\r\n"):
+                name, _, value = line.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+                elif name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
+                    chunked = True
+            if chunked:
+                while True:
+                    size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+                    await reader.readexactly(size + 2)
+                    if size == 0:
+                        break
+            else:
+                await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            if status != 200:
+                errors.append(str(status))
+    finally:
+        writer.close()
+
+
+def drive(port: int, path: str, make_body: Any, rows: int, concurrency: int,
+          requests: int, seconds: float) -> dict[str, Any]:
+    """``requests`` requests over ``concurrency`` keep-alive connections (or ``seconds``)."""
+    per_client = max(1, requests // concurrency)
+    bodies = [[make_body(rows, c * per_client + i) for i in range(per_client)]
+              for c in range(concurrency)]
+    latencies: list[float] = []
+    errors: list[str] = []
+
+    async def main() -> float:
+        # Warm the connection path first (not measured).
+        await _client(port, path, [make_body(rows, 0)] * 3, time.perf_counter() + 30, [], [])
+        started = time.perf_counter()
+        stop_at = started + seconds
+        await asyncio.gather(*(_client(port, path, b, stop_at, latencies, errors)
+                               for b in bodies))
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(main())
+    return summarize(latencies, elapsed, rows, errors)
+
+
+def summarize(latencies: list[float], elapsed: float, rows: int,
+              errors: list[str] | None = None) -> dict[str, Any]:
+    arr = np.asarray(latencies) * 1000
+    return {"requests": len(latencies), "p50_ms": float(np.percentile(arr, 50)),
+            "p95_ms": float(np.percentile(arr, 95)), "p99_ms": float(np.percentile(arr, 99)),
+            "req_per_s": len(latencies) / elapsed, "rows_per_s": len(latencies) * rows / elapsed,
+            "errors": len(errors or [])}
+
+
+def in_process(model: Any, records: list[dict[str, Any]], rows: int, requests: int,
+               seconds: float, how: str) -> dict[str, Any]:
+    import pandas as pd
+
+    from mlwright.prep.fast import compile_predictor
+    from mlwright.serve.validation import RecordValidator
+
+    if how == "compiled":
+        predictor = compile_predictor(model.model, model.contract)
+        validator = RecordValidator(model.contract)
+
+        def call(batch: list[dict[str, Any]]) -> None:
+            clean, _, _ = validator.validate(batch)
+            predictor.predict_records(clean)
+    else:
+        def call(batch: list[dict[str, Any]]) -> None:
+            model.model.predict_proba(pd.DataFrame(batch))
+    latencies = []
+    started = time.perf_counter()
+    for i in range(requests):
+        batch = [records[(i * rows + j) % len(records)] for j in range(rows)]
+        t0 = time.perf_counter()
+        call(batch)
+        latencies.append(time.perf_counter() - t0)
+        if time.perf_counter() - started > seconds:
+            break
+    return summarize(latencies, time.perf_counter() - started, rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=2000, help="requests per cell")
+    parser.add_argument("--seconds", type=float, default=20.0, help="time limit per cell")
+    parser.add_argument("--budget", type=float, default=30.0, help="training budget (s)")
+    parser.add_argument("--skip-mlflow", action="store_true")
+    args = parser.parse_args()
+
+    import mlwright as mw
+    from mlwright.datasets import load_suite
+    from mlwright.registry import Registry, load_model
+
+    work = Path(tempfile.mkdtemp(prefix="mlwright-bench-serve-"))
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    df = load_suite("telco_churn")
+    train, test = df.iloc[:5000], df.iloc[5000:].drop(columns="churn")
+    print(f"training on {len(train)} rows ({args.budget:g} s)…", flush=True)
+    result = mw.train(train, "churn", time_budget=args.budget, seed=0)
+    result.save(work / "run")
+    Registry(uri).register(result, work / "run", name="churn", sample=train.head(5))
+    loaded = load_model("churn@champion", tracking_uri=uri)
+    records = test.astype(object).where(test.notna(), None).to_dict("records")
+
+    def mlwright_body(rows: int, i: int) -> bytes:
+        start = (i * rows) % (len(records) - rows)
+        return orjson.dumps(records[start] if rows == 1 else records[start:start + rows])
+
+    def mlflow_body(rows: int, i: int) -> bytes:
+        start = (i * rows) % (len(records) - rows)
+        return orjson.dumps({"dataframe_records": records[start:start + rows]})
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    servers = {}
+    port = free_port()
+    servers["mlwright serve"] = (subprocess.Popen(
+        [sys.executable, "-c", "from mlwright.cli import main; main()", "serve",
+         "churn@champion", "--port", str(port), "--database", f"sqlite:///{work / 'log.db'}"],
+        env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT),
+        port, "/v1/predict", "/readyz", mlwright_body)
+    if not args.skip_mlflow:
+        port = free_port()
+        servers["mlflow models serve"] = (subprocess.Popen(
+            [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m",
+             "models:/churn@champion", "--env-manager", "local", "-p", str(port),
+             "-h", "127.0.0.1"], env=env, cwd=work, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT), port, "/invocations", "/ping", mlflow_body)
+    results: list[dict[str, Any]] = []
+    try:
+        for process, port, _, ready, _ in servers.values():
+            wait_ready(f"http://127.0.0.1:{port}{ready}", process)
+        for rows in SIZES:
+            for how in ("pandas", "compiled"):
+                cell = in_process(loaded, records, rows, args.requests, args.seconds, how)
+                results.append({"system": f"in-process ({how})", "rows": rows,
+                                "concurrency": 1, **cell})
+                print(results[-1], flush=True)
+            for name, (_, port, path, _, body) in servers.items():
+                for concurrency in LEVELS:
+                    cell = drive(port, path, body, rows, concurrency, args.requests,
+                                 args.seconds)
+                    results.append({"system": name, "rows": rows,
+                                    "concurrency": concurrency, **cell})
+                    print(results[-1], flush=True)
+    finally:
+        for process, *_ in servers.values():
+            process.send_signal(signal.SIGTERM)
+        for process, *_ in servers.values():
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Serving on loopback (telco_churn champion)", title_justify="left")
+    for col in ("system", "rows", "conc.", "p50 ms", "p95 ms", "p99 ms", "req/s", "rows/s",
+                "errors"):
+        table.add_column(col, justify="left" if col == "system" else "right")
+    for r in results:
+        table.add_row(r["system"], str(r["rows"]), str(r["concurrency"]), f"{r['p50_ms']:.2f}",
+                      f"{r['p95_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['req_per_s']:.0f}",
+                      f"{r['rows_per_s']:.0f}", str(r["errors"]))
+    Console().print(table)
+    out = ROOT / "results" / "serve.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "python": platform.python_version()},
+        "settings": {"requests_per_cell": args.requests, "seconds_per_cell": args.seconds,
+                     "train_budget": args.budget, "train_rows": len(train),
+                     "members": loaded.model.describe()},
+        "results": results}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
