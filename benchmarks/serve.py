@@ -186,7 +186,9 @@ def main() -> None:
         start = (i * rows) % (len(records) - rows)
         return orjson.dumps({"dataframe_records": records[start:start + rows]})
 
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    # mlflow runs `uvicorn` from PATH: the venv's bin must come first.
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     servers = {}
     port = free_port()
     servers["mlwright serve"] = (subprocess.Popen(

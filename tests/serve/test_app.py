@@ -25,9 +25,8 @@ def served(run_a: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     db = tmp_path_factory.mktemp("db") / "log.db"
     app = create_app(str(run_a), database_url=f"sqlite:///{db}",
                      config=ServeConfig(max_body_mb=1.0))
-    with LiveServer(app) as server:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            yield client, db, server
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client, db, server
 
 
 def test_predict_forms_match_in_process_predictions(served: Any, run_a: Path,
@@ -74,7 +73,7 @@ def test_bad_input_gets_4xx_naming_field_and_record(served: Any,
 
 
 def test_warnings_are_returned_and_logged(served: Any, telco_rows: pd.DataFrame) -> None:
-    client, db, server = served
+    client, _db, _server = served
     rows = records(telco_rows.head(1))
     rows[0]["internet_service"] = "Satellite"
     response = client.post("/v1/predict", json=rows[0])
@@ -107,6 +106,19 @@ def test_batch_upload_csv_and_parquet(served: Any, run_a: Path,
     assert client.post("/v1/predict/batch", content=b"\x00\x01garbage",
                        headers={"content-type": "application/vnd.apache.parquet"}
                        ).status_code == 400
+
+
+def test_explain_gives_per_column_contributions(served: Any,
+                                                telco_rows: pd.DataFrame) -> None:
+    client, _, _ = served
+    response = client.post("/v1/explain", json=records(telco_rows.head(2)))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["version"] and body["explanation"]
+    assert "tenure" in response.text
+    bad = records(telco_rows.head(1))
+    bad[0]["tenure"] = "x"
+    assert client.post("/v1/explain", json=bad).status_code == 422
 
 
 def test_feedback_is_stored_by_request_id_and_key(served: Any,

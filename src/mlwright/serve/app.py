@@ -362,6 +362,20 @@ def _request_id(request: Request) -> str:
     return uuid.uuid4().hex
 
 
+def _sticky_key(request: Request, records: list[Any], keys: list[str | None] | None,
+                field: str | None) -> str | None:
+    """What keeps a caller on one A/B arm: serve.sticky_key (a record field or a header),
+    else the X-Mlwright-Key header, else the first record's key."""
+    if field:
+        first = records[0] if records and isinstance(records[0], dict) else {}
+        value = first.get(field)
+        if value is None:
+            value = request.headers.get(field)
+        if value is not None:
+            return str(value)
+    return request.headers.get("x-mlwright-key") or (keys[0] if keys else None)
+
+
 def _responses(ok: dict[str, Any], *codes: int) -> dict[int | str, dict[str, Any]]:
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     described = {400: "Malformed JSON or an unreadable upload", 401: "No valid API key",
@@ -487,7 +501,7 @@ def create_app(model: Any, *, challenger: Any = None, config: ServeConfig | None
                     f"{len({e.record for e in errors})} of {len(records)} records break the "
                     f"data contract; see 'errors' (record index and field).", errors),
                     422, {"x-request-id": request_id})
-            sticky = request.headers.get("x-mlwright-key") or (keys[0] if keys else None)
+            sticky = _sticky_key(request, records, keys, config.sticky_key)
             to_challenger = (server.challenger.active is not None
                              and server.router.to_challenger(sticky or request_id))
             role = "challenger" if to_challenger else "champion"
@@ -627,7 +641,10 @@ def create_app(model: Any, *, challenger: Any = None, config: ServeConfig | None
             frame = pd.DataFrame.from_records(clean, columns=server.validator.names)
             return _explain(active.loaded.model, frame).to_dict()
 
-        result = await asyncio.get_running_loop().run_in_executor(server.heavy, run)
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(server.heavy, run)
+        except MlwrightError as exc:  # e.g. a model the explainer does not support
+            return _json_response(_error_body(str(exc)), 422)
         return _json_response({"model": active.name, "version": active.version,
                                "explanation": result})
 

@@ -99,6 +99,10 @@ _SCALAR = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}
 def components(contract: Contract) -> dict[str, dict[str, Any]]:
     """The named schemas the API's operations refer to."""
     record = {"$ref": "#/components/schemas/Record"}
+    target = contract.target
+    label: dict[str, Any] = {"type": "number"}  # regression
+    if target is not None and target.classes is not None:
+        label = {"enum": list(target.classes)}
     return {
         "Record": record_schema(contract),
         "PredictRequest": {
@@ -145,12 +149,13 @@ def components(contract: Contract) -> dict[str, dict[str, Any]]:
             "description": "A true label for a prediction: by request_id (and row, default "
                            "0) or by the caller's key.",
             "properties": {
-                "request_id": {"type": "string", "maxLength": 64},
+                "request_id": {"type": "string", "minLength": 1, "maxLength": 64},
                 "row": {"type": "integer", "minimum": 0},
-                "key": {"type": "string", "maxLength": 200},
-                "label": _SCALAR,
+                "key": {"type": "string", "minLength": 1, "maxLength": 200},
+                "label": label,
             },
             "required": ["label"],
+            "anyOf": [{"required": ["request_id"]}, {"required": ["key"]}],
         },
         "FeedbackRequest": {
             "anyOf": [
