@@ -28,8 +28,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CompiledTable", "FallbackNeeded", "RecordColumns", "compile_predictor",
-           "compile_table"]
+__all__ = ["CompiledTable", "FallbackNeeded", "RecordColumns", "compile_table"]
 
 _TRUE = frozenset({"true", "yes", "y", "t", "1", "1.0"})
 _FALSE = frozenset({"false", "no", "n", "f", "0", "0.0"})
@@ -309,24 +308,30 @@ class _Dates:
         for name, parts in self.parts.items():
             values = cols.datetimes(name)
             missing = np.isnat(values)
-            days = values.astype("datetime64[D]")
-            months = values.astype("datetime64[M]")
-            years = values.astype("datetime64[Y]")
-            computed = {
-                "year": lambda: years.astype(np.int64) + 1970.0,
-                "month": lambda: months.astype(np.int64) % 12 + 1.0,
-                "day": lambda: (days - months).astype(np.int64) + 1.0,
-                "dayofweek": lambda: (days.astype(np.int64) + 3) % 7 + 0.0,
-                "dayofyear": lambda: (days - years).astype(np.int64) + 1.0,
-                "hour": lambda: (values - days).astype("timedelta64[s]").astype(np.int64)
-                / 3600.0,
-            }
-            seconds = values.astype("datetime64[s]").astype(np.int64).astype(float)
             for part in parts:
-                blocks.append(np.where(missing, np.nan, computed[part]()))
+                blocks.append(np.where(missing, np.nan, _date_part(values, part)))
+            seconds = values.astype("datetime64[s]").astype(np.int64).astype(float)
             blocks.append(np.where(missing, np.nan,
                                    (seconds - self.origin[name]) / _SECONDS_PER_DAY))
         return np.column_stack(blocks) if blocks else np.empty((cols.n, 0))
+
+
+def _date_part(values: np.ndarray, part: str) -> np.ndarray:
+    """One part, with DatetimeFeatures' numpy calendar arithmetic."""
+    if part == "year":
+        return values.astype("datetime64[Y]").astype(np.int64) + 1970.0
+    if part == "month":
+        return values.astype("datetime64[M]").astype(np.int64) % 12 + 1.0
+    days = values.astype("datetime64[D]")
+    if part == "day":
+        return (days - values.astype("datetime64[M]")).astype(np.int64) + 1.0
+    if part == "dayofweek":
+        return (days.astype(np.int64) + 3) % 7 + 0.0  # 1970-01-01: Thursday
+    if part == "dayofyear":
+        return (days - values.astype("datetime64[Y]")).astype(np.int64) + 1.0
+    if part == "hour":
+        return (values - days).astype("timedelta64[s]").astype(np.int64) / 3600.0
+    raise FallbackNeeded(f"date part {part!r}")
 
 
 class CompiledTable:
