@@ -166,8 +166,9 @@ def _linear(est: Any, Xt: Any, mean: np.ndarray | None,
     for k in range(coef.shape[0]):
         weighted = agg.multiply(coef[k][:, None]).tocsr()                    # (F, C)
         # Sparse-friendly: X @ (coef-weighted grouping) minus the same for the mean row.
-        phi[:, k, :] = np.asarray(Xt @ weighted).reshape(n, -1) - np.asarray(
-            m @ weighted).ravel()[None, :]
+        part = Xt @ weighted
+        part = part.toarray() if sp.issparse(part) else np.asarray(part)
+        phi[:, k, :] = part.reshape(n, -1) - np.asarray(weighted.T @ m).ravel()[None, :]
     base = intercept + coef @ m
     return phi, base
 
