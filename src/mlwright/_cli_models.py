@@ -94,14 +94,14 @@ def list_models(
                       f"'mlwright train DATA --target COL'.")
         return
     table = Table(title=f"Registered models ({reg.tracking_uri})", title_justify="left")
-    for col in ("model", "version", "aliases", "status", "metric", "CV score", "data",
-                "created", "run"):
-        table.add_column(col, justify="right" if col in ("version", "CV score") else "left")
+    for col in ("model", "version", "aliases", "status", "CV score", "data", "created"):
+        table.add_column(col, justify="right" if col == "version" else "left",
+                         no_wrap=col in ("model", "version", "aliases", "status"))
     for i in infos:
         status = "[green]ready[/]" if i.status == "ready" else f"[red]{i.status}[/]"
-        table.add_row(i.name, i.version, ", ".join(i.aliases), status, i.metric or "",
-                      _score(i.cv_score), (i.data_fingerprint or "")[7:19],
-                      _when(i.created), (i.run_id or "")[:8])
+        table.add_row(i.name, i.version, ", ".join(i.aliases), status,
+                      f"{i.metric or ''} {_score(i.cv_score)}".strip(),
+                      (i.data_fingerprint or "")[7:19], _when(i.created))
     console.print(table)
 
 
