@@ -35,7 +35,8 @@ def log_rows(engine: Any, trained: Any, frame: pd.DataFrame, *, model: str = "te
         for k in range(start, min(start + batch, len(frame))):
             ids.append((request_id, k - start))
             rows.append({
-                "request_id": request_id, "row": k - start, "ts": t0 + k * step,
+                # the records of one request share its arrival time, as the server logs
+                "request_id": request_id, "row": k - start, "ts": t0 + start * step,
                 "model": model, "version": version, "role": "champion",
                 "key": f"cust-{k}" if with_keys else None,
                 "inputs": orjson.dumps({c: _json_value(v) for c, v in records[k].items()}

@@ -86,3 +86,17 @@ def test_time_windows_and_detector_choice(trained, replay):
     assert {"contract", "monthly_charges"} <= set(psi.drifted_features)
     values = np.array([f.result.statistic for f in psi.features])
     assert np.isfinite(values).all()
+
+
+def test_large_windows_compare_a_stable_uniform_sample(trained, replay):
+    config = MonitorConfig(sample_rows=1000)
+    size = len(trained.test)
+    first = run_monitor(replay, "shifted", reference=trained.folder, window=size,
+                        config=config, alerts=False, n_boot=0)
+    again = run_monitor(replay, "shifted", reference=trained.folder, window=size,
+                        config=config, alerts=False, n_boot=0)
+    assert first.n_records == first.n_scored == size
+    assert 850 < first.n_sampled < 1150 and first.n_sampled == again.n_sampled
+    assert sorted(first.drifted_features) == ["contract", "monthly_charges"]
+    assert [f.result.statistic for f in first.features] == [
+        f.result.statistic for f in again.features]

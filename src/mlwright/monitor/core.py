@@ -39,16 +39,18 @@ def _engine(database: str | Engine) -> Engine:
         return _engines[database]
 
 
-def _predictions(window: Any, mask: np.ndarray, reference: Reference) -> list[Any] | np.ndarray:
+def _predictions(window: Any, reference: Reference) -> list[Any] | np.ndarray:
+    """The sampled scored records' predictions: positive-class probability (binary),
+    value (regression) or label (multiclass)."""
     import orjson
 
     task = reference.task
     if task == "binary":
-        texts = [t for t in window.columns["proba"][mask] if t is not None]
+        texts = [t for t in window.sample["proba"] if t is not None]
         if not texts:
             return np.array([])
         return np.asarray(orjson.loads("[" + ",".join(texts) + "]"), dtype=np.float64)[:, -1]
-    texts = [t for t in window.columns["prediction"][mask] if t is not None]
+    texts = [t for t in window.sample["prediction"] if t is not None]
     values = orjson.loads("[" + ",".join(texts) + "]") if texts else []
     return np.asarray(values, dtype=np.float64) if task == "regression" else values
 
@@ -92,29 +94,27 @@ def run_monitor(database: str | Engine, model: str, *,
     ref = load_reference(reference, sample=sample)
     engine = _engine(database)
     started = time.perf_counter()
-    win = read_window(engine, model, spec, end=end, version=version)
+    win = read_window(engine, model, spec, end=end, version=version,
+                      sample_rows=config.sample_rows)
     if len(win) == 0:
         raise no_predictions(model, str(engine.url))
     t_read = time.perf_counter()
-    ok = win.ok
-    table = win.inputs(ref, ok)
+    table = win.inputs(ref)
     current = window_columns(table, ref)
     t_parse = time.perf_counter()
     features, dataset = feature_drift(ref, current, config)
-    pred = prediction_drift(ref, prediction_window(_predictions(win, ok, ref), ref), config)
+    pred = prediction_drift(ref, prediction_window(_predictions(win, ref), ref), config)
     t_drift = time.perf_counter()
     quality = data_quality(win, current, ref)
     service = service_health(win)
-    performance = live_performance(engine, model, win, ref, n_boot=n_boot)
+    performance = live_performance(engine, win, ref, n_boot=n_boot)
     t_done = time.perf_counter()
     log.info("monitor %s: %d records; read %.2fs, parse %.2fs, drift %.2fs, rest %.2fs",
              model, len(win), t_read - started, t_parse - t_read, t_drift - t_parse,
              t_done - t_drift)
-    versions, counts = np.unique(win.columns["version"].astype(str), return_counts=True)
     report = MonitorReport(
         model=model, window=spec.text, start=win.start, end=win.end, n_records=len(win),
-        n_scored=int(ok.sum()), versions=dict(zip(versions.tolist(), map(int, counts),
-                                                  strict=True)),
+        n_scored=win.n_scored, n_sampled=len(win.sample["id"]), versions=win.versions,
         features=features, drift=dataset, prediction_drift=pred, quality=quality,
         service=service, performance=performance, reference=ref.source or "contract",
         generated=time.time())

@@ -40,7 +40,7 @@ class DataQuality:
                 "flagged": self.flagged}
 
 
-def _violation_counts(texts: np.ndarray) -> list[dict[str, Any]]:
+def _violation_counts(texts: list[str]) -> list[dict[str, Any]]:
     import orjson
 
     counts: Counter[tuple[str, str, str]] = Counter()
@@ -89,7 +89,7 @@ def data_quality(window: LogWindow, current: dict[str, ColumnWindow],
                     flagged.append(name)
     missing.sort(key=lambda m: (not m["flagged"], -(m["current"] - m["reference"])))
     return DataQuality(len(status), int((status == 422).sum()),
-                       _violation_counts(window.columns["violations"]), missing, new, flagged)
+                       _violation_counts(window.violations), missing, new, flagged)
 
 
 @dataclass
@@ -110,10 +110,10 @@ def service_health(window: LogWindow) -> ServiceHealth:
     cols = window.columns
     status = cols["status"]
     n = len(status)
-    # Every record of a request shares its latency: count each request once.
-    _, first = np.unique(cols["request_id"].astype(str), return_index=True) if n else (
-        None, np.array([], dtype=np.int64))
-    lat = cols["latency_ms"][first] if n else np.array([])
+    # Every record of a request shares its latency and every request has a record 0:
+    # count each request once.
+    first = cols["row"] == 0
+    lat = cols["latency_ms"][first]
     lat = lat[np.isfinite(lat)]
     q = np.percentile(lat, [50, 90, 95, 99]) if lat.size else [None] * 4
     latency = {"p50": q[0], "p90": q[1], "p95": q[2], "p99": q[3],
@@ -122,7 +122,7 @@ def service_health(window: LogWindow) -> ServiceHealth:
     codes, counts = np.unique(status, return_counts=True)
     span = (window.end - window.start) if n and window.end is not None else 0.0
     return ServiceHealth(
-        n, len(first), float((status >= 400).mean()) if n else 0.0,
+        n, int(first.sum()), float((status >= 400).mean()) if n else 0.0,
         float((status >= 500).mean()) if n else 0.0,
         {str(int(c)): int(k) for c, k in zip(codes, counts, strict=True)}, latency,
         n / span if span and span > 0 else None)

@@ -45,7 +45,8 @@ class MonitorReport:
     start: float | None
     end: float | None
     n_records: int                      # records in the window (all statuses)
-    n_scored: int                       # records answered 200 (what drift compares)
+    n_scored: int                       # records answered 200
+    n_sampled: int                      # scored records whose inputs drift compared
     versions: dict[str, int]
     features: list[FeatureDrift]        # drifting first, then by drift score
     drift: DatasetDrift
@@ -75,7 +76,8 @@ class MonitorReport:
             "model": self.model, "window": self.window,
             "start": _iso(self.start), "end": _iso(self.end),
             "generated": _iso(self.generated),
-            "n_records": self.n_records, "n_scored": self.n_scored, "versions": self.versions,
+            "n_records": self.n_records, "n_scored": self.n_scored,
+            "n_sampled": self.n_sampled, "versions": self.versions,
             "reference": self.reference,
             "dataset_drift": {"detected": self.drift.drifted, **self.drift.to_dict()},
             "drifted_features": self.drifted_features, "drift_share": self.drift.share,
