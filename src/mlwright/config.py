@@ -112,6 +112,9 @@ class MonitorConfig(_Section):
         0.1, gt=0, description="normed Wasserstein and Jensen-Shannon above this is drift")
     correction: Literal["holm", "bonferroni", "none"] = Field(
         "holm", description="multiple-comparison correction of a window's p-values")
+    sample_rows: int = Field(
+        100_000, ge=1000, description="larger windows compare a uniform sample of this "
+        "many records' inputs")
     webhook: str | None = Field(None, description="URL that alerts are POSTed to")
     min_performance: float | None = Field(
         None, description="alert when the live metric falls below this")
