@@ -399,9 +399,13 @@ def evaluate(result: Any, data: Any = None, test: Any = None, *,
             try:
                 from mlwright.evaluate.explain import global_explanation
 
+                # Permutation importance costs a prediction per column and repeat: on wide
+                # tables fewer rows and repeats keep the report within seconds of training.
+                wide = len(getattr(result.model, "feature_names", ())) > 30
                 explanation = global_explanation(
                     result.model, source, source.get(result.target), metric=result.metric,
-                    max_rows=explain_rows, seed=seed)
+                    max_rows=explain_rows // 2 if wide else explain_rows, seed=seed,
+                    n_repeats=2 if wide else 3)
             except ImportError:
                 notes.append("Explanations are not available (mlwright.evaluate.explain "
                              "is missing).")
