@@ -35,6 +35,14 @@ def test_binary_train_beats_chance_and_predicts_unseen_rows(telco):
     assert len(result.oof) == len(telco) and set(result.oof["y"]) == {"Yes", "No"}
 
 
+def test_a_budget_too_short_for_one_trial_still_gives_a_model(telco):
+    # 0.01 s cannot fit one fold: one default trial runs past the budget instead of failing.
+    result = mw.train(telco, target="churn", time_budget=0.01, families=["linear"])
+    assert list(result.leaderboard["status"]) == ["complete"]
+    assert 0.7 < result.cv_score <= 1.0
+    assert set(result.predict(telco.head(20))) <= {"Yes", "No"}
+
+
 def test_same_seed_and_trials_give_the_same_leaderboard(telco):
     runs = [mw.train(telco, target="churn", n_trials=4, seed=3, **_fast()) for _ in range(2)]
     a, b = (r.leaderboard[["trial", "family", "roc_auc", "params", "weight"]] for r in runs)

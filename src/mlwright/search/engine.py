@@ -475,6 +475,14 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
             direction="minimize", sampler=sampler,
             pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1))
     _search_loop(s, study, zoo)
+    if not any(r.status in ("complete", "partial") or r.error for r in s.records):
+        # A budget too short for even one fold (or a machine too busy): a model slightly
+        # late beats an error, so run one default trial past the budget.
+        log.warning("%.3g s was too short for one trial; running one default trial past "
+                    "the budget", time_budget)
+        clock.deadline = time.monotonic() + max(30.0, 2 * time_budget)
+        s.n_trials = len(s.records) + 1
+        _search_loop(s, study, zoo, first_number=len(s.records))
 
     timings = {"search": clock.elapsed()}
     done = [r for r in s.records if r.status == "complete"]
@@ -524,7 +532,8 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
                         kinds=kinds)
 
 
-def _search_loop(s: _Search, study: Any, zoo: list[ModelFamily]) -> None:
+def _search_loop(s: _Search, study: Any, zoo: list[ModelFamily], *,
+                 first_number: int = 0) -> None:
     import optuna
 
     portfolio = _portfolio(s)
@@ -533,7 +542,7 @@ def _search_loop(s: _Search, study: Any, zoo: list[ModelFamily]) -> None:
                       for tf in (["log", None] if s.log_target else [None])]
     names = [f.name for f in zoo]
     by_name = {f.name: f for f in zoo}
-    number = 0
+    number = first_number
     while s.n_trials is None or number < s.n_trials:
         left = s.clock.left() - s.refit_reserve()
         if left <= 0:
