@@ -520,7 +520,7 @@ def _shuffle_columns(Xt: Any, idx: np.ndarray, perm: np.ndarray) -> Any:
 
 
 def _permutation(ens: Any, X: pd.DataFrame, y: np.ndarray, metric: Any, n_repeats: int,
-                 seed: int) -> pd.DataFrame:
+                 seed: int, columns: list[str] | None = None) -> pd.DataFrame:
     """Shuffle each original column among the rows and measure how much the metric worsens.
 
     TablePrep prepares every column on its own (each output feature comes from one column,
@@ -534,7 +534,7 @@ def _permutation(ens: Any, X: pd.DataFrame, y: np.ndarray, metric: Any, n_repeat
                for style in prepared}
     baseline = metric.loss(y, _predict_design(ens, prepared))
     rows = []
-    for col in ens.feature_names:
+    for col in ens.feature_names if columns is None else columns:
         drops = []
         for _ in range(n_repeats):
             perm = rng.permutation(len(X))
@@ -617,9 +617,18 @@ def _text_ngrams(ens: Any, top: int = 25) -> dict[str, pd.DataFrame]:
 
 def global_explanation(model: Any, X: pd.DataFrame, y: Any = None, *,
                        metric: str | None = None, max_rows: int = 2000, seed: int = 0,
-                       top_k: int = 5, n_repeats: int = 3, n_permutations: int = 2,
+                       top_k: int = 5, n_repeats: int = 3, shap_rows: int = 500,
+                       permutation_top: int = 25, n_permutations: int = 2,
                        max_rows_agnostic: int = 200) -> GlobalExplanation:
     """What the model relies on, from a sample of ``max_rows`` rows of ``X``.
+
+    Cost is what sets the defaults: exact TreeSHAP of a LightGBM member of a few hundred
+    deep trees costs about 3-10 ms per row on one core, and each permutation is one
+    prediction of the whole sample per column and repeat. So SHAP importance and dependence
+    use a random ``shap_rows`` of the sample, and permutation importance (on the whole
+    sample) covers the ``permutation_top`` columns with the largest mean |SHAP| (a column
+    the model barely uses cannot matter much when shuffled); the others are left out of
+    ``permutation``.
 
     Args:
         model: an mlwright model (Ensemble, TrainResult, loaded model...).
@@ -630,6 +639,8 @@ def global_explanation(model: Any, X: pd.DataFrame, y: Any = None, *,
             own, else the task's default; see ``mlwright.search.metrics``).
         top_k: columns that get dependence data.
         n_repeats: shuffles per column for permutation importance.
+        shap_rows: rows of the sample explained for importance and dependence.
+        permutation_top: columns that get permutation importance (None: all).
         n_permutations, max_rows_agnostic: a kNN or MLP member is explained by sampling
             permutations (hundreds of predictions per row): its contributions come from at
             most ``max_rows_agnostic`` rows of the sample, with ``n_permutations`` each.
@@ -657,11 +668,12 @@ def global_explanation(model: Any, X: pd.DataFrame, y: Any = None, *,
     t0 = time.perf_counter()
     reference = getattr(ens, "explain_reference_", None) or _compute_reference(
         ens, frame, seed=seed)
-    shap_rows = sample
-    if _has_agnostic(ens) and len(sample) > max_rows_agnostic:
-        keep = np.sort(rng.choice(len(sample), max_rows_agnostic, replace=False))
-        shap_rows = sample.iloc[keep].reset_index(drop=True)
-    local = _explain(ens, shap_rows, reference, n_permutations, seed)
+    n_shap = min(shap_rows, max_rows_agnostic) if _has_agnostic(ens) else shap_rows
+    explained = sample
+    if len(sample) > n_shap:
+        keep = np.sort(rng.choice(len(sample), n_shap, replace=False))
+        explained = sample.iloc[keep].reset_index(drop=True)
+    local = _explain(ens, explained, reference, n_permutations, seed)
     timings["shap"] = time.perf_counter() - t0
     values = local.values
     mean_abs = np.abs(values).mean(axis=(0, 1)) if values.ndim == 3 else np.abs(
@@ -677,11 +689,11 @@ def global_explanation(model: Any, X: pd.DataFrame, y: Any = None, *,
         if values.ndim == 3:
             pred = local.output.argmax(axis=1)
             dependence[col] = pd.DataFrame({
-                "value": shap_rows[col].to_numpy(), "contribution": values[np.arange(len(pred)),
+                "value": explained[col].to_numpy(), "contribution": values[np.arange(len(pred)),
                                                                          pred, j],
                 "class": [local.classes[k] for k in pred] if local.classes else pred})
         else:
-            dependence[col] = pd.DataFrame({"value": shap_rows[col].to_numpy(),
+            dependence[col] = pd.DataFrame({"value": explained[col].to_numpy(),
                                             "contribution": values[:, j]})
     task = Task(ens.task)
     metric_name = metric or own_metric
@@ -690,8 +702,11 @@ def global_explanation(model: Any, X: pd.DataFrame, y: Any = None, *,
         t0 = time.perf_counter()
         metric_obj = get_metric(metric_name, task)
         metric_name = metric_obj.name
+        columns = list(importance["column"])
+        if permutation_top is not None:
+            columns = columns[:permutation_top]
         permutation = _permutation(ens, sample, _encode_y(ens, y_sample), metric_obj,
-                                   n_repeats, seed)
+                                   n_repeats, seed, columns=columns)
         timings["permutation"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     ngrams = _text_ngrams(ens)
