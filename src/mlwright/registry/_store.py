@@ -55,7 +55,7 @@ def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
             return load_config(CONFIG_FILE).store.resolved_tracking_uri()
         except Exception:  # an invalid config is reported by the command that reads it
             pass
-    return StoreConfig().resolved_tracking_uri()
+    return StoreConfig.model_validate({}).resolved_tracking_uri()
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -80,7 +80,7 @@ def database_url_for(uri: str, database_url: str | None = None) -> str:
         return f"sqlite:///{(path.resolve().parent / 'mlwright.db').as_posix()}"
     from mlwright.config import StoreConfig
 
-    return StoreConfig().database_url()
+    return StoreConfig.model_validate({}).database_url()
 
 
 def _build_sqlite_store(tmp: Path, artifacts: str) -> None:

@@ -24,19 +24,19 @@ RUN_ARTIFACT = "run"
 log = get_logger(__name__)
 
 
-class MlwrightPyfunc(mlflow.pyfunc.PythonModel):
+class MlwrightPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
     """Predicts a label (or value) per row, plus ``proba_<class>`` columns for classifiers."""
 
     # The signature comes from the contract; MLflow's inference from predict()'s type hints
     # (and its warning that there are none) is not wanted.
     _skip_type_hint_validation = True
 
-    def load_context(self, context):  # type: ignore[no-untyped-def]
+    def load_context(self, context):
         from mlwright.registry.model import LoadedModel
 
         self.loaded = LoadedModel.from_folder(context.artifacts[RUN_ARTIFACT])
 
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+    def predict(self, context, model_input, params=None):
         import pandas as pd
 
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(
@@ -76,7 +76,7 @@ def signature(contract: Any, example: Any = None) -> Any:
     from mlflow.models.signature import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    cols = []
+    cols: list[Any] = []
     for n in contract.feature_names:
         spec = contract.column(n)
         values = example[n] if example is not None and n in example.columns else None
@@ -87,11 +87,11 @@ def signature(contract: Any, example: Any = None) -> Any:
         label_type = "string" if any(isinstance(c, str) for c in target.classes) else "double"
         if all(isinstance(c, bool) for c in target.classes):
             label_type = "boolean"
-        cols = [ColSpec(label_type, "prediction")]
-        cols += [ColSpec("double", f"proba_{c}") for c in target.classes]
+        outputs: list[Any] = [ColSpec(label_type, "prediction")]
+        outputs += [ColSpec("double", f"proba_{c}") for c in target.classes]
     else:
-        cols = [ColSpec("double", "prediction")]
-    return ModelSignature(inputs=inputs, outputs=Schema(cols))
+        outputs = [ColSpec("double", "prediction")]
+    return ModelSignature(inputs=inputs, outputs=Schema(outputs))
 
 
 def input_example(contract: Any, sample: Any = None, n: int = 3) -> Any:
