@@ -65,20 +65,23 @@ def parse_window(window: str | int) -> WindowSpec:
 
 @dataclass
 class LogWindow:
-    """The records of one window: light columns of all, heavy ones of the scored sample."""
+    """One window: exact counts of all its records, details of a uniform sample."""
 
     spec: WindowSpec
     start: float | None
     end: float | None
-    columns: dict[str, np.ndarray]            # id, ts, status, row, latency_ms (all records)
-    sample: dict[str, np.ndarray]             # id, inputs, prediction, proba (scored sample)
-    n_scored: int                             # scored records in the window (all of them)
+    n_records: int
+    n_scored: int                             # answered 200
+    n_requests: int                           # requests (records with index 0)
+    status_counts: dict[str, int]
     versions: dict[str, int]
+    latency_ms: np.ndarray                    # latencies of the sampled requests
+    sample: dict[str, np.ndarray]             # id, ts, inputs, prediction, proba (scored)
     violations: list[str]                     # JSON lists of the records that have any
     where: list[Any]                          # the window's SQL conditions
 
     def __len__(self) -> int:
-        return len(self.columns["id"])
+        return self.n_records
 
     @property
     def sampled(self) -> bool:
@@ -146,9 +149,12 @@ def read_window(engine: Engine, model: str, spec: WindowSpec, *, end: float | No
                 sample_rows: int = 100_000) -> LogWindow:
     """The records of ``model`` in the window ending at ``end`` (default: the last record).
 
-    ``shadow`` rows are left out by default: they repeat the inputs of answered requests.
+    Two passes over the window: counts by version and status (in SQL), then the sampled
+    records and those with violations. Every pass over a big log costs its size in page
+    reads and every fetched row a Python tuple, so nothing else is fetched. ``shadow`` rows
+    are left out by default: they repeat the inputs of answered requests.
     """
-    from sqlalchemy import BigInteger, cast, func, select
+    from sqlalchemy import BigInteger, case, cast, func, or_, select
 
     from mlwright.serve.logstore import predictions as p
 
@@ -159,13 +165,12 @@ def read_window(engine: Engine, model: str, spec: WindowSpec, *, end: float | No
         where.append(p.c.ts <= end)
     with engine.connect() as conn:
         if spec.rows is not None:
+            # The N-th latest record's time starts the window; the records of its request
+            # share that time, so a request is never split.
             start = conn.execute(select(p.c.ts).where(*where).order_by(p.c.ts.desc()).offset(
                 spec.rows - 1).limit(1)).scalar()
-            if start is None:  # fewer records than the window: all of them
-                start = conn.execute(select(func.min(p.c.ts)).where(*where)).scalar()
-            if start is None:
-                return _empty(spec)
-            where.append(p.c.ts >= start)
+            if start is not None:
+                where.append(p.c.ts >= start)
         else:
             if end is None:
                 end = conn.execute(select(func.max(p.c.ts)).where(*where)).scalar()
@@ -173,49 +178,57 @@ def read_window(engine: Engine, model: str, spec: WindowSpec, *, end: float | No
                     return _empty(spec)
                 where.append(p.c.ts <= end)
             where.append(p.c.ts > end - float(spec.seconds or 0))
-        versions = {str(v): int(n) for v, n in conn.execute(
-            select(p.c.version, func.count()).where(*where).group_by(p.c.version))}
-    rows = _fetch(engine, select(p.c.id, p.c.ts, p.c.status, p.c.row, p.c.latency_ms).where(
-        *where).order_by(p.c.ts, p.c.id))
-    if not rows:
+        groups = conn.execute(select(
+            p.c.version, p.c.status, func.count(), func.min(p.c.ts), func.max(p.c.ts),
+            func.sum(case((p.c.row == 0, 1), else_=0))).where(*where).group_by(
+                p.c.version, p.c.status)).all()
+    if not groups:
         return _empty(spec)
-    light = list(zip(*rows, strict=True))
-    columns = {"id": np.array(light[0], dtype=np.int64),
-               "ts": np.array(light[1], dtype=np.float64),
-               "status": np.array(light[2], dtype=np.int64),
-               "row": np.array(light[3], dtype=np.int64),
-               "latency_ms": np.array([np.nan if v is None else v for v in light[4]],
-                                      dtype=np.float64)}
-    ok = columns["status"] == 200
-    n_scored = int(ok.sum())
-    scored = [*where, p.c.status == 200]
-    if n_scored > sample_rows:
-        # A multiplicative hash of the id: uniform, the same on every run, and blind to
-        # the record's position in its request (plain id modulo k would alias with
-        # fixed batch sizes).
+    versions: dict[str, int] = {}
+    status_counts: dict[str, int] = {}
+    for v, st, n, _, _, _ in groups:
+        versions[str(v)] = versions.get(str(v), 0) + int(n)
+        status_counts[str(st)] = status_counts.get(str(st), 0) + int(n)
+    n_records = sum(versions.values())
+    n_scored = status_counts.get("200", 0)
+    # A multiplicative hash of the id picks the sample: uniform, the same on every run, and
+    # blind to a record's position in its request (id modulo k would alias with batch sizes).
+    keep: Any = True
+    if n_records > sample_rows:
         bucket = (cast(p.c.id, BigInteger) * 2654435761) % 4294967296
-        scored.append(bucket < int(4294967296 * sample_rows / n_scored))
-    heavy = _fetch(engine, select(p.c.id, p.c.inputs, p.c.prediction, p.c.proba).where(
-        *scored).order_by(p.c.ts, p.c.id))
-    cols = list(zip(*heavy, strict=True)) if heavy else [(), (), (), ()]
-    sample = {"id": np.array(cols[0], dtype=np.int64),
-              **{name: np.array(values, dtype=object)
-                 for name, values in zip(("inputs", "prediction", "proba"), cols[1:],
+        keep = bucket < int(4294967296 * sample_rows / n_records)
+    picked = (p.c.status == 200) & keep if keep is not True else p.c.status == 200
+    query = select(p.c.id, p.c.ts, p.c.status, p.c.row, p.c.latency_ms, p.c.violations,
+                   case((picked, p.c.inputs), else_=None),
+                   case((picked, p.c.prediction), else_=None),
+                   case((picked, p.c.proba), else_=None), picked).where(*where)
+    if keep is not True:
+        query = query.where(or_(keep, p.c.violations.is_not(None)))
+    rows = sorted(_fetch(engine, query), key=lambda r: (r[1], r[0]))
+    c = list(zip(*rows, strict=True)) if rows else [()] * 10
+    in_sample = np.ones(len(rows), dtype=bool) if keep is True else None
+    if in_sample is None:  # rows fetched only for their violations are not in the sample
+        bucket_of = (np.array(c[0], dtype=np.uint64) * np.uint64(2654435761)) % np.uint64(
+            4294967296)
+        in_sample = bucket_of < np.uint64(int(4294967296 * sample_rows / n_records))
+    row0 = np.array(c[3], dtype=np.int64) == 0
+    latency = np.array([np.nan if v is None else v for v in c[4]], dtype=np.float64)
+    scored = np.array(c[9], dtype=bool)
+    sample = {"id": np.array(c[0], dtype=np.int64)[scored],
+              "ts": np.array(c[1], dtype=np.float64)[scored],
+              **{name: np.array(values, dtype=object)[scored]
+                 for name, values in zip(("inputs", "prediction", "proba"), c[6:9],
                                          strict=True)}}
-    violations = [v for (v,) in _fetch(engine, select(p.c.violations).where(
-        *where, p.c.violations.is_not(None)))]
-    ts = columns["ts"]
-    return LogWindow(spec, float(ts.min()), float(ts.max()), columns, sample, n_scored,
-                     versions, violations, where)
+    return LogWindow(
+        spec, float(min(g[3] for g in groups)), float(max(g[4] for g in groups)), n_records,
+        n_scored, int(sum(g[5] or 0 for g in groups)), status_counts, versions,
+        latency[row0 & in_sample], sample, [v for v in c[5] if v is not None], where)
 
 
 def _empty(spec: WindowSpec) -> LogWindow:
-    columns = {name: np.array([], dtype=np.float64 if name in ("ts", "latency_ms")
-                              else np.int64) for name in ("id", "ts", "status", "row",
-                                                          "latency_ms")}
-    sample = {"id": np.array([], dtype=np.int64),
+    sample = {"id": np.array([], dtype=np.int64), "ts": np.array([], dtype=np.float64),
               **{n: np.array([], dtype=object) for n in ("inputs", "prediction", "proba")}}
-    return LogWindow(spec, None, None, columns, sample, 0, {}, [], [])
+    return LogWindow(spec, None, None, 0, 0, 0, {}, {}, np.array([]), sample, [], [])
 
 
 def no_predictions(model: str, database: str) -> MonitorError:

@@ -65,7 +65,6 @@ def _violation_counts(texts: list[str]) -> list[dict[str, Any]]:
 
 def data_quality(window: LogWindow, current: dict[str, ColumnWindow],
                  reference: Reference) -> DataQuality:
-    status = window.columns["status"]
     missing, new, flagged = [], [], []
     for name, ref in reference.columns.items():
         cur = current.get(name)
@@ -88,7 +87,7 @@ def data_quality(window: LogWindow, current: dict[str, ColumnWindow],
                 if name not in flagged:
                     flagged.append(name)
     missing.sort(key=lambda m: (not m["flagged"], -(m["current"] - m["reference"])))
-    return DataQuality(len(status), int((status == 422).sum()),
+    return DataQuality(window.n_records, window.status_counts.get("422", 0),
                        _violation_counts(window.violations), missing, new, flagged)
 
 
@@ -107,22 +106,19 @@ class ServiceHealth:
 
 
 def service_health(window: LogWindow) -> ServiceHealth:
-    cols = window.columns
-    status = cols["status"]
-    n = len(status)
-    # Every record of a request shares its latency and every request has a record 0:
-    # count each request once.
-    first = cols["row"] == 0
-    lat = cols["latency_ms"][first]
-    lat = lat[np.isfinite(lat)]
+    """Counts are exact; latency percentiles are per request (every request has a record
+    0, and its records share its latency), over the sampled requests of large windows."""
+    n = window.n_records
+    lat = window.latency_ms[np.isfinite(window.latency_ms)]
     q = np.percentile(lat, [50, 90, 95, 99]) if lat.size else [None] * 4
     latency = {"p50": q[0], "p90": q[1], "p95": q[2], "p99": q[3],
                "mean": float(lat.mean()) if lat.size else None}
     latency = {k: None if v is None else float(v) for k, v in latency.items()}
-    codes, counts = np.unique(status, return_counts=True)
+    codes = {int(k): v for k, v in window.status_counts.items()}
+    errors = sum(v for k, v in codes.items() if k >= 400)
+    server = sum(v for k, v in codes.items() if k >= 500)
     span = (window.end - window.start) if n and window.end is not None else 0.0
     return ServiceHealth(
-        n, int(first.sum()), float((status >= 400).mean()) if n else 0.0,
-        float((status >= 500).mean()) if n else 0.0,
-        {str(int(c)): int(k) for c, k in zip(codes, counts, strict=True)}, latency,
+        n, window.n_requests, errors / n if n else 0.0, server / n if n else 0.0,
+        {str(k): v for k, v in sorted(codes.items())}, latency,
         n / span if span and span > 0 else None)
