@@ -216,6 +216,18 @@ def test_parquet_file_and_folder_of_parts(telco: pd.DataFrame, reference: pd.Dat
     pd.testing.assert_frame_equal(load(parts), reference)
 
 
+def test_shuffled_frames_and_parquet_with_their_row_labels_load_intact(
+        telco: pd.DataFrame, reference: pd.DataFrame, tmp_path: Path) -> None:
+    # What train_test_split leaves: rows in a new order under their old labels. Pandas
+    # stores those labels in the Parquet file and restores them as the index on reading.
+    order = np.random.default_rng(0).permutation(len(telco))
+    telco.iloc[order].to_parquet(tmp_path / "shuffled.parquet")
+    expected = reference.iloc[order].reset_index(drop=True)
+    got = load(tmp_path / "shuffled.parquet")
+    pd.testing.assert_frame_equal(got, expected)
+    pd.testing.assert_frame_equal(load(telco.iloc[order]), expected)
+
+
 def test_parquet_hive_partitions_become_a_column(telco: pd.DataFrame, tmp_path: Path) -> None:
     telco.to_parquet(tmp_path / "by_contract", partition_cols=["contract"], index=False)
     assert not list((tmp_path / "by_contract").glob("*.parquet"))  # parts only in sub-folders

@@ -727,7 +727,9 @@ _TRUE_FALSE = {"true": True, "false": False}
 
 def normalize_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Give every source the same column types (see the module docstring)."""
-    df = df.copy() if not df.columns.is_unique else df
+    # Positions, not labels: a frame sliced by train_test_split (or a Parquet file written
+    # from one) keeps its old row labels, and columns rebuilt below are positional.
+    df = df.reset_index(drop=True)
     df.columns = [str(c) for c in df.columns]
     out = {}
     for name in df.columns:
