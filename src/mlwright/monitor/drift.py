@@ -171,7 +171,7 @@ def distribution(ref: ColumnReference, cur: ColumnWindow, top: int = 12) -> dict
                 "current": (c / max(c.sum(), 1)).round(5).tolist()}
     keys, r, c = category_table(ref, cur)
     rs, cs = r / max(r.sum(), 1), c / max(c.sum(), 1)
-    order = np.argsort(-(rs + cs))[:top]
+    order = [i for i in np.argsort(-(rs + cs))[:top] if rs[i] + cs[i] > 0]  # no empty bars
     return {"type": "categories", "labels": [keys[i] for i in order],
             "reference": rs[order].round(5).tolist(), "current": cs[order].round(5).tolist()}
 
