@@ -85,10 +85,12 @@ def test_report_renders_in_chromium_without_console_errors(trained, drifted_log,
 
 def test_monitor_endpoint_and_gauges(trained, drifted_log):
     from fastapi import FastAPI
-    from prometheus_client import generate_latest
+    from prometheus_client import CollectorRegistry, generate_latest
 
+    registry = CollectorRegistry()  # as the server's /metrics has its own
     app = FastAPI()
-    app.include_router(monitor_router(drifted_log, "telco", trained.folder))
+    app.include_router(monitor_router(drifted_log, "telco", trained.folder,
+                                      registry=registry))
     with Live(app) as live:
         ok = httpx.get(f"{live.url}/v1/monitor", params={"window": "900"}, timeout=60)
         bad = httpx.get(f"{live.url}/v1/monitor", params={"window": "soon"}, timeout=60)
@@ -100,7 +102,7 @@ def test_monitor_endpoint_and_gauges(trained, drifted_log):
     assert body["alerts"] and body["performance"]["n_labelled"] == 800
     assert bad.status_code == 422 and "window" in bad.json()["detail"]
     assert none.status_code == 404 and "No logged predictions" in none.json()["detail"]
-    metrics = generate_latest().decode()
+    metrics = generate_latest(registry).decode()
     assert 'mlwright_feature_drifted{feature="contract",model="telco"} 1.0' in metrics
     assert "mlwright_drift_share" in metrics
 

@@ -14,37 +14,38 @@ if TYPE_CHECKING:
 
 __all__ = ["monitor_router", "update_gauges"]
 
-_gauges: dict[str, Any] = {}
+_gauges: dict[int, dict[str, Any]] = {}
 
 
-def _metrics() -> dict[str, Any]:
-    # Created once per process on the default registry (a second Gauge of the same name
-    # would be refused by prometheus-client).
-    if not _gauges:
-        from prometheus_client import Gauge
+def _metrics(registry: Any = None) -> dict[str, Any]:
+    # Created once per registry (a second Gauge of the same name would be refused by
+    # prometheus-client); the server passes its own registry, the one /metrics exports.
+    from prometheus_client import REGISTRY, Gauge
 
-        _gauges["feature"] = Gauge(
-            "mlwright_feature_drift_score", "Drift statistic of a feature in the latest "
-            "monitoring window (detector's statistic or distance)",
-            ["model", "feature", "detector"])
-        _gauges["drifted"] = Gauge("mlwright_feature_drifted", "1 if the feature drifted",
-                                   ["model", "feature"])
-        _gauges["share"] = Gauge("mlwright_drift_share", "Share of features drifting",
-                                 ["model"])
-        _gauges["dataset"] = Gauge("mlwright_dataset_drift", "1 if the dataset drifted",
-                                   ["model"])
-        _gauges["prediction"] = Gauge("mlwright_prediction_drift_score",
-                                      "Drift statistic of the predictions", ["model"])
-        _gauges["performance"] = Gauge("mlwright_live_performance",
-                                       "Live metric from feedback", ["model", "metric"])
-        _gauges["error_rate"] = Gauge("mlwright_monitor_error_rate",
-                                      "Share of records answered with status >= 400",
-                                      ["model"])
-    return _gauges
+    registry = REGISTRY if registry is None else registry
+    if id(registry) not in _gauges:
+        specs = {
+            "feature": ("mlwright_feature_drift_score", "Drift statistic of a feature in the "
+                        "latest monitoring window", ["model", "feature", "detector"]),
+            "drifted": ("mlwright_feature_drifted", "1 if the feature drifted",
+                        ["model", "feature"]),
+            "share": ("mlwright_drift_share", "Share of features drifting", ["model"]),
+            "dataset": ("mlwright_dataset_drift", "1 if the dataset drifted", ["model"]),
+            "prediction": ("mlwright_prediction_drift_score",
+                           "Drift statistic of the predictions", ["model"]),
+            "performance": ("mlwright_live_performance", "Live metric from feedback",
+                            ["model", "metric"]),
+            "error_rate": ("mlwright_monitor_error_rate",
+                           "Share of records answered with status >= 400", ["model"]),
+        }
+        _gauges[id(registry)] = {key: Gauge(name, doc, labels, registry=registry)
+                                 for key, (name, doc, labels) in specs.items()}
+    return _gauges[id(registry)]
 
 
-def update_gauges(report: MonitorReport) -> None:
-    g = _metrics()
+def update_gauges(report: MonitorReport, registry: Any = None) -> None:
+    """Set the drift gauges from ``report`` (on ``registry``, default prometheus-client's)."""
+    g = _metrics(registry)
     for f in report.features:
         g["feature"].labels(report.model, f.name, f.result.detector).set(f.result.statistic)
         g["drifted"].labels(report.model, f.name).set(float(f.drifted))
@@ -61,12 +62,15 @@ def update_gauges(report: MonitorReport) -> None:
 def monitor_router(database: str, model: str, reference: Any, *,
                    config: MonitorConfig | None = None,
                    reference_for: Callable[[], Any] | None = None,
-                   dependencies: list[Any] | None = None) -> APIRouter:
+                   dependencies: list[Any] | None = None,
+                   registry: Any = None) -> APIRouter:
     """An APIRouter with ``GET /v1/monitor?window=5000&version=`` returning the report's JSON.
 
     ``reference`` is what :func:`run_monitor` takes (a run folder, contract, Reference);
     ``reference_for`` (optional) is called per request instead, so a server that swaps its
     champion can hand the current one's folder. The reference is loaded once and cached.
+    ``registry``: the prometheus-client CollectorRegistry the server's /metrics exports;
+    each GET sets the drift gauges there.
     """
     from fastapi import APIRouter, HTTPException, Query
 
@@ -98,6 +102,8 @@ def monitor_router(database: str, model: str, reference: Any, *,
             raise HTTPException(status_code=422, detail=str(exc)) from None
         except MonitorError as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from None
+        if registry is not None:
+            update_gauges(report, registry)
         return report.to_dict()
 
     return router
