@@ -59,7 +59,8 @@ def serve(
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
 ) -> None:
-    """Serve a model over HTTP: predict, batch, explain, feedback, metrics."""
+    """Serve a model over HTTP: predict, batch, explain, feedback, monitor, metrics."""
+    from mlwright.loop.service import SERVER_EXTENSIONS
     from mlwright.serve.app import LOOPBACK, run_server
 
     project = _project(config)
@@ -83,7 +84,8 @@ def serve(
     run_server(model, challenger=challenger, config=serve_config,
                database_url=database or store.database_url(),
                tracking_uri=store.resolved_tracking_uri(), host=host, port=port,
-               workers=workers, require_api_key=require_api_key)
+               workers=workers, require_api_key=require_api_key,
+               extensions=SERVER_EXTENSIONS, project=project)
 
 
 @keys_app.command("create")

@@ -109,12 +109,14 @@ def test_monitor_endpoint_and_gauges(trained, drifted_log):
 
 def test_end_to_end_through_the_real_server(trained, tmp_path):
     """Test rows POSTed to the real server, labels to /v1/feedback, then GET /v1/monitor."""
+    from mlwright.loop.service import SERVER_EXTENSIONS
     from mlwright.serve.app import create_app
 
     url = f"sqlite:///{tmp_path / 'log.db'}"
-    app = create_app(trained.folder, database_url=url, host="127.0.0.1")
-    name = trained.folder.resolve().name
-    app.include_router(monitor_router(url, name, trained.folder))
+    # Mounted as `mlwright serve` mounts it: an extension of the server, reference = the
+    # answering champion's run folder, gauges on the server's own /metrics.
+    app = create_app(trained.folder, database_url=url, host="127.0.0.1",
+                     extensions=SERVER_EXTENSIONS)
     rows = trained.test.iloc[:400].reset_index(drop=True)
     sent = []
     with Live(app) as live, httpx.Client(base_url=live.url, timeout=60) as client:
@@ -135,6 +137,10 @@ def test_end_to_end_through_the_real_server(trained, tmp_path):
                 break
             time.sleep(0.1)
         body = client.get("/v1/monitor", params={"window": "400"}).json()
+        exported = client.get("/metrics").text
+        hook = client.post("/v1/hooks/retrain", json={"reason": "test"})
+    assert hook.status_code == 401  # the retrain webhook is mounted, and never open
+    assert f'mlwright_drift_share{{model="{body["model"]}"}}' in exported
     assert body["n_records"] == 400 and body["n_scored"] == 400
     assert body["drifted_features"] == [] and body["dataset_drift"]["detected"] is False
     perf = body["performance"]

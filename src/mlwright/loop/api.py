@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, HTTPException, status
 from pydantic import BaseModel, Field
 
-__all__ = ["RetrainRequest", "api_key_dependency", "hooks_router"]
+__all__ = ["RetrainRequest", "api_key_dependency", "hooks_router", "mount"]
 
 
 class RetrainRequest(BaseModel):
@@ -77,3 +77,8 @@ def hooks_router(database_url: str, *, auth: Any = None, require_key: bool = Tru
                 "detail": "the webhook trigger fires at the loop's next pass"}
 
     return router
+
+
+def mount(app: Any, context: Any) -> None:
+    """Server extension (``mlwright serve``): the authenticated ``POST /v1/hooks/retrain``."""
+    app.include_router(hooks_router(context.database_url))

@@ -22,7 +22,12 @@ from typing import Any
 from mlwright._logging import get_logger
 from mlwright.exceptions import MlwrightError
 
-__all__ = ["LoopService", "serve_main"]
+__all__ = ["SERVER_EXTENSIONS", "LoopService", "serve_main"]
+
+# Routes of later stages that `mlwright serve` and `mlwright run` add by import path (serve/
+# never imports them): GET /v1/monitor with its drift gauges; POST /v1/hooks/retrain (always
+# behind an API key).
+SERVER_EXTENSIONS = ("mlwright.monitor.api:mount", "mlwright.loop.api:mount")
 
 log = get_logger(__name__)
 
@@ -32,14 +37,13 @@ def serve_main(config_path: str) -> None:
     import uvicorn
 
     from mlwright.config import load_config
-    from mlwright.loop.api import hooks_router
     from mlwright.serve.app import create_app
 
     config = load_config(config_path)
     db = config.store.database_url()
     app = create_app(f"{config.name}@champion", config=config.serve, database_url=db,
-                     tracking_uri=config.store.resolved_tracking_uri())
-    app.include_router(hooks_router(db))
+                     tracking_uri=config.store.resolved_tracking_uri(),
+                     extensions=SERVER_EXTENSIONS, project=config)
     uvicorn.Server(uvicorn.Config(app, host=config.serve.host, port=config.serve.port,
                                   access_log=False, log_level="warning",
                                   timeout_graceful_shutdown=30)).run()

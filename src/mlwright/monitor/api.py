@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from mlwright.config import MonitorConfig
     from mlwright.monitor.report import MonitorReport
 
-__all__ = ["monitor_router", "update_gauges"]
+__all__ = ["monitor_router", "mount", "update_gauges"]
 
 _gauges: dict[int, dict[str, Any]] = {}
 
@@ -107,3 +107,13 @@ def monitor_router(database: str, model: str, reference: Any, *,
         return report.to_dict()
 
     return router
+
+
+def mount(app: Any, context: Any) -> None:
+    """Server extension (``mlwright serve``): ``GET /v1/monitor`` for the served champion,
+    its drift gauges on the server's ``/metrics``."""
+    project = context.project
+    app.include_router(monitor_router(
+        context.database_url, context.model_name, None,
+        config=project.monitor if project is not None else None,
+        reference_for=context.champion_folder, registry=context.metrics_registry))

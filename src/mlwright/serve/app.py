@@ -14,8 +14,9 @@ import functools
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -23,7 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
 from mlwright._logging import get_logger
-from mlwright.config import ServeConfig, StoreConfig
+from mlwright.config import ProjectConfig, ServeConfig, StoreConfig
 from mlwright.exceptions import MlwrightError, ServingError
 from mlwright.serve import schema as _schema
 from mlwright.serve.keys import active_hashes, hash_key
@@ -42,7 +43,7 @@ from mlwright.serve.runtime import (
 )
 from mlwright.serve.validation import Issue, RecordValidator
 
-__all__ = ["LOOPBACK", "create_app", "run_server"]
+__all__ = ["LOOPBACK", "ServeContext", "create_app", "run_server"]
 
 log = get_logger(__name__)
 
@@ -172,6 +173,33 @@ class _Guard:
             server.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
 
 
+@dataclass(frozen=True)
+class ServeContext:
+    """What an extension (``create_app(extensions=["module:function"])``) may use.
+
+    Later stages (monitoring's ``GET /v1/monitor``, the loop's retrain webhook) add their
+    routes through extensions named by import path, so ``serve/`` never imports them and
+    worker processes (``--workers``) can rebuild the same app from strings.
+    """
+
+    database_url: str
+    model_name: str
+    champion_folder: Callable[[], str]   # the answering champion's run folder (hot swaps)
+    metrics_registry: Any                # prometheus CollectorRegistry behind GET /metrics
+    project: Any = None                  # the ProjectConfig, when served from one
+
+
+def _load_extension(path: str) -> Callable[[FastAPI, ServeContext], None]:
+    import importlib
+
+    module, _, name = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name or "mount")
+    except (ImportError, AttributeError) as exc:
+        raise ServingError(f"Cannot load the server extension {path!r}: {exc}. Expected "
+                           f"'package.module:function'.") from exc
+
+
 class _Server:
     """Everything one app holds: slots, batchers, the log, keys, settings."""
 
@@ -183,6 +211,7 @@ class _Server:
         self.poll_interval = poll_interval
         self.max_body = int(config.max_body_mb * 1024 * 1024)
         self.metrics = ServerMetrics()
+        self.database_url = database_url
         self.engine = open_database(database_url)
         self.require_key = require_key
         self.key_hashes: frozenset[str] = frozenset()
@@ -397,7 +426,8 @@ def _body(ref: str) -> dict[str, Any]:
 def create_app(model: Any, *, challenger: Any = None, config: ServeConfig | None = None,
                database_url: str | None = None, tracking_uri: str | None = None,
                host: str | None = None, require_api_key: bool | None = None,
-               poll_interval: float = 1.0) -> FastAPI:
+               poll_interval: float = 1.0, extensions: Sequence[str] = (),
+               project: Any = None) -> FastAPI:
     """The REST API for ``model``: a run folder, a registry reference (``NAME@champion``,
     followed when the alias moves) or a ``LoadedModel``.
 
@@ -405,7 +435,8 @@ def create_app(model: Any, *, challenger: Any = None, config: ServeConfig | None
     ``config.shadow``, predicts on every request without answering. With a registry reference
     ``NAME@alias`` and a share or shadow set, ``NAME@challenger`` is followed by default.
     API keys are required when ``require_api_key`` (default ``config.require_api_key``, else
-    whenever ``host`` is not loopback).
+    whenever ``host`` is not loopback). ``extensions`` are ``"module:function"`` paths, each
+    called with ``(app, ServeContext)`` to add routes (behind the same API-key guard).
     """
     config = config or ServeConfig.model_validate({})
     host = host or config.host
@@ -760,13 +791,23 @@ def create_app(model: Any, *, challenger: Any = None, config: ServeConfig | None
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    if extensions:
+        def champion_folder() -> str:
+            active = server.champion.active
+            return str(active.loaded.source) if active is not None else ""
+
+        context = ServeContext(server.database_url, active0.name, champion_folder,
+                               metrics.registry, project)
+        for path in extensions:
+            _load_extension(path)(app, context)
     return app
 
 
 def run_server(model: str, *, challenger: str | None = None, config: ServeConfig | None = None,
                database_url: str | None = None, tracking_uri: str | None = None,
                host: str | None = None, port: int | None = None, workers: int | None = None,
-               require_api_key: bool | None = None) -> None:
+               require_api_key: bool | None = None, extensions: Sequence[str] = (),
+               project: Any = None) -> None:
     """Serve ``model`` with uvicorn until SIGINT/SIGTERM (then drain and flush the log)."""
     import uvicorn
 
@@ -782,12 +823,14 @@ def run_server(model: str, *, challenger: str | None = None, config: ServeConfig
         os.environ["MLWRIGHT_SERVE_SPEC"] = orjson.dumps({
             "model": model, "challenger": challenger, "config": config.model_dump(mode="json"),
             "database_url": database_url, "tracking_uri": tracking_uri, "host": host,
-            "require_api_key": require_api_key}).decode()
+            "require_api_key": require_api_key, "extensions": list(extensions),
+            "project": None if project is None else project.model_dump(mode="json")}).decode()
         uvicorn.run("mlwright.serve.app:app_from_environment", factory=True, workers=workers,
                     **options)
         return
     app = create_app(model, challenger=challenger, config=config, database_url=database_url,
-                     tracking_uri=tracking_uri, host=host, require_api_key=require_api_key)
+                     tracking_uri=tracking_uri, host=host, require_api_key=require_api_key,
+                     extensions=extensions, project=project)
     uvicorn.Server(uvicorn.Config(app, **options)).run()
 
 
@@ -797,4 +840,6 @@ def app_from_environment() -> FastAPI:
     return create_app(spec["model"], challenger=spec["challenger"],
                       config=ServeConfig(**spec["config"]), database_url=spec["database_url"],
                       tracking_uri=spec["tracking_uri"], host=spec["host"],
-                      require_api_key=spec["require_api_key"])
+                      require_api_key=spec["require_api_key"], extensions=spec["extensions"],
+                      project=None if spec["project"] is None else ProjectConfig.model_validate(
+                          spec["project"]))
