@@ -42,6 +42,14 @@ def _board_table(board: Any, metric: str, limit: int = 10) -> Table:
     return table
 
 
+def _prefetch_registry() -> None:
+    import contextlib
+
+    with contextlib.suppress(Exception):  # registration reports its own errors later
+        import mlwright.registry.core
+        import mlwright.registry.tracking  # noqa: F401
+
+
 @app.command()
 def train(
     data: DataArg,
@@ -102,6 +110,11 @@ def train(
         except ValueError:
             thr = threshold
     state: dict[str, Any] = {"search": None, "result": None, "error": None}
+    if not no_register:
+        # MLflow takes seconds to import; the search runs for its whole budget anyway, so
+        # importing it meanwhile keeps it off the time registration adds after training.
+        threading.Thread(target=_prefetch_registry, name="mlwright-prefetch",
+                         daemon=True).start()
 
     def on_trial(record: Any, search_state: Any) -> None:
         state["search"] = search_state
