@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 .PHONY: quickstart test bench lint typecheck browser clean help
 
 help:
-	@echo "make quickstart  create .venv, install, run the main job on telco_churn"
+	@echo "make quickstart  create .venv, install, run the whole loop on telco_churn (quickstart/)"
 	@echo "make test        install test dependencies (incl. headless chromium), run the tests"
 	@echo "make bench       run the benchmarks in benchmarks/ (slow; not part of make test)"
 	@echo "make lint        ruff + mypy"
@@ -36,14 +36,10 @@ browser:
 	    echo "The browser tests need chromium: sudo apt-get install chromium"; exit 1; \
 	  fi; }
 
+# The whole loop on telco_churn in quickstart/: profile, train + report + register, serve,
+# live traffic with drift injected halfway, monitor, retrain, compare, promote or refuse.
 quickstart: $(VENV)/.installed-suite
-	@mkdir -p data
-	$(BIN)/python -m mlwright.datasets telco_churn data/telco_churn.csv
-	$(BIN)/mlwright profile data/telco_churn.csv --target churn --out reports
-	$(BIN)/mlwright contract data/telco_churn.csv --target churn --output reports/contract.json
-	$(BIN)/mlwright validate data/telco_churn.csv --contract reports/contract.json
-	$(BIN)/mlwright fingerprint data/telco_churn.csv
-	$(BIN)/mlwright train data/telco_churn.csv --target churn --budget 30 --out runs/telco
+	$(BIN)/python examples/quickstart.py --budget 30 --folder quickstart
 
 test: $(VENV)/.installed-dev browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -59,4 +55,4 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) reports data runs .pytest_cache
+	rm -rf $(VENV) quickstart reports data runs .mlwright .pytest_cache
