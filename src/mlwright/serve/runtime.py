@@ -164,6 +164,11 @@ class MicroBatcher:
     ``max_batch`` rows or ``max_wait`` seconds after the first.
     """
 
+    # A lone request of at most this many rows is predicted on the event loop itself: the
+    # hop to the model thread and back costs more than the prediction (measured ~0.5 ms of a
+    # 2.5 ms request on telco_churn); anything that could be batched goes to the thread.
+    inline_rows = 4
+
     def __init__(self, slot: Slot, executor: Executor, *, max_batch: int, max_wait: float,
                  on_batch: Callable[[int], None] | None = None) -> None:
         self.slot = slot
@@ -175,6 +180,7 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Pending] | None = None
         self._carry: _Pending | None = None
         self._task: asyncio.Task[None] | None = None
+        self._busy = False  # a batch is with the model thread
 
     def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -194,6 +200,13 @@ class MicroBatcher:
     async def submit(self, records: list[dict[str, Any]]
                      ) -> tuple[Active, list[Any], list[list[float]] | None]:
         assert self._queue is not None, "the batcher was not started"
+        active = self.slot.active
+        if (active is not None and len(records) <= self.inline_rows and not self._busy
+                and self.arriving <= 0 and self._carry is None and self._queue.empty()):
+            if self.on_batch is not None:
+                self.on_batch(len(records))
+            preds, proba = active.predict(records)
+            return active, preds, proba
         future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(records, future))
         return await future
@@ -247,6 +260,7 @@ class MicroBatcher:
             r for item in batch for r in item.records]
         if self.on_batch is not None:
             self.on_batch(rows)
+        self._busy = True
         try:
             preds, proba = await asyncio.get_running_loop().run_in_executor(
                 self.executor, active.predict, records)
@@ -257,6 +271,8 @@ class MicroBatcher:
                 if not item.future.done():
                     item.future.set_exception(exc)
             return
+        finally:
+            self._busy = False
         start = 0
         for item in batch:
             end = start + len(item.records)
