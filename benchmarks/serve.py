@@ -59,6 +59,11 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 300)
     raise RuntimeError(f"{url} not ready after {timeout} s")
 
 
+# A request still unanswered this long after the cell's time limit counts as an error and
+# ends its connection (mlflow's server stopped answering some connections at concurrency 32).
+GRACE_S = 10.0
+
+
 async def _client(port: int, path: str, bodies: list[bytes], stop_at: float,
                   latencies: list[float], errors: list[str]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -66,33 +71,44 @@ async def _client(port: int, path: str, bodies: list[bytes], stop_at: float,
         for body in bodies:
             if time.perf_counter() > stop_at:
                 break
-            request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
-                       f"application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-            started = time.perf_counter()
-            writer.write(request + body)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            length = 0
-            chunked = False
-            for line in head.split(b"\r\n"):
-                name, _, value = line.partition(b":")
-                if name.lower() == b"content-length":
-                    length = int(value)
-                elif name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
-                    chunked = True
-            if chunked:
-                while True:
-                    size = int((await reader.readuntil(b"\r\n")).strip(), 16)
-                    await reader.readexactly(size + 2)
-                    if size == 0:
-                        break
-            else:
-                await reader.readexactly(length)
-            latencies.append(time.perf_counter() - started)
-            if status != 200:
-                errors.append(str(status))
+            try:
+                await asyncio.wait_for(
+                    _request(reader, writer, path, body, latencies, errors),
+                    timeout=stop_at - time.perf_counter() + GRACE_S)
+            except (TimeoutError, ConnectionError, asyncio.IncompleteReadError) as exc:
+                errors.append(type(exc).__name__)
+                break
     finally:
         writer.close()
+
+
+async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str,
+                   body: bytes, latencies: list[float], errors: list[str]) -> None:
+    request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+               f"application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    started = time.perf_counter()
+    writer.write(request + body)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    chunked = False
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+        elif name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+    if chunked:
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    else:
+        await reader.readexactly(length)
+    latencies.append(time.perf_counter() - started)
+    if status != 200:
+        errors.append(str(status))
 
 
 def drive(port: int, path: str, make_body: Any, rows: int, concurrency: int,

@@ -164,11 +164,6 @@ class MicroBatcher:
     ``max_batch`` rows or ``max_wait`` seconds after the first.
     """
 
-    # A lone request of at most this many rows is predicted on the event loop itself: the
-    # hop to the model thread and back costs more than the prediction (measured ~0.5 ms of a
-    # 2.5 ms request on telco_churn); anything that could be batched goes to the thread.
-    inline_rows = 4
-
     def __init__(self, slot: Slot, executor: Executor, *, max_batch: int, max_wait: float,
                  on_batch: Callable[[int], None] | None = None) -> None:
         self.slot = slot
@@ -180,10 +175,13 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Pending] | None = None
         self._carry: _Pending | None = None
         self._task: asyncio.Task[None] | None = None
-        self._busy = False  # a batch is with the model thread
+        self._idle: asyncio.Event | None = None  # set while no batch is with the model thread
+        self._holding = False  # the batcher task holds a request waiting for the model thread
 
     def start(self) -> None:
         self._queue = asyncio.Queue()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
@@ -199,14 +197,14 @@ class MicroBatcher:
 
     async def submit(self, records: list[dict[str, Any]]
                      ) -> tuple[Active, list[Any], list[list[float]] | None]:
-        assert self._queue is not None, "the batcher was not started"
-        active = self.slot.active
-        if (active is not None and len(records) <= self.inline_rows and not self._busy
-                and self.arriving <= 0 and self._carry is None and self._queue.empty()):
-            if self.on_batch is not None:
-                self.on_batch(len(records))
-            preds, proba = active.predict(records)
-            return active, preds, proba
+        assert self._queue is not None and self._idle is not None, "the batcher was not started"
+        if self._idle.is_set() and self._queue.empty() and self._carry is None \
+                and not self._holding and self.arriving <= 0:
+            # Nothing to gather: straight to the model thread, skipping the batcher's own
+            # task (two event-loop hops); requests arriving meanwhile queue for the next batch.
+            future = asyncio.get_running_loop().create_future()
+            await self._dispatch([_Pending(records, future)], len(records))
+            return await future
         future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(records, future))
         return await future
@@ -233,7 +231,12 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         while True:
             first = await self._next(None)
-            assert first is not None
+            assert first is not None and self._idle is not None
+            # While the model thread is busy, requests pile up: they all go in the next batch.
+            self._holding = True
+            await self._idle.wait()
+            self._idle.clear()
+            self._holding = False
             batch = [first]
             rows = len(first.records)
             deadline = loop.time() + self.max_wait
@@ -249,6 +252,14 @@ class MicroBatcher:
             await self._dispatch(batch, rows)
 
     async def _dispatch(self, batch: list[_Pending], rows: int) -> None:
+        assert self._idle is not None
+        self._idle.clear()
+        try:
+            await self._predict(batch, rows)
+        finally:
+            self._idle.set()
+
+    async def _predict(self, batch: list[_Pending], rows: int) -> None:
         active = self.slot.active
         if active is None:
             for item in batch:
@@ -260,7 +271,6 @@ class MicroBatcher:
             r for item in batch for r in item.records]
         if self.on_batch is not None:
             self.on_batch(rows)
-        self._busy = True
         try:
             preds, proba = await asyncio.get_running_loop().run_in_executor(
                 self.executor, active.predict, records)
@@ -271,8 +281,6 @@ class MicroBatcher:
                 if not item.future.done():
                     item.future.set_exception(exc)
             return
-        finally:
-            self._busy = False
         start = 0
         for item in batch:
             end = start + len(item.records)
