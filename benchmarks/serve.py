@@ -48,8 +48,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 300)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            out = process.stdout.read().decode() if process.stdout else ""
-            raise RuntimeError(f"server exited: {out[-2000:]}")
+            raise RuntimeError(f"server exited with {process.returncode}; see {process.args}")
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return
@@ -136,6 +135,8 @@ def drive(port: int, path: str, make_body: Any, rows: int, concurrency: int,
 def summarize(latencies: list[float], elapsed: float, rows: int,
               errors: list[str] | None = None) -> dict[str, Any]:
     arr = np.asarray(latencies) * 1000
+    if arr.size == 0:  # every request failed or timed out
+        arr = np.array([np.nan])
     return {"requests": len(latencies), "p50_ms": float(np.percentile(arr, 50)),
             "p95_ms": float(np.percentile(arr, 95)), "p99_ms": float(np.percentile(arr, 99)),
             "req_per_s": len(latencies) / elapsed, "rows_per_s": len(latencies) * rows / elapsed,
@@ -206,18 +207,22 @@ def main() -> None:
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     servers = {}
+    # Server output goes to files: an unread pipe fills up (mlflow logs every request) and
+    # blocks the server mid-benchmark.
+    logs = {name: open(work / f"{name}.log", "wb")  # noqa: SIM115 - closed below
+            for name in ("mlwright", "mlflow")}
     port = free_port()
     servers["mlwright serve"] = (subprocess.Popen(
         [sys.executable, "-c", "from mlwright.cli import main; main()", "serve",
          "churn@champion", "--port", str(port), "--database", f"sqlite:///{work / 'log.db'}"],
-        env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT),
+        env=env, cwd=work, stdout=logs["mlwright"], stderr=subprocess.STDOUT),
         port, "/v1/predict", "/readyz", mlwright_body)
     if not args.skip_mlflow:
         port = free_port()
         servers["mlflow models serve"] = (subprocess.Popen(
             [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m",
              "models:/churn@champion", "--env-manager", "local", "-p", str(port),
-             "-h", "127.0.0.1"], env=env, cwd=work, stdout=subprocess.PIPE,
+             "-h", "127.0.0.1"], env=env, cwd=work, stdout=logs["mlflow"],
             stderr=subprocess.STDOUT), port, "/invocations", "/ping", mlflow_body)
     results: list[dict[str, Any]] = []
     try:
@@ -244,6 +249,8 @@ def main() -> None:
                 process.wait(60)
             except subprocess.TimeoutExpired:
                 process.kill()
+        for log_file in logs.values():
+            log_file.close()
 
     from rich.console import Console
     from rich.table import Table

@@ -259,6 +259,8 @@ class _Server:
         """Count requests between arrival and submission (the batchers wait for them)."""
         for batcher in self.batchers.values():
             batcher.arriving += delta
+            if delta > 0:
+                batcher.arrived += delta
 
     def _activate(self, loaded: Any) -> Active:
         active = Active(loaded, make_predictor(loaded))
