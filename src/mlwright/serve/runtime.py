@@ -216,13 +216,22 @@ class MicroBatcher:
                 self._inline_for, self._inline_ok = active, True
             if (active is not None and self._inline_ok and len(records) <= self.inline_rows
                     and self.arrived - self._arrived_at_start <= 1):
-                self._arrived_at_start = self.arrived
-                if self.on_batch is not None:
-                    self.on_batch(len(records))
-                started = time.perf_counter()
-                preds, proba = active.predict(records)
-                self._inline_ok = time.perf_counter() - started < self.inline_limit_s
-                return active, preds, proba
+                # One turn of the event loop lets requests already on the wire arrive; if
+                # any did, this one is not alone and goes to the batcher with them.
+                mark = self.arrived
+                await asyncio.sleep(0)
+                if (self.arrived == mark and self._idle.is_set() and self._queue.empty()
+                        and self._carry is None and not self._holding
+                        and self.slot.active is active):
+                    self._arrived_at_start = self.arrived
+                    if self.on_batch is not None:
+                        self.on_batch(len(records))
+                    started = time.perf_counter()
+                    preds, proba = active.predict(records)
+                    self._inline_ok = time.perf_counter() - started < self.inline_limit_s
+                    return active, preds, proba
+        if self._idle.is_set() and self._queue.empty() and self._carry is None \
+                and not self._holding and self.arriving <= 0:
             # Nothing to gather: straight to the model thread, skipping the batcher's own
             # task (two event-loop hops); requests arriving meanwhile queue for the next batch.
             future = asyncio.get_running_loop().create_future()
