@@ -108,3 +108,32 @@ def test_datetimes_are_parsed_and_checked() -> None:
 def test_non_object_records_are_errors(contract: Contract) -> None:
     clean, _, errors = RecordValidator(contract).validate([1, "x", None])
     assert clean == [] and [e.record for e in errors] == [0, 1, 2]
+
+
+def test_column_by_column_path_gives_what_record_by_record_gives(
+        contract: Contract, telco_rows: pd.DataFrame) -> None:
+    # Many-record requests are checked column by column; the answer must not change.
+    rows = records(telco_rows.head(60))
+    rows[2]["tenure"] = "ten"                    # wrong type: error
+    rows[5]["contract"] = "Lifetime"             # unknown category: warning by default
+    rows[9]["monthly_charges"] = 10_000.0        # out of range: warning by default
+    rows[12]["monthly_charges"] = float("nan")   # not a finite number: error
+    rows[14]["senior_citizen"] = "yes"           # boolean as text: converted
+    rows[20]["tenure"] = 12.5                    # integer column: not-integer warning
+    rows[21].pop("partner")                      # missing field
+    rows[30]["favourite_colour"] = "blue"        # extra field: warning
+    validator = RecordValidator(contract)
+    assert len(rows) >= validator.columnwise_from
+    by_column = validator.validate(rows)
+    by_record = validator._validate_records(rows)
+    order = {name: k for k, name in enumerate(validator.names)}
+
+    def key(issue):
+        return (issue.record, order.get(issue.field, -1), issue.rule)
+
+    assert by_column[0] == by_record[0]          # the same clean records, in order
+    for got, want in zip(by_column[1:], by_record[1:], strict=True):
+        assert sorted(map(key, got)) == sorted(map(key, want))
+        assert {i.message for i in got} == {i.message for i in want}
+    assert {(e.record, e.field) for e in by_column[2]} >= {(2, "tenure"),
+                                                           (12, "monthly_charges")}

@@ -193,6 +193,30 @@ class _Column:
                 self.lo, self.hi = _parse_datetime(spec.earliest), _parse_datetime(spec.latest)
                 self.range_text = f"[{spec.earliest}, {spec.latest}]"
 
+    def clean_test(self) -> Callable[[Any], bool] | None:
+        """A cheap test of values that ``check`` would return unchanged with no issue (the
+        common case), or None when every value needs ``check`` (dates are parsed)."""
+        allowed, lo, hi = self.allowed, self.lo, self.hi
+        if self.dtype is LogicalType.FLOAT:
+            def number(v: Any) -> bool:
+                return (type(v) is float or type(v) is int) and v - v == 0 and (
+                    lo is None or lo <= v <= hi) and (allowed is None or v in allowed)
+            return number
+        if self.dtype is LogicalType.INTEGER:  # floats may need a not-integer warning
+            def integer(v: Any) -> bool:
+                return type(v) is int and (lo is None or lo <= v <= hi) and (
+                    allowed is None or v in allowed)
+            return integer
+        if self.dtype is LogicalType.STRING:
+            def string(v: Any) -> bool:
+                return type(v) is str and (allowed is None or v in allowed)
+            return string
+        if self.dtype is LogicalType.BOOLEAN:
+            def boolean(v: Any) -> bool:
+                return type(v) is bool and (allowed is None or v in allowed)
+            return boolean
+        return None
+
     def check(self, value: Any, index: int, warnings: list[Issue]) -> Any:
         """The value the model gets for this field of record ``index``, or RecordError."""
         if value is _MISSING or value is None:
@@ -246,11 +270,56 @@ class RecordValidator:
         self.max_errors = max_errors
         self.columns = [_Column(contract.column(name)) for name in contract.feature_names]
         self.names = [c.name for c in self.columns]
+        self._tests = [c.clean_test() for c in self.columns]
         self._known = set(contract.names)
+
+    # From this many records on, checks run column by column: one cheap test per value, and
+    # the full check only for values that fail it (about 2x faster on 100-record requests).
+    columnwise_from = 8
 
     def validate(self, records: list[Any]) -> tuple[list[dict[str, Any]], list[Issue],
                                                      list[Issue]]:
         """(clean records, warnings, errors); records with errors are left out of the first."""
+        if len(records) >= self.columnwise_from and all(type(r) is dict for r in records):
+            return self._validate_columns(records)
+        return self._validate_records(records)
+
+    def _validate_columns(self, records: list[dict[str, Any]]
+                          ) -> tuple[list[dict[str, Any]], list[Issue], list[Issue]]:
+        warnings: list[Issue] = []
+        errors: list[Issue] = []
+        failed: set[int] = set()
+        columns_out = []
+        missing = _MISSING
+        for position, col in enumerate(self.columns):
+            name = col.name
+            values = [r.get(name, missing) for r in records]
+            test = self._tests[position]
+            suspects = (range(len(values)) if test is None else
+                        [i for i, v in enumerate(values) if not test(v)])
+            for i in suspects:
+                try:
+                    values[i] = col.check(values[i], i, warnings)
+                except RecordError as exc:
+                    failed.add(i)
+                    errors.append(Issue(i, name, exc.rule, "error", exc.message))
+            columns_out.append(values)
+        order = {name: k for k, name in enumerate(self.names)}
+        errors.sort(key=lambda e: (e.record, order.get(e.field, -1)))
+        warnings.sort(key=lambda w: (w.record, order.get(w.field, -1)))
+        names = self.names
+        clean = [dict(zip(names, row, strict=True))
+                 for i, row in enumerate(zip(*columns_out, strict=True)) if i not in failed]
+        n_columns = len(self.columns)
+        extra = {k for r in records if len(r) != n_columns for k in r if k not in order}
+        for name in sorted(str(e) for e in extra):
+            if name not in self._known:
+                warnings.append(Issue(-1, name, "extra_field", "warning",
+                                      f"field {name!r} is not in the contract; it was ignored."))
+        return clean, warnings, errors[:self.max_errors]
+
+    def _validate_records(self, records: list[Any]) -> tuple[list[dict[str, Any]], list[Issue],
+                                                             list[Issue]]:
         clean: list[dict[str, Any]] = []
         warnings: list[Issue] = []
         errors: list[Issue] = []
