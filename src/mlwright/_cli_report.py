@@ -53,8 +53,9 @@ def write_report(result: Any, out: Path, *, data: Any = None, test: str | None =
             r = f.ratios[name]
             console.print(f"[yellow]Fairness[/]: {r['label']} by {f.column} is "
                           f"{r['value']:.2f} (< {f.threshold:g})")
+    # soft_wrap: a long path must stay one piece of text a user can copy.
     console.print(f"Report: [bold]{paths['report']}[/] (model_card.md, evaluation.json) "
-                  f"in {time.monotonic() - started:.1f} s")
+                  f"in {time.monotonic() - started:.1f} s", soft_wrap=True)
     return paths
 
 
