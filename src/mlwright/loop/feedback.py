@@ -34,7 +34,7 @@ def labelled_rows(database_url: str, model: str, *, label: str = "__label__",
         after_id: only log rows with a larger id (a watermark).
         limit: keep the most recent ``limit`` rows.
     """
-    from mlwright.registry._db import open_database
+    from mlwright._db import open_database
     from mlwright.serve.logstore import feedback, metadata, predictions
 
     engine = open_database(database_url, metadata)

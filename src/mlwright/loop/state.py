@@ -30,7 +30,7 @@ class StateStore:
     """Key -> JSON value, shared by every process that uses the project database."""
 
     def __init__(self, database_url: str) -> None:
-        from mlwright.registry._db import open_database
+        from mlwright._db import open_database
 
         self.database_url = database_url
         self.engine: Engine = open_database(database_url, _metadata)

@@ -27,7 +27,7 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
 
 
 def _last_prediction_id(ctx: LoopContext) -> int:
-    from mlwright.registry._db import open_database
+    from mlwright._db import open_database
     from mlwright.serve.logstore import metadata, predictions
 
     engine = open_database(ctx.database_url, metadata)
@@ -38,7 +38,7 @@ def _last_prediction_id(ctx: LoopContext) -> int:
 
 
 def _new_rows_since(ctx: LoopContext, after_id: int) -> int:
-    from mlwright.registry._db import open_database
+    from mlwright._db import open_database
     from mlwright.serve.logstore import metadata, predictions
 
     engine = open_database(ctx.database_url, metadata)

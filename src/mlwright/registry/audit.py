@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text, select
 
-from mlwright.registry._db import open_database
+from mlwright._db import open_database
 
 __all__ = ["AuditLog", "audit_table"]
 

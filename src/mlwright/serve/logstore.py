@@ -7,8 +7,6 @@ JSON columns hold text (portable across SQLite and PostgreSQL).
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import (
     Column,
     Float,
@@ -18,8 +16,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
-    event,
 )
 from sqlalchemy.engine import Engine
 
@@ -72,27 +68,9 @@ api_keys = Table(
 )
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
-    # WAL lets the monitor read while the server writes; a busy timeout instead of
-    # "database is locked" when two processes write at once.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
 def open_database(url: str, *, create: bool = True) -> Engine:
-    """An engine for ``url`` with the log tables created (SQLite gets WAL and a busy timeout)."""
-    if url.startswith("sqlite:///"):
-        from pathlib import Path
+    """The engine for ``url`` with the log tables created (SQLite gets WAL and a busy
+    timeout; see ``mlwright._db``)."""
+    from mlwright._db import open_database as _open
 
-        path = url.removeprefix("sqlite:///")
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, future=True)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    if create:
-        metadata.create_all(engine)
-    return engine
+    return _open(url, metadata if create else None)

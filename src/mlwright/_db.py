@@ -1,6 +1,7 @@
-"""A SQLAlchemy engine for the project database (audit table), SQLite made safe for several
-processes: WAL so readers never block the writer, and a busy timeout instead of "database is
-locked" when two trainings write at once. (``serve/`` has its own: registry must not import it.)
+"""The project database's engine (prediction log, feedback, keys, events, audit, loop state),
+shared by every stage. SQLite is made safe for several processes: WAL so readers (the
+monitor) never block the writer (the server), and a busy timeout instead of "database is
+locked" when two processes write at once. One cached engine per URL and process.
 """
 
 from __future__ import annotations
