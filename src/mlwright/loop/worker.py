@@ -67,7 +67,8 @@ def run_job(folder: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m mlwright.loop.worker JOB_FOLDER", file=sys.stderr)
+        # An internal entry point (start_retrain runs it): a usage line, not a CLI.
+        sys.stderr.write("usage: python -m mlwright.loop.worker JOB_FOLDER\n")
         return 2
     folder = Path(args[0])
     try:
