@@ -22,6 +22,7 @@ explicitly so a window never guesses a type.
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
     from mlwright.monitor.reference import Reference
 
-__all__ = ["LogWindow", "WindowSpec", "parse_window", "read_window"]
+__all__ = ["LogWindow", "WindowSpec", "parse_window", "read_window", "window_filter"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -76,7 +77,7 @@ class LogWindow:
     status_counts: dict[str, int]
     versions: dict[str, int]
     latency_ms: np.ndarray                    # latencies of the sampled requests
-    sample: dict[str, np.ndarray]             # id, ts, inputs, prediction, proba (scored)
+    sample: Sample                            # the sampled records answered 200
     violations: list[str]                     # JSON lists of the records that have any
     where: list[Any]                          # the window's SQL conditions
 
@@ -85,11 +86,25 @@ class LogWindow:
 
     @property
     def sampled(self) -> bool:
-        return len(self.sample["id"]) < self.n_scored
+        return len(self.sample) < self.n_scored
 
     def inputs(self, reference: Reference) -> pa.Table:
         """The JSON inputs of the sampled scored records as an Arrow table."""
-        return parse_json_rows(self.sample["inputs"], reference)
+        return parse_json_rows(self.sample.inputs, reference)
+
+
+@dataclass
+class Sample:
+    """Sampled scored records, as the log's JSON text: the database concatenates them, so a
+    million-record window costs a few hundred fetched rows, not a Python tuple per record."""
+
+    ids: np.ndarray
+    inputs: str = ""                          # newline-delimited JSON objects
+    predictions: str = "[]"                   # JSON array, one entry per record
+    proba: str = "[]"                         # JSON array of lists (or null)
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 def _numeric_schema(reference: Reference) -> Any:
@@ -103,19 +118,19 @@ def _numeric_schema(reference: Reference) -> Any:
     return pa.schema(fields)
 
 
-def parse_json_rows(texts: np.ndarray | list[str], reference: Reference) -> pa.Table:
-    """JSON objects (one per record) -> an Arrow table; a slow exact path if Arrow refuses."""
+def parse_json_rows(payload: str, reference: Reference) -> pa.Table:
+    """Newline-delimited JSON objects (one per record) -> an Arrow table; a slower exact path
+    if Arrow refuses."""
     import pyarrow as pa
     import pyarrow.json as pj
 
-    if len(texts) == 0:
+    if not payload:
         return pa.table({})
-    payload = "\n".join(t.replace("\n", " ") if "\n" in t else t
-                        for t in texts).encode("utf-8")
+    data = payload.encode("utf-8")
     try:
         return pj.read_json(
-            pa.BufferReader(payload),
-            read_options=pj.ReadOptions(block_size=max(1 << 20, len(payload) // 4 + 1)),
+            pa.BufferReader(data),
+            read_options=pj.ReadOptions(block_size=max(1 << 20, len(data) // 4 + 1)),
             parse_options=pj.ParseOptions(explicit_schema=_numeric_schema(reference),
                                           unexpected_field_behavior="infer"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -124,7 +139,7 @@ def parse_json_rows(texts: np.ndarray | list[str], reference: Reference) -> pa.T
         import orjson
         import pandas as pd
 
-        frame = pd.DataFrame.from_records([orjson.loads(t) for t in texts])
+        frame = pd.DataFrame.from_records([orjson.loads(t) for t in payload.split("\n")])
         numeric = set(_numeric_schema(reference).names)
         for name in frame.columns:
             if name in numeric:
@@ -144,17 +159,12 @@ def _fetch(engine: Engine, query: Any) -> list[tuple[Any, ...]]:
     return rows
 
 
-def read_window(engine: Engine, model: str, spec: WindowSpec, *, end: float | None = None,
-                version: str | None = None, roles: tuple[str, ...] = ("champion", "challenger"),
-                sample_rows: int = 100_000) -> LogWindow:
-    """The records of ``model`` in the window ending at ``end`` (default: the last record).
-
-    Two passes over the window: counts by version and status (in SQL), then the sampled
-    records and those with violations. Every pass over a big log costs its size in page
-    reads and every fetched row a Python tuple, so nothing else is fetched. ``shadow`` rows
-    are left out by default: they repeat the inputs of answered requests.
-    """
-    from sqlalchemy import BigInteger, case, cast, func, or_, select
+def window_filter(engine: Engine, model: str, spec: WindowSpec, *, end: float | None = None,
+                  version: str | None = None,
+                  roles: tuple[str, ...] = ("champion", "challenger")) -> list[Any] | None:
+    """The SQL conditions selecting the window's records (None when the log has none): one
+    cheap query on the window index, so that the reads of a window can run side by side."""
+    from sqlalchemy import func, select
 
     from mlwright.serve.logstore import predictions as p
 
@@ -175,13 +185,42 @@ def read_window(engine: Engine, model: str, spec: WindowSpec, *, end: float | No
             if end is None:
                 end = conn.execute(select(func.max(p.c.ts)).where(*where)).scalar()
                 if end is None:
-                    return _empty(spec)
+                    return None
                 where.append(p.c.ts <= end)
             where.append(p.c.ts > end - float(spec.seconds or 0))
-        groups = conn.execute(select(
-            p.c.version, p.c.status, func.count(), func.min(p.c.ts), func.max(p.c.ts),
-            func.sum(case((p.c.row == 0, 1), else_=0))).where(*where).group_by(
-                p.c.version, p.c.status)).all()
+    return where
+
+
+def read_window(engine: Engine, model: str, spec: WindowSpec, *, end: float | None = None,
+                version: str | None = None, roles: tuple[str, ...] = ("champion", "challenger"),
+                sample_rows: int = 100_000, where: list[Any] | None = None) -> LogWindow:
+    """The records of ``model`` in the window ending at ``end`` (default: the last record),
+    or those ``where`` selects (from :func:`window_filter`).
+
+    Counts by version and status come from the covering window index (no row is read), then
+    only the sampled records' rows are read, and the records with violations through their
+    own partial index: a row read costs a page and a fetched row a Python tuple, so nothing
+    else is fetched. ``shadow`` rows are left out by default: they repeat the inputs of
+    answered requests.
+    """
+    from sqlalchemy import case, func, select
+
+    from mlwright.serve.logstore import predictions as p
+
+    if where is None:
+        where = window_filter(engine, model, spec, end=end, version=version, roles=roles)
+        if where is None:
+            return _empty(spec)
+    counts = select(p.c.version, p.c.status, func.count(), func.min(p.c.ts), func.max(p.c.ts),
+                    func.sum(case((p.c.row == 0, 1), else_=0))).where(*where).group_by(
+                        p.c.version, p.c.status)
+    # The GROUP BY sorts the whole window inside the database (GIL released): it runs in a
+    # thread while the sample is read, which needs only the plain count.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlwright-window") as pool:
+        counted = pool.submit(_fetch, engine, counts)
+        n_counted = _fetch(engine, select(func.count()).where(*where))[0][0]
+        sample, latency = _sample(engine, where, sample_rows, n_counted)
+        groups = counted.result()
     if not groups:
         return _empty(spec)
     versions: dict[str, int] = {}
@@ -189,46 +228,67 @@ def read_window(engine: Engine, model: str, spec: WindowSpec, *, end: float | No
     for v, st, n, _, _, _ in groups:
         versions[str(v)] = versions.get(str(v), 0) + int(n)
         status_counts[str(st)] = status_counts.get(str(st), 0) + int(n)
-    n_records = sum(versions.values())
-    n_scored = status_counts.get("200", 0)
-    # A multiplicative hash of the id picks the sample: uniform, the same on every run, and
-    # blind to a record's position in its request (id modulo k would alias with batch sizes).
-    keep: Any = True
-    if n_records > sample_rows:
-        bucket = (cast(p.c.id, BigInteger) * 2654435761) % 4294967296
-        keep = bucket < int(4294967296 * sample_rows / n_records)
-    picked = (p.c.status == 200) & keep if keep is not True else p.c.status == 200
-    query = select(p.c.id, p.c.ts, p.c.status, p.c.row, p.c.latency_ms, p.c.violations,
-                   case((picked, p.c.inputs), else_=None),
-                   case((picked, p.c.prediction), else_=None),
-                   case((picked, p.c.proba), else_=None), picked).where(*where)
-    if keep is not True:
-        query = query.where(or_(keep, p.c.violations.is_not(None)))
-    rows = sorted(_fetch(engine, query), key=lambda r: (r[1], r[0]))
-    c = list(zip(*rows, strict=True)) if rows else [()] * 10
-    in_sample = np.ones(len(rows), dtype=bool) if keep is True else None
-    if in_sample is None:  # rows fetched only for their violations are not in the sample
-        bucket_of = (np.array(c[0], dtype=np.uint64) * np.uint64(2654435761)) % np.uint64(
-            4294967296)
-        in_sample = bucket_of < np.uint64(int(4294967296 * sample_rows / n_records))
-    row0 = np.array(c[3], dtype=np.int64) == 0
-    latency = np.array([np.nan if v is None else v for v in c[4]], dtype=np.float64)
-    scored = np.array(c[9], dtype=bool)
-    sample = {"id": np.array(c[0], dtype=np.int64)[scored],
-              "ts": np.array(c[1], dtype=np.float64)[scored],
-              **{name: np.array(values, dtype=object)[scored]
-                 for name, values in zip(("inputs", "prediction", "proba"), c[6:9],
-                                         strict=True)}}
+    n_records = sum(versions.values())  # a server may have logged more since the count
+    # Violations of every record, sampled or not: a partial index holds just those.
+    violations = [r[0] for r in _fetch(engine, select(p.c.violations).where(
+        *where, p.c.violations.is_not(None)).order_by(p.c.ts, p.c.id))]
     return LogWindow(
         spec, float(min(g[3] for g in groups)), float(max(g[4] for g in groups)), n_records,
-        n_scored, int(sum(g[5] or 0 for g in groups)), status_counts, versions,
-        latency[row0 & in_sample], sample, [v for v in c[5] if v is not None], where)
+        status_counts.get("200", 0), int(sum(g[5] or 0 for g in groups)), status_counts,
+        versions, latency, sample, violations, where)
+
+
+#: Records per concatenated chunk: a chunk must stay far below the database's longest
+#: string (1 GB in SQLite) however wide the inputs.
+CHUNK = 4096
+
+
+def _sample(engine: Engine, where: list[Any], sample_rows: int, n_records: int
+            ) -> tuple[Sample, np.ndarray]:
+    """About ``sample_rows`` of the window's records: the scored ones' JSON, and the
+    latency of the requests among them."""
+    from sqlalchemy import BigInteger, String, case, cast, func, select
+
+    from mlwright.serve.logstore import predictions as p
+
+    def joined(value: Any, separator: str = ",") -> Any:  # NULLs (other records) are skipped
+        return func.aggregate_strings(value, separator)
+
+    def scored(value: Any) -> Any:
+        return case((p.c.status == 200, value), else_=None)
+
+    query = select(
+        joined(scored(cast(p.c.id, String))),
+        joined(scored(p.c.inputs), "\n"),
+        joined(scored(func.coalesce(p.c.prediction, "null"))),
+        joined(scored(func.coalesce(p.c.proba, "null"))),
+        joined(case((p.c.row == 0, func.coalesce(cast(p.c.latency_ms, String), "nan")),
+                    else_=None)),
+    ).where(*where).group_by(p.c.id // CHUNK)
+    if n_records > sample_rows:
+        # A multiplicative hash of the id picks the sample: uniform, the same on every run,
+        # and blind to a record's position in its request (id modulo k would alias with
+        # batch sizes).
+        bucket = (cast(p.c.id, BigInteger) * 2654435761) % 4294967296
+        query = query.where(bucket < int(4294967296 * sample_rows / n_records))
+    chunks = _fetch(engine, query) if n_records else []
+
+    def texts(column: int) -> list[str]:
+        return [c[column] for c in chunks if c[column]]
+
+    ids = ",".join(texts(0))
+    latency = ",".join(texts(4))
+    sample = Sample(
+        ids=np.array(ids.split(","), dtype=np.int64) if ids else np.array([], dtype=np.int64),
+        inputs="\n".join(texts(1)), predictions="[" + ",".join(texts(2)) + "]",
+        proba="[" + ",".join(texts(3)) + "]")
+    return sample, (np.array(latency.split(","), dtype=np.float64) if latency
+                    else np.array([], dtype=np.float64))
 
 
 def _empty(spec: WindowSpec) -> LogWindow:
-    sample = {"id": np.array([], dtype=np.int64), "ts": np.array([], dtype=np.float64),
-              **{n: np.array([], dtype=object) for n in ("inputs", "prediction", "proba")}}
-    return LogWindow(spec, None, None, 0, 0, 0, {}, {}, np.array([]), sample, [], [])
+    return LogWindow(spec, None, None, 0, 0, 0, {}, {}, np.array([]),
+                     Sample(np.array([], dtype=np.int64)), [], [])
 
 
 def no_predictions(model: str, database: str) -> MonitorError:

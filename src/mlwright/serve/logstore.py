@@ -40,7 +40,14 @@ predictions = Table(
     Column("status", Integer, nullable=False),       # HTTP status of the record (200, 422)
     Column("violations", Text),                      # JSON list of contract violations
 )
-Index("ix_predictions_ts", predictions.c.ts)
+# The monitor's window index: it bounds a window by time and counts its records by version,
+# status and role without touching the rows (covering), so only the sampled records' JSON
+# is ever read. Records with contract violations, rare, have an index of their own.
+Index("ix_predictions_window", predictions.c.model, predictions.c.ts, predictions.c.role,
+      predictions.c.version, predictions.c.status, predictions.c.row)
+Index("ix_predictions_violations", predictions.c.model, predictions.c.ts,
+      sqlite_where=predictions.c.violations.is_not(None),
+      postgresql_where=predictions.c.violations.is_not(None))
 Index("ix_predictions_request", predictions.c.request_id, predictions.c.row)
 Index("ix_predictions_key", predictions.c.key)
 
@@ -73,4 +80,14 @@ def open_database(url: str, *, create: bool = True) -> Engine:
     timeout; see ``mlwright._db``)."""
     from mlwright._db import open_database as _open
 
-    return _open(url, metadata if create else None)
+    engine = _open(url, metadata if create else None)
+    if create:
+        # Logs written by an older version lack newer indexes; create_all only adds those
+        # of new tables (a one-off cost of a few seconds per million records).
+        from sqlalchemy.schema import CreateIndex
+
+        with engine.begin() as conn:
+            for table in (predictions, feedback):
+                for index in table.indexes:
+                    conn.execute(CreateIndex(index, if_not_exists=True))
+    return engine
