@@ -167,7 +167,8 @@ class MicroBatcher:
     # A lone request of at most this many rows is predicted on the event loop itself: the hop
     # to the model thread and back is ~0.5 ms, as long as the whole prediction of a fast
     # model. "Lone": no other request arrived since the last prediction started (under load
-    # many do, and they are batched), and the model answered a lone request in < 5 ms.
+    # many do, and they are batched), and the model answers such requests in < 5 ms (a
+    # moving average over them, so one slow call, a GC pause say, does not end it).
     inline_rows = 4
     inline_limit_s = 0.005
 
@@ -181,8 +182,8 @@ class MicroBatcher:
         self.arriving = 0
         self.arrived = 0  # requests ever counted by arriving(); compared between predictions
         self._arrived_at_start = 0
-        self._inline_ok = True
-        self._inline_for: Active | None = None  # the model _inline_ok was measured on
+        self._small_s = 0.0  # moving average of the model's time on small batches
+        self._inline_for: Active | None = None  # the model _small_s was measured on
         self._queue: asyncio.Queue[_Pending] | None = None
         self._carry: _Pending | None = None
         self._task: asyncio.Task[None] | None = None
@@ -213,8 +214,9 @@ class MicroBatcher:
                 and not self._holding and self.arriving <= 0:
             active = self.slot.active
             if active is not self._inline_for:  # a new model (hot swap) is measured anew
-                self._inline_for, self._inline_ok = active, True
-            if (active is not None and self._inline_ok and len(records) <= self.inline_rows
+                self._inline_for, self._small_s = active, 0.0
+            if (active is not None and self._small_s < self.inline_limit_s
+                    and len(records) <= self.inline_rows
                     and self.arrived - self._arrived_at_start <= 1):
                 # One turn of the event loop lets requests already on the wire arrive; if
                 # any did, this one is not alone and goes to the batcher with them.
@@ -228,7 +230,7 @@ class MicroBatcher:
                         self.on_batch(len(records))
                     started = time.perf_counter()
                     preds, proba = active.predict(records)
-                    self._inline_ok = time.perf_counter() - started < self.inline_limit_s
+                    self._timed(active, len(records), time.perf_counter() - started)
                     return active, preds, proba
         if self._idle.is_set() and self._queue.empty() and self._carry is None \
                 and not self._holding and self.arriving <= 0:
@@ -240,6 +242,11 @@ class MicroBatcher:
         future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(records, future))
         return await future
+
+    def _timed(self, active: Active, rows: int, seconds: float) -> None:
+        """Track the model's time on small batches (the inline path's condition)."""
+        if rows <= self.inline_rows and active is self._inline_for:
+            self._small_s += 0.1 * (seconds - self._small_s)
 
     async def _next(self, timeout: float | None) -> _Pending | None:
         assert self._queue is not None
@@ -305,8 +312,10 @@ class MicroBatcher:
         if self.on_batch is not None:
             self.on_batch(rows)
         try:
+            started = time.perf_counter()
             preds, proba = await asyncio.get_running_loop().run_in_executor(
                 self.executor, active.predict, records)
+            self._timed(active, rows, time.perf_counter() - started)
         except Exception as exc:  # the model failed: every waiting request gets the error
             log.exception("%s model %s failed on a batch of %d rows", self.slot.role,
                           active.version, rows)
