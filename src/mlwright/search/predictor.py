@@ -321,7 +321,7 @@ class RecordPredictor:
         from mlwright.search.ensemble import _member_predict
 
         assert self._members is not None
-        cols = RecordColumns(records)
+        cols = RecordColumns(records, self.feature_names)
         frame = None
         designs: dict[tuple[str, bool], Any] = {}
         outputs = []

@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from mlwright.data.contract import ColumnSpec, Contract, LogicalType, Policy
@@ -217,6 +218,44 @@ class _Column:
             return boolean
         return None
 
+    def check_column(self, values: list[Any], test: Callable[[Any], bool] | None
+                     ) -> list[int] | range:
+        """Positions of ``values`` that need ``check``; the others are canonical and clean
+        as they are, or were converted in place (a boolean written ``"Yes"``).
+
+        Whole-column tests run in C (``set``, ``sum``, ``min``) where a per-value function
+        call would cost ~0.3 us a value; a column failing them is tested value by value.
+        """
+        if test is None:
+            return range(len(values))
+        try:
+            kinds = set(map(type, values))
+            if self.dtype is LogicalType.FLOAT or self.dtype is LogicalType.INTEGER:
+                numbers = {float, int} if self.dtype is LogicalType.FLOAT else {int}
+                if kinds <= numbers and math.isfinite(sum(values)) and (
+                        self.lo is None or self.lo <= min(values) and max(values) <= self.hi
+                ) and (self.allowed is None or self.allowed.issuperset(values)):
+                    return []
+            elif kinds <= {str, bool, int, float}:  # few distinct values: check each once
+                converted: dict[Any, Any] = {}
+                for value in set(values):
+                    scratch: list[Issue] = []
+                    try:
+                        out = self.check(value, 0, scratch)
+                    except RecordError:
+                        break
+                    if scratch or type(out) is not type(value) and \
+                            self.dtype is not LogicalType.BOOLEAN:
+                        break
+                    converted[value] = out
+                else:
+                    if any(out is not value for value, out in converted.items()):
+                        values[:] = [converted[v] for v in values]
+                    return []
+        except (TypeError, ValueError):  # unhashable or incomparable values: one by one
+            pass
+        return [i for i, v in enumerate(values) if not test(v)]
+
     def check(self, value: Any, index: int, warnings: list[Issue]) -> Any:
         """The value the model gets for this field of record ``index``, or RecordError."""
         if value is _MISSING or value is None:
@@ -272,6 +311,10 @@ class RecordValidator:
         self.names = [c.name for c in self.columns]
         self._tests = [c.clean_test() for c in self.columns]
         self._known = set(contract.names)
+        # A record's fields as a tuple in contract order (KeyError when one is absent).
+        self._fields: Callable[[dict[str, Any]], tuple[Any, ...]] = (
+            itemgetter(*self.names) if len(self.names) > 1
+            else lambda record: tuple(record[name] for name in self.names))
 
     # From this many records on, checks run column by column: one cheap test per value, and
     # the full check only for values that fail it (about 2x faster on 100-record requests).
@@ -291,13 +334,14 @@ class RecordValidator:
         failed: set[int] = set()
         columns_out = []
         missing = _MISSING
+        try:  # every field present (the usual request): one C call per record
+            given = [list(c) for c in zip(*map(self._fields, records), strict=True)]
+        except (KeyError, TypeError):
+            given = [[r.get(name, missing) for r in records] for name in self.names]
         for position, col in enumerate(self.columns):
             name = col.name
-            values = [r.get(name, missing) for r in records]
-            test = self._tests[position]
-            suspects = (range(len(values)) if test is None else
-                        [i for i, v in enumerate(values) if not test(v)])
-            for i in suspects:
+            values = given[position]
+            for i in col.check_column(values, self._tests[position]):
                 try:
                     values[i] = col.check(values[i], i, warnings)
                 except RecordError as exc:
