@@ -137,15 +137,55 @@ class _XGBoost:
         self.missing = est.missing
         self.regression = regression
         self.n_classes = None if regression else est.n_classes_
+        self.direct = _dense_predict(self.booster, self.range, self.missing)
 
     def __call__(self, X: Any) -> np.ndarray:
         X = np.asarray(X.toarray() if hasattr(X, "toarray") else X)
-        out = self.booster.inplace_predict(X, iteration_range=self.range,
-                                           predict_type="value", missing=self.missing,
-                                           validate_features=False)
+        if self.direct is not None and X.dtype == np.float64 and X.flags.c_contiguous:
+            out = self.direct(X)
+        else:
+            out = self.booster.inplace_predict(X, iteration_range=self.range,
+                                               predict_type="value", missing=self.missing,
+                                               validate_features=False)
         if self.regression or (out.ndim == 2 and out.shape[1] == self.n_classes):
             return out
         return np.vstack((1.0 - out, out)).transpose()
+
+
+def _dense_predict(booster: Any, iteration_range: tuple[int, int], missing: float
+                   ) -> Any:
+    """The C call behind ``Booster.inplace_predict`` on a dense float64 array, with its
+    arguments built once: the wrapper's per-call type dispatch is ~0.2 ms of Python, half a
+    one-row prediction. Uses XGBoost's own (private) C bindings, so the numbers are the
+    same by construction; None where they are not there (the wrapper is used then)."""
+    import ctypes
+    import json
+
+    try:
+        from xgboost.core import _LIB, _check_call, c_bst_ulong
+    except ImportError:
+        return None
+    predict = getattr(_LIB, "XGBoosterPredictFromDense", None)
+    if predict is None:
+        return None
+    config = json.dumps({"type": 0, "training": False, "iteration_begin": iteration_range[0],
+                         "iteration_end": iteration_range[1], "strict_shape": False,
+                         "cache_id": 0, "missing": float(missing)}).encode()
+    handle, no_proxy = booster.handle, ctypes.c_void_p()
+
+    def call(X: np.ndarray) -> np.ndarray:
+        interface = json.dumps({"data": (X.ctypes.data, True), "shape": X.shape,
+                                "strides": None, "typestr": "<f8", "version": 3}).encode()
+        shape = ctypes.POINTER(c_bst_ulong)()
+        dims = c_bst_ulong()
+        out = ctypes.POINTER(ctypes.c_float)()
+        _check_call(predict(handle, interface, config, no_proxy, ctypes.byref(shape),
+                            ctypes.byref(dims), ctypes.byref(out)))
+        dims_out = tuple(int(shape[i]) for i in range(dims.value))
+        # XGBoost owns the buffer until its next call on this thread: copy it out.
+        return np.ctypeslib.as_array(out, dims_out).copy()
+
+    return call
 
 
 class _CatBoost:
