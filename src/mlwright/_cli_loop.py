@@ -129,12 +129,20 @@ def run(
     from mlwright.loop.service import LoopService
 
     stop = threading.Event()
+    received: list[str] = []
 
     def handle(signum: int, _frame: Any) -> None:
-        err_console.print(f"Stopping ({signal.Signals(signum).name}): finishing the pass, "
-                          f"stopping the server…")
+        # No printing here: the handler runs inside whatever the main thread was doing,
+        # possibly a first import within rich itself (a re-entrant import then fails).
+        received.append(signal.Signals(signum).name)
         stop.set()
 
+    def announce() -> None:
+        stop.wait()
+        err_console.print(f"Stopping ({received[0] if received else 'stop'}): finishing the "
+                          f"pass, stopping the server…")
+
+    threading.Thread(target=announce, name="mlwright-stop", daemon=True).start()
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
     s = project.serve

@@ -129,7 +129,10 @@ class _XGBoost:
         if type(est) is not cls or est.objective == "multi:softmax" or \
                 getattr(est, "booster", None) == "gblinear":
             raise TypeError(f"{type(est).__name__} objective {est.objective}")
-        self.booster = est.get_booster()
+        # A copy set to one thread: the server spreads requests over the cores, and a
+        # thread team per call waits at its barriers on a busy machine.
+        self.booster = est.get_booster().copy()
+        self.booster.set_param({"nthread": 1})
         try:
             self.range = (0, int(est.best_iteration) + 1)
         except AttributeError:

@@ -173,6 +173,16 @@ class _Guard:
             server.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
 
 
+def _one_thread_kernels() -> None:
+    """One OpenMP / BLAS thread for the calling thread's model calls. A server spreads
+    requests over its cores already; a kernel's own thread team on a busy machine waits at
+    its barriers (a one-row kNN prediction: 100 ms instead of 1 ms). OpenMP's setting is
+    per thread, so each thread that predicts calls this."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+
+
 @dataclass(frozen=True)
 class ServeContext:
     """What an extension (``create_app(extensions=["module:function"])``) may use.
@@ -241,8 +251,10 @@ class _Server:
                     load_source(challenger_source, tracking_uri=tracking_uri))
         self.router = Router(config.challenger_share)
         self.shadow = config.shadow
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="mlwright-predict")
-        self.heavy = ThreadPoolExecutor(1, thread_name_prefix="mlwright-batch")
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="mlwright-predict",
+                                           initializer=_one_thread_kernels)
+        self.heavy = ThreadPoolExecutor(1, thread_name_prefix="mlwright-batch",
+                                        initializer=_one_thread_kernels)
         wait = config.max_wait_ms / 1000
         self.batchers = {
             slot.role: MicroBatcher(slot, self.executor, max_batch=config.max_batch,
@@ -271,6 +283,7 @@ class _Server:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        _one_thread_kernels()  # lone requests are predicted on the event loop's thread
         for batcher in self.batchers.values():
             batcher.start()
         self.log.start()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -21,13 +20,19 @@ from sqlalchemy.engine import Engine
 from mlwright._logging import get_logger
 from mlwright.serve.logstore import feedback, predictions
 
-__all__ = ["FeedbackEntry", "LogWriter", "PredictionEntry"]
+__all__ = ["FEEDBACK_COLUMNS", "PREDICTION_COLUMNS", "FeedbackEntry", "LogWriter",
+           "PredictionEntry"]
 
 log = get_logger(__name__)
 
 
 def _json(value: Any) -> str:
     return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+PREDICTION_COLUMNS = ("request_id", "row", "ts", "model", "version", "role", "key", "inputs",
+                      "prediction", "proba", "latency_ms", "status", "violations")
+FEEDBACK_COLUMNS = ("request_id", "row", "key", "label", "ts")
 
 
 @dataclass(slots=True)
@@ -47,30 +52,34 @@ class PredictionEntry:
     status: int
     issues: dict[int, list[dict[str, Any]]] | None = None   # record index -> violations
 
-    def rows(self) -> list[dict[str, Any]]:
-        out = []
+    def values(self) -> list[tuple[Any, ...]]:
+        """One tuple per record, in ``PREDICTION_COLUMNS`` order."""
         issues = self.issues or {}
-        for i, record in enumerate(self.records):
-            row_issues = issues.get(i)
-            out.append({
-                "request_id": self.request_id, "row": i, "ts": self.ts, "model": self.model,
-                "version": self.version, "role": self.role,
-                "key": None if self.keys is None or i >= len(self.keys) else self.keys[i],
-                "inputs": _json(record),
-                "prediction": None if self.predictions is None else _json(self.predictions[i]),
-                "proba": None if self.proba is None else _json(self.proba[i]),
-                "latency_ms": self.latency_ms, "status": self.status,
-                "violations": _json(row_issues) if row_issues else None,
-            })
-        return out
+        keys = self.keys or ()
+        predictions, proba = self.predictions, self.proba
+        return [(self.request_id, i, self.ts, self.model, self.version, self.role,
+                 keys[i] if i < len(keys) else None, _json(record),
+                 None if predictions is None else _json(predictions[i]),
+                 None if proba is None else _json(proba[i]),
+                 self.latency_ms, self.status,
+                 _json(issues[i]) if issues.get(i) else None)
+                for i, record in enumerate(self.records)]
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [dict(zip(PREDICTION_COLUMNS, v, strict=True)) for v in self.values()]
 
 
 @dataclass(slots=True)
 class FeedbackEntry:
     items: list[dict[str, Any]]   # request_id, row, key, label, ts
 
+    def values(self) -> list[tuple[Any, ...]]:
+        """One tuple per item, in ``FEEDBACK_COLUMNS`` order."""
+        return [(item.get("request_id"), item.get("row"), item.get("key"),
+                 _json(item["label"]), item["ts"]) for item in self.items]
+
     def rows(self) -> list[dict[str, Any]]:
-        return [{**item, "label": _json(item["label"])} for item in self.items]
+        return [dict(zip(FEEDBACK_COLUMNS, v, strict=True)) for v in self.values()]
 
 
 class LogWriter:
@@ -144,33 +153,35 @@ class LogWriter:
             if batch:
                 await loop.run_in_executor(self._thread, self._write, batch)
 
-    def _insert(self, conn: Any, table: Table, rows: list[dict[str, Any]]) -> None:
-        """``rows`` inserted through the driver's executemany: SQLAlchemy's per-row parameter
+    def _insert(self, conn: Any, table: Table, columns: tuple[str, ...],
+                values: list[tuple[Any, ...]]) -> None:
+        """Rows inserted through the driver's executemany: SQLAlchemy's per-row parameter
         processing would cost more than the database's own work (~15 of ~30 us a row)."""
-        if not rows:
+        if not values:
             return
         compiled = self._inserts.get(table.name)
         if compiled is None:
-            columns = [c.name for c in table.columns if c.name in rows[0]]
-            compiled = table.insert().compile(dialect=self.engine.dialect, column_keys=columns)
+            compiled = table.insert().compile(dialect=self.engine.dialect,
+                                              column_keys=list(columns))
             self._inserts[table.name] = compiled
-        if compiled.positional:
-            values = itemgetter(*(compiled.positiontup or ()))
-            params: list[Any] = [values(row) for row in rows]
-        else:
-            params = rows
+        if compiled.positional and tuple(compiled.positiontup or ()) == columns:
+            params: list[Any] = values
+        else:  # named parameters (psycopg's %(name)s) or another order
+            params = [dict(zip(columns, v, strict=True)) for v in values]
+            if compiled.positional:
+                params = [tuple(p[k] for k in compiled.positiontup or ()) for p in params]
         conn.exec_driver_sql(compiled.string, params)
 
     def _write(self, batch: list[PredictionEntry | FeedbackEntry]) -> None:
-        pred_rows: list[dict[str, Any]] = []
-        fb_rows: list[dict[str, Any]] = []
+        pred_rows: list[tuple[Any, ...]] = []
+        fb_rows: list[tuple[Any, ...]] = []
         for entry in batch:
-            (pred_rows if isinstance(entry, PredictionEntry) else fb_rows).extend(entry.rows())
+            (pred_rows if isinstance(entry, PredictionEntry) else fb_rows).extend(entry.values())
         for attempt in range(3):
             try:
                 with self.engine.begin() as conn:
-                    self._insert(conn, predictions, pred_rows)
-                    self._insert(conn, feedback, fb_rows)
+                    self._insert(conn, predictions, PREDICTION_COLUMNS, pred_rows)
+                    self._insert(conn, feedback, FEEDBACK_COLUMNS, fb_rows)
                 self.written += len(pred_rows) + len(fb_rows)
                 return
             except Exception:  # a locked or unreachable database: retry, then report
