@@ -106,12 +106,12 @@ def run_monitor(database: str | Engine, model: str, *,
     # The database releases the GIL while it reads: the feedback join and the detectors'
     # imports run beside the window's read (half the time on a million records).
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlwright-monitor") as pool:
-        pending = [pool.submit(_import_scorers)]
-        if ref.contract.target is not None:
-            pending.append(pool.submit(join_feedback, engine, where))
+        imports = pool.submit(_import_scorers)
+        labelled = (pool.submit(join_feedback, engine, where)
+                    if ref.contract.target is not None else None)
         win = read_window(engine, model, spec, sample_rows=config.sample_rows, where=where)
-        joined = pending[-1].result() if ref.contract.target is not None else None
-        pending[0].result()
+        joined = labelled.result() if labelled is not None else None
+        imports.result()
     if len(win) == 0:
         raise no_predictions(model, str(engine.url))
     t_read = time.perf_counter()

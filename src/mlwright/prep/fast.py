@@ -135,7 +135,7 @@ def _labels(values: list[Any]) -> list[str | None]:
     kinds = set(map(type, values))
     if kinds <= _STR_OR_NONE:  # the usual case, at C speed
         return values
-    if kinds == {bool}:  # validated booleans: pandas keeps them as objects, str() each
+    if kinds == {bool}:  # validated booleans: what the loop below gives them, at C speed
         return ["True" if v else "False" for v in values]
     numeric = True
     floaty = False
