@@ -122,6 +122,9 @@ def test_column_by_column_path_gives_what_record_by_record_gives(
     rows[20]["tenure"] = 12.5                    # integer column: not-integer warning
     rows[21].pop("partner")                      # missing field
     rows[30]["favourite_colour"] = "blue"        # extra field: warning
+    for row in rows:                             # JSON booleans, and one 1 among them:
+        row["dependents"] = bool(row["dependents"])  # 1 == True, but it must become True
+    rows[40]["dependents"] = 1
     validator = RecordValidator(contract)
     assert len(rows) >= validator.columnwise_from
     by_column = validator.validate(rows)
@@ -132,6 +135,7 @@ def test_column_by_column_path_gives_what_record_by_record_gives(
         return (issue.record, order.get(issue.field, -1), issue.rule)
 
     assert by_column[0] == by_record[0]          # the same clean records, in order
+    assert all(type(r["dependents"]) is bool for r in by_column[0])
     for got, want in zip(by_column[1:], by_record[1:], strict=True):
         assert sorted(map(key, got)) == sorted(map(key, want))
         assert {i.message for i in got} == {i.message for i in want}

@@ -249,7 +249,9 @@ class _Column:
                         break
                     converted[value] = out
                 else:
-                    if any(out is not value for value, out in converted.items()):
+                    # Mixed kinds share keys (1 == True): rebuild, so each value is the
+                    # canonical one.
+                    if len(kinds) > 1 or any(out is not v for v, out in converted.items()):
                         values[:] = [converted[v] for v in values]
                     return []
         except (TypeError, ValueError):  # unhashable or incomparable values: one by one
