@@ -78,8 +78,13 @@ def test_two_registrations_at_once(trained, tmp_path: Path) -> None:
     assert versions == ["1", "2"]
     assert sorted(assert_usable(uri)) == ["1", "2"]
     reg = Registry(uri)
-    assert reg.resolve("churn@champion")[1] in ("1", "2")
-    assert len(reg.audit.entries("churn")) == 2
+    # Both found no champion; the alias lock lets exactly one take it.
+    champion = reg.resolve("churn@champion")[1]
+    challenger = reg.resolve("churn@challenger")[1]
+    assert {champion, challenger} == {"1", "2"}
+    entries = reg.audit.entries("churn")
+    assert len(entries) == 2
+    assert sorted(e["evidence"]["alias"] for e in entries) == ["challenger", "champion"]
     runs = reg.client.search_runs([reg.client.get_experiment_by_name("churn").experiment_id])
     assert sorted(r.info.status for r in runs) == ["FINISHED", "FINISHED"]
 

@@ -42,7 +42,7 @@ def _engine(database: str | Engine) -> Engine:
 
 def _import_scorers() -> None:
     """The detectors' and metrics' heavy imports (scipy.stats, scikit-learn: ~1.5 s cold)."""
-    import scipy.spatial.distance  # noqa: F401
+    import scipy.spatial.distance
     import scipy.stats  # noqa: F401
 
     import mlwright.search.metrics  # noqa: F401

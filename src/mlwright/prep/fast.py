@@ -67,7 +67,7 @@ class RecordColumns:
     Not shared between threads: one instance per ``predict_records`` call.
     """
 
-    __slots__ = ("_cache", "names", "n", "records")
+    __slots__ = ("_cache", "n", "names", "records")
 
     def __init__(self, records: list[dict[str, Any]], names: list[str] | None = None) -> None:
         self.records = records

@@ -3,20 +3,23 @@ database, and an MLflow client that stays quiet and never reaches the network.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from mlwright._logging import get_logger
 
-__all__ = ["client", "database_url_for", "local_artifact_root", "quiet_mlflow",
-           "resolve_tracking_uri"]
+__all__ = ["alias_lock", "client", "database_url_for", "local_artifact_root",
+           "quiet_mlflow", "resolve_tracking_uri"]
 
 log = get_logger(__name__)
 
 _clients: dict[str, Any] = {}
 _lock = threading.Lock()
+_alias_locks: dict[str, threading.Lock] = {}
 
 # MLflow defaults meant for notebooks: progress bars on stderr, telemetry, a git lookup per
 # run, environment variables recorded into every model. None of them belong in a library.
@@ -185,3 +188,29 @@ def client(tracking_uri: str) -> Any:
         made = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         _clients[tracking_uri] = made
         return made
+
+
+@contextlib.contextmanager
+def alias_lock(tracking_uri: str) -> Iterator[None]:
+    """Serialise alias changes on one store, across threads and processes.
+
+    MLflow sets an alias by reading it and then inserting or updating the row, so two
+    trainings that register at once can both find no champion and collide on the insert.
+    For a sqlite store (one machine by nature) an exclusive ``flock`` on a file beside the
+    database closes that window; other stores get a retry in the caller instead.
+    """
+    with _lock:
+        local = _alias_locks.setdefault(tracking_uri, threading.Lock())
+    with local:
+        path = _sqlite_path(tracking_uri)
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: the in-process lock is all there is
+            fcntl = None  # type: ignore[assignment]
+        if path is None or fcntl is None:
+            yield
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{path}.aliases.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+            yield

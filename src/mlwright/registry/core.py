@@ -21,12 +21,13 @@ from typing import Any
 from mlwright._logging import get_logger
 from mlwright.exceptions import IntegrityError, RegistryError
 from mlwright.registry._store import (
-    client as _client,
-)
-from mlwright.registry._store import (
+    alias_lock,
     database_url_for,
     local_artifact_root,
     resolve_tracking_uri,
+)
+from mlwright.registry._store import (
+    client as _client,
 )
 from mlwright.registry.model import LoadedModel
 
@@ -253,14 +254,15 @@ class Registry:
             raise _mlflow_error(exc, f"Could not register {name!r} in {self.tracking_uri}"
                                 ) from exc
         version = str(mv.version)
-        if alias is None:
-            alias = CHAMPION if self._alias_version(name, CHAMPION) is None else CHALLENGER
         evidence = {"metric": str(result.metric), "cv_score": float(result.cv_score),
                     "run_id": logged.run_id}
-        self.set_alias(name, alias, version, actor="train",
-                       reason="new version" if alias != CHAMPION else "first version"
-                       if version == "1" else "registered as champion", evidence=evidence,
-                       action="register")
+        with alias_lock(self.tracking_uri):  # two first trainings: one champion, not two
+            if alias is None:
+                alias = CHAMPION if self._alias_version(name, CHAMPION) is None else CHALLENGER
+            self._set_alias(name, alias, version, actor="train",
+                            reason="new version" if alias != CHAMPION else "first version"
+                            if version == "1" else "registered as champion",
+                            evidence=evidence, action="register")
         self.client.set_terminated(logged.run_id, "FINISHED")
         log.info("registered %s/%s (%s) in %.2f s (logging %.2f s)", name, version, alias,
                  time.monotonic() - started, logged.seconds)
@@ -469,6 +471,25 @@ class Registry:
                   action: str | None = None) -> None:
         """Point ``alias`` at ``version`` (audited). A new champion remembers the previous
         one for :meth:`rollback` and stops being the challenger."""
+        with alias_lock(self.tracking_uri):
+            self._set_alias(name, alias, version, actor=actor, reason=reason,
+                            evidence=evidence, action=action)
+
+    def _put_alias(self, name: str, alias: str, version: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.set_registered_model_alias(name, alias, version)
+        except MlflowException:
+            # A store without alias_lock's file lock: a concurrent writer inserted the
+            # alias between MLflow's read and its insert. The row exists now; update it.
+            if self._alias_version(name, alias) is None:
+                raise
+            self.client.set_registered_model_alias(name, alias, version)
+
+    def _set_alias(self, name: str, alias: str, version: str, *, actor: str,
+                   reason: str, evidence: dict[str, Any] | None,
+                   action: str | None) -> None:
         from mlflow.exceptions import MlflowException
 
         version = str(version)
@@ -479,7 +500,7 @@ class Registry:
         try:
             if alias == CHAMPION and previous is not None and previous != version:
                 self._set_history(name, [*self._history(name), previous])
-            self.client.set_registered_model_alias(name, alias, version)
+            self._put_alias(name, alias, version)
             if alias == CHAMPION and self._alias_version(name, CHALLENGER) == version:
                 self.client.delete_registered_model_alias(name, CHALLENGER)
         except MlflowException as exc:
@@ -492,11 +513,12 @@ class Registry:
     def promote(self, name: str, version: str, *, actor: str = "cli", reason: str = "",
                 evidence: dict[str, Any] | None = None) -> str | None:
         """Make ``version`` the champion; returns the previous champion (kept for rollback)."""
-        previous = self._alias_version(name, CHAMPION)
-        if previous == str(version):
-            raise RegistryError(f"{name}/{version} is already the champion; nothing to do.")
-        self.set_alias(name, CHAMPION, str(version), actor=actor, reason=reason,
-                       evidence=evidence, action="promote")
+        with alias_lock(self.tracking_uri):
+            previous = self._alias_version(name, CHAMPION)
+            if previous == str(version):
+                raise RegistryError(f"{name}/{version} is already the champion; nothing to do.")
+            self._set_alias(name, CHAMPION, str(version), actor=actor, reason=reason,
+                            evidence=evidence, action="promote")
         return previous
 
     def rollback(self, name: str, *, actor: str = "cli", reason: str = "",
@@ -504,43 +526,45 @@ class Registry:
         """Give the champion alias back to the previous champion; returns that version."""
         from mlflow.exceptions import MlflowException
 
-        current = self._alias_version(name, CHAMPION)
-        history = self._history(name)
-        existing = set(self._version_numbers(name))
-        while history and (history[-1] not in existing or history[-1] == current):
-            history.pop()
-        if not history:
-            raise RegistryError(
-                f"Model {name!r} has no earlier champion to roll back to (champion: "
-                f"{current}). Promote a specific version with 'mlwright models promote "
-                f"{name} VERSION'.")
-        target = history.pop()
-        try:
-            self.client.set_registered_model_alias(name, CHAMPION, target)
-            self._set_history(name, history)
-        except MlflowException as exc:
-            raise _mlflow_error(exc, f"Could not roll {name} back to {target}") from exc
-        self.audit.record("rollback", name, target, from_version=current, actor=actor,
-                          reason=reason or f"rollback from {current}",
-                          evidence={"alias": CHAMPION, **(evidence or {})})
+        with alias_lock(self.tracking_uri):
+            current = self._alias_version(name, CHAMPION)
+            history = self._history(name)
+            existing = set(self._version_numbers(name))
+            while history and (history[-1] not in existing or history[-1] == current):
+                history.pop()
+            if not history:
+                raise RegistryError(
+                    f"Model {name!r} has no earlier champion to roll back to (champion: "
+                    f"{current}). Promote a specific version with 'mlwright models promote "
+                    f"{name} VERSION'.")
+            target = history.pop()
+            try:
+                self._put_alias(name, CHAMPION, target)
+                self._set_history(name, history)
+            except MlflowException as exc:
+                raise _mlflow_error(exc, f"Could not roll {name} back to {target}") from exc
+            self.audit.record("rollback", name, target, from_version=current, actor=actor,
+                              reason=reason or f"rollback from {current}",
+                              evidence={"alias": CHAMPION, **(evidence or {})})
         return target
 
     def delete(self, name: str, version: str, *, actor: str = "cli", reason: str = "") -> None:
         """Delete a version (never the champion: promote or roll back first)."""
         from mlflow.exceptions import MlflowException
 
-        version = str(version)
-        self._version(name, version)
-        if self._alias_version(name, CHAMPION) == version:
-            raise RegistryError(
-                f"{name}/{version} is the champion and is not deleted; promote another "
-                f"version first ('mlwright models promote {name} VERSION').")
-        try:
-            self.client.delete_model_version(name, version)
-            self._set_history(name, [v for v in self._history(name) if v != version])
-        except MlflowException as exc:
-            raise _mlflow_error(exc, f"Could not delete {name}/{version}") from exc
-        self.audit.record("delete", name, version, actor=actor, reason=reason)
+        with alias_lock(self.tracking_uri):  # never delete a version being promoted
+            version = str(version)
+            self._version(name, version)
+            if self._alias_version(name, CHAMPION) == version:
+                raise RegistryError(
+                    f"{name}/{version} is the champion and is not deleted; promote another "
+                    f"version first ('mlwright models promote {name} VERSION').")
+            try:
+                self.client.delete_model_version(name, version)
+                self._set_history(name, [v for v in self._history(name) if v != version])
+            except MlflowException as exc:
+                raise _mlflow_error(exc, f"Could not delete {name}/{version}") from exc
+            self.audit.record("delete", name, version, actor=actor, reason=reason)
 
 
 _registries: dict[tuple[str, str | None], Registry] = {}

@@ -233,7 +233,7 @@ class _Column:
             if self.dtype is LogicalType.FLOAT or self.dtype is LogicalType.INTEGER:
                 numbers = {float, int} if self.dtype is LogicalType.FLOAT else {int}
                 if kinds <= numbers and math.isfinite(sum(values)) and (
-                        self.lo is None or self.lo <= min(values) and max(values) <= self.hi
+                        self.lo is None or (self.lo <= min(values) and max(values) <= self.hi)
                 ) and (self.allowed is None or self.allowed.issuperset(values)):
                     return []
             elif kinds <= {str, bool, int, float}:  # few distinct values: check each once
@@ -244,8 +244,8 @@ class _Column:
                         out = self.check(value, 0, scratch)
                     except RecordError:
                         break
-                    if scratch or type(out) is not type(value) and \
-                            self.dtype is not LogicalType.BOOLEAN:
+                    if scratch or (type(out) is not type(value)
+                                   and self.dtype is not LogicalType.BOOLEAN):
                         break
                     converted[value] = out
                 else:
