@@ -38,7 +38,9 @@ def _metrics(registry: Any = None) -> dict[str, Any]:
             "error_rate": ("mlwright_monitor_error_rate",
                            "Share of records answered with status >= 400", ["model"]),
         }
-        _gauges[id(registry)] = {key: Gauge(name, doc, labels, registry=registry)
+        # With several server workers, the worker that ran the latest window speaks for all.
+        _gauges[id(registry)] = {key: Gauge(name, doc, labels, registry=registry,
+                                            multiprocess_mode="mostrecent")
                                  for key, (name, doc, labels) in specs.items()}
     return _gauges[id(registry)]
 

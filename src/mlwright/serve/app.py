@@ -30,7 +30,7 @@ from mlwright.serve import schema as _schema
 from mlwright.serve.keys import active_hashes, hash_key
 from mlwright.serve.logstore import open_database
 from mlwright.serve.logwriter import FeedbackEntry, LogWriter, PredictionEntry
-from mlwright.serve.metrics import ServerMetrics
+from mlwright.serve.metrics import MULTIPROC_ENV, ServerMetrics, exposition, worker_exited
 from mlwright.serve.runtime import (
     Active,
     MicroBatcher,
@@ -471,6 +471,7 @@ def create_app(model: Any, *, challenger: Any = None, config: ServeConfig | None
             yield
         finally:
             await server.stop()
+            worker_exited()
 
     active0 = server.champion.active
     assert active0 is not None
@@ -790,9 +791,9 @@ def create_app(model: Any, *, challenger: Any = None, config: ServeConfig | None
              responses={200: {"description": "OK",
                               "content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def prometheus() -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client import CONTENT_TYPE_LATEST
 
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -840,8 +841,21 @@ def run_server(model: str, *, challenger: str | None = None, config: ServeConfig
             "database_url": database_url, "tracking_uri": tracking_uri, "host": host,
             "require_api_key": require_api_key, "extensions": list(extensions),
             "project": None if project is None else project.model_dump(mode="json")}).decode()
-        uvicorn.run("mlwright.serve.app:app_from_environment", factory=True, workers=workers,
-                    **options)
+        import shutil
+        import tempfile
+
+        # Set before the workers start (and import prometheus-client): their metrics go to
+        # files that GET /metrics merges. A folder a user named is theirs to keep.
+        own = MULTIPROC_ENV not in os.environ
+        folder = os.environ.setdefault(MULTIPROC_ENV,
+                                       tempfile.mkdtemp(prefix="mlwright-metrics-"))
+        try:
+            uvicorn.run("mlwright.serve.app:app_from_environment", factory=True,
+                        workers=workers, **options)
+        finally:
+            if own:
+                shutil.rmtree(folder, ignore_errors=True)
+                del os.environ[MULTIPROC_ENV]
         return
     app = create_app(model, challenger=challenger, config=config, database_url=database_url,
                      tracking_uri=tracking_uri, host=host, require_api_key=require_api_key,

@@ -1,10 +1,20 @@
-"""Prometheus metrics of one server (its own registry, so apps in one process do not mix)."""
+"""Prometheus metrics of one server (its own registry, so apps in one process do not mix).
+
+With ``--workers N`` every worker counts its own requests; prometheus-client's multiprocess
+mode (``PROMETHEUS_MULTIPROC_DIR``, set by :func:`multiprocess_dir` before the workers start)
+keeps each worker's values in a file, and ``GET /metrics`` sums them, whichever worker
+answers the scrape.
+"""
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["ServerMetrics"]
+__all__ = ["MULTIPROC_ENV", "ServerMetrics", "exposition", "worker_exited"]
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05,
                     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -32,4 +42,26 @@ class ServerMetrics:
                              ["role"], registry=r)
         self.log_queue = Gauge("mlwright_log_queue_depth",
                                "Entries waiting to be written to the prediction log",
-                               registry=r)
+                               multiprocess_mode="livesum", registry=r)
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The text ``GET /metrics`` returns: this process's registry, or every worker's."""
+    from prometheus_client import generate_latest
+
+    folder = os.environ.get(MULTIPROC_ENV)
+    if not folder:
+        return generate_latest(registry)
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    merged = CollectorRegistry()
+    MultiProcessCollector(merged, path=folder)
+    return generate_latest(merged)
+
+
+def worker_exited() -> None:
+    """Drop this worker's live gauges (the queue depth) from the merged view."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client.multiprocess import mark_process_dead
+
+        mark_process_dead(os.getpid())
