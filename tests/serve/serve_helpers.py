@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 import uvicorn
 
@@ -15,6 +20,29 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def serve_process(args: list[str], cwd: Path, env: dict[str, str] | None = None,
+                  timeout: float = 180) -> tuple[subprocess.Popen, str]:
+    """``mlwright serve ARGS --port P`` in a new process, returned once /readyz says ready."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from mlwright.cli import main; main()", "serve", *args,
+         "--port", str(port)], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            output = process.stdout.read() if process.stdout else b""
+            raise AssertionError(f"the server did not start: {output[-3000:]!r}")
+        time.sleep(0.1)
 
 
 class LiveServer:

@@ -4,35 +4,19 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import httpx
 import pandas as pd
-from serve_helpers import free_port, records
+from serve_helpers import records, serve_process
 
 
 def test_sigterm_under_load_loses_no_logged_prediction(run_a: Path, tmp_path: Path,
                                                        telco_rows: pd.DataFrame) -> None:
-    port = free_port()
     db = tmp_path / "log.db"
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from mlwright.cli import main; main()", "serve", str(run_a),
-         "--port", str(port), "--database", f"sqlite:///{db}"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, process.stdout
-        time.sleep(0.1)
+    process, url = serve_process([str(run_a), "--database", f"sqlite:///{db}"], tmp_path)
     rows = records(telco_rows.head(50))
     answered: list[str] = []
     failures: list[str] = []

@@ -3,19 +3,15 @@ SIGTERM flushes both prediction logs."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pandas as pd
-from serve_helpers import free_port, records
+from serve_helpers import records, serve_process
 
 
 def _predict_count(metrics: str) -> float:
@@ -27,23 +23,10 @@ def _predict_count(metrics: str) -> float:
 
 def test_two_workers_share_metrics_and_flush_their_logs(run_a: Path, tmp_path: Path,
                                                         telco_rows: pd.DataFrame) -> None:
-    port, db, folder = free_port(), tmp_path / "log.db", tmp_path / "metrics"
+    db, folder = tmp_path / "log.db", tmp_path / "metrics"
     folder.mkdir()
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from mlwright.cli import main; main()", "serve", str(run_a),
-         "--port", str(port), "--workers", "2", "--database", f"sqlite:///{db}"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, process.stdout
-        time.sleep(0.2)
+    process, url = serve_process([str(run_a), "--workers", "2", "--database", f"sqlite:///{db}"],
+                                 tmp_path, env={"PROMETHEUS_MULTIPROC_DIR": str(folder)})
     rows = records(telco_rows.head(40))
 
     def send(worker: int) -> list[str]:
