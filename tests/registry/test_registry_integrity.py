@@ -104,10 +104,17 @@ def test_kill_9_while_registering_leaves_no_broken_version(trained, tmp_path: Pa
     assert proc.returncode == -signal.SIGKILL
     before = assert_usable(uri)
     # The store takes the next training as if nothing happened.
-    info = Registry(uri).register(trained[0], trained[1], name="churn")
+    reg = Registry(uri)
+    info = reg.register(trained[0], trained[1], name="churn")
     assert info.status == "ready"
     after = assert_usable(uri)
     assert info.version in after and set(before) <= set(after)
+    # The killed process's run is marked KILLED by that registration, not left RUNNING.
+    runs = reg.client.search_runs([reg.client.get_experiment_by_name("churn").experiment_id])
+    statuses = {r.data.tags.get("mlwright.pid"): r.info.status for r in runs}
+    assert "RUNNING" not in statuses.values(), statuses
+    if mark != "create_experiment":  # killed before any run existed
+        assert statuses[str(proc.pid)] == "KILLED", statuses
 
 
 def test_kill_9_while_creating_the_store(trained, tmp_path: Path) -> None:

@@ -222,7 +222,7 @@ class Registry:
         """
         from mlflow.exceptions import MlflowException
 
-        from mlwright.registry.tracking import log_training
+        from mlwright.registry.tracking import end_orphaned_runs, end_run, log_training
 
         started = time.monotonic()
         run_folder = Path(run_folder)
@@ -231,8 +231,10 @@ class Registry:
                                 f"TrainResult.save wrote.")
         if data_fingerprint is None and getattr(result, "contract", None) is not None:
             data_fingerprint = getattr(result.contract, "fingerprint", None)
+        logged = None
         try:
             experiment_id = self._experiment_id(name)
+            end_orphaned_runs(self.client, experiment_id)
             logged = log_training(self.client, experiment_id, result, run_folder, name=name,
                                   config=config, data_fingerprint=data_fingerprint,
                                   sample=sample)
@@ -250,20 +252,27 @@ class Registry:
             # One transaction: the version exists with its hashes, or not at all.
             mv = self.client.create_model_version(name, logged.source, run_id=logged.run_id,
                                                   tags=tags)
-        except MlflowException as exc:
-            raise _mlflow_error(exc, f"Could not register {name!r} in {self.tracking_uri}"
-                                ) from exc
+        except BaseException as exc:
+            if logged is not None:  # logged, but no version: the run failed
+                end_run(self.client, logged.run_id, "FAILED")
+            if isinstance(exc, MlflowException):
+                raise _mlflow_error(exc, f"Could not register {name!r} in "
+                                    f"{self.tracking_uri}") from exc
+            raise
         version = str(mv.version)
         evidence = {"metric": str(result.metric), "cv_score": float(result.cv_score),
                     "run_id": logged.run_id}
-        with alias_lock(self.tracking_uri):  # two first trainings: one champion, not two
-            if alias is None:
-                alias = CHAMPION if self._alias_version(name, CHAMPION) is None else CHALLENGER
-            self._set_alias(name, alias, version, actor="train",
-                            reason="new version" if alias != CHAMPION else "first version"
-                            if version == "1" else "registered as champion",
-                            evidence=evidence, action="register")
-        self.client.set_terminated(logged.run_id, "FINISHED")
+        try:
+            with alias_lock(self.tracking_uri):  # two first trainings: one champion, not two
+                if alias is None:
+                    alias = (CHAMPION if self._alias_version(name, CHAMPION) is None
+                             else CHALLENGER)
+                self._set_alias(name, alias, version, actor="train",
+                                reason="new version" if alias != CHAMPION else "first version"
+                                if version == "1" else "registered as champion",
+                                evidence=evidence, action="register")
+        finally:  # the version exists and loads whether or not its alias could be set
+            end_run(self.client, logged.run_id, "FINISHED")
         log.info("registered %s/%s (%s) in %.2f s (logging %.2f s)", name, version, alias,
                  time.monotonic() - started, logged.seconds)
         return self.show(f"{name}/{version}")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -17,7 +19,8 @@ from typing import Any
 from mlwright._logging import get_logger
 from mlwright.registry.model import MANIFEST, file_sha256
 
-__all__ = ["LoggedRun", "flatten", "git_commit", "log_training", "package_versions"]
+__all__ = ["LoggedRun", "end_orphaned_runs", "end_run", "flatten", "git_commit", "log_training",
+           "package_versions"]
 
 log = get_logger(__name__)
 
@@ -27,6 +30,8 @@ EVIDENCE = ("leaderboard.csv", "metrics.json", "contract.json", "evaluation.json
 _PACKAGES = ("mlwright", "scikit-learn", "lightgbm", "xgboost", "catboost", "optuna", "pandas",
              "numpy", "scipy", "pyarrow", "mlflow", "shap")
 _MAX_PARAM = 6000  # MLflow's limit on a param value
+TAG_HOST = "mlwright.host"   # with TAG_PID: which process logs a RUNNING run
+TAG_PID = "mlwright.pid"
 
 
 @dataclass
@@ -124,11 +129,8 @@ def _batches(items: list[Any], size: int) -> list[list[Any]]:
 def log_training(client: Any, experiment_id: str, result: Any, run_folder: Path, *,
                  name: str, config: dict[str, Any] | None, data_fingerprint: str | None,
                  sample: Any = None) -> LoggedRun:
-    """Create the run and log everything; the run stays RUNNING until it is registered."""
-    from mlflow.entities import Metric, Param
-
-    from mlwright.registry.pyfunc import save_pyfunc
-
+    """Create the run and log everything; the run stays RUNNING until it is registered
+    (FAILED if logging fails; KILLED by the next registration if this process dies)."""
     started = time.monotonic()
     run_folder = Path(run_folder)
     params_used = dict(getattr(result, "params", {}) or {})
@@ -140,12 +142,69 @@ def log_training(client: Any, experiment_id: str, result: Any, run_folder: Path,
             "mlwright.metric": str(result.metric), "mlwright.seed": str(seed),
             "mlwright.data_fingerprint": data_fingerprint or "",
             "mlwright.version": versions.get("mlwright", ""),
-            "mlflow.runName": f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"}
+            "mlflow.runName": f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
+            TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid())}
     if commit is not None:
         tags["mlflow.source.git.commit"] = commit[0]
         tags["mlwright.git_dirty"] = str(commit[1]).lower()
     run = client.create_run(experiment_id, tags=tags)
     run_id = run.info.run_id
+    try:
+        return _log_run(client, run_id, result, run_folder, name=name, config=config,
+                        data_fingerprint=data_fingerprint, sample=sample, commit=commit,
+                        versions=versions, started=started)
+    except BaseException as exc:
+        end_run(client, run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+
+
+def end_run(client: Any, run_id: str, status: str) -> None:
+    """Mark a run ended; best effort, as it runs while another error is on its way up."""
+    try:
+        client.set_terminated(run_id, status)
+    except Exception as exc:
+        log.warning("could not mark run %s %s: %s", run_id, status, exc)
+
+
+def end_orphaned_runs(client: Any, experiment_id: str) -> list[str]:
+    """Mark KILLED the RUNNING runs that a process of this machine started and that process
+    is gone (``kill -9`` or a crash while registering). Runs of other machines are left
+    alone: whether they still run cannot be told from here."""
+    host = socket.gethostname()
+    found = client.search_runs([experiment_id], filter_string=(
+        f"attributes.status = 'RUNNING' and tags.`{TAG_HOST}` = '{host}'"), max_results=200)
+    ended = []
+    for run in found:
+        pid = run.data.tags.get(TAG_PID, "")
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        end_run(client, run.info.run_id, "KILLED")
+        ended.append(run.info.run_id)
+    if ended:
+        log.info("marked %d run(s) of ended processes KILLED", len(ended))
+    return ended
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _log_run(client: Any, run_id: str, result: Any, run_folder: Path, *, name: str,
+             config: dict[str, Any] | None, data_fingerprint: str | None, sample: Any,
+             commit: tuple[str, bool] | None, versions: dict[str, str],
+             started: float) -> LoggedRun:
+    from mlflow.entities import Metric, Param
+
+    from mlwright.registry.pyfunc import save_pyfunc
+
+    params_used = dict(getattr(result, "params", {}) or {})
+    seed = params_used.get("seed")
 
     params = {f"config.{k}": v for k, v in flatten(config or {}).items()}
     params.update({f"train.{k}": v for k, v in params_used.items()})
