@@ -11,6 +11,7 @@ from mlwright.cli import (
     DataArg,
     DelimiterOpt,
     EncodingOpt,
+    OptionalTargetOpt,
     QueryOpt,
     SampleOpt,
     TableOpt,
@@ -23,8 +24,7 @@ from mlwright.cli import (
 @app.command()
 def profile(
     data: DataArg,
-    target: Annotated[str | None, typer.Option("--target", "-t", help="The column to predict.")
-                      ] = None,
+    target: OptionalTargetOpt = None,
     table: TableOpt = None,
     query: QueryOpt = None,
     sample: SampleOpt = None,
@@ -43,8 +43,7 @@ def profile(
 @app.command()
 def contract(
     data: DataArg,
-    target: Annotated[str | None, typer.Option("--target", "-t", help="The column to predict.")
-                      ] = None,
+    target: OptionalTargetOpt = None,
     table: TableOpt = None,
     query: QueryOpt = None,
     sample: SampleOpt = None,

@@ -21,6 +21,7 @@ from mlwright.cli import (
     QueryOpt,
     SampleOpt,
     TableOpt,
+    TargetOpt,
     _load,
     app,
     console,
@@ -53,7 +54,7 @@ def _prefetch_registry() -> None:
 @app.command()
 def train(
     data: DataArg,
-    target: Annotated[str, typer.Option("--target", "-t", help="The column to predict.")],
+    target: TargetOpt,
     budget: Annotated[float, typer.Option("--budget", "-b", min=1,
                                           help="Seconds for search, ensembling and refit.")
                       ] = 60.0,

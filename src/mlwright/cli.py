@@ -42,6 +42,9 @@ DelimiterOpt = Annotated[
 EncodingOpt = Annotated[
     str | None, typer.Option("--encoding", help="CSV encoding (detected by default).")
 ]
+_TARGET = typer.Option("--target", "-t", help="The column to predict.")
+TargetOpt = Annotated[str, _TARGET]
+OptionalTargetOpt = Annotated[str | None, _TARGET]
 DataArg = Annotated[
     str, typer.Argument(help="A CSV/TSV, Parquet, JSON Lines or DuckDB file, or a SQLAlchemy URL.")
 ]
@@ -86,7 +89,7 @@ def _load(data: str, *, table: str | None, query: str | None, sample: int | None
 @app.command()
 def init(
     data: DataArg,
-    target: Annotated[str, typer.Option("--target", "-t", help="The column to predict.")],
+    target: TargetOpt,
     name: Annotated[str | None, typer.Option(help="Project name (default: the file's name).")
                     ] = None,
     table: TableOpt = None,
