@@ -66,13 +66,14 @@ def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show progress logs.")] = False,
 ) -> None:
     _state["debug"] = debug
-    if debug or verbose:
-        from rich.logging import RichHandler
+    from rich.logging import RichHandler
 
-        handler = RichHandler(console=err_console, show_path=debug)
-        logger = logging.getLogger("mlwright")
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG if debug else logging.INFO)
+    # Warnings and errors always reach stderr (a server's "see the server log" must be
+    # true without -v); -v adds progress, --debug everything.
+    logger = logging.getLogger("mlwright")
+    if not any(isinstance(h, RichHandler) for h in logger.handlers):
+        logger.addHandler(RichHandler(console=err_console, show_path=debug))
+    logger.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
 
 
 def _load(data: str, *, table: str | None, query: str | None, sample: int | None,

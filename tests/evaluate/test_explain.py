@@ -115,6 +115,7 @@ def test_ensemble_is_additive_in_probability_space_per_original_column(telco_ens
     assert np.all(np.diff(np.abs(top["contribution"].to_numpy())) <= 0)
     assert top["value"].iloc[0] == rows[top["column"].iloc[0]].iloc[0]
     payload = json.loads(json.dumps(local.to_dict()))
+    assert payload["space"] == "probability"
     first = payload["rows"][0]
     assert abs(payload["base_value"] + sum(first["contributions"].values())
                - first["output"]) < 1e-6
@@ -137,6 +138,7 @@ def test_regression_explanation_adds_up_to_the_predicted_value(ames):
     np.testing.assert_allclose(local.base_value + local.values.sum(axis=1), pred,
                                rtol=1e-9, atol=1e-6)
     assert local.classes is None and local.values.shape == (40, len(run.model.feature_names))
+    assert local.to_dict()["space"] == "value"  # a price, not a probability
 
 
 def test_multiclass_has_a_class_axis_and_every_class_adds_up(hpc):

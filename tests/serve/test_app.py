@@ -200,3 +200,80 @@ def test_api_keys_required_off_loopback(fresh: Any, telco_rows: pd.DataFrame) ->
     with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
         stored = conn.execute("select hash from api_keys").fetchone()[0]
     assert key not in stored and len(stored) == 64
+
+
+def _logged(db: Path, request_id: str, expected: int) -> list[tuple[Any, ...]]:
+    """The log rows of a request, once the writer thread has written all of them."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:
+        with sqlite3.connect(db) as conn:
+            found = conn.execute("select row, status, violations from predictions where "
+                                 "request_id = ? order by row", (request_id,)).fetchall()
+        if len(found) >= expected or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def test_batch_upload_logs_every_row_once_with_its_warnings(
+        run_a: Path, tmp_path: Path, telco_rows: pd.DataFrame) -> None:
+    from mlwright.serve.app import _BATCH_CHUNK
+
+    db = tmp_path / "log.db"
+    app = create_app(str(run_a), database_url=f"sqlite:///{db}")
+    # More rows than one chunk of the streamed answer, so row numbers must carry over.
+    n = _BATCH_CHUNK + 300
+    frame = pd.concat([telco_rows] * (n // len(telco_rows) + 1)).head(n).reset_index(drop=True)
+    frame["internet_service"] = frame["internet_service"].astype(object)
+    frame.loc[[7, _BATCH_CHUNK + 5], "internet_service"] = "Satellite"
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        # Semicolons (a European spreadsheet's CSV) are detected, not read as one column.
+        answer = client.post("/v1/predict/batch", headers={"content-type": "text/csv"},
+                             content=frame.to_csv(index=False, sep=";").encode())
+        assert answer.status_code == 200, answer.text[:500]
+        out = pd.read_csv(io.StringIO(answer.text))
+        assert list(out["row"]) == list(range(n))
+        logged = _logged(db, answer.headers["x-request-id"], n)
+        assert [r[0] for r in logged] == list(range(n))
+        # Each warning is logged with its row (the slice has out-of-range values of its own).
+        flagged = {r[0]: r[2] for r in logged if r[2] is not None}
+        assert int(answer.headers["x-contract-warnings"]) >= len(flagged) >= 2
+        assert {row for row, v in flagged.items() if "Satellite" in v} == {7, _BATCH_CHUNK + 5}
+        # A rejected upload is logged too (status 422), the bad row flagged.
+        frame["tenure"] = frame["tenure"].astype(object)
+        frame.loc[3, "tenure"] = "soon"
+        bad = client.post("/v1/predict/batch", headers={"content-type": "text/csv"},
+                          content=frame.head(20).to_csv(index=False).encode())
+        assert bad.status_code == 422 and bad.json()["errors"][0]["record"] == 3
+        rejected = _logged(db, bad.headers["x-request-id"], 20)
+        assert [r[:2] for r in rejected] == [(i, 422) for i in range(20)]
+        assert [r[0] for r in rejected if r[2] is not None] == [3]
+
+
+def test_batch_parquet_with_dates_and_overflowing_dates(tmp_path: Path) -> None:
+    import mlwright as mw
+    from mlwright.datasets import load_suite
+
+    df = load_suite("mpls_person_search", nrows=1500)
+    result = mw.train(df.iloc[:1200], "personSearch", time_budget=10, families=["linear"],
+                      n_trials=1, seed=0)
+    result.save(tmp_path / "run")
+    rows = df.iloc[1200:].drop(columns="personSearch").reset_index(drop=True)
+    assert str(rows["date"].dtype).startswith("datetime64")
+    expected = result.model.predict_proba(rows)[:, 1]
+    app = create_app(str(tmp_path / "run"), database_url=f"sqlite:///{tmp_path / 'log.db'}")
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        buffer = io.BytesIO()
+        rows.to_parquet(buffer)  # the dates stay timestamps, not ISO strings
+        answer = client.post("/v1/predict/batch", content=buffer.getvalue(),
+                             headers={"content-type": "application/vnd.apache.parquet"})
+        assert answer.status_code == 200, answer.text[:500]
+        proba = pd.read_csv(io.StringIO(answer.text)).filter(like="proba_").iloc[:, -1]
+        assert np.allclose(proba, expected)
+        # Valid ISO 8601, but not a date once moved to UTC: a 422 naming it, never a 500.
+        one = records(rows.head(1).astype({"date": str}))[0]
+        for stamp in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-14:00"):
+            bad = client.post("/v1/predict", json={**one, "date": stamp})
+            assert bad.status_code == 422, bad.text
+            assert bad.json()["errors"][0]["field"] == "date"

@@ -103,6 +103,19 @@ def test_datetimes_are_parsed_and_checked() -> None:
                                            {"when": 12, "x": 1.0}])
     assert clean[0]["when"].year == 2020 and clean[0]["when"].tzinfo is not None
     assert {(e.record, e.rule) for e in errors} == {(1, "unparseable_datetime"), (2, "type")}
+    # Parquet uploads give Timestamps and dates; some valid ISO strings leave UTC's range.
+    import datetime as dt
+
+    clean, _, errors = validator.validate([
+        {"when": pd.Timestamp("2020-01-05 10:00"), "x": 1.0},
+        {"when": pd.Timestamp("2020-01-05 12:00", tz="Europe/Paris"), "x": 1.0},
+        {"when": dt.date(2020, 1, 5), "x": 1.0},
+        {"when": "0001-01-01T00:00:00+05:00", "x": 1.0},
+        {"when": "9999-12-31T23:59:59-14:00", "x": 1.0}])
+    assert [c["when"].isoformat() for c in clean] == [
+        "2020-01-05T10:00:00+00:00", "2020-01-05T11:00:00+00:00", "2020-01-05T00:00:00+00:00"]
+    assert {(e.record, e.rule) for e in errors} == {(3, "unparseable_datetime"),
+                                                    (4, "unparseable_datetime")}
 
 
 def test_non_object_records_are_errors(contract: Contract) -> None:

@@ -21,7 +21,7 @@ from mlwright._logging import get_logger
 from mlwright.data._base import DataSource, register_source, registered_sources
 from mlwright.exceptions import ColumnNotFoundError, DataSourceError, EmptyDataError
 
-__all__ = ["load", "resolve_source"]
+__all__ = ["load", "resolve_source", "sniff_csv"]
 
 log = get_logger(__name__)
 
@@ -139,6 +139,14 @@ def _detect_encoding(head: bytes) -> str:
             continue
         return encoding
     return "latin-1"  # decodes any byte sequence
+
+
+def sniff_csv(body: bytes) -> tuple[str, str]:
+    """(encoding, delimiter) of CSV bytes, as :func:`load` detects them for a file."""
+    head = body[:_SNIFF_BYTES]
+    encoding = _detect_encoding(head)
+    text = head.decode(encoding, errors="replace")
+    return encoding, _detect_delimiter(text, complete=len(body) <= _SNIFF_BYTES)
 
 
 def _detect_delimiter(text: str, complete: bool) -> str:

@@ -128,7 +128,10 @@ class LocalExplanation:
                                                      strict=True)}
         else:
             base = float(base)
-        return {"task": self.task, "space": self.space,
+        # The output space by its name for the task: a regression's output is its value.
+        space = "value" if self.space == "probability" and self.task == "regression" \
+            else self.space
+        return {"task": self.task, "space": space,
                 "classes": None if self.classes is None else [_json(c) for c in self.classes],
                 "base_value": base, "rows": rows}
 

@@ -490,15 +490,16 @@ def create_app(model: Any, *, challenger: Any = None, config: ServeConfig | None
 
     async def log_rejected(request_id: str, ts: float, records: list[Any],
                            keys: list[str | None] | None, errors: list[Issue],
-                           started: float) -> None:
+                           started: float, first_row: int = 0) -> None:
         active = server.champion.active
         issues: dict[int, list[dict[str, Any]]] = {}
         for issue in errors:
-            issues.setdefault(issue.record, []).append(issue.to_dict())
+            if first_row <= issue.record < first_row + len(records):
+                issues.setdefault(issue.record - first_row, []).append(issue.to_dict())
         await server.log.put(PredictionEntry(
             request_id, ts, active.name if active else "", active.version if active else "",
             "champion", records, keys, None, None,
-            (time.perf_counter() - started) * 1000, 422, issues))
+            (time.perf_counter() - started) * 1000, 422, issues, first_row=first_row))
 
     async def shadow_predict(records: list[dict[str, Any]], request_id: str, ts: float,
                              keys: list[str | None] | None,
@@ -603,7 +604,10 @@ def create_app(model: Any, *, challenger: Any = None, config: ServeConfig | None
             if body[:4] == b"PAR1" or content_type in ("application/vnd.apache.parquet",
                                                        "application/x-parquet"):
                 return pd.read_parquet(io.BytesIO(body))
-            return pd.read_csv(io.BytesIO(body))
+            from mlwright.data.sources import sniff_csv
+
+            encoding, delimiter = sniff_csv(body)  # ';' from a European Excel, tabs...
+            return pd.read_csv(io.BytesIO(body), sep=delimiter, encoding=encoding)
 
         if content_type not in ("text/csv", "application/csv", "application/vnd.apache.parquet",
                                 "application/x-parquet", "application/octet-stream", ""):
@@ -621,19 +625,26 @@ def create_app(model: Any, *, challenger: Any = None, config: ServeConfig | None
             return _json_response(_error_body("The upload holds no rows."), 422)
         frame.columns = [str(c) for c in frame.columns]
 
-        def check() -> tuple[list[dict[str, Any]], list[Issue], list[Issue]]:
+        def check() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Issue],
+                             list[Issue]]:
             objects = frame.astype(object).where(frame.notna(), None)
-            return server.validator.validate(objects.to_dict("records"))
+            records = objects.to_dict("records")
+            return records, *server.validator.validate(records)
 
-        clean, _warnings, errors = await loop.run_in_executor(server.heavy, check)
+        records, clean, warnings, errors = await loop.run_in_executor(server.heavy, check)
         if errors:
             metrics.errors.labels("/v1/predict/batch", "contract").inc()
+            for start in range(0, len(records), _BATCH_CHUNK):
+                await log_rejected(request_id, ts, records[start:start + _BATCH_CHUNK], None,
+                                   errors, started, first_row=start)
             return _json_response(_error_body(
-                "The upload breaks the data contract; 'record' is the row number (from 0).",
-                errors), 422)
+                f"{len({e.record for e in errors})} of {len(records)} rows break the data "
+                f"contract; 'record' is the row number (from 0).", errors), 422,
+                {"x-request-id": request_id})
         active = server.champion.active
         if active is None:
             return _json_response(_error_body("No champion model is loaded."), 503)
+        by_row = _issue_map(warnings) or {}
 
         async def stream() -> AsyncIterator[bytes]:
             classes = active.loaded.classes
@@ -651,12 +662,21 @@ def create_app(model: Any, *, challenger: Any = None, config: ServeConfig | None
                 yield out.to_csv(index=False, header=False).encode()
                 metrics.predictions.labels(active.name, active.version, "champion").inc(
                     len(chunk))
+                issues = {i - start: by_row[i] for i in range(start, start + len(chunk))
+                          if i in by_row}
                 await server.log.put(PredictionEntry(
                     request_id, ts, active.name, active.version, "champion", chunk, None,
-                    preds, proba, (time.perf_counter() - started) * 1000, 200, None))
+                    preds, proba, (time.perf_counter() - started) * 1000, 200,
+                    issues or None, first_row=start))
 
-        return StreamingResponse(stream(), media_type="text/csv",
-                                 headers={"x-request-id": request_id})
+        # The warnings (unknown categories, out of range) travel in headers: the body is
+        # the prediction table. Each one is in the prediction log, by row.
+        headers = {"x-request-id": request_id, "x-contract-warnings": str(len(warnings))}
+        if warnings:
+            headers["x-contract-warning-sample"] = "; ".join(
+                f"row {w.record} {w.field}: {w.message}" for w in warnings[:3]
+            ).encode("ascii", "replace").decode()[:1000]
+        return StreamingResponse(stream(), media_type="text/csv", headers=headers)
 
     @app.post("/v1/explain", summary="Per-column contributions for records",
               openapi_extra=_body("ExplainRequest"),

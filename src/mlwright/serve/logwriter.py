@@ -51,13 +51,14 @@ class PredictionEntry:
     latency_ms: float
     status: int
     issues: dict[int, list[dict[str, Any]]] | None = None   # record index -> violations
+    first_row: int = 0   # row number of records[0] (a batch upload is logged in chunks)
 
     def values(self) -> list[tuple[Any, ...]]:
         """One tuple per record, in ``PREDICTION_COLUMNS`` order."""
         issues = self.issues or {}
         keys = self.keys or ()
-        predictions, proba = self.predictions, self.proba
-        return [(self.request_id, i, self.ts, self.model, self.version, self.role,
+        predictions, proba, first = self.predictions, self.proba, self.first_row
+        return [(self.request_id, first + i, self.ts, self.model, self.version, self.role,
                  keys[i] if i < len(keys) else None, _json(record),
                  None if predictions is None else _json(predictions[i]),
                  None if proba is None else _json(proba[i]),

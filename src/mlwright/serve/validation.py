@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from operator import itemgetter
 from typing import Any
 
@@ -84,9 +84,12 @@ def _fill_value(spec: ColumnSpec) -> Any:
 
 def _parse_datetime(text: str) -> datetime | None:
     try:
-        stamp = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return _utc(datetime.fromisoformat(text.strip()))
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00+05:00 in UTC
         return None
+
+
+def _utc(stamp: datetime) -> datetime:
     # Naive values are taken to be UTC, as in the contract.
     return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
 
@@ -135,13 +138,21 @@ def _to_string(value: Any) -> str:
 
 
 def _to_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):  # pandas Timestamps too: Parquet uploads keep their type
+        try:
+            return _utc(value.to_pydatetime() if hasattr(value, "to_pydatetime") else value)
+        except OverflowError:
+            raise RecordError("unparseable_datetime", f"{_show(value)} is out of the range "
+                              f"of dates that can be expressed in UTC.") from None
+    if isinstance(value, date):  # a Parquet date column
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
     if not isinstance(value, str):
         raise RecordError("type", f"expected an ISO 8601 date/time string, got {_show(value)}.")
     stamp = _parse_datetime(value)
     if stamp is None:
         raise RecordError("unparseable_datetime",
                           f"could not read {_show(value)} as a date/time; expected ISO 8601 "
-                          f"such as '2016-11-08T14:30:00Z'.")
+                          f"such as '2016-11-08T14:30:00Z', within years 1-9999 in UTC.")
     return stamp
 
 
