@@ -47,6 +47,8 @@ def write_report(result: Any, out: Path, *, data: Any = None, test: str | None =
                 f"on {h.n_test:,} test rows")
         if h.test_score is not None:
             line += f"; test {h.test_score:.4g}: {verdict}"
+        else:  # no test table: the range a future test set of that size should land in
+            line += " (--test TABLE checks it)"
         console.print(line)
     for f in evaluation.fairness:
         for name in f.flagged:
