@@ -32,3 +32,22 @@ def test_chisquare_keeps_its_level_on_small_windows_of_rare_values() -> None:
     # ...and it still sees the rare values become common in so small a window.
     shifted = ColumnWindow("pool", "categorical", n=36, counts={"none": 30, "Ex": 4, "Gd": 2})
     assert detector.statistic(reference, shifted)[1] < 0.001
+
+
+def test_one_absurd_value_does_not_make_a_column_drift() -> None:
+    from mlwright.datasets import load_suite
+    from mlwright.monitor.detectors import Wasserstein
+
+    charges = load_suite("telco_churn")["monthly_charges"].to_numpy(float)
+    reference = ColumnReference("monthly_charges", "numeric", n=3500,
+                                values=np.sort(charges[:3500]))
+    detector = Wasserstein()
+
+    def distance(values: np.ndarray) -> float:
+        window = ColumnWindow("monthly_charges", "numeric", n=values.size, values=values)
+        return detector.statistic(reference, window)[0]
+
+    window = charges[3500:]
+    assert distance(window) < 0.05
+    assert distance(np.append(window, 1e30)) < 0.05  # was ~1e26 reference deviations
+    assert distance(window * 1.3) > 0.1               # a real shift still shows

@@ -88,8 +88,14 @@ class Wasserstein(Detector):
         if cur is None or cur.size == 0:
             return float("nan"), None
         if reference.values is not None and reference.values.size:
-            dist = stats.wasserstein_distance(reference.values, cur)
-            std = float(np.std(reference.values, ddof=1)) if reference.values.size > 1 else 0.0
+            ref = reference.values
+            # Values beyond the training range by more than its width are pulled in to
+            # that bound: one absurd value (1e30, flagged by data quality already) would
+            # otherwise move the mean gap by 1e30 / n and pass for drift of the column.
+            lo, hi = float(ref[0]), float(ref[-1])   # sorted
+            cur = np.clip(cur, lo - (hi - lo), hi + (hi - lo))
+            dist = stats.wasserstein_distance(ref, cur)
+            std = float(np.std(ref, ddof=1)) if ref.size > 1 else 0.0
         else:
             # Mean gap between the two quantile functions on a fine grid of probabilities.
             probs = np.linspace(0.0025, 0.9975, 400)
