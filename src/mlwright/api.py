@@ -123,6 +123,7 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
     from mlwright.data.sources import load
     from mlwright.data.target import check_target
     from mlwright.search.engine import run_search
+    from mlwright.search.validation import rare_class_rows
 
     started_at = monotonic()
     df = data if isinstance(data, pd.DataFrame) else load(data, **load_options)
@@ -132,6 +133,11 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
         if col is not None and col not in df.columns:
             raise ColumnNotFoundError(col, df.columns, role=role)
     df = df[df[target].notna()].reset_index(drop=True)
+    # Rare classes go before the contract, so it, the model and the evidence share the rows.
+    keep = rare_class_rows(df[target], resolved_task, target=target)
+    if not keep.all():
+        df = df[keep].reset_index(drop=True)
+        resolved_task = check_target(df, target, task)
     contract = learn_contract(df, target=target, task=resolved_task.value)
     X = df.drop(columns=[c for c in (target, groups) if c is not None])
     # The contract's kinds decide preparation, so serving prepares exactly as training did.

@@ -34,7 +34,7 @@ from mlwright.prep import build_preprocessor, plan_columns
 from mlwright.search._base import FitContext, FitInfo, ModelFamily, registered_families
 from mlwright.search.ensemble import Ensemble, full_proba, greedy_selection, predict_values
 from mlwright.search.metrics import Metric, get_metric
-from mlwright.search.validation import Splits, make_splits
+from mlwright.search.validation import Splits, make_splits, rare_class_rows
 
 __all__ = ["SearchResult", "TrialRecord", "leaderboard", "run_search"]
 
@@ -164,6 +164,7 @@ class _Search:
         self.splits, self.clock, self.seed, self.n_jobs = splits, clock, seed, n_jobs
         self.class_weight, self.n_classes, self.on_trial = class_weight, n_classes, on_trial
         self.n_trials, self.search = n_trials, search
+        self.kinds = kinds
         self.plan = plan_columns(kinds)
         self.families = families
         self.records: list[TrialRecord] = []
@@ -436,7 +437,17 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
     frame = X.assign(__target__=y.to_numpy())
     task = check_target(frame, "__target__", task)
     mask = y.notna().to_numpy()
+    # Classes too rare to validate are dropped here, before any trial could fail on them.
+    keep = rare_class_rows(y.where(mask), task, target=str(y.name or "target"))
+    if not keep.all() and task is Task.MULTICLASS and y.loc[mask & keep].nunique() == 2:
+        task = Task.BINARY  # two classes left after dropping rare ones
+    mask = mask & keep
     X, y = X.loc[mask].reset_index(drop=True), y.loc[mask].reset_index(drop=True)
+    rows = np.flatnonzero(mask)
+    if groups is not None:
+        groups = pd.Series(groups).iloc[rows].reset_index(drop=True)
+    if time_column is not None:
+        time_column = pd.Series(time_column).iloc[rows].reset_index(drop=True)
     X = X.rename(columns=str)  # prep looks columns up by name; 0 and "0" must agree
     kinds = dict(kinds) if kinds is not None else infer_kinds(X)
     kinds = {c: ColumnKind(kinds.get(c, ColumnKind.NUMERIC)) for c in X.columns}
@@ -474,6 +485,27 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
         study = optuna.create_study(
             direction="minimize", sampler=sampler,
             pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1))
+    with _one_blas_thread():
+        return _finish(s, study, zoo, time_budget=time_budget, threshold=threshold,
+                       classes=classes, columns=list(X.columns))
+
+
+def _one_blas_thread() -> Any:
+    """BLAS with one thread while searching and refitting. The solvers' BLAS calls are
+    vector operations too small to share: on 2 cores, two OpenBLAS threads made one L-BFGS
+    logistic regression on TF-IDF 2x slower on a lightly loaded machine (8 s, not 4 s), up
+    to 9x slower on a busy one, and parallel folds already keep the cores busy. Boosting
+    libraries are not affected (they set their own OpenMP threads)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _finish(s: _Search, study: Any, zoo: list[ModelFamily], *, time_budget: float,
+            threshold: str | float | None, classes: list[Any] | None,
+            columns: list[str]) -> SearchResult:
+    """Search, ensemble selection and refit (see the module docstring)."""
+    clock, task, metric_obj, y_enc, splits = s.clock, s.task, s.metric, s.y, s.splits
     _search_loop(s, study, zoo)
     if not any(r.status in ("complete", "partial") or r.error for r in s.records):
         # A budget too short for even one fold (or a machine too busy): a model slightly
@@ -516,9 +548,9 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
     # ---- refit on all rows (k-fold), or keep the holdout models ---------------------------------
     t0 = time.monotonic()
     if s.refits:
-        model, weights = _refit(s, members_rec, weights, classes, list(X.columns), clock)
+        model, weights = _refit(s, members_rec, weights, classes, columns, clock)
     else:
-        model = _holdout_ensemble(s, members_rec, weights, classes, list(X.columns))
+        model = _holdout_ensemble(s, members_rec, weights, classes, columns)
     for r in s.records:
         r.estimator = None  # only the ensemble keeps models
     timings["refit"] = time.monotonic() - t0
@@ -529,7 +561,7 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
                         weights=weights, oof=oof, oof_mask=s.mask, y_encoded=y_enc,
                         classes=classes, cv_loss=cv_loss, fold_losses=fold_losses,
                         splits_kind=splits.kind, timings=timings, history=s.history,
-                        kinds=kinds)
+                        kinds=s.kinds)
 
 
 def _search_loop(s: _Search, study: Any, zoo: list[ModelFamily], *,

@@ -9,6 +9,7 @@ the future only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,12 +22,55 @@ from sklearn.model_selection import (
     train_test_split,
 )
 
+from mlwright._logging import get_logger
 from mlwright.data.kinds import Task
-from mlwright.exceptions import ConfigError
+from mlwright.exceptions import ConfigError, TargetError
 
-__all__ = ["Splits", "make_splits"]
+__all__ = ["MIN_CLASS_ROWS", "Splits", "make_splits", "rare_class_rows"]
+
+log = get_logger(__name__)
 
 AUTO_KFOLD_MAX_ROWS = 15_000
+#: Rows a class needs: one to learn from and one to validate on. A class with a single row
+#: is, in some split, only in the validation part, where every model fails on a label it
+#: never saw (LightGBM: "y contains previously unseen labels").
+MIN_CLASS_ROWS = 2
+
+
+def rare_class_rows(y: pd.Series, task: Task, *, target: str = "target") -> np.ndarray:
+    """Which rows to keep: all but those of classes with fewer than MIN_CLASS_ROWS rows.
+
+    As AutoGluon drops rare classes, the classes are dropped with a warning that names them
+    (one row cannot be validated on, and is often a data error: a shifted CSV line, a typo).
+    Raises TargetError when fewer than two classes would be left.
+    """
+    keep = np.ones(len(y), dtype=bool)
+    if task is Task.REGRESSION:
+        return keep
+    counts = y.value_counts(dropna=True)
+    rare = counts[counts < MIN_CLASS_ROWS]
+    if rare.empty:
+        return keep
+    shown = ", ".join(f"{_plain(c)!r} ({n} row{'s' if n != 1 else ''})"
+                      for c, n in rare.head(10).items())
+    if len(rare) > 10:
+        shown += f" and {len(rare) - 10} more"
+    if len(counts) - len(rare) < 2:
+        raise TargetError(
+            f"The target column {target!r} needs at least {MIN_CLASS_ROWS} rows of each of two "
+            f"classes; these classes have fewer: {shown}. Collect more rows of them, or merge "
+            f"each into a similar class."
+        )
+    log.warning("Dropped %d row(s) of %d target class(es) with fewer than %d rows, which "
+                "cannot be both learned and validated: %s. The model will not predict them; "
+                "to keep one, collect more rows of it or merge it into a similar class.",
+                int(rare.sum()), len(rare), MIN_CLASS_ROWS, shown)
+    return ~y.isin(rare.index).to_numpy()
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python values, so messages say 1 rather than np.int64(1)."""
+    return value.item() if hasattr(value, "item") else value
 
 
 @dataclass(frozen=True)

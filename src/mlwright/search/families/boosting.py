@@ -16,6 +16,8 @@ from mlwright.data.kinds import Task
 from mlwright.search._base import FitContext, FitInfo, ModelFamily, register_family
 
 MAX_ROUNDS = 3000
+#: HistGradientBoosting rounds per warm-started chunk (it has no callbacks to stop it).
+HGB_CHUNK = 100
 
 
 def _patience(learning_rate: float) -> int:
@@ -317,7 +319,21 @@ class HistGradientBoostingFamily(ModelFamily):
     def fit(self, estimator: Any, X: Any, y: np.ndarray, ctx: FitContext, *,
             X_val: Any = None, y_val: np.ndarray | None = None,
             deadline: float | None = None) -> FitInfo:
-        estimator.fit(X, y)
+        if deadline is None:
+            estimator.fit(X, y)
+            return FitInfo(n_iter=int(estimator.n_iter_))
+        # No callbacks: warm-started chunks of rounds, with a look at the deadline between.
+        cap = int(estimator.max_iter)
+        estimator.set_params(warm_start=True, max_iter=min(HGB_CHUNK, cap))
+        try:
+            estimator.fit(X, y)
+            # Fewer rounds than allowed: early stopping ended it.
+            while (estimator.n_iter_ == estimator.max_iter < cap
+                   and time.monotonic() < deadline):
+                estimator.set_params(max_iter=min(cap, estimator.max_iter + HGB_CHUNK))
+                estimator.fit(X, y)
+        finally:
+            estimator.set_params(warm_start=False, max_iter=cap)
         return FitInfo(n_iter=int(estimator.n_iter_))
 
     def refit_params(self, params: dict[str, Any], infos: list[FitInfo],

@@ -1,11 +1,22 @@
-"""Bagged trees: random forest and extra trees (scikit-learn; missing values supported)."""
+"""Bagged trees: random forest and extra trees (scikit-learn; missing values supported).
+
+A forest cannot be interrupted mid-fit, so it grows in warm-started batches of trees and stops
+at the trial's deadline with the trees it has (the same trees a single fit would grow, as
+scikit-learn draws the seeds of later trees after those of earlier ones).
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import numpy as np
+
 from mlwright.data.kinds import Task
-from mlwright.search._base import FitContext, ModelFamily, register_family
+from mlwright.search._base import FitContext, FitInfo, ModelFamily, register_family
+
+#: Batches per full forest: a look at the deadline every sixth of the fit.
+BATCHES = 6
 
 
 class _Forest(ModelFamily):
@@ -35,9 +46,40 @@ class _Forest(ModelFamily):
         name = self._regressor if ctx.task is Task.REGRESSION else self._classifier
         extra = {} if ctx.task is Task.REGRESSION else {"class_weight": ctx.class_weight}
         # Fewer trees on large tables keep a default fit within a few seconds on 2 cores.
-        n_trees = 300 if ctx.n_rows <= 20_000 else 150
+        params = dict(params)
+        n_trees = params.pop("n_estimators", 300 if ctx.n_rows <= 20_000 else 150)
         return getattr(ensemble, name)(n_estimators=n_trees, n_jobs=ctx.n_jobs,
                                        random_state=ctx.seed, **extra, **params)
+
+    def fit(self, estimator: Any, X: Any, y: np.ndarray, ctx: FitContext, *,
+            X_val: Any = None, y_val: np.ndarray | None = None,
+            deadline: float | None = None) -> FitInfo:
+        total = int(estimator.n_estimators)
+        if deadline is None:
+            estimator.fit(X, y)
+            return FitInfo(n_iter=total)
+        # Batches a multiple of the threads, so that no thread idles within one.
+        threads = max(1, int(estimator.n_jobs or 1))
+        step = max(threads, -(-total // BATCHES // threads) * threads)
+        grown = min(step, total)
+        estimator.set_params(warm_start=True, n_estimators=grown)
+        try:
+            estimator.fit(X, y)
+            while grown < total and time.monotonic() < deadline:
+                grown = min(total, grown + step)
+                estimator.set_params(n_estimators=grown)
+                estimator.fit(X, y)
+        finally:
+            # n_estimators says how many trees the model has; a clone starts cold.
+            estimator.set_params(warm_start=False, n_estimators=len(estimator.estimators_))
+        return FitInfo(n_iter=len(estimator.estimators_),
+                       extra={"stopped_at_deadline": grown < total})
+
+    def refit_params(self, params: dict[str, Any], infos: list[FitInfo],
+                     ctx: FitContext) -> dict[str, Any]:
+        # As many trees as the folds reached: the refit costs what the search measured.
+        trees = [i.n_iter for i in infos if i.n_iter]
+        return {**params, "n_estimators": min(trees)} if trees else params
 
 
 @register_family
