@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,27 +25,35 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextlib.contextmanager
 def serve_process(args: list[str], cwd: Path, env: dict[str, str] | None = None,
-                  timeout: float = 180) -> tuple[subprocess.Popen, str]:
-    """``mlwright serve ARGS --port P`` in a new process, returned once /readyz says ready."""
+                  timeout: float = 180) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``mlwright serve ARGS --port P`` in a new process, yielded once /readyz says ready;
+    killed on the way out if the test has not stopped it (a failed assertion)."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-c", "from mlwright.cli import main; main()", "serve", *args,
          "--port", str(port)], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})})
+        env={**os.environ, **(env or {})}, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            output = process.stdout.read() if process.stdout else b""
-            raise AssertionError(f"the server did not start: {output[-3000:]!r}")
-        time.sleep(0.1)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read() if process.poll() is not None and \
+                    process.stdout else b""
+                raise AssertionError(f"the server did not start: {output[-3000:]!r}")
+            time.sleep(0.1)
+        yield process, url
+    finally:
+        if process.poll() is None:  # its whole session: --workers children too
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(30)
 
 
 class LiveServer:
