@@ -86,10 +86,10 @@ def print_report(report: Any) -> None:
     console.print(f"[bold]{escape(report.model)}[/]: {report.n_records:,} records "
                   f"({report.n_scored:,} scored), {span['start']} to {span['end']}")
     verdict = "[bold red]dataset drift[/]" if d.drifted else "no dataset drift"
-    method = (f"tests, {d.correction} correction" if d.method == "test"
-              else "distances")
     console.print(f"{verdict}: {d.n_drifted} of {d.n_features} features drifted "
-                  f"({d.share:.0%}; threshold {d.threshold:.0%}; {method})")
+                  f"({d.share:.0%}; threshold {d.threshold:.0%}; {d.describe()})")
+    if d.skipped:
+        console.print(f"Not checked for drift: {escape(d.describe_skipped())}")
     table = Table(title="Feature drift", title_justify="left")
     for col, kw in (("feature", {}), ("detector", {}), ("statistic", {"justify": "right"}),
                     ("p (adj.)", {"justify": "right"}), ("drift", {})):

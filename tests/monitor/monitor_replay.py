@@ -16,6 +16,8 @@ def _json_value(v: Any) -> Any:
         return None
     if isinstance(v, np.generic):
         return v.item()
+    if isinstance(v, pd.Timestamp):  # a date reaches the server as ISO 8601 text
+        return None if pd.isna(v) else v.isoformat()
     return v
 
 

@@ -104,3 +104,47 @@ def test_quality_and_service_from_the_log(trained, labelled, tmp_path):
     assert d["quality"]["n_rejected"] == 20
     # labels were sent for the first 400 records only, all outside this window
     assert d["performance"]["n_labelled"] == 0 and d["performance"]["value"] is None
+
+
+def test_feedback_joins_each_row_of_a_large_batch_and_rows_sent_without_an_index(
+        trained, tmp_path):
+    """One 6,000-record batch request labelled row by row (random labels, so a label joined
+    to the wrong row shows), and feedback sent by request id alone, which means row 0: the
+    join must give every record exactly its own latest label."""
+    import numpy as np
+    import pandas as pd
+
+    from mlwright.monitor.log import parse_window, window_filter
+    from mlwright.monitor.performance import join_feedback
+
+    engine = open_database(f"sqlite:///{tmp_path / 'log.db'}")
+    big = pd.concat([trained.test] * 3, ignore_index=True).iloc[:6000]
+    (batch, _), *_ = ids = log_rows(engine, trained, big, model="b", batch=6000)
+    assert len({rid for rid, _ in ids}) == 1
+    singles = log_rows(engine, trained, trained.test.iloc[:3], model="b", batch=1,
+                       t0=1.7e9 + 10)
+    (triple, _), *_ = log_rows(engine, trained, trained.test.iloc[3:6], model="b",
+                               batch=3, t0=1.7e9 + 20)
+    labels = np.random.default_rng(1).choice(["Yes", "No"], 6000).tolist()
+
+    def item(rid: str, row: int | None, label: str, ts: float) -> dict[str, object]:
+        return {"request_id": rid, "row": row, "key": None, "ts": ts,
+                "label": orjson.dumps(label).decode()}
+
+    fb = [item(batch, k, label, 1.8e9) for k, label in enumerate(labels)]
+    fb += [item(batch, 6000, "Yes", 1.8e9),              # no such record
+           item(singles[0][0], None, "Yes", 1.8e9),       # request id alone
+           item(singles[1][0], None, "Yes", 1.8e9),       # ... corrected with row 0
+           item(singles[1][0], 0, "No", 1.8e9 + 1),
+           item(singles[2][0], 0, "Yes", 1.8e9),          # row 0, corrected by id alone
+           item(singles[2][0], None, "No", 1.8e9 + 1),
+           item(triple, None, "No", 1.8e9),               # a 3-record request: row 0 only
+           item(triple, 2, "Yes", 1.8e9)]
+    with engine.begin() as conn:
+        conn.execute(feedback.insert(), fb)
+    joined = join_feedback(engine, window_filter(engine, "b", parse_window("10000")))
+    assert joined["label"] == [*labels, "Yes", "No", "No", "No", "Yes"]
+    # ... each next to its own record's prediction (oldest first, then in logged order)
+    frames = [big, trained.test.iloc[:3], trained.test.iloc[[3, 5]]]
+    expected = np.vstack([trained.model.predict_proba(f[trained.features]) for f in frames])
+    np.testing.assert_allclose(np.array(joined["proba"]), expected, atol=1e-12)

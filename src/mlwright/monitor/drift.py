@@ -64,6 +64,12 @@ class FeatureDrift:
                 **self.result.to_dict(), "distribution": self.distribution}
 
 
+#: Detectors' names in prose (the HTML report); others are shown as registered.
+_LONG_NAMES = {"ks": "Kolmogorov-Smirnov", "chisquare": "chi-squared",
+               "wasserstein": "normed Wasserstein", "jensenshannon": "Jensen-Shannon",
+               "psi": "PSI"}
+
+
 @dataclass
 class DatasetDrift:
     drifted: bool
@@ -71,11 +77,38 @@ class DatasetDrift:
     n_drifted: int
     share: float
     threshold: float
-    method: str  # "test" (small window) or "distance"
-    correction: str
+    method: str  # "test" (small windows), "distance" (large ones) or "mixed"
+    correction: str  # applied to the tests' p-values only; "none" without tests
+    #: features compared per detector; {"test": {...}, "distance": {...}}
+    detectors: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: features not compared: name -> why (date, free text, constant, no values in window)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "skipped": [{"name": k, "reason": v}
+                                             for k, v in self.skipped.items()],
+                "summary": self.describe()}
+
+    def describe(self, long: bool = False) -> str:
+        """What compared the features, e.g. "distances: wasserstein (3), jensenshannon (14);
+        tests: chisquare (2), holm correction". The "auto" choice is made per column on its
+        non-missing values, so one window can mix tests and distances."""
+        def names(counts: dict[str, int]) -> str:
+            return ", ".join(f"{_LONG_NAMES.get(k, k) if long else k} ({n})"
+                             for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+        parts = []
+        if self.detectors.get("distance"):
+            parts.append(f"distances: {names(self.detectors['distance'])}")
+        if self.detectors.get("test"):
+            fix = "no correction" if self.correction == "none" else \
+                f"{self.correction.capitalize() if long else self.correction} correction"
+            parts.append(f"tests: {names(self.detectors['test'])}, {fix}")
+        return "; ".join(parts) or "no features compared"
+
+    def describe_skipped(self) -> str:
+        """ "text (free text), created_at (date)", or "" when every feature was compared."""
+        return ", ".join(f"{k} ({v})" for k, v in self.skipped.items())
 
 
 def holm(p_values: list[float]) -> list[float]:
@@ -180,10 +213,12 @@ def feature_drift(reference: Reference, current: dict[str, ColumnWindow],
                   config: MonitorConfig) -> tuple[list[FeatureDrift], DatasetDrift]:
     """Drift of every feature of the window, and whether the dataset drifted."""
     results: list[FeatureDrift] = []
+    skipped = dict(reference.skipped)
     for name, ref in reference.columns.items():
         cur = current[name]
-        if cur.n == 0:
-            continue  # nothing to compare: reported by data quality (missing rate)
+        if cur.n == 0:  # nothing to compare (data quality reports the missing rate)
+            skipped[name] = "no values in this window"
+            continue
         detector = get_detector(choose_detector(ref.type, cur.n, config),
                                 _threshold(choose_detector(ref.type, cur.n, config), config))
         res = detector.score(ref, cur)
@@ -200,9 +235,14 @@ def feature_drift(reference: Reference, current: dict[str, ColumnWindow],
     results.sort(key=lambda f: (not f.drifted, -f.score))
     n_drifted = sum(f.drifted for f in results)
     share = n_drifted / len(results) if results else 0.0
-    method = "test" if tested else "distance"
+    detectors: dict[str, dict[str, int]] = {}
+    for f in results:
+        used = detectors.setdefault(f.result.kind, {})
+        used[f.result.detector] = used.get(f.result.detector, 0) + 1
+    method = "mixed" if len(detectors) > 1 else next(iter(detectors), "distance")
     return results, DatasetDrift(bool(results) and share >= config.drift_share, len(results),
-                                 n_drifted, share, config.drift_share, method, correction)
+                                 n_drifted, share, config.drift_share, method, correction,
+                                 detectors, skipped)
 
 
 def prediction_window(values: np.ndarray | list[Any], reference: Reference) -> ColumnWindow:

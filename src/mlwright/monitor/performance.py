@@ -55,14 +55,22 @@ def join_feedback(engine: Engine, where: list[Any]) -> dict[str, Any]:
             .label("proba"), func.coalesce(p.c.prediction, "null").label("prediction"),
             f.c.label.label("label"), f.c.ts.label("fts"), f.c.id.label("fid"))
     where = [*where, p.c.status == 200]
-    joins = {f.c.request_id: p.join(f, and_(f.c.request_id == p.c.request_id,
-                                             func.coalesce(f.c.row, 0) == p.c.row)),
-             f.c.key: p.join(f, and_(f.c.key.is_not(None), f.c.key == p.c.key))}
+    # A missing row means row 0. Joining on coalesce(f.row, 0) = p.row would stop the
+    # database from seeking the (request_id, row) index: every record of a 20,000-row batch
+    # request would scan all of its request's feedback (quadratic, 30 s). So exact rows and
+    # missing rows are two joins, each on the whole index.
+    joins = [(f.c.request_id.is_not(None) & f.c.row.is_not(None),
+              p.join(f, and_(f.c.request_id == p.c.request_id, f.c.row == p.c.row)), []),
+             (f.c.request_id.is_not(None) & f.c.row.is_(None),
+              p.join(f, and_(f.c.request_id == p.c.request_id, f.c.row.is_(None))),
+              [p.c.row == 0]),
+             (f.c.key.is_not(None), p.join(f, and_(f.c.key.is_not(None), f.c.key == p.c.key)),
+              [])]
     with engine.connect() as conn:
         # A join scans the whole window: skip a kind of feedback nobody sent.
-        queries = [select(*cols).select_from(join).where(*where)
-                   for column, join in joins.items()
-                   if conn.execute(select(f.c.id).where(column.is_not(None)).limit(1)).first()]
+        queries = [select(*cols).select_from(join).where(*where, *extra)
+                   for sent, join, extra in joins
+                   if conn.execute(select(f.c.id).where(sent).limit(1)).first()]
         if not queries:
             return out
         both = (union_all(*queries) if len(queries) > 1 else queries[0]).subquery()

@@ -81,6 +81,8 @@ class MonitorReport:
             "reference": self.reference,
             "dataset_drift": {"detected": self.drift.drifted, **self.drift.to_dict()},
             "drifted_features": self.drifted_features, "drift_share": self.drift.share,
+            # features no detector compared (why: dataset_drift.skipped)
+            "not_checked": list(self.drift.skipped),
             "features": [f.to_dict() for f in self.features],
             "prediction_drift": None if self.prediction_drift is None
             else self.prediction_drift.to_dict(),
