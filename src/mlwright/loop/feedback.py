@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, select
 
 __all__ = ["META", "labelled_rows", "to_training_frame"]
 
@@ -48,13 +48,18 @@ def labelled_rows(database_url: str, model: str, *, label: str = "__label__",
         where.append(p.c.ts >= since)
     if after_id is not None:
         where.append(p.c.id > after_id)
+    # Three joins, each on an index: by (request_id, row); by request_id alone for feedback
+    # written without a row (row 0, as the server writes it); by key. A coalesce(row, 0)
+    # in one join made SQLite scan every feedback row of a request per record.
+    by_row = select(*cols).select_from(p.join(f, and_(
+        f.c.request_id == p.c.request_id, f.c.row == p.c.row))).where(*where)
     by_request = select(*cols).select_from(p.join(f, and_(
-        f.c.request_id == p.c.request_id, func.coalesce(f.c.row, 0) == p.c.row))).where(*where)
+        f.c.request_id == p.c.request_id, f.c.row.is_(None), p.c.row == 0))).where(*where)
     by_key = select(*cols).select_from(p.join(f, and_(
         f.c.key.is_not(None), f.c.key == p.c.key))).where(*where)
     with engine.connect() as conn:
-        rows = [tuple(r) for r in conn.execute(by_request)]
-        rows += [tuple(r) for r in conn.execute(by_key)]
+        rows = [tuple(r) for query in (by_row, by_request, by_key)
+                for r in conn.execute(query)]
     # A record labelled twice keeps its latest feedback.
     latest: dict[int, tuple[Any, ...]] = {}
     for r in rows:
