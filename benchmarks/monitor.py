@@ -48,7 +48,7 @@ def _run_folder() -> Path:
 def _build_log(rows: int, folder: Path) -> str:
     from mlwright.datasets import load_suite
     from mlwright.registry.model import LoadedModel
-    from mlwright.serve.logstore import open_database
+    from mlwright.store import open_database
 
     path = CACHE / f"log-{rows}.db"
     url = f"sqlite:///{path}"

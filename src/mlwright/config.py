@@ -65,7 +65,9 @@ class StoreConfig(_Section):
         return (self.root / "artifacts").resolve().as_uri()
 
     def database_url(self) -> str:
-        return self.database or f"sqlite:///{(self.root / 'mlwright.db').resolve().as_posix()}"
+        from mlwright.store import database_url
+
+        return database_url(self.root, self.database)
 
 
 class EvaluateConfig(_Section):

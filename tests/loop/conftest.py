@@ -49,11 +49,10 @@ def log_traffic(config: ProjectConfig, model: Any, version: str, rows: pd.DataFr
                 = None, ts: float | None = None) -> list[str]:
     """Score ``rows`` with ``model`` and write them (and their true labels as feedback) to
     the prediction log with the server's own entry classes; one request per row."""
-    from mlwright._db import open_database
-    from mlwright.serve.logstore import feedback, metadata, predictions
     from mlwright.serve.logwriter import FeedbackEntry, PredictionEntry
+    from mlwright.store import feedback, open_database, predictions
 
-    engine = open_database(config.store.database_url(), metadata)
+    engine = open_database(config.store.database_url())
     X = rows.drop(columns=[TARGET])
     proba = model.predict_proba(X)
     pred = model.predict(X)

@@ -139,6 +139,28 @@ def test_performance_trigger_fires_on_a_drop(tmp_path: Path, weak: Any, churn: A
     assert result.fired and result.evidence["live"] < 0.5
 
 
+def test_the_performance_trigger_scores_the_monitors_window(tmp_path: Path, weak: Any,
+                                                            churn: Any, traffic: Any) -> None:
+    """The trigger judges the labelled records the monitor reports on: window "400" is the
+    last 400 records (100 of them labelled here), not the last 400 labelled records."""
+    from mlwright.monitor.core import run_monitor
+    from mlwright.registry.model import LoadedModel
+
+    config = _config(tmp_path, triggers=["performance"], min_feedback=50)
+    folder = weak.save(tmp_path / "run")
+    champion = LoadedModel.from_folder(folder, name="churn", version="1")
+    live = churn["live"]
+    traffic(config, weak, "1", live.iloc[:300], ts=1.7e9)
+    traffic(config, weak, "1", live.iloc[300:], labels=False, ts=1.7e9 + 1)
+    result = PerformanceTrigger(window="400", min_rows=50, max_drop=0.5).check(
+        LoopContext(config, champion=champion))
+    report = run_monitor(config.store.database_url(), "churn", reference=folder,
+                         window="400", version="1", alerts=False, n_boot=0)
+    assert report.performance is not None
+    assert result.evidence["n"] == report.performance.n_labelled == 100
+    assert result.evidence["live"] == pytest.approx(report.performance.value)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -25,7 +25,7 @@ def log_rows(engine: Any, trained: Any, frame: pd.DataFrame, *, model: str = "te
              version: str = "1", t0: float = 1.7e9, step: float = 1.0, batch: int = 1,
              with_keys: bool = False) -> list[tuple[str, int]]:
     """Score ``frame`` with the real model and log it; (request_id, row) of every record."""
-    from mlwright.serve.logstore import predictions
+    from mlwright.store import predictions
 
     X = frame[trained.features]
     proba = trained.model.predict_proba(X)

@@ -10,7 +10,7 @@ from monitor_replay import log_rows, shifted
 from typer.testing import CliRunner
 
 from mlwright.cli import app
-from mlwright.serve.logstore import open_database
+from mlwright.store import open_database
 
 
 def test_monitor_command_prints_a_summary_and_writes_the_report(trained, tmp_path):

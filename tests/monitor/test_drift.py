@@ -8,7 +8,7 @@ from monitor_replay import log_rows, shifted  # tests/monitor/ is on sys.path
 
 from mlwright.config import MonitorConfig
 from mlwright.monitor import run_monitor
-from mlwright.serve.logstore import open_database
+from mlwright.store import open_database
 
 N_WINDOWS = 20
 

@@ -11,7 +11,7 @@ from monitor_replay import log_rows  # tests/monitor/ is on sys.path
 from mlwright.data.kinds import Task
 from mlwright.monitor import run_monitor
 from mlwright.search.metrics import get_metric
-from mlwright.serve.logstore import feedback, open_database, predictions
+from mlwright.store import feedback, open_database, predictions
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +114,8 @@ def test_feedback_joins_each_row_of_a_large_batch_and_rows_sent_without_an_index
     import numpy as np
     import pandas as pd
 
-    from mlwright.monitor.log import parse_window, window_filter
     from mlwright.monitor.performance import join_feedback
+    from mlwright.store import parse_window, window_filter
 
     engine = open_database(f"sqlite:///{tmp_path / 'log.db'}")
     big = pd.concat([trained.test] * 3, ignore_index=True).iloc[:6000]

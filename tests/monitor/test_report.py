@@ -13,8 +13,8 @@ from monitor_replay import Live, Receiver, log_rows, records_json, shifted
 from browser import render  # tests/browser.py (tests/ is on sys.path)
 from mlwright.config import MonitorConfig
 from mlwright.monitor import monitor_router, run_monitor
-from mlwright.monitor.alerts import events, post_webhook
-from mlwright.serve.logstore import feedback, open_database, predictions
+from mlwright.monitor.alerts import post_webhook
+from mlwright.store import events, feedback, open_database, predictions
 
 
 @pytest.fixture(scope="module")

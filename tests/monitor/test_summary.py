@@ -16,7 +16,7 @@ from mlwright.cli import app
 from mlwright.config import MonitorConfig
 from mlwright.datasets import load_suite
 from mlwright.monitor import run_monitor
-from mlwright.serve.logstore import open_database
+from mlwright.store import open_database
 
 SKIPPED = {"text": "free text", "created_at": "date", "is_retweet": "constant"}
 

@@ -1,9 +1,10 @@
 """Labelled rows from the prediction log joined with feedback (the loop's recent data).
 
-Feedback names a prediction by request id (and record index, default 0) or by the caller's
-own key. The result has one row per scored record that got a label: the record's inputs as
-columns, the label, and ``_mw_*`` columns saying when, by which version and in which role it
-was scored, and what it predicted.
+The join is the monitor's (:func:`mlwright.store.labelled_records`: by request id and
+record index, by request id alone for record 0, or by the caller's own key; a record
+labelled twice keeps its latest label). The result has one row per scored record that got
+a label: the record's inputs as columns, the label, and ``_mw_*`` columns saying when, by
+which version and in which role it was scored, and what it predicted.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, select
+from sqlalchemy import select
+
+from mlwright.store import WindowSpec, labelled_records, open_database, parse_window, window_filter
+from mlwright.store import predictions as p
 
 __all__ = ["META", "labelled_rows", "to_training_frame"]
 
@@ -24,7 +28,8 @@ META = ["_mw_id", "_mw_ts", "_mw_version", "_mw_role", "_mw_request_id", "_mw_ro
 def labelled_rows(database_url: str, model: str, *, label: str = "__label__",
                   roles: Sequence[str] = ("champion", "challenger"),
                   version: str | None = None, since: float | None = None,
-                  after_id: int | None = None, limit: int | None = None) -> pd.DataFrame:
+                  after_id: int | None = None, limit: int | None = None,
+                  window: str | int | WindowSpec | None = None) -> pd.DataFrame:
     """Records of ``model`` scored with status 200 that have feedback, oldest first.
 
     Args:
@@ -33,41 +38,36 @@ def labelled_rows(database_url: str, model: str, *, label: str = "__label__",
         since: only rows logged at or after this unix time.
         after_id: only log rows with a larger id (a watermark).
         limit: keep the most recent ``limit`` rows.
+        window: only the records of this monitoring window (``"5000"``, ``"1d"``), chosen
+            among ``roles`` and ``version`` exactly as the monitor chooses its window.
     """
-    from mlwright._db import open_database
-    from mlwright.serve.logstore import feedback, metadata, predictions
-
-    engine = open_database(database_url, metadata)
-    p, f = predictions, feedback
-    cols = [p.c.id, p.c.ts, p.c.version, p.c.role, p.c.request_id, p.c.row, p.c.inputs,
-            p.c.prediction, p.c.proba, f.c.label, f.c.id.label("fid")]
-    where = [p.c.model == model, p.c.status == 200, p.c.role.in_(list(roles))]
-    if version is not None:
-        where.append(p.c.version == str(version))
-    if since is not None:
-        where.append(p.c.ts >= since)
-    if after_id is not None:
-        where.append(p.c.id > after_id)
-    # Three joins, each on an index: by (request_id, row); by request_id alone for feedback
-    # written without a row (row 0, as the server writes it); by key. A coalesce(row, 0)
-    # in one join made SQLite scan every feedback row of a request per record.
-    by_row = select(*cols).select_from(p.join(f, and_(
-        f.c.request_id == p.c.request_id, f.c.row == p.c.row))).where(*where)
-    by_request = select(*cols).select_from(p.join(f, and_(
-        f.c.request_id == p.c.request_id, f.c.row.is_(None), p.c.row == 0))).where(*where)
-    by_key = select(*cols).select_from(p.join(f, and_(
-        f.c.key.is_not(None), f.c.key == p.c.key))).where(*where)
-    with engine.connect() as conn:
-        rows = [tuple(r) for query in (by_row, by_request, by_key)
-                for r in conn.execute(query)]
-    # A record labelled twice keeps its latest feedback.
-    latest: dict[int, tuple[Any, ...]] = {}
-    for r in rows:
-        if r[0] not in latest or r[10] > latest[r[0]][10]:
-            latest[r[0]] = r
-    ordered = sorted(latest.values(), key=lambda r: r[0])
-    if limit is not None:
-        ordered = ordered[-limit:]
+    engine = open_database(database_url)
+    where: list[Any] | None
+    if window is not None:
+        where = window_filter(engine, model, parse_window(window), version=version,
+                              roles=tuple(roles))
+    else:
+        where = [p.c.model == model, p.c.role.in_(list(roles))]
+        if version is not None:
+            where.append(p.c.version == str(version))
+    rows: list[tuple[Any, ...]] = []
+    if where is not None:  # None: a window of a log without records
+        if since is not None:
+            where.append(p.c.ts >= since)
+        if after_id is not None:
+            where.append(p.c.id > after_id)
+        with engine.connect() as conn:
+            found = labelled_records(conn, where, (
+                p.c.ts.label("pts"), p.c.version.label("version"), p.c.role.label("role"),
+                p.c.request_id.label("request_id"), p.c.row.label("row"),
+                p.c.inputs.label("inputs"), p.c.prediction.label("prediction"),
+                p.c.proba.label("proba")))
+            if found is not None:
+                c = found.c
+                rows = [tuple(r) for r in conn.execute(select(
+                    c.pid, c.pts, c.version, c.role, c.request_id, c.row, c.inputs,
+                    c.prediction, c.proba, c.label, c.fid).order_by(c.pid))]
+    ordered = rows[-limit:] if limit is not None else rows
     records = [json.loads(r[6]) for r in ordered]
     frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
     frame[label] = [json.loads(r[9]) for r in ordered]

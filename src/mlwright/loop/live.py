@@ -11,7 +11,7 @@ import pandas as pd
 
 from mlwright.exceptions import ConfigError
 
-__all__ = ["live_score", "parse_interval", "parse_window"]
+__all__ = ["live_score", "parse_interval"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -23,13 +23,6 @@ def parse_interval(text: str, *, field: str = "interval") -> float:
         raise ConfigError(f"{field} must be a duration like 45s, 30m, 12h, 7d or 2w; got "
                           f"{text!r}.")
     return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def parse_window(text: str, *, field: str = "monitor.window") -> tuple[str, float]:
-    """``"5000"`` -> ("rows", 5000); ``"1d"`` -> ("seconds", 86400)."""
-    if str(text).strip().isdigit():
-        return "rows", float(int(text))
-    return "seconds", parse_interval(text, field=field)
 
 
 def live_score(labelled: pd.DataFrame, *, task: str, classes: list[Any] | None,

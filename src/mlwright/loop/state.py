@@ -1,4 +1,5 @@
-"""The loop's own small table in the project database: trigger state and pending requests.
+"""The loop's own small table in the project database (``loop_state``): trigger state and
+pending requests.
 
 One JSON value per key (``schedule.last``, ``new_data.files``, ``webhook.pending``...), so
 ``mlwright run --once`` from cron remembers what it saw last time, and a webhook received by
@@ -11,29 +12,20 @@ import json
 import time
 from typing import Any
 
-from sqlalchemy import Column, Float, MetaData, String, Table, Text, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 
-__all__ = ["StateStore", "loop_state"]
+from mlwright.store import loop_state, open_database
 
-_metadata = MetaData()
-
-loop_state = Table(
-    "loop_state", _metadata,
-    Column("key", String(200), primary_key=True),
-    Column("value", Text, nullable=False),           # JSON
-    Column("ts", Float, nullable=False),
-)
+__all__ = ["StateStore"]
 
 
 class StateStore:
     """Key -> JSON value, shared by every process that uses the project database."""
 
     def __init__(self, database_url: str) -> None:
-        from mlwright._db import open_database
-
         self.database_url = database_url
-        self.engine: Engine = open_database(database_url, _metadata)
+        self.engine: Engine = open_database(database_url)
 
     def get(self, key: str, default: Any = None) -> Any:
         with self.engine.connect() as conn:

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from mlwright._logging import get_logger
 from mlwright.exceptions import ConfigError
 from mlwright.loop._base import LoopContext, Trigger, TriggerResult, register_trigger
-from mlwright.loop.live import live_score, parse_interval, parse_window
+from mlwright.loop.live import live_score, parse_interval
+from mlwright.store import open_database, parse_window, predictions
 
 __all__ = ["DriftTrigger", "NewDataTrigger", "PerformanceTrigger", "ScheduleTrigger",
            "WebhookTrigger", "request_retrain"]
@@ -27,10 +28,7 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
 
 
 def _last_prediction_id(ctx: LoopContext) -> int:
-    from mlwright._db import open_database
-    from mlwright.serve.logstore import metadata, predictions
-
-    engine = open_database(ctx.database_url, metadata)
+    engine = open_database(ctx.database_url)
     with engine.connect() as conn:
         value = conn.execute(select(func.max(predictions.c.id))
                              .where(predictions.c.model == ctx.name)).scalar()
@@ -38,10 +36,7 @@ def _last_prediction_id(ctx: LoopContext) -> int:
 
 
 def _new_rows_since(ctx: LoopContext, after_id: int) -> int:
-    from mlwright._db import open_database
-    from mlwright.serve.logstore import metadata, predictions
-
-    engine = open_database(ctx.database_url, metadata)
+    engine = open_database(ctx.database_url)
     with engine.connect() as conn:
         value = conn.execute(select(func.count(predictions.c.id)).where(
             predictions.c.model == ctx.name, predictions.c.id > after_id,
@@ -78,8 +73,8 @@ class DriftTrigger(_Watermarked):
 
     @classmethod
     def from_config(cls, config: Any) -> Trigger:
-        kind, size = parse_window(config.monitor.window)
-        return cls(min_new=int(size) if kind == "rows" else config.loop.min_feedback)
+        spec = parse_window(config.monitor.window)
+        return cls(min_new=spec.rows if spec.rows is not None else config.loop.min_feedback)
 
     def check(self, ctx: LoopContext) -> TriggerResult:
         fresh, _after, new = self._fresh(ctx)
@@ -135,11 +130,10 @@ class PerformanceTrigger(_Watermarked):
         if not fresh:
             return TriggerResult(self.name, False, f"only {new} predictions since the last "
                                  f"performance retrain; waiting for {self.min_new}")
-        kind, size = parse_window(self.window)
-        rows = labelled_rows(ctx.database_url, ctx.name, roles=("champion",),
-                             version=str(champ.version), after_id=after or None,
-                             since=ctx.now - size if kind == "seconds" else None,
-                             limit=int(size) if kind == "rows" else None)
+        # The monitor's window of the champion's records (the labelled records the monitor
+        # scores), less those before the watermark.
+        rows = labelled_rows(ctx.database_url, ctx.name, version=str(champ.version),
+                             window=parse_window(self.window), after_id=after or None)
         metric = (champ.metrics or {}).get("metric")
         score, n = live_score(rows, task=champ.task, classes=champ.classes, metric=metric)
         evidence: dict[str, Any] = {"metric": metric, "live": score, "n": n,

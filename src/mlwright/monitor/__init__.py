@@ -1,7 +1,7 @@
 """monitor stage of the loop: drift, data quality and live performance of a served model.
 
 ``run_monitor(database_url, model, reference=run_folder, window="5000")`` reads a window of
-the prediction log (``serve/logstore.py``) and returns a :class:`MonitorReport` (``to_dict``,
+the prediction log (:mod:`mlwright.store`) and returns a :class:`MonitorReport` (``to_dict``,
 ``write_html``). Detectors are pluggable through :mod:`mlwright.monitor._base`.
 """
 
@@ -19,10 +19,9 @@ from mlwright.monitor._base import (
 from mlwright.monitor.alerts import Alert
 from mlwright.monitor.api import monitor_router
 from mlwright.monitor.core import run_monitor
-from mlwright.monitor.log import parse_window
 from mlwright.monitor.reference import Reference, load_reference
 from mlwright.monitor.report import MonitorReport
 
 __all__ = ["Alert", "ColumnReference", "ColumnWindow", "Detector", "DetectorResult",
            "MonitorReport", "Reference", "detector_names", "get_detector", "load_reference",
-           "monitor_router", "parse_window", "register_detector", "run_monitor"]
+           "monitor_router", "register_detector", "run_monitor"]

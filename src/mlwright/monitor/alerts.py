@@ -10,9 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text
-
 from mlwright._logging import get_logger
+from mlwright.store import events
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -20,23 +19,9 @@ if TYPE_CHECKING:
     from mlwright.config import MonitorConfig
     from mlwright.monitor.report import MonitorReport
 
-__all__ = ["Alert", "evaluate_alerts", "events", "post_webhook", "record_alerts"]
+__all__ = ["Alert", "evaluate_alerts", "post_webhook", "record_alerts"]
 
 log = get_logger(__name__)
-
-metadata = MetaData()
-events = Table(
-    "events", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("ts", Float, nullable=False),
-    Column("model", String(200), nullable=False),
-    Column("source", String(32), nullable=False),     # "monitor"
-    Column("kind", String(64), nullable=False),       # dataset_drift, feature_drift, ...
-    Column("severity", String(16), nullable=False),   # warning | critical
-    Column("message", Text, nullable=False),
-    Column("payload", Text),                          # JSON details
-)
-Index("ix_events_model_ts", events.c.model, events.c.ts)
 
 #: Live performance is judged only on at least this many labelled records.
 MIN_LABELLED = 30
@@ -102,7 +87,6 @@ def record_alerts(engine: Engine, model: str, alerts: list[Alert], *,
     """Write ``alerts`` to the events table; POST each one to ``webhook`` when set."""
     if not alerts:
         return
-    metadata.create_all(engine, checkfirst=True)
     now = time.time()
     with engine.begin() as conn:
         conn.execute(events.insert(), [

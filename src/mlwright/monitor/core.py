@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlwright._logging import get_logger
-from mlwright.monitor.log import no_predictions, parse_window, read_window, window_filter
+from mlwright.monitor.log import no_predictions, read_window
+from mlwright.store import open_database, parse_window, window_filter
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,19 +25,6 @@ if TYPE_CHECKING:
 __all__ = ["run_monitor"]
 
 log = get_logger(__name__)
-_engines: dict[str, Engine] = {}
-_lock = threading.Lock()
-
-
-def _engine(database: str | Engine) -> Engine:
-    if not isinstance(database, str):
-        return database
-    from mlwright.serve.logstore import open_database
-
-    with _lock:  # one engine (and pool) per URL: GET /v1/monitor runs this repeatedly
-        if database not in _engines:
-            _engines[database] = open_database(database)
-        return _engines[database]
 
 
 def _import_scorers() -> None:
@@ -98,7 +85,7 @@ def run_monitor(database: str | Engine, model: str, *,
     config = config or MonitorConfig()
     spec = parse_window(window if window is not None else config.window)
     ref = load_reference(reference, sample=sample)
-    engine = _engine(database)
+    engine = open_database(database)  # cached: GET /v1/monitor runs this repeatedly
     started = time.perf_counter()
     where = window_filter(engine, model, spec, end=end, version=version)
     if where is None:

@@ -1,8 +1,9 @@
 """Reading a window of the prediction log, fast.
 
-A window is the last N records (``"5000"``: every record logged at or after the N-th
-latest one's time, so a request's records are never split) or the records of the last
-duration (``"1d"``, ``"6h"``) before ``end``. What is read, per window:
+A window (:mod:`mlwright.store.window`) is the last N records (``"5000"``: every record
+logged at or after the N-th latest one's time, so a request's records are never split) or
+the records of the last duration (``"1d"``, ``"6h"``) before ``end``. What is read, per
+window:
 
 * light columns of every record (id, time, status, record index, latency): service health,
   error rates, requests (records with index 0);
@@ -21,14 +22,15 @@ explicitly so a window never guesses a type.
 
 from __future__ import annotations
 
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlwright.exceptions import ConfigError, MonitorError
+from mlwright.exceptions import MonitorError
+from mlwright.store import WindowSpec, window_filter
+from mlwright.store import predictions as p
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -36,32 +38,7 @@ if TYPE_CHECKING:
 
     from mlwright.monitor.reference import Reference
 
-__all__ = ["LogWindow", "WindowSpec", "parse_window", "read_window", "window_filter"]
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-@dataclass(frozen=True)
-class WindowSpec:
-    """``rows`` records, or ``seconds`` of time."""
-
-    text: str
-    rows: int | None = None
-    seconds: float | None = None
-
-
-def parse_window(window: str | int) -> WindowSpec:
-    """``5000`` / ``"5000"`` -> the last 5000 records; ``"1d"``, ``"6h"``, ``"30m"``,
-    ``"2w"`` -> the records of that long before the end."""
-    text = str(window).strip()
-    if text.isdigit() and int(text) > 0:
-        return WindowSpec(text, rows=int(text))
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", text)
-    if not match or float(match.group(1)) <= 0:
-        raise ConfigError(
-            f"monitor window must be a positive row count (5000) or a duration such as 30m, "
-            f"6h, 1d or 2w; got {window!r}.")
-    return WindowSpec(text, seconds=float(match.group(1)) * _UNITS[match.group(2)])
+__all__ = ["LogWindow", "read_window"]
 
 
 @dataclass
@@ -159,38 +136,6 @@ def _fetch(engine: Engine, query: Any) -> list[tuple[Any, ...]]:
     return rows
 
 
-def window_filter(engine: Engine, model: str, spec: WindowSpec, *, end: float | None = None,
-                  version: str | None = None,
-                  roles: tuple[str, ...] = ("champion", "challenger")) -> list[Any] | None:
-    """The SQL conditions selecting the window's records (None when the log has none): one
-    cheap query on the window index, so that the reads of a window can run side by side."""
-    from sqlalchemy import func, select
-
-    from mlwright.serve.logstore import predictions as p
-
-    where: list[Any] = [p.c.model == model, p.c.role.in_(list(roles))]
-    if version is not None:
-        where.append(p.c.version == str(version))
-    if end is not None:
-        where.append(p.c.ts <= end)
-    with engine.connect() as conn:
-        if spec.rows is not None:
-            # The N-th latest record's time starts the window; the records of its request
-            # share that time, so a request is never split.
-            start = conn.execute(select(p.c.ts).where(*where).order_by(p.c.ts.desc()).offset(
-                spec.rows - 1).limit(1)).scalar()
-            if start is not None:
-                where.append(p.c.ts >= start)
-        else:
-            if end is None:
-                end = conn.execute(select(func.max(p.c.ts)).where(*where)).scalar()
-                if end is None:
-                    return None
-                where.append(p.c.ts <= end)
-            where.append(p.c.ts > end - float(spec.seconds or 0))
-    return where
-
-
 def read_window(engine: Engine, model: str, spec: WindowSpec, *, end: float | None = None,
                 version: str | None = None, roles: tuple[str, ...] = ("champion", "challenger"),
                 sample_rows: int = 100_000, where: list[Any] | None = None) -> LogWindow:
@@ -204,8 +149,6 @@ def read_window(engine: Engine, model: str, spec: WindowSpec, *, end: float | No
     answered requests.
     """
     from sqlalchemy import case, func, select
-
-    from mlwright.serve.logstore import predictions as p
 
     if where is None:
         where = window_filter(engine, model, spec, end=end, version=version, roles=roles)
@@ -248,8 +191,6 @@ def _sample(engine: Engine, where: list[Any], sample_rows: int, n_records: int
     """About ``sample_rows`` of the window's records: the scored ones' JSON, and the
     latency of the requests among them."""
     from sqlalchemy import BigInteger, String, case, cast, func, select
-
-    from mlwright.serve.logstore import predictions as p
 
     def joined(value: Any, separator: str = ",") -> Any:  # NULLs (other records) are skipped
         return func.aggregate_strings(value, separator)

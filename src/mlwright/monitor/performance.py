@@ -37,51 +37,30 @@ def join_feedback(engine: Engine, where: list[Any]) -> dict[str, Any]:
     """The scored records of the window ``where`` selects (``LogWindow.where``) that have
     feedback, oldest first: ``ts``, ``proba``, ``prediction`` and ``label`` (parsed JSON).
 
-    Feedback names a record by request id and record index (a missing index means 0) or by
-    the caller's key; a record labelled twice keeps its latest label. The database does the
-    join, keeps the latest label and concatenates the JSON, so a window with 200,000 labels
-    costs a few fetched rows (and no Python work while it runs)."""
+    The join is :func:`mlwright.store.labelled_records` (the loop's too). The database
+    does the join, keeps the latest label and concatenates the JSON, so a window with
+    200,000 labels costs a few fetched rows (and no Python work while it runs)."""
     import orjson
-    from sqlalchemy import String, and_, cast, func, select, union_all
+    from sqlalchemy import String, cast, func, select
 
     from mlwright.monitor.log import CHUNK
-    from mlwright.serve.logstore import feedback as f
-    from mlwright.serve.logstore import predictions as p
+    from mlwright.store import labelled_records
+    from mlwright.store import predictions as p
 
     out: dict[str, Any] = {"ts": np.array([]), "proba": [], "prediction": [], "label": []}
     if not where:
         return out
-    cols = (p.c.id.label("pid"), p.c.ts.label("pts"), func.coalesce(p.c.proba, "null")
-            .label("proba"), func.coalesce(p.c.prediction, "null").label("prediction"),
-            f.c.label.label("label"), f.c.ts.label("fts"), f.c.id.label("fid"))
-    where = [*where, p.c.status == 200]
-    # A missing row means row 0. Joining on coalesce(f.row, 0) = p.row would stop the
-    # database from seeking the (request_id, row) index: every record of a 20,000-row batch
-    # request would scan all of its request's feedback (quadratic, 30 s). So exact rows and
-    # missing rows are two joins, each on the whole index.
-    joins = [(f.c.request_id.is_not(None) & f.c.row.is_not(None),
-              p.join(f, and_(f.c.request_id == p.c.request_id, f.c.row == p.c.row)), []),
-             (f.c.request_id.is_not(None) & f.c.row.is_(None),
-              p.join(f, and_(f.c.request_id == p.c.request_id, f.c.row.is_(None))),
-              [p.c.row == 0]),
-             (f.c.key.is_not(None), p.join(f, and_(f.c.key.is_not(None), f.c.key == p.c.key)),
-              [])]
     with engine.connect() as conn:
-        # A join scans the whole window: skip a kind of feedback nobody sent.
-        queries = [select(*cols).select_from(join).where(*where, *extra)
-                   for sent, join, extra in joins
-                   if conn.execute(select(f.c.id).where(sent).limit(1)).first()]
-        if not queries:
+        labelled = labelled_records(conn, where, (
+            p.c.ts.label("pts"), func.coalesce(p.c.proba, "null").label("proba"),
+            func.coalesce(p.c.prediction, "null").label("prediction")))
+        if labelled is None:
             return out
-        both = (union_all(*queries) if len(queries) > 1 else queries[0]).subquery()
-        ranked = select(both, func.row_number().over(
-            partition_by=both.c.pid, order_by=(both.c.fts.desc(), both.c.fid.desc())
-        ).label("nth")).subquery()
         result = conn.execute(select(
             *(func.aggregate_strings(value, ",") for value in (
-                cast(ranked.c.pid, String), cast(ranked.c.pts, String), ranked.c.proba,
-                ranked.c.prediction, ranked.c.label))
-        ).where(ranked.c.nth == 1).group_by(ranked.c.pid // CHUNK))
+                cast(labelled.c.pid, String), cast(labelled.c.pts, String), labelled.c.proba,
+                labelled.c.prediction, labelled.c.label))
+        ).group_by(labelled.c.pid // CHUNK))
         chunks = result.cursor.fetchall()
         result.close()
     if not chunks:

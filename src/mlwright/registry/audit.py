@@ -1,8 +1,8 @@
 """The audit log: every alias change (promote, rollback, challenger, delete) and every
 decision of the retraining loop, with who, why and the evidence.
 
-A SQLAlchemy Core table ``audit`` in the project database (``store.database_url()``), so it
-works on SQLite by default and on any database a team already runs.
+The ``audit`` table of the project database (:mod:`mlwright.store`), so it works on SQLite
+by default and on any database a team already runs.
 """
 
 from __future__ import annotations
@@ -11,27 +11,12 @@ import json
 import time
 from typing import Any
 
-from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text, select
+from sqlalchemy import select
 
-from mlwright._db import open_database
+from mlwright.store import audit as audit_table
+from mlwright.store import open_database
 
-__all__ = ["AuditLog", "audit_table"]
-
-_metadata = MetaData()
-
-audit_table = Table(
-    "audit", _metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("ts", Float, nullable=False),              # unix seconds
-    Column("action", String(64), nullable=False),     # promote, rollback, register, refuse, ...
-    Column("name", String(200), nullable=False),      # registered model name
-    Column("version", String(64)),                    # the version acted on
-    Column("from_version", String(64)),               # e.g. the champion it replaced
-    Column("actor", String(200), nullable=False, default=""),
-    Column("reason", Text, nullable=False, default=""),
-    Column("evidence", Text),                         # JSON object
-)
-Index("ix_audit_name", audit_table.c.name, audit_table.c.id)
+__all__ = ["AuditLog"]
 
 
 class AuditLog:
@@ -43,7 +28,7 @@ class AuditLog:
 
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
-        self._engine = open_database(database_url, _metadata)
+        self._engine = open_database(database_url)
 
     def record(self, action: str, name: str, version: str | None, *,
                from_version: str | None = None, actor: str = "", reason: str = "",

@@ -28,7 +28,6 @@ from mlwright.config import ProjectConfig, ServeConfig, StoreConfig
 from mlwright.exceptions import MlwrightError, ServingError
 from mlwright.serve import schema as _schema
 from mlwright.serve.keys import active_hashes, hash_key
-from mlwright.serve.logstore import open_database
 from mlwright.serve.logwriter import FeedbackEntry, LogWriter, PredictionEntry
 from mlwright.serve.metrics import MULTIPROC_ENV, ServerMetrics, exposition, worker_exited
 from mlwright.serve.runtime import (
@@ -42,6 +41,7 @@ from mlwright.serve.runtime import (
     resolve,
 )
 from mlwright.serve.validation import Issue, RecordValidator
+from mlwright.store import open_database
 
 __all__ = ["LOOPBACK", "ServeContext", "create_app", "run_server"]
 

@@ -11,7 +11,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Engine
 
 from mlwright.exceptions import ServingError
-from mlwright.serve.logstore import api_keys, open_database
+from mlwright.store import api_keys, open_database
 
 __all__ = ["PREFIX", "active_hashes", "create_key", "hash_key", "list_keys", "revoke_key"]
 

@@ -18,7 +18,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Engine
 
 from mlwright._logging import get_logger
-from mlwright.serve.logstore import feedback, predictions
+from mlwright.store import feedback, predictions
 
 __all__ = ["FEEDBACK_COLUMNS", "PREDICTION_COLUMNS", "FeedbackEntry", "LogWriter",
            "PredictionEntry"]

@@ -1,0 +1,35 @@
+"""The project database: one schema, one engine cache, migrations.
+
+A shared foundation (it imports only SQLAlchemy, :mod:`mlwright.exceptions` and the
+library's logger), so every stage may use it:
+
+* :mod:`~mlwright.store.schema`: every table in one ``metadata``;
+* :mod:`~mlwright.store.engine`: :func:`database_url`, :func:`open_database` (one cached
+  engine per URL; SQLite with WAL and a busy timeout; the schema brought up to date);
+* :mod:`~mlwright.store.migrate`: the ``schema_version`` row and idempotent creation;
+* :mod:`~mlwright.store.window`: what a window of the prediction log is (``"5000"``, ``"1d"``);
+* :mod:`~mlwright.store.feedback`: the one join of predictions with their feedback labels.
+"""
+
+from __future__ import annotations
+
+from mlwright.store.engine import database_url, get_engine, open_database
+from mlwright.store.feedback import labelled_records
+from mlwright.store.migrate import current_version, migrate
+from mlwright.store.schema import (
+    SCHEMA_VERSION,
+    api_keys,
+    audit,
+    events,
+    feedback,
+    loop_state,
+    metadata,
+    predictions,
+    schema_version,
+)
+from mlwright.store.window import WindowSpec, parse_window, window_filter
+
+__all__ = ["SCHEMA_VERSION", "WindowSpec", "api_keys", "audit", "current_version",
+           "database_url", "events", "feedback", "get_engine", "labelled_records",
+           "loop_state", "metadata", "migrate", "open_database", "parse_window",
+           "predictions", "schema_version", "window_filter"]

@@ -1,0 +1,58 @@
+"""The one join of logged predictions with their feedback labels.
+
+Feedback names a record by request id and record index (a missing index means record 0)
+or by the caller's own key. A record labelled more than once keeps its latest label (the
+latest ``ts``; the latest id among equal times). Only records answered 200 count. The
+monitor's live performance and the loop's labelled rows both read through
+:func:`labelled_records`, so on the same window they see the same labelled records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import and_, func, select, union_all
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement, Subquery
+
+from mlwright.store.schema import feedback as f
+from mlwright.store.schema import predictions as p
+
+__all__ = ["labelled_records"]
+
+
+def labelled_records(conn: Connection, where: Sequence[Any],
+                     columns: Sequence[ColumnElement[Any]] = ()) -> Subquery | None:
+    """One row per record of ``predictions`` that ``where`` selects, was answered 200 and
+    has feedback: ``pid`` (the record's id), ``fid`` / ``fts`` / ``label`` (its latest
+    feedback: id, time, JSON label) and ``columns`` (expressions over the predictions
+    table, each given a ``.label()``). None when no feedback at all could match.
+
+    Three joins, each on an index: by (request_id, row); by request id alone for feedback
+    written without a row (record 0); by key. Joining on ``coalesce(f.row, 0) = p.row``
+    would stop the database from seeking the (request_id, row) index: every record of a
+    20,000-row batch request would scan all of its request's feedback (quadratic, 30 s).
+    """
+    cols = (p.c.id.label("pid"), *columns, f.c.label.label("label"), f.c.ts.label("fts"),
+            f.c.id.label("fid"))
+    scored = [*where, p.c.status == 200]
+    joins = [(f.c.request_id.is_not(None) & f.c.row.is_not(None),
+              p.join(f, and_(f.c.request_id == p.c.request_id, f.c.row == p.c.row)), []),
+             (f.c.request_id.is_not(None) & f.c.row.is_(None),
+              p.join(f, and_(f.c.request_id == p.c.request_id, f.c.row.is_(None))),
+              [p.c.row == 0]),
+             (f.c.key.is_not(None), p.join(f, and_(f.c.key.is_not(None), f.c.key == p.c.key)),
+              [])]
+    # A join scans the whole window: skip a kind of feedback nobody sent.
+    queries = [select(*cols).select_from(join).where(*scored, *extra)
+               for sent, join, extra in joins
+               if conn.execute(select(f.c.id).where(sent).limit(1)).first()]
+    if not queries:
+        return None
+    both = (union_all(*queries) if len(queries) > 1 else queries[0]).subquery()
+    ranked = select(both, func.row_number().over(
+        partition_by=both.c.pid, order_by=(both.c.fts.desc(), both.c.fid.desc())
+    ).label("nth")).subquery()
+    return select(*(c for c in ranked.c if c.name != "nth")).where(
+        ranked.c.nth == 1).subquery("labelled")

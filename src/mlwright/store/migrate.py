@@ -1,0 +1,80 @@
+"""Creating and upgrading the project database's schema, in one place.
+
+:func:`migrate` is idempotent and safe when several processes (a server, a monitor, the
+loop) open a new database at once: tables and indexes are created only when missing, and
+the ``schema_version`` row records which :data:`SCHEMA_VERSION` the database holds. A
+database written before the row existed is version 0; its missing tables and indexes are
+added (logs of older versions lack newer indexes: a one-off cost of a few seconds per
+million records). A database of a newer mlwright is refused rather than altered.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import inspect, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+from mlwright._logging import get_logger
+from mlwright.exceptions import ConfigError
+from mlwright.store.schema import SCHEMA_VERSION, metadata, schema_version
+
+__all__ = ["current_version", "migrate"]
+
+log = get_logger(__name__)
+
+
+def current_version(conn: Connection) -> int:
+    """The schema version a database holds: 0 without a ``schema_version`` row."""
+    if not inspect(conn).has_table(schema_version.name):
+        return 0
+    found = conn.execute(select(schema_version.c.version).where(
+        schema_version.c.id == 1)).scalar()
+    return int(found or 0)
+
+
+def _create_missing(conn: Connection) -> None:
+    metadata.create_all(conn, checkfirst=True)
+    # create_all adds the indexes of the tables it creates only: older tables get theirs here.
+    inspector = inspect(conn)
+    for table in metadata.sorted_tables:
+        have = {ix["name"] for ix in inspector.get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in have:
+                index.create(conn)
+
+
+def _migrate_once(engine: Engine) -> None:
+    with engine.begin() as conn:
+        found = current_version(conn)
+        if found > SCHEMA_VERSION:
+            raise ConfigError(
+                f"The project database {engine.url.render_as_string(hide_password=True)} "
+                f"has schema version {found}, newer than this mlwright's {SCHEMA_VERSION}. "
+                f"Upgrade mlwright, or point store.database at another database.")
+        if found == SCHEMA_VERSION:
+            return
+        _create_missing(conn)
+        # Upgrade steps from ``found`` to SCHEMA_VERSION go here when the schema changes.
+        if found == 0:
+            conn.execute(schema_version.insert().values(id=1, version=SCHEMA_VERSION,
+                                                        ts=time.time()))
+        else:
+            conn.execute(update(schema_version).where(schema_version.c.id == 1).values(
+                version=SCHEMA_VERSION, ts=time.time()))
+    log.debug("project database %s at schema version %d (was %d)",
+              engine.url.render_as_string(hide_password=True), SCHEMA_VERSION, found)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring ``engine``'s database to :data:`SCHEMA_VERSION` (nothing to do when it is)."""
+    for attempt in range(3):
+        try:
+            _migrate_once(engine)
+            return
+        except (IntegrityError, OperationalError, ProgrammingError):
+            # Another process created a table or the version row between our check and
+            # our write (committed by now): look again.
+            if attempt == 2:
+                raise

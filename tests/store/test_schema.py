@@ -1,0 +1,141 @@
+"""The project database: one schema, idempotent migrations, one engine per URL."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from mlwright.exceptions import ConfigError
+from mlwright.store import (
+    SCHEMA_VERSION,
+    current_version,
+    database_url,
+    get_engine,
+    metadata,
+    migrate,
+    open_database,
+    predictions,
+    schema_version,
+)
+
+TABLES = {"predictions", "feedback", "api_keys", "events", "audit", "loop_state",
+          "schema_version"}
+
+
+def test_one_metadata_holds_every_table_the_stages_use() -> None:
+    from mlwright.loop import state
+    from mlwright.monitor import alerts
+    from mlwright.registry import audit
+    from mlwright.serve import keys, logwriter
+
+    assert set(metadata.tables) == TABLES
+    used = [logwriter.predictions, logwriter.feedback, keys.api_keys, alerts.events,
+            audit.audit_table, state.loop_state]
+    assert all(metadata.tables[t.name] is t for t in used)
+
+
+def test_the_schema_compiles_for_postgresql() -> None:
+    """No SQLite-only SQL in the definitions: the next issue puts PostgreSQL behind them."""
+    dialect = postgresql.dialect()
+    for table in metadata.sorted_tables:
+        assert "CREATE TABLE" in str(CreateTable(table).compile(dialect=dialect))
+        for index in table.indexes:
+            str(CreateIndex(index).compile(dialect=dialect))
+    partial = next(ix for ix in predictions.indexes if ix.name == "ix_predictions_violations")
+    assert "WHERE" in str(CreateIndex(partial).compile(dialect=dialect))
+
+
+def _layout(url: str) -> dict[str, set[str]]:
+    engine = create_engine(url)
+    try:
+        inspector = inspect(engine)
+        return {t: {ix["name"] for ix in inspector.get_indexes(t)}
+                for t in inspector.get_table_names()}
+    finally:
+        engine.dispose()
+
+
+def test_create_on_a_fresh_file_is_idempotent(tmp_path: Path) -> None:
+    url = f"sqlite:///{(tmp_path / 'deep' / 'project.db').as_posix()}"
+    engine = get_engine(url)                         # creates the folder, not the schema
+    migrate(engine)
+    first = _layout(url)
+    assert set(first) == TABLES
+    assert "ix_predictions_window" in first["predictions"]
+    migrate(engine)
+    migrate(create_engine(url))                      # another process, same file
+    assert _layout(url) == first
+    with engine.connect() as conn:
+        rows = conn.execute(select(schema_version)).all()
+        assert len(rows) == 1 and tuple(rows[0][:2]) == (1, SCHEMA_VERSION)
+        assert current_version(conn) == SCHEMA_VERSION
+
+
+def test_concurrent_first_opens_create_one_schema(tmp_path: Path) -> None:
+    url = f"sqlite:///{(tmp_path / 'race.db').as_posix()}"
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            migrate(create_engine(url, connect_args={"timeout": 30}))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert len(conn.execute(select(schema_version)).all()) == 1
+    assert set(_layout(url)) == TABLES
+
+
+def test_an_older_database_gets_its_missing_tables_and_indexes(tmp_path: Path) -> None:
+    """A log written before the store existed: tables without the newer indexes, no
+    version row (version 0)."""
+    url = f"sqlite:///{(tmp_path / 'old.db').as_posix()}"
+    old = create_engine(url)
+    with old.begin() as conn:
+        conn.execute(text(str(CreateTable(predictions).compile(old))))
+    assert _layout(url) == {"predictions": set()}
+    migrate(old)
+    layout = _layout(url)
+    assert set(layout) == TABLES
+    assert {ix.name for ix in predictions.indexes} <= layout["predictions"]
+
+
+def test_a_newer_database_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{(tmp_path / 'new.db').as_posix()}"
+    engine = create_engine(url)
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.execute(schema_version.update().values(version=SCHEMA_VERSION + 1))
+    with pytest.raises(ConfigError, match=r"schema version 2, newer than this mlwright"):
+        migrate(engine)
+
+
+def test_one_engine_per_url_with_wal_and_a_busy_timeout(tmp_path: Path) -> None:
+    url = f"sqlite:///{(tmp_path / 'a.db').as_posix()}"
+    engine = open_database(url)
+    assert open_database(url) is engine and get_engine(url) is engine
+    assert open_database(engine) is engine
+    assert open_database(f"sqlite:///{(tmp_path / 'b.db').as_posix()}") is not engine
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+def test_database_url_defaults_to_sqlite_in_the_store_folder(tmp_path: Path) -> None:
+    assert database_url(tmp_path) == f"sqlite:///{(tmp_path / 'mlwright.db').as_posix()}"
+    assert database_url(tmp_path, "postgresql://h/db") == "postgresql://h/db"
+    from mlwright.config import StoreConfig
+
+    assert StoreConfig(root=tmp_path).database_url() == database_url(tmp_path)
