@@ -83,7 +83,7 @@ def test_concurrent_first_opens_create_one_schema(tmp_path: Path) -> None:
     def open_it() -> None:
         try:
             migrate(create_engine(url, connect_args={"timeout": 30}))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=open_it) for _ in range(4)]

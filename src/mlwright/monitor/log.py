@@ -22,6 +22,7 @@ explicitly so a window never guesses a type.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -126,7 +127,7 @@ def parse_json_rows(payload: str, reference: Reference) -> pa.Table:
         return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def _fetch(engine: Engine, query: Any) -> list[tuple[Any, ...]]:
+def _fetch(engine: Engine, query: Any) -> Sequence[Any]:
     with engine.connect() as conn:
         # Rows straight from the DB-API cursor: SQLAlchemy's Row objects would cost about
         # a second per million records.
