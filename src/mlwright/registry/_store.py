@@ -80,9 +80,9 @@ def database_url_for(uri: str, database_url: str | None = None) -> str:
         return database_url
     path = _sqlite_path(uri)
     if path is not None:
-        from mlwright.store import database_url
+        from mlwright.store import database_url as default_url
 
-        return database_url(path.resolve().parent)
+        return default_url(path.resolve().parent)
     from mlwright.config import StoreConfig
 
     return StoreConfig.model_validate({}).database_url()
