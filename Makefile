@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 PYTEST_ARGS ?=
 
-.PHONY: quickstart test bench lint typecheck browser clean help
+.PHONY: quickstart test test-fast bench lint browser clean help
 
 help:
 	@echo "make quickstart  create .venv, install, run the whole loop on telco_churn (quickstart/)"
-	@echo "make test        install test dependencies (incl. headless chromium), run the tests"
+	@echo "make test        install test dependencies (incl. headless chromium), run all the tests"
+	@echo "make test-fast   the tests not marked slow (a few minutes)"
 	@echo "make bench       run the benchmarks in benchmarks/ (slow; not part of make test)"
-	@echo "make lint        ruff + mypy"
+	@echo "make lint        ruff, mypy over the whole package, import layering (lint-imports)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,15 +45,22 @@ quickstart: $(VENV)/.installed-suite
 test: $(VENV)/.installed-dev browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Skips the tests marked slow (real trainings through the CLI, server processes, workers,
+# the quickstart); CI runs them all.
+test-fast: $(VENV)/.installed-dev browser
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
 # AutoML against peers: pass FLAML=/path/to/venv/bin/python AUTOGLUON=/path/to/venv/bin/python
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/profiling.py
 	$(BIN)/python benchmarks/automl.py --budget 60 $(if $(FLAML),--flaml $(FLAML)) $(if $(AUTOGLUON),--autogluon $(AUTOGLUON))
 
+# mypy's files and lint-imports' contracts are in pyproject.toml.
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) quickstart reports data runs .mlwright .pytest_cache

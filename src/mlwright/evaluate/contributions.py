@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from mlwright._logging import get_logger
+from mlwright.data.kinds import Task
 
 __all__ = ["MemberContributions", "aggregation_matrix", "link", "member_contributions",
            "member_kind"]
@@ -256,7 +257,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def link(kind: str, raw: np.ndarray, task: str, member: dict[str, Any],
+def link(kind: str, raw: np.ndarray, task: Task, member: dict[str, Any],
          n_classes: int) -> np.ndarray:
     """Raw output (n, k) -> the ensemble's output space: probabilities (n, n_classes) over
     all classes (as ``full_proba``), or regression values (n, 1) on the target's scale."""

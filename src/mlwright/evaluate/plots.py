@@ -28,7 +28,8 @@ Figure = dict[str, Any]
 
 def _thin(*arrays: np.ndarray, limit: int = 400) -> list[list[float]]:
     n = len(arrays[0])
-    idx = np.unique(np.linspace(0, n - 1, min(n, limit)).round().astype(int)) if n else []
+    idx: np.ndarray | list[int] = \
+        np.unique(np.linspace(0, n - 1, min(n, limit)).round().astype(int)) if n else []
     return [np.round(np.asarray(a, dtype=float)[idx], 5).tolist() for a in arrays]
 
 
@@ -91,7 +92,7 @@ def roc_curve(p: Predictions) -> Figure:
 def pr_curve(p: Predictions) -> Figure:
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
-    traces = []
+    traces: list[dict[str, Any]] = []
     for i, (name, pos, score) in enumerate(_one_vs_rest(p)):
         precision, recall, _ = precision_recall_curve(pos, score)
         x, y = _thin(recall[::-1], precision[::-1])
@@ -152,7 +153,7 @@ def threshold_curves(p: Predictions) -> Figure:
         precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), np.nan)
         recall = tp / max(1, int(pos.sum()))
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0)
-    traces = []
+    traces: list[dict[str, Any]] = []
     for name, values, color in (("precision", precision, PALETTE[0]),
                                 ("recall", recall, PALETTE[1]), ("F1", f1, PALETTE[2])):
         traces.append({"type": "scatter", "mode": "lines", "x": grid.round(3).tolist(),
@@ -208,7 +209,7 @@ def search_history(history: list[tuple[float, float]], metric: str, greater_is_b
                    trials: list[tuple[float, float, str]] | None = None) -> Figure:
     """Best score so far against seconds since the start, and each finished trial."""
     sign = -1.0 if greater_is_better else 1.0  # history holds losses
-    traces = []
+    traces: list[dict[str, Any]] = []
     if trials:
         for i, family in enumerate(dict.fromkeys(f for _, _, f in trials)):
             pts = [(t, s) for t, s, f in trials if f == family]
@@ -307,7 +308,7 @@ def text_ngram_bars(frame: pd.DataFrame, limit: int = 20) -> Figure:
 
 def fairness_bars(groups: pd.DataFrame, columns: list[tuple[str, str]]) -> Figure:
     """Grouped bars: one bar per group for each (column, label) metric."""
-    traces = []
+    traces: list[dict[str, Any]] = []
     names = groups["group"].astype(str).tolist()
     for i, (col, label) in enumerate(columns):
         if col not in groups:

@@ -11,6 +11,8 @@ the contract's quantile sketch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from mlwright.monitor._base import (
@@ -34,8 +36,15 @@ OTHER = "(other)"
 _EPS = 1e-4  # share floor for PSI: an empty bin would make it infinite
 
 
-def _reference_cdf(ref: ColumnReference):  # type: ignore[no-untyped-def]
+def _quantile_sketch(ref: ColumnReference) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's (probabilities, quantiles): every numeric reference carries them."""
     probs, qs = ref.quantile_probs, ref.quantiles
+    assert probs is not None and qs is not None, f"{ref.name!r} has no quantile sketch"
+    return probs, qs
+
+
+def _reference_cdf(ref: ColumnReference) -> Callable[[np.ndarray], np.ndarray]:
+    probs, qs = _quantile_sketch(ref)
 
     def cdf(x: np.ndarray) -> np.ndarray:
         return np.interp(x, qs, probs, left=0.0, right=1.0)
@@ -99,7 +108,7 @@ class Wasserstein(Detector):
         else:
             # Mean gap between the two quantile functions on a fine grid of probabilities.
             probs = np.linspace(0.0025, 0.9975, 400)
-            ref_q = np.interp(probs, reference.quantile_probs, reference.quantiles)
+            ref_q = np.interp(probs, *_quantile_sketch(reference))
             dist = float(np.mean(np.abs(ref_q - np.quantile(cur, probs))))
             std = reference.std or 0.0
         return float(dist / std) if std > 0 else (0.0 if dist == 0 else float("inf")), None

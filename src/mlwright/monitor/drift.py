@@ -226,7 +226,7 @@ def feature_drift(reference: Reference, current: dict[str, ColumnWindow],
     tested = [f for f in results if f.result.kind == "test" and f.result.p_value is not None]
     correction = config.correction if tested else "none"
     if tested and config.correction != "none":
-        ps = [f.result.p_value for f in tested]
+        ps = [f.result.p_value for f in tested if f.result.p_value is not None]  # all of them
         adjusted = holm(ps) if config.correction == "holm" else \
             [min(1.0, p * len(ps)) for p in ps]
         for f, p_adj in zip(tested, adjusted, strict=True):

@@ -65,7 +65,9 @@ def _violation_counts(texts: list[str]) -> list[dict[str, Any]]:
 
 def data_quality(window: LogWindow, current: dict[str, ColumnWindow],
                  reference: Reference) -> DataQuality:
-    missing, new, flagged = [], [], []
+    missing: list[dict[str, Any]] = []
+    new: list[dict[str, Any]] = []
+    flagged: list[str] = []
     for name, ref in reference.columns.items():
         cur = current.get(name)
         if cur is None:
@@ -117,7 +119,8 @@ def service_health(window: LogWindow) -> ServiceHealth:
     codes = {int(k): v for k, v in window.status_counts.items()}
     errors = sum(v for k, v in codes.items() if k >= 400)
     server = sum(v for k, v in codes.items() if k >= 500)
-    span = (window.end - window.start) if n and window.end is not None else 0.0
+    span = (window.end - window.start) \
+        if n and window.end is not None and window.start is not None else 0.0
     return ServiceHealth(
         n, window.n_requests, errors / n if n else 0.0, server / n if n else 0.0,
         {str(k): v for k, v in sorted(codes.items())}, latency,

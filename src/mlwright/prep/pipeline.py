@@ -16,13 +16,14 @@ Unseen categories and missing values at predict time never raise.
 
 from __future__ import annotations
 
+from mlwright.data.kinds import Task
 from mlwright.prep.plan import PrepPlan
 from mlwright.prep.table import TablePrep
 
 __all__ = ["build_preprocessor"]
 
 
-def build_preprocessor(plan: PrepPlan, style: str = "tree", *, task: str = "binary",
+def build_preprocessor(plan: PrepPlan, style: str = "tree", *, task: Task = Task.BINARY,
                        winsorize: bool = True, char_ngrams: bool = False,
                        text_max_features: int | None = None) -> TablePrep:
     """The unfitted preprocessing step for ``plan`` in the given ``style``."""

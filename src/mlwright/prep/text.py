@@ -16,6 +16,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from mlwright.data.kinds import Task
+
 __all__ = ["TextScores", "make_tfidf"]
 
 # Words plus the punctuation, hashtags and mentions that carry style ("!", "#tag", "@user").
@@ -50,7 +52,7 @@ class TextScores(TransformerMixin, BaseEstimator):
         max_features: vocabulary size of the TF-IDF.
     """
 
-    def __init__(self, task: str = "binary", n_splits: int = 5,
+    def __init__(self, task: Task = Task.BINARY, n_splits: int = 5,
                  max_features: int = 20000, seed: int = 0) -> None:
         self.task = task
         self.n_splits = n_splits

@@ -50,7 +50,7 @@ class Ensemble(BaseEstimator):
     (extra columns are ignored; missing ones raise an error naming them).
     """
 
-    def __init__(self, preps: dict[str, Any], members: list[dict[str, Any]], task: str,
+    def __init__(self, preps: dict[str, Any], members: list[dict[str, Any]], task: Task,
                  classes: list[Any] | None, feature_names: list[str],
                  threshold: float | None = None) -> None:
         self.preps = preps
@@ -186,7 +186,7 @@ def full_proba(estimator: Any, X: Any, n_classes: int) -> np.ndarray:
     return out
 
 
-def _member_predict(member: dict[str, Any], Xt: Any, task: str,
+def _member_predict(member: dict[str, Any], Xt: Any, task: Task,
                     classes: list[Any] | None) -> np.ndarray:
     est = member["estimator"]
     if task == Task.REGRESSION.value:

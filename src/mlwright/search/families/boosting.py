@@ -7,6 +7,7 @@ iterations they reached sets the iterations of the final refit on all rows.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -85,7 +86,7 @@ class LightGBMFamily(ModelFamily):
             deadline: float | None = None) -> FitInfo:
         import lightgbm as lgb
 
-        callbacks = []
+        callbacks: list[Callable[[Any], None]] = []
         kwargs: dict[str, Any] = {}
         if X_val is not None:
             kwargs["eval_set"] = [(X_val, y_val)]
@@ -179,7 +180,7 @@ class CatBoostModel(BaseEstimator):
     thin scikit-learn estimator around CatBoostClassifier / CatBoostRegressor.
     """
 
-    def __init__(self, task: str = "binary", n_ordinal: int = 0, iterations: int = 1000,
+    def __init__(self, task: Task = Task.BINARY, n_ordinal: int = 0, iterations: int = 1000,
                  learning_rate: float = 0.06, depth: int = 6, l2_leaf_reg: float = 3.0,
                  random_strength: float = 1.0, seed: int = 0, n_jobs: int = 1) -> None:
         self.task = task
@@ -269,7 +270,7 @@ class CatBoostFamily(ModelFamily):
         }
 
     def build(self, params: dict[str, Any], ctx: FitContext) -> Any:
-        return CatBoostModel(task=ctx.task.value, n_ordinal=ctx.n_ordinal, seed=ctx.seed,
+        return CatBoostModel(task=ctx.task, n_ordinal=ctx.n_ordinal, seed=ctx.seed,
                              n_jobs=ctx.n_jobs, **{"iterations": MAX_ROUNDS, **params})
 
     def fit(self, estimator: Any, X: Any, y: np.ndarray, ctx: FitContext, *,
