@@ -69,7 +69,15 @@ def test_worse_challenger_is_never_promoted(make_project: Any, good: Any,
     assert refuse["version"] == result.retrain.version and refuse["from_version"] == "1"
     assert refuse["evidence"]["action"] == "shadow"
     assert "p_value" in refuse["evidence"]["comparison"]
-    assert refuse["evidence"]["comparison"]["mcnemar"]["challenger_only"] >= 0
+    # McNemar counts the discordant rows of the same comparison: their difference is the
+    # accuracy gap times the rows compared; a challenger trained on 40% shuffled labels is
+    # not right on significantly more of them than the champion.
+    comparison = refuse["evidence"]["comparison"]
+    mc = comparison["mcnemar"]
+    gap = (mc["challenger_accuracy"] - mc["champion_accuracy"]) * comparison["n_rows"]
+    assert mc["challenger_only"] - mc["champion_only"] == round(gap)
+    assert mc["champion_only"] + mc["challenger_only"] > 0  # the two models differ
+    assert mc["p_value"] >= 0.05, mc
     assert not any(e["action"] == "promote" for e in _audit(config))
 
 

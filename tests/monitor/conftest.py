@@ -31,7 +31,8 @@ class Trained:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+def holdout_run(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """The model of 70% of telco_churn; ``test`` holds the other 30% (the live traffic)."""
     import mlwright as mw
 
     df = load_suite("telco_churn")
@@ -49,4 +50,4 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     return Trained(folder, result.model, train, test, features, result.metric)
 
 
-__all__ = ["Trained", "trained"]
+__all__ = ["Trained", "holdout_run"]

@@ -13,12 +13,12 @@ from mlwright.cli import app
 from mlwright.store import open_database
 
 
-def test_monitor_command_prints_a_summary_and_writes_the_report(trained, tmp_path):
+def test_monitor_command_prints_a_summary_and_writes_the_report(holdout_run, tmp_path):
     url = f"sqlite:///{tmp_path / 'log.db'}"
-    log_rows(open_database(url), trained, shifted(trained.test.iloc[:500]))
+    log_rows(open_database(url), holdout_run, shifted(holdout_run.test.iloc[:500]))
     out, js = tmp_path / "report.html", tmp_path / "report.json"
     result = CliRunner().invoke(app, ["monitor", "telco", "--window", "500", "--db", url,
-                                      "--reference", str(trained.folder), "--out", str(out),
+                                      "--reference", str(holdout_run.folder), "--out", str(out),
                                       "--json", str(js), "--no-alerts"])
     assert result.exit_code == 0, result.output
     assert "2 of 19 features drifted" in result.output
@@ -33,12 +33,12 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=300)
 
 
-def test_monitor_command_errors_are_one_paragraph(trained, tmp_path):
+def test_monitor_command_errors_are_one_paragraph(holdout_run, tmp_path):
     url = f"sqlite:///{tmp_path / 'empty.db'}"
-    result = _cli("monitor", "nobody", "--db", url, "--reference", str(trained.folder))
+    result = _cli("monitor", "nobody", "--db", url, "--reference", str(holdout_run.folder))
     assert result.returncode == 2
     assert "No logged predictions of model 'nobody'" in result.stderr
     assert "Traceback" not in result.stderr
     bad = _cli("monitor", "telco", "--db", url, "--window", "soon", "--reference",
-               str(trained.folder))
+               str(holdout_run.folder))
     assert bad.returncode == 2 and "row count (5000) or a duration" in bad.stderr

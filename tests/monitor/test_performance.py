@@ -15,13 +15,13 @@ from mlwright.store import feedback, open_database, predictions
 
 
 @pytest.fixture(scope="module")
-def labelled(trained, tmp_path_factory):
+def labelled(holdout_run, tmp_path_factory):
     """600 test rows logged in requests of 3; labels sent back for 400 of them, half by
     request id and half by the caller's key, some twice (the later label wins)."""
     url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'log.db'}"
     engine = open_database(url)
-    rows = trained.test.iloc[:600].reset_index(drop=True)
-    ids = log_rows(engine, trained, rows, batch=3, with_keys=True)
+    rows = holdout_run.test.iloc[:600].reset_index(drop=True)
+    ids = log_rows(engine, holdout_run, rows, batch=3, with_keys=True)
     fb = []
     for k in range(400):
         label = orjson.dumps(rows["churn"].iloc[k]).decode()
@@ -40,32 +40,32 @@ def labelled(trained, tmp_path_factory):
     return url, rows
 
 
-def test_live_metric_equals_the_offline_metric_on_the_same_rows(trained, labelled):
+def test_live_metric_equals_the_offline_metric_on_the_same_rows(holdout_run, labelled):
     url, rows = labelled
-    report = run_monitor(url, "telco", reference=trained.folder, window=600, alerts=False)
+    report = run_monitor(url, "telco", reference=holdout_run.folder, window=600, alerts=False)
     perf = report.performance
     assert perf is not None and perf.n_labelled == 400
-    assert perf.metric == trained.metric == "roc_auc"
+    assert perf.metric == holdout_run.metric == "roc_auc"
     y = (rows["churn"].iloc[:400] == "Yes").to_numpy().astype(int)
-    offline = get_metric(trained.metric, Task.BINARY).score(
-        y, trained.model.predict_proba(rows[trained.features].iloc[:400]))
+    offline = get_metric(holdout_run.metric, Task.BINARY).score(
+        y, holdout_run.model.predict_proba(rows[holdout_run.features].iloc[:400]))
     assert perf.value == pytest.approx(offline, abs=1e-12)
     from sklearn.metrics import roc_auc_score
 
     assert perf.value == pytest.approx(roc_auc_score(
-        y, trained.model.predict_proba(rows[trained.features].iloc[:400])[:, 1]), abs=1e-12)
+        y, holdout_run.model.predict_proba(rows[holdout_run.features].iloc[:400])[:, 1]), abs=1e-12)
     assert perf.low < perf.value < perf.high
     assert len(perf.over_time) == 10 and sum(b["n"] for b in perf.over_time) == 400
     assert perf.offline is not None  # the validation score from metrics.json
 
 
-def test_quality_and_service_from_the_log(trained, labelled, tmp_path):
+def test_quality_and_service_from_the_log(holdout_run, labelled, tmp_path):
     url, rows = labelled
     engine = open_database(url)
     # Rejected records (422) with their violations, a new category, more missing values.
     bad = []
     for k in range(60):
-        record = rows[trained.features].iloc[k].to_dict()
+        record = rows[holdout_run.features].iloc[k].to_dict()
         record = {c: (v.item() if hasattr(v, "item") else v) for c, v in record.items()}
         status, violations = 200, []
         if k < 20:
@@ -85,7 +85,7 @@ def test_quality_and_service_from_the_log(trained, labelled, tmp_path):
     with engine.begin() as conn:
         conn.execute(predictions.insert(), bad)
     # the last 201 records: the 60 above and records 459-599 (requests 153-199 of 3)
-    report = run_monitor(url, "telco", reference=trained.folder, window=201, alerts=False)
+    report = run_monitor(url, "telco", reference=holdout_run.folder, window=201, alerts=False)
     q = report.quality
     assert report.n_records == 201 and report.versions == {"1": 141, "2": 60}
     assert q.n_rejected == 20 and report.n_scored == 181
@@ -107,7 +107,7 @@ def test_quality_and_service_from_the_log(trained, labelled, tmp_path):
 
 
 def test_feedback_joins_each_row_of_a_large_batch_and_rows_sent_without_an_index(
-        trained, tmp_path):
+        holdout_run, tmp_path):
     """One 6,000-record batch request labelled row by row (random labels, so a label joined
     to the wrong row shows), and feedback sent by request id alone, which means row 0: the
     join must give every record exactly its own latest label."""
@@ -118,12 +118,12 @@ def test_feedback_joins_each_row_of_a_large_batch_and_rows_sent_without_an_index
     from mlwright.store import parse_window, window_filter
 
     engine = open_database(f"sqlite:///{tmp_path / 'log.db'}")
-    big = pd.concat([trained.test] * 3, ignore_index=True).iloc[:6000]
-    (batch, _), *_ = ids = log_rows(engine, trained, big, model="b", batch=6000)
+    big = pd.concat([holdout_run.test] * 3, ignore_index=True).iloc[:6000]
+    (batch, _), *_ = ids = log_rows(engine, holdout_run, big, model="b", batch=6000)
     assert len({rid for rid, _ in ids}) == 1
-    singles = log_rows(engine, trained, trained.test.iloc[:3], model="b", batch=1,
+    singles = log_rows(engine, holdout_run, holdout_run.test.iloc[:3], model="b", batch=1,
                        t0=1.7e9 + 10)
-    (triple, _), *_ = log_rows(engine, trained, trained.test.iloc[3:6], model="b",
+    (triple, _), *_ = log_rows(engine, holdout_run, holdout_run.test.iloc[3:6], model="b",
                                batch=3, t0=1.7e9 + 20)
     labels = np.random.default_rng(1).choice(["Yes", "No"], 6000).tolist()
 
@@ -145,6 +145,6 @@ def test_feedback_joins_each_row_of_a_large_batch_and_rows_sent_without_an_index
     joined = join_feedback(engine, window_filter(engine, "b", parse_window("10000")))
     assert joined["label"] == [*labels, "Yes", "No", "No", "No", "Yes"]
     # ... each next to its own record's prediction (oldest first, then in logged order)
-    frames = [big, trained.test.iloc[:3], trained.test.iloc[[3, 5]]]
-    expected = np.vstack([trained.model.predict_proba(f[trained.features]) for f in frames])
+    frames = [big, holdout_run.test.iloc[:3], holdout_run.test.iloc[[3, 5]]]
+    expected = np.vstack([holdout_run.model.predict_proba(f[holdout_run.features]) for f in frames])
     np.testing.assert_allclose(np.array(joined["proba"]), expected, atol=1e-12)

@@ -18,12 +18,12 @@ from mlwright.store import events, feedback, open_database, predictions
 
 
 @pytest.fixture(scope="module")
-def drifted_log(trained, tmp_path_factory):
+def drifted_log(holdout_run, tmp_path_factory):
     """800 shifted test rows, labelled, plus 100 rejected records: every alert fires."""
     url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'log.db'}"
     engine = open_database(url)
-    rows = shifted(trained.test.iloc[:800].reset_index(drop=True))
-    ids = log_rows(engine, trained, rows, batch=4)
+    rows = shifted(holdout_run.test.iloc[:800].reset_index(drop=True))
+    ids = log_rows(engine, holdout_run, rows, batch=4)
     with engine.begin() as conn:
         conn.execute(feedback.insert(), [
             {"request_id": rid, "row": row, "key": None, "ts": 1.8e9,
@@ -39,11 +39,11 @@ def drifted_log(trained, tmp_path_factory):
     return url
 
 
-def test_alerts_go_to_the_events_table_and_the_webhook(trained, drifted_log):
+def test_alerts_go_to_the_events_table_and_the_webhook(holdout_run, drifted_log):
     config = MonitorConfig(min_performance=0.99, max_error_rate=0.05)
     with Receiver() as hook:
         config.webhook = hook.url
-        report = run_monitor(drifted_log, "telco", reference=trained.folder, window=900,
+        report = run_monitor(drifted_log, "telco", reference=holdout_run.folder, window=900,
                              config=config)
     kinds = {a.kind for a in report.alerts}
     assert {"feature_drift", "prediction_drift", "error_rate", "performance"} <= kinds
@@ -57,10 +57,10 @@ def test_alerts_go_to_the_events_table_and_the_webhook(trained, drifted_log):
     assert all(e["source"] == "monitor" for e in stored)
 
 
-def test_a_failing_webhook_is_logged_not_raised(trained, drifted_log, caplog):
+def test_a_failing_webhook_is_logged_not_raised(holdout_run, drifted_log, caplog):
     with Receiver(status=500) as hook:
         assert post_webhook(hook.url, {"x": 1}) is False
-        report = run_monitor(drifted_log, "telco", reference=trained.folder, window=900,
+        report = run_monitor(drifted_log, "telco", reference=holdout_run.folder, window=900,
                              config=MonitorConfig(webhook=hook.url))
     assert report.alerts and len(hook.received) == 1 + len(report.alerts)
     assert "monitor webhook" in caplog.text
@@ -68,8 +68,8 @@ def test_a_failing_webhook_is_logged_not_raised(trained, drifted_log, caplog):
     assert post_webhook("http://127.0.0.1:9/none", {"x": 1}) is False
 
 
-def test_report_renders_in_chromium_without_console_errors(trained, drifted_log, tmp_path):
-    report = run_monitor(drifted_log, "telco", reference=trained.folder, window=900,
+def test_report_renders_in_chromium_without_console_errors(holdout_run, drifted_log, tmp_path):
+    report = run_monitor(drifted_log, "telco", reference=holdout_run.folder, window=900,
                          alerts=False)
     path = report.write_html(tmp_path / "monitor.html")
     errors, page = render(path)
@@ -83,13 +83,13 @@ def test_report_renders_in_chromium_without_console_errors(trained, drifted_log,
     assert "Performance from feedback" in text and "roc_auc" in text
 
 
-def test_monitor_endpoint_and_gauges(trained, drifted_log):
+def test_monitor_endpoint_and_gauges(holdout_run, drifted_log):
     from fastapi import FastAPI
     from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry()  # as the server's /metrics has its own
     app = FastAPI()
-    app.include_router(monitor_router(drifted_log, "telco", trained.folder,
+    app.include_router(monitor_router(drifted_log, "telco", holdout_run.folder,
                                       registry=registry))
     with Live(app) as live:
         ok = httpx.get(f"{live.url}/v1/monitor", params={"window": "900"}, timeout=60)
@@ -107,7 +107,7 @@ def test_monitor_endpoint_and_gauges(trained, drifted_log):
     assert "mlwright_drift_share" in metrics
 
 
-def test_end_to_end_through_the_real_server(trained, tmp_path):
+def test_end_to_end_through_the_real_server(holdout_run, tmp_path):
     """Test rows POSTed to the real server, labels to /v1/feedback, then GET /v1/monitor."""
     from mlwright.loop.service import SERVER_EXTENSIONS
     from mlwright.serve.app import create_app
@@ -115,14 +115,14 @@ def test_end_to_end_through_the_real_server(trained, tmp_path):
     url = f"sqlite:///{tmp_path / 'log.db'}"
     # Mounted as `mlwright serve` mounts it: an extension of the server, reference = the
     # answering champion's run folder, gauges on the server's own /metrics.
-    app = create_app(trained.folder, database_url=url, host="127.0.0.1",
+    app = create_app(holdout_run.folder, database_url=url, host="127.0.0.1",
                      extensions=SERVER_EXTENSIONS)
-    rows = trained.test.iloc[:400].reset_index(drop=True)
+    rows = holdout_run.test.iloc[:400].reset_index(drop=True)
     sent = []
     with Live(app) as live, httpx.Client(base_url=live.url, timeout=60) as client:
         for start in range(0, len(rows), 50):
             part = rows.iloc[start:start + 50]
-            r = client.post("/v1/predict", json=records_json(part[trained.features]))
+            r = client.post("/v1/predict", json=records_json(part[holdout_run.features]))
             assert r.status_code == 200
             sent.append((r.json()["request_id"], part))
         labels = [{"request_id": rid, "row": i, "label": y}
@@ -149,6 +149,6 @@ def test_end_to_end_through_the_real_server(trained, tmp_path):
     from mlwright.search.metrics import get_metric
 
     y = (rows["churn"] == "Yes").to_numpy().astype(int)
-    offline = get_metric(trained.metric, Task.BINARY).score(
-        y, trained.model.predict_proba(rows[trained.features]))
+    offline = get_metric(holdout_run.metric, Task.BINARY).score(
+        y, holdout_run.model.predict_proba(rows[holdout_run.features]))
     assert perf["value"] == pytest.approx(offline, abs=1e-9)

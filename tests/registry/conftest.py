@@ -25,8 +25,8 @@ def telco_small() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def trained(telco_small: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory):
-    """(TrainResult, run folder, pickled result path) of a 3-trial search."""
+def small_run(telco_small: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory):
+    """(TrainResult, run folder, pickled result path) of a 3-trial search on 600 rows."""
     import joblib
 
     result = mw.train(telco_small, "churn", time_budget=60, n_trials=3,

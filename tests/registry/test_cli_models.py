@@ -21,8 +21,8 @@ def invoke(*args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def cli_store(trained, tmp_path_factory) -> tuple[Path, Path]:
-    _, folder, _ = trained
+def cli_store(small_run, tmp_path_factory) -> tuple[Path, Path]:
+    _, folder, _ = small_run
     root = tmp_path_factory.mktemp("cli")
     store = root / "store"
     csv = folder.parent / "telco.csv"

@@ -15,16 +15,16 @@ from mlwright.registry import Registry
 
 
 @pytest.fixture(scope="module")
-def registered(trained, tmp_path_factory):
-    result, folder, _ = trained
+def registered(small_run, tmp_path_factory):
+    result, folder, _ = small_run
     store = tmp_path_factory.mktemp("pyfunc-store")
     reg = Registry(sqlite_uri(store))
     reg.register(result, folder, name="churn")
     return reg
 
 
-def test_pyfunc_loads_and_predicts_in_a_fresh_process(registered, trained) -> None:
-    result, folder, _ = trained
+def test_pyfunc_loads_and_predicts_in_a_fresh_process(registered, small_run) -> None:
+    result, folder, _ = small_run
     csv = folder.parent / "telco.csv"
     out = fresh_predict(registered.tracking_uri, "models:/churn@champion", csv)
     import pandas as pd
@@ -38,7 +38,7 @@ def test_pyfunc_loads_and_predicts_in_a_fresh_process(registered, trained) -> No
     assert out["example"] is True
 
 
-def test_pyfunc_refuses_a_tampered_pickle(registered, trained) -> None:
+def test_pyfunc_refuses_a_tampered_pickle(registered, small_run) -> None:
     info = registered.show("churn/1")
     stored = Path(info.source.removeprefix("file://")) / "artifacts" / "run" / "model.joblib"
     original = stored.read_bytes()

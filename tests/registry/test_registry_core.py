@@ -25,8 +25,8 @@ def test_parse_ref() -> None:
 
 
 @pytest.fixture(scope="module")
-def two_versions(registry: Registry, trained):
-    result, folder, _ = trained
+def two_versions(registry: Registry, small_run):
+    result, folder, _ = small_run
     v1 = registry.register(result, folder, name="churn", config={"train": {"seed": 0}})
     v2 = registry.register(result, folder, name="churn", config={"train": {"seed": 0}})
     return v1, v2
@@ -42,9 +42,9 @@ def test_first_version_champion_then_challenger(two_versions, registry: Registry
     assert resolve_version("churn/2", tracking_uri=registry.tracking_uri) == "2"
 
 
-def test_load_model_predicts_like_the_trained_model(two_versions, registry, trained,
+def test_load_model_predicts_like_the_trained_model(two_versions, registry, small_run,
                                                     telco_small) -> None:
-    result, _, _ = trained
+    result, _, _ = small_run
     loaded = mw.load_model("churn@champion", tracking_uri=registry.tracking_uri)
     assert (loaded.name, loaded.version, loaded.aliases) == ("churn", "1", ["champion"])
     assert loaded.run_id == two_versions[0].run_id
@@ -91,7 +91,7 @@ def test_promote_and_rollback_move_aliases_and_are_audited(two_versions, registr
     assert [a for a, _, _ in actions[:2]] == ["register", "register"]
 
 
-def test_diff_and_delete(two_versions, registry, trained) -> None:
+def test_diff_and_delete(two_versions, registry, small_run) -> None:
     d = registry.diff("churn", "1", "2")
     assert d["same_data"] is True
     assert d["contract"] == {"added": [], "removed": [], "kind_changed": []}
@@ -99,7 +99,7 @@ def test_diff_and_delete(two_versions, registry, trained) -> None:
     champion = registry.resolve("churn")[1]
     with pytest.raises(RegistryError, match="is the champion"):
         registry.delete("churn", champion)
-    result, folder, _ = trained
+    result, folder, _ = small_run
     v3 = registry.register(result, folder, name="churn")
     registry.delete("churn", v3.version, actor="tester", reason="mistake")
     assert v3.version not in [i.version for i in registry.list("churn")]
@@ -108,8 +108,8 @@ def test_diff_and_delete(two_versions, registry, trained) -> None:
         registry.load(f"churn/{v3.version}")
 
 
-def test_tampered_artifact_is_refused(trained, tmp_path: Path) -> None:
-    result, folder, _ = trained
+def test_tampered_artifact_is_refused(small_run, tmp_path: Path) -> None:
+    result, folder, _ = small_run
     reg = Registry(sqlite_uri(tmp_path))
     info = reg.register(result, folder, name="tamper")
     stored = Path(info.source.removeprefix("file://")) / "artifacts" / "run"
@@ -129,8 +129,8 @@ def test_tampered_artifact_is_refused(trained, tmp_path: Path) -> None:
         reg.load("tamper/1")
 
 
-def test_version_without_hashes_is_flagged_and_refused(trained, tmp_path: Path) -> None:
-    result, folder, _ = trained
+def test_version_without_hashes_is_flagged_and_refused(small_run, tmp_path: Path) -> None:
+    result, folder, _ = small_run
     reg = Registry(sqlite_uri(tmp_path))
     reg.register(result, folder, name="partial")
     # A version created outside mlwright (no hashes recorded): listed, flagged, not loaded.
@@ -153,8 +153,8 @@ def test_unknown_model_and_alias_errors(registry, two_versions) -> None:
         registry.show("churn/99")
 
 
-def test_evaluation_json_metrics_with_intervals(trained, tmp_path: Path) -> None:
-    result, folder, _ = trained
+def test_evaluation_json_metrics_with_intervals(small_run, tmp_path: Path) -> None:
+    result, folder, _ = small_run
     run = tmp_path / "run"
     shutil.copytree(folder, run)
     (run / "evaluation.json").write_text(json.dumps(

@@ -38,8 +38,8 @@ print("DONE", info.version, flush=True)
 """
 
 
-def start(uri: str, trained, mark: str = "-", go: str = "-") -> subprocess.Popen:
-    _, folder, pickled = trained
+def start(uri: str, small_run, mark: str = "-", go: str = "-") -> subprocess.Popen:
+    _, folder, pickled = small_run
     return subprocess.Popen([sys.executable, "-c", SCRIPT, uri, str(pickled), str(folder),
                              mark, go], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -65,10 +65,10 @@ def assert_usable(uri: str) -> list[str]:
     return ready
 
 
-def test_two_registrations_at_once(trained, tmp_path: Path) -> None:
+def test_two_registrations_at_once(small_run, tmp_path: Path) -> None:
     uri = sqlite_uri(tmp_path / "store")  # neither process finds a store: both create it
     go = tmp_path / "go"
-    procs = [start(uri, trained, go=str(go)) for _ in range(2)]
+    procs = [start(uri, small_run, go=str(go)) for _ in range(2)]
     for p in procs:
         wait_for(p, "READY")
     go.touch()
@@ -92,12 +92,12 @@ def test_two_registrations_at_once(trained, tmp_path: Path) -> None:
 @pytest.mark.parametrize("mark", ["create_experiment", "log_batch", "log_artifacts",
                                   "create_model_version", "set_registered_model_alias",
                                   "set_terminated"])
-def test_kill_9_while_registering_leaves_no_broken_version(trained, tmp_path: Path,
+def test_kill_9_while_registering_leaves_no_broken_version(small_run, tmp_path: Path,
                                                            mark: str) -> None:
     uri = sqlite_uri(tmp_path / "store")
     if mark != "create_experiment":  # one complete version first, except for a fresh store
-        Registry(uri).register(trained[0], trained[1], name="churn")
-    proc = start(uri, trained, mark=mark)
+        Registry(uri).register(small_run[0], small_run[1], name="churn")
+    proc = start(uri, small_run, mark=mark)
     wait_for(proc, "IN")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
@@ -105,7 +105,7 @@ def test_kill_9_while_registering_leaves_no_broken_version(trained, tmp_path: Pa
     before = assert_usable(uri)
     # The store takes the next training as if nothing happened.
     reg = Registry(uri)
-    info = reg.register(trained[0], trained[1], name="churn")
+    info = reg.register(small_run[0], small_run[1], name="churn")
     assert info.status == "ready"
     after = assert_usable(uri)
     assert info.version in after and set(before) <= set(after)
@@ -117,7 +117,7 @@ def test_kill_9_while_registering_leaves_no_broken_version(trained, tmp_path: Pa
         assert statuses[str(proc.pid)] == "KILLED", statuses
 
 
-def test_kill_9_while_creating_the_store(trained, tmp_path: Path) -> None:
+def test_kill_9_while_creating_the_store(small_run, tmp_path: Path) -> None:
     uri = sqlite_uri(tmp_path / "store")
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}  # no template yet
     proc = subprocess.Popen(
@@ -130,5 +130,5 @@ def test_kill_9_while_creating_the_store(trained, tmp_path: Path) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     # Either no store was published, or a complete one: both work.
-    info = Registry(uri).register(trained[0], trained[1], name="churn")
+    info = Registry(uri).register(small_run[0], small_run[1], name="churn")
     assert info.version == "1" and assert_usable(uri) == ["1"]

@@ -10,10 +10,10 @@ import mlwright as mw
 from mlwright.registry import Registry
 
 
-def test_register_and_load_through_a_tracking_server(mlflow_server, trained) -> None:
+def test_register_and_load_through_a_tracking_server(mlflow_server, small_run) -> None:
     from mlflow import MlflowClient
 
-    result, folder, _ = trained
+    result, folder, _ = small_run
     reg = Registry(mlflow_server, database_url=f"sqlite:///{folder.parent}/audit-srv.db")
     v1 = reg.register(result, folder, name="telco")
     v2 = reg.register(result, folder, name="telco")

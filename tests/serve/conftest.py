@@ -34,9 +34,10 @@ def _train(df: pd.DataFrame, folder: Path, seed: int, families: list[str]) -> An
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory, telco_data: pd.DataFrame
-            ) -> dict[str, Any]:
-    """Two real models (champion-like and challenger-like) saved as run folders."""
+def two_runs(tmp_path_factory: pytest.TempPathFactory, telco_data: pd.DataFrame
+             ) -> dict[str, Any]:
+    """Two real models (champion-like and challenger-like) saved as run folders: "a" on
+    1,000 rows (LightGBM + linear, seed 0), "b" on 800 (linear, seed 1)."""
     root = tmp_path_factory.mktemp("runs")
     first = _train(telco_data.iloc[:1000], root / "a", 0, ["lightgbm", "linear"])
     second = _train(telco_data.iloc[:800], root / "b", 1, ["linear"])
@@ -44,13 +45,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory, telco_data: pd.DataFrame
 
 
 @pytest.fixture(scope="session")
-def run_a(trained: dict[str, Any]) -> Path:
-    return Path(trained["a"][1])
+def run_a(two_runs: dict[str, Any]) -> Path:
+    return Path(two_runs["a"][1])
 
 
 @pytest.fixture(scope="session")
-def run_b(trained: dict[str, Any]) -> Path:
-    return Path(trained["b"][1])
+def run_b(two_runs: dict[str, Any]) -> Path:
+    return Path(two_runs["b"][1])
 
 
 @pytest.fixture

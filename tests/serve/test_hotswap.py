@@ -15,11 +15,11 @@ from mlwright.registry import Registry
 from mlwright.serve import create_app
 
 
-def test_alias_moved_under_load_drops_nothing(trained: dict[str, Any], tmp_path: Path,
+def test_alias_moved_under_load_drops_nothing(two_runs: dict[str, Any], tmp_path: Path,
                                               telco_rows: pd.DataFrame) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     registry = Registry(uri)
-    (result_a, folder_a), (result_b, folder_b) = trained["a"], trained["b"]
+    (result_a, folder_a), (result_b, folder_b) = two_runs["a"], two_runs["b"]
     first = registry.register(result_a, folder_a, name="churn")
     second = registry.register(result_b, folder_b, name="churn")
     assert first.aliases == ["champion"] and second.aliases == ["challenger"]
