@@ -11,10 +11,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from mlwright.loop import request_retrain, run_once, start_retrain
 from mlwright.loop.runner import open_registry
 from mlwright.registry.audit import AuditLog
+
+# slow: retrains in worker processes (about a minute a test).
+pytestmark = pytest.mark.slow
 
 TARGET = "churn"
 

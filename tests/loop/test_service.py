@@ -12,10 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from mlwright.config import ServeConfig, render_config
 from mlwright.loop.runner import open_registry
 from mlwright.registry.audit import AuditLog
+
+# slow: `mlwright run` as a process: it serves, runs passes, stops on SIGTERM.
+pytestmark = pytest.mark.slow
 
 
 def _free_port() -> int:

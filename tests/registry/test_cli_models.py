@@ -11,6 +11,9 @@ from mlwright.cli import app
 from mlwright.exceptions import RegistryError
 from mlwright.registry import Registry
 
+# slow: trains and registers through the CLI.
+pytestmark = pytest.mark.slow
+
 runner = CliRunner()
 
 

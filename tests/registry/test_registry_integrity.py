@@ -15,6 +15,9 @@ from registry_helpers import sqlite_uri
 
 from mlwright.registry import Registry
 
+# slow: registrations in processes killed at each step.
+pytestmark = pytest.mark.slow
+
 # Loads the trained result and registers it. MARK names an MlflowClient method: the script
 # prints a line when that method is entered, so the test can kill it right there.
 SCRIPT = """

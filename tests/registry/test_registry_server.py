@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from registry_helpers import fresh_predict
 
 import mlwright as mw
 from mlwright.registry import Registry
+
+# slow: a real `mlflow server` process.
+pytestmark = pytest.mark.slow
 
 
 def test_register_and_load_through_a_tracking_server(mlflow_server, small_run) -> None:

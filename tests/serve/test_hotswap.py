@@ -9,10 +9,14 @@ from typing import Any
 
 import httpx
 import pandas as pd
+import pytest
 from serve_helpers import LiveServer, records
 
 from mlwright.registry import Registry
 from mlwright.serve import create_app
+
+# slow: the champion alias moved while a live server is under load.
+pytestmark = pytest.mark.slow
 
 
 def test_alias_moved_under_load_drops_nothing(two_runs: dict[str, Any], tmp_path: Path,

@@ -19,6 +19,9 @@ from serve_helpers import LiveServer
 
 from mlwright.serve import create_app
 
+# slow: property-based requests against the served OpenAPI spec.
+pytestmark = pytest.mark.slow
+
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 

@@ -10,7 +10,11 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
+import pytest
 from serve_helpers import records, serve_process
+
+# slow: a server process stopped by SIGTERM.
+pytestmark = pytest.mark.slow
 
 
 def test_sigterm_under_load_loses_no_logged_prediction(run_a: Path, tmp_path: Path,

@@ -11,7 +11,11 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
+import pytest
 from serve_helpers import records, serve_process
+
+# slow: a server process with two uvicorn workers.
+pytestmark = pytest.mark.slow
 
 
 def _predict_count(metrics: str) -> float:
