@@ -13,6 +13,9 @@ from registry_helpers import fresh_predict, sqlite_uri
 
 from mlwright.registry import Registry
 
+# slow: each test loads the model in a fresh Python process.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def registered(small_run, tmp_path_factory):
