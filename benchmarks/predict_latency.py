@@ -32,7 +32,7 @@ import pandas as pd
 import mlwright as mw
 from mlwright.datasets import SUITE, load_suite
 from mlwright.exceptions import MlwrightError
-from mlwright.prep.fast import compile_predictor
+from mlwright.search.predictor import compile_predictor
 
 RESULTS = Path(__file__).resolve().parent / "results" / "predict_latency.json"
 

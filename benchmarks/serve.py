@@ -147,8 +147,8 @@ def in_process(model: Any, records: list[dict[str, Any]], rows: int, requests: i
                seconds: float, how: str) -> dict[str, Any]:
     import pandas as pd
 
-    from mlwright.prep.fast import compile_predictor
-    from mlwright.serve.validation import RecordValidator
+    from mlwright.search.predictor import compile_predictor
+    from mlwright.serve.records import RecordValidator
 
     if how == "compiled":
         predictor = compile_predictor(model.model, model.contract)

@@ -26,9 +26,10 @@ from mlwright.data.contract import learn_contract
 from mlwright.data.kinds import ColumnKind, Task
 from mlwright.datasets import SUITE, load_suite
 from mlwright.prep import build_preprocessor, plan_columns
-from mlwright.prep.fast import RecordColumns, compile_predictor, compile_table
+from mlwright.prep.fast import RecordColumns, compile_table
 from mlwright.search._base import FitContext, get_family
 from mlwright.search.ensemble import Ensemble
+from mlwright.search.predictor import compile_predictor
 
 TOL = 1e-9
 SMALL = {"lightgbm": {"n_estimators": 40}, "xgboost": {"n_estimators": 40},

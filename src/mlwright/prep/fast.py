@@ -15,7 +15,7 @@ cannot reproduce with certainty (an unusual value type, a date string outside th
 forms) raises :class:`FallbackNeeded`, and the caller takes the pandas path instead.
 
 The full record predictor (preprocessing + every ensemble member) is
-:func:`mlwright.search.predictor.compile_predictor`, also importable from here.
+:func:`mlwright.search.predictor.compile_predictor` (search/, a later stage).
 """
 
 from __future__ import annotations
@@ -45,16 +45,6 @@ _SECONDS_PER_DAY = 86_400.0
 
 class FallbackNeeded(Exception):
     """A value the compiled path cannot reproduce exactly; use the pandas path."""
-
-
-def __getattr__(name: str) -> Any:
-    # The record predictor lives with the ensemble (search/, a later stage); re-exported
-    # lazily here so that ``from mlwright.prep.fast import compile_predictor`` works.
-    if name == "compile_predictor":
-        from mlwright.search.predictor import compile_predictor
-
-        return compile_predictor
-    raise AttributeError(name)
 
 
 def _is_missing(v: Any) -> bool:

@@ -1,7 +1,7 @@
 """The FastAPI application: ``create_app(model, ...)`` and ``run_server(...)``.
 
 The hot path (``POST /v1/predict``) reads the raw body, parses it with orjson, checks the
-records with the compiled :class:`~mlwright.serve.validation.RecordValidator`, hands them to
+records with the compiled :class:`~mlwright.serve.records.RecordValidator`, hands them to
 the micro-batcher and answers with orjson bytes: no pydantic model and no pandas per
 request. Schemas for the OpenAPI document come from the contract (``serve/schema.py``).
 """
@@ -40,7 +40,7 @@ from mlwright.serve.runtime import (
     make_predictor,
     resolve,
 )
-from mlwright.serve.validation import Issue, RecordValidator
+from mlwright.serve.records import Issue, RecordValidator
 from mlwright.store import open_database
 
 __all__ = ["LOOPBACK", "ServeContext", "create_app", "run_server"]

@@ -55,7 +55,7 @@ def _pandas_predictor(loaded: Any) -> Predictor:
 def make_predictor(loaded: Any) -> Predictor:
     """The function a batch of validated records goes through (the one place to switch)."""
     try:
-        from mlwright.prep.fast import compile_predictor
+        from mlwright.search.predictor import compile_predictor
     except ImportError:
         return _pandas_predictor(loaded)
     compiled = compile_predictor(loaded.model, loaded.contract)

@@ -5,8 +5,9 @@ millisecond, more than the whole budget of a one-row request. Here each column's
 compiled once into a small function that takes one JSON value and returns the value the
 model gets (or raises), so a record costs a few microseconds per column.
 
-Rules follow the contract (see ``data/contract.py``): wrong types, unparseable dates and
-missing required fields are always errors; a missing value in a column never missing in
+What a value of each type is (booleans, numbers, ISO dates) and the messages come from
+``data/contract/rules.py``, shared with the batch validator. Wrong types, unparseable dates
+and missing required fields are always errors; a missing value in a column never missing in
 training, an unknown category and a number outside the training range follow the column's
 policy (``reject`` an error, ``warn`` a warning, ``impute`` a warning and the training median
 or mode in its place, ``ignore`` nothing).
@@ -17,11 +18,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from operator import itemgetter
 from typing import Any
 
-from mlwright.data.contract import ColumnSpec, Contract, LogicalType, Policy
+from mlwright.data.contract import ColumnSpec, Contract, LogicalType, Policy, rules
 
 __all__ = ["Issue", "RecordError", "RecordValidator"]
 
@@ -53,11 +54,6 @@ class RecordError(Exception):
         self.message = message
 
 
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _listing(values: list[Any]) -> str:
     shown = ", ".join(repr(v) for v in values[:_MAX_SHOWN])
     return shown + (f" and {len(values) - _MAX_SHOWN} more" if len(values) > _MAX_SHOWN else "")
@@ -83,50 +79,26 @@ def _fill_value(spec: ColumnSpec) -> Any:
 
 
 def _parse_datetime(text: str) -> datetime | None:
-    try:
-        return _utc(datetime.fromisoformat(text.strip()))
-    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00+05:00 in UTC
-        return None
+    return rules.to_datetime(text)
 
-
-def _utc(stamp: datetime) -> datetime:
-    # Naive values are taken to be UTC, as in the contract.
-    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
-
-
-_TRUE = {"true", "1", "1.0", "yes"}
-_FALSE = {"false", "0", "0.0", "no"}
 
 # A converter returns the canonical value or raises RecordError (always an error: types).
 Converter = Callable[[Any], Any]
 
 
 def _to_number(value: Any) -> float | int:
-    if isinstance(value, str):
-        # Numbers written as text pass, as in data.contract.validate (CSV uploads need it).
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise RecordError("type", f"expected a number, got {_show(value)}.") from None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RecordError("type", f"expected a number, got {_show(value)}.")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise RecordError("type", f"expected a finite number, got {_show(value)}.")
-    return value
+    # Numbers written as text pass, as in the batch validator (CSV uploads need it).
+    number = rules.to_number(value)
+    if number is None:
+        raise RecordError("type", rules.message("not_number", value))
+    return number
 
 
 def _to_boolean(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        token = value.strip().lower()
-        if token in _TRUE:
-            return True
-        if token in _FALSE:
-            return False
-    raise RecordError("type", f"expected a boolean (true/false), got {_show(value)}.")
+    flag = rules.to_boolean(value)
+    if flag is None:
+        raise RecordError("type", rules.message("not_boolean", value))
+    return flag
 
 
 def _to_string(value: Any) -> str:
@@ -134,26 +106,16 @@ def _to_string(value: Any) -> str:
         return value
     if isinstance(value, bool | int | float):
         return str(value)
-    raise RecordError("type", f"expected a string, got {_show(value)}.")
+    raise RecordError("type", rules.message("not_string", value))
 
 
 def _to_datetime(value: Any) -> datetime:
-    if isinstance(value, datetime):  # pandas Timestamps too: Parquet uploads keep their type
-        try:
-            return _utc(value.to_pydatetime() if hasattr(value, "to_pydatetime") else value)
-        except OverflowError:
-            raise RecordError("unparseable_datetime", f"{_show(value)} is out of the range "
-                              f"of dates that can be expressed in UTC.") from None
-    if isinstance(value, date):  # a Parquet date column
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    if not isinstance(value, str):
-        raise RecordError("type", f"expected an ISO 8601 date/time string, got {_show(value)}.")
-    stamp = _parse_datetime(value)
-    if stamp is None:
-        raise RecordError("unparseable_datetime",
-                          f"could not read {_show(value)} as a date/time; expected ISO 8601 "
-                          f"such as '2016-11-08T14:30:00Z', within years 1-9999 in UTC.")
-    return stamp
+    stamp = rules.to_datetime(value)
+    if stamp is not None:
+        return stamp
+    if not isinstance(value, str | date):
+        raise RecordError("type", rules.message("not_datetime", value))
+    raise RecordError("unparseable_datetime", rules.message("unparseable_datetime", value))
 
 
 _CONVERTERS: dict[LogicalType, Converter] = {
@@ -271,29 +233,28 @@ class _Column:
 
     def check(self, value: Any, index: int, warnings: list[Issue]) -> Any:
         """The value the model gets for this field of record ``index``, or RecordError."""
-        if value is _MISSING or value is None:
+        if value is _MISSING or value is None or (isinstance(value, float) and value != value):
             if value is _MISSING and self.required:
                 raise RecordError("missing_field",
-                                  f"required field is missing (type {self.dtype.value}).")
+                                  rules.message("missing_field", dtype=self.dtype.value))
             if self.nullable or value is _MISSING:
                 return None
             return self._policy(self.on_missing, "missing_value", index, warnings,
-                                "missing value, but the column was never missing in training",
-                                None)
+                                rules.message("missing_value").rstrip("."), None)
         converted = self.convert(value)
         if self.dtype is LogicalType.INTEGER and isinstance(converted, float) \
-                and not converted.is_integer():
+                and math.isfinite(converted) and not converted.is_integer():
             warnings.append(Issue(index, self.name, "not_integer", "warning",
-                                  f"expected a whole number, got {_show(value)}."))
+                                  rules.message("not_integer", value)))
         if self.allowed is not None and converted not in self.allowed:
             converted = self._policy(
                 self.on_unknown, "unknown_category", index, warnings,
-                f"{_show(value)} is not a known category; expected {self.unknown_text}",
+                f"{rules.show(value)} is not a known category; expected {self.unknown_text}",
                 converted)
         if self.lo is not None and (converted < self.lo or converted > self.hi):
             converted = self._policy(
                 self.on_range, "out_of_range", index, warnings,
-                f"{_show(value)} is outside the training range {self.range_text}", converted)
+                f"{rules.show(value)} is outside the training range {self.range_text}", converted)
         return converted
 
     def _policy(self, policy: Policy | None, rule: str, index: int, warnings: list[Issue],

@@ -10,7 +10,7 @@ import pytest
 from serve_helpers import records
 
 from mlwright.data.contract import Contract, learn_contract, validate
-from mlwright.serve.validation import RecordValidator
+from mlwright.serve.records import RecordValidator
 
 
 @pytest.fixture(scope="module")

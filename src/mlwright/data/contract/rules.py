@@ -1,0 +1,277 @@
+"""The contract's parsing rules: the one place that says what a value of each type is.
+
+Four paths read values against a contract and must agree on every one of them: the batch
+validator (:mod:`.validate`, pandas), the serving validator (``serve.records``, plain Python
+per record), preprocessing (``prep.table`` and its compiled form ``prep.fast``) and the
+monitor's reference (``monitor.reference.category_key``). Each takes its rules from here: the
+scalar parsers (``to_boolean``, ``to_number``, ``to_datetime``) for one value at a time, and
+the column parsers (``parse_booleans``, ``parse_numbers``, ``parse_datetimes``), which give
+the same answer for every value of a pandas column. ``tests/data/test_contract_paths.py``
+runs one awkward table through all four.
+
+Missing: None, NaN and NaT (a float NaN is how pandas writes a missing number).
+
+Booleans: ``True``/``False``; the numbers 1 and 0 (SQLite and CSVs store booleans so); the
+text tokens below, case-insensitive and stripped of surrounding whitespace. The tokens are
+the union of what the four paths accepted when each had its own set (prep read ``t``/``y``,
+serving read ``yes``; the batch validator neither): a narrower set would refuse, at the
+validator, values that the model's own preprocessing reads, and every token here has one
+obvious meaning. ``1.0``/``0.0`` are how a 0/1 column with a missing value prints. Any other
+value (``2``, ``""``, ``maybe``) is not a boolean.
+
+Numbers: ints and floats (not bools); text in ASCII decimal notation (``42``, ``-1.5``,
+``1e5``, ``.5``) or ``inf``/``infinity`` with an optional sign, stripped, read as a double
+(digits beyond a double's range read as ±inf). ±inf is a number outside every training
+range (the range is that of the finite training values): the column's ``on_out_of_range``
+policy decides, as for any value outside it. Not numbers: ``nan`` written as text, ``""``,
+thousands separators, ``1_000`` and non-ASCII digits (Python's ``float`` reads those two;
+pandas does not, so neither do we).
+
+Date/times: datetime objects, and text in the ISO 8601 forms ``YYYY-MM-DD``, optionally
+followed by ``T`` or a space, ``HH:MM``, optional ``:SS`` with up to 9 fraction digits, and
+an optional zone ``Z``/``±HH``/``±HHMM``/``±HH:MM``. Values are compared in UTC; a value
+without a zone is taken to be UTC. Other spellings (``08/11/2016``: 8 November or 11
+August?) are not dates. Dates must lie within the years 1678-2261, the range of the
+nanosecond timestamps that pandas, the contract statistics and the model's date features use.
+
+Text (string columns): compared exactly as given: no stripping, no case folding, no
+Unicode normalisation (the model's encoders see exactly these strings). Numbers and
+booleans given for text are read as their ``str()``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "EARLIEST",
+    "EXPECTED",
+    "FALSE_TOKENS",
+    "ISO_DATETIME",
+    "LATEST",
+    "MESSAGES",
+    "NUMBER",
+    "TRUE_TOKENS",
+    "expected",
+    "is_missing",
+    "message",
+    "parse_booleans",
+    "parse_datetimes",
+    "parse_numbers",
+    "show",
+    "to_boolean",
+    "to_datetime",
+    "to_number",
+    "to_utc",
+]
+
+TRUE_TOKENS = frozenset({"true", "t", "yes", "y", "1", "1.0"})
+FALSE_TOKENS = frozenset({"false", "f", "no", "n", "0", "0.0"})
+
+#: A number written as text (already stripped); ASCII digits only.
+NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|(?i:inf|infinity))",
+                    re.ASCII)
+
+#: The ISO 8601 forms whose meaning is certain both to pandas (its ISO fast path) and to
+#: ``datetime.fromisoformat``: they give the same instant for each.
+ISO_DATETIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}"
+    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?", re.ASCII)
+
+#: Dates are valid from EARLIEST (inclusive) to LATEST (exclusive): whole days inside the
+#: range of nanosecond timestamps (1677-09-21 to 2262-04-11).
+EARLIEST = datetime(1678, 1, 1, tzinfo=UTC)
+LATEST = datetime(2262, 1, 1, tzinfo=UTC)
+
+#: What a value of each logical type must be, as a violation's ``expected`` says.
+EXPECTED = {
+    "boolean": "a boolean (true/false, yes/no, t/f, y/n or 1/0)",
+    "number": "a number",
+    "string": "a string",
+    "datetime": "an ISO 8601 date/time",
+}
+#: The messages of the type-level rules (``{value}``: the value as :func:`show` quotes it).
+MESSAGES = {
+    "not_boolean": "expected a boolean (true/false, yes/no, t/f, y/n or 1/0), got {value}.",
+    "not_number": "expected a number, got {value}.",
+    "date_not_number": "expected a number, got the date/time {value}.",
+    "not_string": "expected a string, got {value}.",
+    "not_datetime": "expected a date/time such as '2016-11-08T14:30:00Z', got {value}.",
+    "unparseable_datetime": "could not read {value} as a date/time; expected ISO 8601 such "
+                            "as '2016-11-08T14:30:00Z', within the years 1678-2261.",
+    "not_integer": "expected a whole number, got {value}.",
+    "missing_value": "missing value, but the column was never missing in training.",
+    "missing_field": "required field is missing (type {dtype}).",
+}
+
+
+def message(key: str, value: Any = None, **fields: Any) -> str:
+    """The text of a violation: ``message("not_number", "abc")``."""
+    return MESSAGES[key].format(value=show(value), **fields)
+
+
+def expected(dtype: str) -> str:
+    """What a value of logical type ``dtype`` must be, as said in a violation."""
+    return EXPECTED[dtype]
+
+
+def show(value: Any) -> str:
+    """A value as a message quotes it: its repr, cut at 80 characters."""
+    text = repr(value.item() if isinstance(value, np.generic) else value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN or NaT."""
+    return value is None or value is pd.NaT or (isinstance(value, float) and value != value)
+
+
+# -- one value at a time (plain Python: the serving path's per-request cost) -------------------
+
+
+def to_boolean(value: Any) -> bool | None:
+    """The boolean ``value`` stands for, or None when it is not one (missing is not)."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | float | np.integer | np.floating):
+        return bool(value) if value in (0, 1) else None
+    if isinstance(value, str):
+        token = value.strip().lower()
+        if token in TRUE_TOKENS:
+            return True
+        if token in FALSE_TOKENS:
+            return False
+    return None
+
+
+def to_number(value: Any) -> int | float | None:
+    """The number ``value`` stands for (ints stay ints, text becomes a float), or None when
+    it is not one. NaN is missing, not a number: check :func:`is_missing` first."""
+    if isinstance(value, bool | np.bool_):
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, np.integer | np.floating):
+        return value.item()
+    if isinstance(value, str):
+        text = value.strip()
+        if NUMBER.fullmatch(text):
+            return float(text)  # beyond a double's range: ±inf
+    return None
+
+
+def to_datetime(value: Any) -> datetime | None:
+    """``value`` as an aware UTC datetime, or None when it is not a date/time of the rules
+    (unparseable text, or outside the years 1678-2261)."""
+    if isinstance(value, datetime):  # pandas Timestamps too: Parquet uploads keep their type
+        stamp = value.to_pydatetime() if hasattr(value, "to_pydatetime") else value
+    elif isinstance(value, date):  # a Parquet date column
+        stamp = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not ISO_DATETIME.fullmatch(text):
+            return None
+        try:
+            stamp = datetime.fromisoformat(text)
+        except ValueError:  # 2016-02-30, 25:00
+            return None
+    else:
+        return None
+    try:
+        stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+05:00 has no UTC datetime
+        return None
+    return stamp if EARLIEST <= stamp < LATEST else None
+
+
+# -- whole columns (pandas: the batch validator and prep) --------------------------------------
+
+
+def _per_distinct(col: pd.Series, parse: Any, missing: Any) -> list[Any]:
+    """``parse`` of each value, computed once per distinct value (columns repeat a lot)."""
+    codes, uniques = pd.factorize(col.astype(object), use_na_sentinel=True)
+    parsed = [parse(v) for v in uniques]
+    parsed.append(missing)  # code -1: missing
+    return [parsed[c] for c in codes]
+
+
+def parse_booleans(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(value, parsed) arrays: each entry's boolean value and whether it is one. Missing
+    entries are not parsed (test them with ``col.isna()``)."""
+    if pd.api.types.is_bool_dtype(col.dtype):
+        present = col.notna().to_numpy()
+        return col.to_numpy(dtype=bool, na_value=False), present
+    if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_complex_dtype(
+            col.dtype):
+        numbers = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        return numbers == 1.0, np.isin(numbers, (0.0, 1.0))
+    values = _per_distinct(col, to_boolean, None)
+    parsed = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+    return np.fromiter((v is True for v in values), dtype=bool, count=len(values)), parsed
+
+
+def parse_numbers(col: pd.Series) -> np.ndarray:
+    """Float values of a column; NaN where an entry is missing or not a number."""
+    if pd.api.types.is_numeric_dtype(col.dtype) and not (
+            pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_complex_dtype(col.dtype)):
+        return col.to_numpy(dtype=np.float64, na_value=np.nan)
+    if pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_datetime64_any_dtype(
+            col.dtype):
+        return np.full(len(col), np.nan)
+
+    def number(value: Any) -> float:
+        parsed = to_number(value)
+        if parsed is None:
+            return math.nan
+        try:
+            return float(parsed)
+        except OverflowError:  # an int beyond a double's range
+            return math.inf if parsed > 0 else -math.inf
+
+    return np.asarray(_per_distinct(col, number, math.nan), dtype=np.float64)
+
+
+def to_utc(col: pd.Series) -> pd.Series:
+    """A datetime column in UTC at nanosecond resolution (naive values are taken to be UTC)."""
+    if getattr(col.dtype, "tz", None) is None:
+        col = col.dt.tz_localize("UTC")
+    return col.dt.tz_convert("UTC").dt.as_unit("ns")
+
+
+def parse_datetimes(col: pd.Series) -> pd.Series:
+    """A column as ``datetime64[ns, UTC]``; NaT where an entry is missing or not a date/time.
+
+    Text matching :data:`ISO_DATETIME` is parsed by pandas' ISO 8601 parser in C (the same
+    instants ``datetime.fromisoformat`` gives for these forms); other objects (datetimes,
+    dates) go through :func:`to_datetime`.
+    """
+    if pd.api.types.is_datetime64_any_dtype(col.dtype):
+        stamps = to_utc(col.astype(col.dtype))
+        low, high = pd.Timestamp(EARLIEST), pd.Timestamp(LATEST)
+        return stamps.where((stamps >= low) & (stamps < high))
+    index = col.index
+    values = col.astype(object).reset_index(drop=True)
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    is_text = values.map(type).eq(str).to_numpy()
+    if is_text.any():
+        text = values[is_text].str.strip()
+        iso = text.str.fullmatch(ISO_DATETIME).fillna(False).to_numpy(dtype=bool)
+        if iso.any():
+            parsed = pd.to_datetime(text[iso], errors="coerce", utc=True, format="ISO8601")
+            low, high = pd.Timestamp(EARLIEST), pd.Timestamp(LATEST)
+            parsed = parsed.where((parsed >= low) & (parsed < high))
+            out[parsed.index] = parsed.dt.as_unit("ns")
+    others = ~is_text & values.notna().to_numpy()
+    if others.any():
+        stamps = [to_datetime(v) for v in values[others]]
+        out[values.index[others]] = pd.Series(
+            [pd.NaT if s is None else pd.Timestamp(s) for s in stamps],
+            index=values.index[others], dtype="datetime64[ns, UTC]")
+    out.index = index
+    return out
