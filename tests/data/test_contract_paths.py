@@ -7,16 +7,20 @@ column-wise mode), preprocessing (``prep.TablePrep`` on a frame and its compiled
 the table has one expected outcome under the rules of ``data/contract/rules.py``: a parsed
 value, "missing", or "invalid"; every path is checked against it, cell by cell.
 
-Divergences this table found in the code before the rules had one home (kept as cases):
-* serving rejected the booleans ``t``/``f``/``y``/``n`` that prep reads; the batch validator
-  rejected ``yes``/``no`` too;
-* the monitor counted ``t``, ``1.0``, ``y`` as ``false`` (and any unreadable text as false);
-* ``inf`` was a warning in the batch validator and an error when serving;
-* serving read ``1_000`` and non-ASCII digits as numbers, the batch validator did not;
-* the batch validator read ``08/11/2016`` and ``Nov 8, 2016`` as dates (guessing the day
-  and month order), serving did not;
-* a number outside a double's range written as digits was a type error in the batch
-  validator and infinite when serving.
+Divergences this table found in the code before the rules had one home (each kept as a
+case here):
+* booleans: serving rejected ``t``/``f``/``y``/``n``, which prep reads; the batch validator
+  also rejected ``yes``/``no``; the monitor counted ``t``, ``y``, ``1.0`` and any unreadable
+  text (``maybe``, ``""``, ``2``) as ``false``, and the number 2 as ``true``;
+* numbers: ``inf`` (text, or a float from a CSV upload) was a range warning in the batch
+  validator but a type error when serving; serving read ``1_000`` and non-ASCII digits
+  (``\u0663``) as numbers, the batch validator and prep did not, and the monitor counted
+  them as numbers; digits beyond a double's range were a type error when serving;
+* dates: the batch validator and prep read ``08/11/2016`` (as 11 August) and ``Nov 8, 2016``
+  through pandas' format guessing, serving refused them; serving read ``20161108`` and
+  ``2016-11-08t14:30``, the batch validator and prep did not; ``1500-01-01`` was accepted
+  when serving, became missing in prep, and crashed the batch validator
+  (OutOfBoundsDatetime) instead of being reported.
 """
 
 from __future__ import annotations
@@ -52,8 +56,9 @@ def _utc(text: str) -> datetime:
 BOOLEANS: list[tuple[Any, Any]] = [
     ("yes", True), ("no", False), ("t", True), ("f", False), ("1", True), ("0", False),
     ("1.0", True), ("0.0", False), ("TRUE", True), (" False ", False), ("Y", True),
-    ("n", False), ("Yes", True), ("", INVALID), ("maybe", INVALID), ("2", INVALID),
-    ("-1", INVALID), ("nan", INVALID), ("tru", INVALID), (NAN, MISSING),
+    ("n", False), ("Yes", True), (True, True), (0, False), (1.0, True), ("", INVALID),
+    ("maybe", INVALID), ("2", INVALID),
+    ("-1", INVALID), ("nan", INVALID), ("tru", INVALID), (2, INVALID), (NAN, MISSING),
 ]
 NUMBERS: list[tuple[Any, Any]] = [
     ("70.5", 70.5), (" 42 ", 42.0), ("1e5", 1e5), ("-1E-2", -0.01), ("+3.5", 3.5),
@@ -72,10 +77,13 @@ DATES: list[tuple[Any, Any]] = [
     ("2016-11-08T14:30:00+05:30", _utc("2016-11-08T09:00:00+00:00")),
     ("2016-11-08T14:30:00-08:00", _utc("2016-11-08T22:30:00+00:00")),
     ("2016-11-08T14:30:00.250Z", _utc("2016-11-08T14:30:00.250000+00:00")),
+    ("2016-11-08T14:30:00.123456789Z", _utc("2016-11-08T14:30:00.123456+00:00")),
+    ("2016-11-08T14:30:00+0530", _utc("2016-11-08T09:00:00+00:00")),
     (" 2016-11-08 ", _utc("2016-11-08T00:00:00+00:00")),
     ("", INVALID), ("not a date", INVALID), ("2016-02-30", INVALID),
     ("2016-11-08T25:00", INVALID), ("08/11/2016", INVALID), ("Nov 8, 2016", INVALID),
-    ("1e5", INVALID), (NAN, NA),
+    ("1e5", INVALID), ("2016-11-08t14:30", INVALID), ("20161108", INVALID),
+    ("1500-01-01", INVALID), ("9999-12-31", INVALID), (NAN, NA),
 ]
 CITIES = ["Zürich", "São Paulo", "Kraków", "東京", "Ñuñoa"]
 CATEGORIES: list[tuple[Any, Any]] = [
@@ -200,7 +208,9 @@ def test_prep(train: pd.DataFrame, contract: Contract, base: list[dict[str, Any]
     known = set(CITIES)
     want = []
     for e in expected:
-        if column == "city":
+        if isinstance(e, datetime):
+            e = e.replace(microsecond=0)  # date features keep whole seconds
+        elif column == "city":
             e = e if e in known else "unknown"
         elif column == "paperless_billing" and e in (True, False):
             e = float(e)
@@ -229,6 +239,19 @@ def test_monitor_reference(contract: Contract, column: str) -> None:
     _agree([c for c, _ in present], got, want)
     if dtype is LogicalType.BOOLEAN:
         assert {category_key(v, dtype) for v in (True, 1, 1.0, "true")} == {"true"}
+
+
+def test_booleans_are_not_numbers(contract: Contract, base: list[dict[str, Any]]) -> None:
+    """A bool column where a number belongs is a type error for both validators (the batch
+    validator read a bool-typed column as 1/0, but refused the same values as text)."""
+    frame = pd.DataFrame(base[:3])
+    frame["tenure"] = [True, False, True]
+    errors = validate(frame, contract).errors
+    assert {(e.row, e.column, e.rule) for e in errors} == {(i, "tenure", "type")
+                                                           for i in range(3)}
+    _, _, issues = RecordValidator(contract).validate(frame.to_dict("records"))
+    assert {(e.record, e.field, e.rule) for e in issues} == {(i, "tenure", "type")
+                                                             for i in range(3)}
 
 
 def _same(a: Any, b: Any, close: bool) -> bool:

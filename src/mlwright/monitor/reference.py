@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlwright.data.contract import ColumnSpec, Contract, LogicalType
+from mlwright.data.contract import ColumnSpec, Contract, LogicalType, rules
 from mlwright.data.kinds import ColumnKind
 from mlwright.exceptions import MonitorError
 from mlwright.monitor._base import ColumnReference
@@ -34,21 +34,24 @@ _CATEGORICAL_KINDS = (ColumnKind.BOOLEAN, ColumnKind.CATEGORICAL, ColumnKind.HIG
 
 
 def category_key(value: Any, dtype: LogicalType | str) -> str:
-    """One spelling per value, whatever storage or JSON made of it (1, 1.0, True -> same)."""
+    """One spelling per value, whatever storage or JSON made of it (1, 1.0, True, "t" ->
+    "true" in a boolean column), read by the contract's rules; a value that is not one of
+    the column's type keeps its own text, so it counts as an unseen category."""
     if dtype == LogicalType.BOOLEAN:
-        if isinstance(value, str):
-            return "true" if value.strip().lower() in ("true", "1", "yes") else "false"
-        return "true" if bool(value) else "false"
-    if dtype == LogicalType.INTEGER:
-        try:
-            return str(int(value))
-        except (TypeError, ValueError):
+        flag = rules.to_boolean(value)
+        return str(value) if flag is None else ("true" if flag else "false")
+    if dtype == LogicalType.INTEGER or dtype == LogicalType.FLOAT:
+        number = rules.to_number(value)
+        if number is None:
             return str(value)
-    if dtype == LogicalType.FLOAT:
-        try:
-            return repr(float(value))
-        except (TypeError, ValueError):
-            return str(value)
+        if dtype == LogicalType.FLOAT:
+            try:
+                return repr(float(number))
+            except OverflowError:  # an int beyond a double's range
+                return str(number)
+        if isinstance(number, int):
+            return str(number)
+        return str(int(number)) if number.is_integer() else repr(number)
     return value if isinstance(value, str) else str(value)
 
 

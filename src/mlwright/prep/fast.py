@@ -22,22 +22,17 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import re
 from collections import Counter
 from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
+from mlwright.data.contract.rules import to_boolean, to_datetime
+
 __all__ = ["CompiledTable", "FallbackNeeded", "RecordColumns", "compile_table"]
 
-_TRUE = frozenset({"true", "yes", "y", "t", "1", "1.0"})
-_FALSE = frozenset({"false", "no", "n", "f", "0", "0.0"})
 _INT64 = (-(2**63), 2**63 - 1)
-# The ISO forms whose meaning is certain in both pandas (its ISO fast path) and
-# datetime.fromisoformat; anything else is left to pandas.
-_ISO = re.compile(r"\d{4}-\d{2}-\d{2}"
-                  r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})?)?")
 _EPOCH = _dt.datetime(1970, 1, 1)
 _UTC = _dt.UTC
 _SECONDS_PER_DAY = 86_400.0
@@ -188,12 +183,10 @@ def _datetimes(values: list[Any], col: str) -> np.ndarray:
         if _is_missing(v):
             out[i] = nat
         elif t is str:
-            if not _ISO.fullmatch(v):
-                raise FallbackNeeded(f"{col}: date string {v!r} is not strict ISO 8601")
-            try:
-                out[i] = _ns(_dt.datetime.fromisoformat(v))
-            except ValueError as exc:  # e.g. 2021-02-30: pandas decides (NaT)
-                raise FallbackNeeded(str(exc)) from None
+            # The contract's date rule, as the pandas path applies it: not a date -> NaT.
+            # (Its ISO forms mean the same instant to pandas, to the second features use.)
+            stamp = to_datetime(v)
+            out[i] = nat if stamp is None else _ns(stamp)
         elif t is _dt.datetime:
             if v.tzinfo is None:
                 naive = True
@@ -459,8 +452,8 @@ def _bool(v: str | None, positive: str | None) -> float:
         return np.nan
     if positive is not None:
         return 1.0 if v == positive else 0.0
-    low = v.strip().lower()
-    return 1.0 if low in _TRUE else (0.0 if low in _FALSE else np.nan)
+    flag = to_boolean(v)
+    return np.nan if flag is None else float(flag)
 
 
 def compile_table(prep: Any) -> CompiledTable:

@@ -17,14 +17,13 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from mlwright.data.contract.rules import parse_numbers, to_boolean
 from mlwright.prep.plan import PrepPlan
 from mlwright.prep.text import TextScores, as_text, make_tfidf
 from mlwright.prep.transformers import DatetimeFeatures
 
 __all__ = ["TablePrep"]
 
-_TRUE = frozenset({"true", "yes", "y", "t", "1", "1.0"})
-_FALSE = frozenset({"false", "no", "n", "f", "0", "0.0"})
 _TARGET_TYPE = {"binary": "binary", "multiclass": "multiclass", "regression": "continuous"}
 
 
@@ -58,9 +57,8 @@ def _number_block(X: pd.DataFrame, cols: list[str]) -> np.ndarray:
 
 
 def _numbers(col: pd.Series) -> np.ndarray:
-    if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
-        return col.to_numpy(dtype=np.float64, na_value=np.nan)
-    return pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    # The contract's number rules (text such as "1e5" or "inf" is read, "1_000" is not).
+    return parse_numbers(col, bools_as_numbers=True)
 
 
 class TablePrep(TransformerMixin, BaseEstimator):
@@ -159,9 +157,10 @@ class TablePrep(TransformerMixin, BaseEstimator):
         for c in plan.boolean:
             labels = _labels(X[c])
             distinct = sorted({v for v in labels if v is not None})
-            lowered = {v.strip().lower() for v in distinct}
-            positive = None if lowered <= (_TRUE | _FALSE) else (distinct[-1] if distinct
-                                                                  else None)
+            # True/false tokens (the contract's rules) encode by meaning; any other pair
+            # of labels by order.
+            tokens = all(to_boolean(v) is not None for v in distinct)
+            positive = None if tokens else (distinct[-1] if distinct else None)
             self.bool_[c] = (positive, 0.0)
             encoded = self._bool(labels, positive)
             fill = float(np.nanmean(encoded) >= 0.5) if np.isfinite(encoded).any() else 0.0
@@ -246,8 +245,8 @@ class TablePrep(TransformerMixin, BaseEstimator):
             if positive is not None:
                 out[i] = 1.0 if v == positive else 0.0
             else:
-                low = v.strip().lower()
-                out[i] = 1.0 if low in _TRUE else (0.0 if low in _FALSE else np.nan)
+                flag = to_boolean(v)
+                out[i] = np.nan if flag is None else float(flag)
         return out
 
     # ---- transforming ------------------------------------------------------------------------

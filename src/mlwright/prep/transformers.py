@@ -11,6 +11,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from mlwright.data.contract.rules import parse_datetimes
+
 __all__ = ["DatetimeFeatures"]
 
 _SECONDS_PER_DAY = 86_400.0
@@ -22,8 +24,9 @@ def _as_frame(X: object) -> pd.DataFrame:
 
 def _to_datetime(col: pd.Series) -> pd.Series:
     if not pd.api.types.is_datetime64_any_dtype(col.dtype):
-        # Requests and CSVs carry dates as text; unparseable values become missing.
-        col = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
+        # Requests and CSVs carry dates as text: read by the contract's date rule (ISO 8601,
+        # naive = UTC); what is not a date becomes missing.
+        col = parse_datetimes(col)
     if getattr(col.dtype, "tz", None) is not None:
         col = col.dt.tz_convert("UTC").dt.tz_localize(None)
     return col

@@ -216,8 +216,14 @@ def parse_booleans(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return np.fromiter((v is True for v in values), dtype=bool, count=len(values)), parsed
 
 
-def parse_numbers(col: pd.Series) -> np.ndarray:
-    """Float values of a column; NaN where an entry is missing or not a number."""
+def parse_numbers(col: pd.Series, *, bools_as_numbers: bool = False) -> np.ndarray:
+    """Float values of a column; NaN where an entry is missing or not a number.
+
+    ``bools_as_numbers``: read True/False as 1/0. Prep does (a model reads what it is given;
+    the validators have refused booleans in number columns before it sees them).
+    """
+    if pd.api.types.is_bool_dtype(col.dtype) and bools_as_numbers:
+        return col.to_numpy(dtype=np.float64, na_value=np.nan)
     if pd.api.types.is_numeric_dtype(col.dtype) and not (
             pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_complex_dtype(col.dtype)):
         return col.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -226,6 +232,8 @@ def parse_numbers(col: pd.Series) -> np.ndarray:
         return np.full(len(col), np.nan)
 
     def number(value: Any) -> float:
+        if bools_as_numbers and isinstance(value, bool | np.bool_):
+            return float(value)
         parsed = to_number(value)
         if parsed is None:
             return math.nan
