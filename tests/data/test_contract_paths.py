@@ -268,3 +268,26 @@ def _agree(cells: Any, got: list[Any], want: list[Any], close: bool = False) -> 
     wrong = [(c, g, w) for c, g, w in zip(cells, got, want, strict=True)
              if not _same(g, w, close)]
     assert not wrong, "cell, got, expected:\n" + "\n".join(map(repr, wrong))
+
+
+def test_the_fast_scalar_tests_are_the_documented_patterns() -> None:
+    """``to_number``/``to_datetime`` test text without a regex (per-request cost); they must
+    accept exactly what ``NUMBER``/``ISO_DATETIME`` describe."""
+    from mlwright.data.contract import rules
+
+    numbers = [c for c, _ in NUMBERS if isinstance(c, str)] + [
+        "1", "-0", "+.5e-3", "1e", "e5", "--1", "+inf", "-Infinity", "iNf", "+nan", "1_0",
+        "\uff11", "1.5.2", "0b1", "1e5000", "  7  ", "\u00a01"]
+    for text in numbers:
+        assert (rules.to_number(text) is not None) == bool(
+            rules.NUMBER.fullmatch(text.strip())), text
+    dates = [c for c, _ in DATES if isinstance(c, str)] + [
+        "2016-11-08T14:30:00+05", "2016-11-08T14:30:00.1234567890Z", "2016-11-08T14:30:00,5",
+        "2016-11-08T14:30:00+05:30:00", "2016-W45-2", "2016-313", "2016-11-08x14:30",
+        "2016-11-08T1430", "2016-11-08Z", "\uff12016-11-08"]
+    for text in dates:
+        stamp = rules.to_datetime(text)
+        shaped = bool(rules.ISO_DATETIME.fullmatch(text.strip()))
+        assert stamp is None or shaped, text
+        if shaped and text.strip()[:4] not in ("1500", "9999"):
+            assert stamp is not None or text.strip() in ("2016-02-30", "2016-11-08T25:00"), text

@@ -204,7 +204,7 @@ def _check_numbers(col: pd.Series, present: np.ndarray, spec: ColumnSpec,
 def _check_booleans(col: pd.Series, present: np.ndarray, spec: ColumnSpec,
                     out: _Collector) -> None:
     values, parsed = rules.parse_booleans(col)
-    parsed &= present
+    parsed = parsed & present
     out.rows(col, present & ~parsed, "type", Policy.REJECT, rules.expected("boolean"),
              rules.MESSAGES["not_boolean"])
     if spec.categories is not None:
