@@ -116,13 +116,13 @@ def _column_reference(spec: ColumnSpec, sample: pd.Series | None) -> ColumnRefer
         num = st.numeric
         values = None
         if sample is not None:
-            v = pd.to_numeric(sample, errors="coerce").to_numpy(dtype=np.float64)
-            values = np.sort(v[np.isfinite(v)])
+            parsed = rules.parse_numbers(sample)
+            values = np.sort(parsed[np.isfinite(parsed)])
         if st.n_unique <= MAX_NUMERIC_AS_CATEGORY and values is not None:
-            keys, counts = np.unique(values, return_counts=True)
+            keys, n_per_key = np.unique(values, return_counts=True)
             return ColumnReference(
                 spec.name, "categorical", int(values.size), missing_rate,
-                counts={category_key(k, spec.dtype): int(n) for k, n in zip(keys, counts,
+                counts={category_key(k, spec.dtype): int(n) for k, n in zip(keys, n_per_key,
                                                                               strict=True)},
                 closed=True)
         return ColumnReference(

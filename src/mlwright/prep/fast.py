@@ -349,8 +349,8 @@ class CompiledTable:
         self.numeric = list(plan.numeric)
         self.num_stats = {k: np.asarray(v) for k, v in prep.num_stats_.items()}
         self.booleans = list(prep.bool_.items())
-        self.onehot = [(c, dict(lookup), lookup["__infrequent__"])
-                       for c, lookup in prep.onehot_.items()]
+        onehot = [(c, dict(lookup), lookup["__infrequent__"])
+                  for c, lookup in prep.onehot_.items()]
         self.target_enc = [(c, dict(lookup), prior)
                            for c, (lookup, prior) in prep.target_enc_.items()]
         if self.target_enc:
@@ -367,14 +367,14 @@ class CompiledTable:
                 if type(vec) is not TextScores:
                     raise TypeError(f"text step {type(vec).__name__}")
                 self.text.append((c, _TextScores(vec)))
-        self.ordinal_get = [(c, lookup.get) for c, lookup in self.ordinal]
+        self.ordinal_get: list[tuple[str, Any]] = [(c, lookup.get) for c, lookup in self.ordinal]
         indicator = self.num_stats.get("indicator")
         self.indicator = indicator if indicator is not None and indicator.any() else None
         self.bool_fill = np.array([fill for _, (_, fill) in self.booleans])
-        offsets = np.cumsum([0, *(len(lookup) for _, lookup, _ in self.onehot)])
+        offsets = np.cumsum([0, *(len(lookup) for _, lookup, _ in onehot)])
         self.onehot_width = int(offsets[-1])
         self.onehot = [(c, lookup, infrequent, int(off)) for (c, lookup, infrequent), off
-                       in zip(self.onehot, offsets[:-1], strict=True)]
+                       in zip(onehot, offsets[:-1], strict=True)]
         self.columns = list(plan.used)
         self.width = len(prep.feature_names_out_)
 
@@ -407,7 +407,8 @@ class CompiledTable:
             dense.append(encoded)
         if self.onehot:
             block = np.zeros((n, self.onehot_width))
-            rows, hot = [], []
+            rows: list[int] = []
+            hot: list[int] = []
             for c, lookup, infrequent, offset in self.onehot:
                 get = lookup.get
                 hot += [offset + get("__missing__" if v is None else v, infrequent)

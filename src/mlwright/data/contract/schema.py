@@ -46,8 +46,8 @@ __all__ = [
     "TextStats",
 ]
 
-FORMAT = "mlwright.contract"
-VERSION = 1
+FORMAT: Literal["mlwright.contract"] = "mlwright.contract"
+VERSION: Literal[1] = 1
 
 Scalar = bool | int | float | str
 
