@@ -30,6 +30,7 @@ from mlwright.serve import schema as _schema
 from mlwright.serve.keys import active_hashes, hash_key
 from mlwright.serve.logwriter import FeedbackEntry, LogWriter, PredictionEntry
 from mlwright.serve.metrics import MULTIPROC_ENV, ServerMetrics, exposition, worker_exited
+from mlwright.serve.records import Issue, RecordValidator
 from mlwright.serve.runtime import (
     Active,
     MicroBatcher,
@@ -40,7 +41,6 @@ from mlwright.serve.runtime import (
     make_predictor,
     resolve,
 )
-from mlwright.serve.records import Issue, RecordValidator
 from mlwright.store import open_database
 
 __all__ = ["LOOPBACK", "ServeContext", "create_app", "run_server"]
