@@ -29,7 +29,7 @@ _LAZY = {
     "fingerprint": "mlwright.data.fingerprint",
     "load_config": "mlwright.config",
     "train": "mlwright.api",
-    "TrainResult": "mlwright.api",
+    "TrainResult": "mlwright.run",
     "AutoClassifier": "mlwright.search.estimators",
     "AutoRegressor": "mlwright.search.estimators",
     "evaluate": "mlwright.evaluate.report",
@@ -42,7 +42,7 @@ _LAZY = {
 __all__ = ["MlwrightError", "__version__", *_LAZY]
 
 if TYPE_CHECKING:
-    from mlwright.api import TrainResult, train
+    from mlwright.api import train
     from mlwright.config import load_config
     from mlwright.data.contract import Contract, learn_contract, validate
     from mlwright.data.fingerprint import fingerprint
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from mlwright.evaluate.explain import explain, global_explanation
     from mlwright.evaluate.report import Evaluation, evaluate
     from mlwright.registry.core import load_model
+    from mlwright.run import TrainResult
     from mlwright.search.estimators import AutoClassifier, AutoRegressor
 
 

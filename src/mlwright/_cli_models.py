@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from mlwright.cli import app, console, err_console
+from mlwright.run import TrainResult
 
 models_app = typer.Typer(
     name="models", no_args_is_help=True,
@@ -64,7 +65,7 @@ def default_name(data: str, table: str | None = None) -> str:
     return Path(data).stem or "project"
 
 
-def register_training(result: Any, folder: Path, *, name: str, store: Path | None,
+def register_training(result: TrainResult, folder: Path, *, name: str, store: Path | None,
                       config: dict[str, Any], sample: Any = None) -> Any:
     """What ``mlwright train`` calls last: log the run and register the version."""
     from mlwright.registry import Registry
@@ -261,8 +262,8 @@ def reproduce(
     tracking_uri: UriOpt = None,
 ) -> None:
     """Retrain a version with its recorded config and seed; say whether the metrics match."""
+    from mlwright.api import reproduce as run
     from mlwright.cli import _load
-    from mlwright.registry.reproduce import reproduce as run
 
     reg = _registry(store, tracking_uri)
     info = reg.show(ref)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from mlwright.cli import app, console
+from mlwright.run import RunFolder, TrainResult
 
 TestOpt = Annotated[str | None, typer.Option(
     "--test", help="A held-out table (file or SQLAlchemy URL) with the target, scored too.")]
@@ -25,7 +26,8 @@ def _fairness_threshold() -> float:
     return EvaluateConfig().fairness_threshold
 
 
-def write_report(result: Any, out: Path, *, data: Any = None, test: str | None = None,
+def write_report(result: TrainResult | Path, out: Path, *, data: Any = None,
+                 test: str | None = None,
                  sensitive: list[str] | None = None) -> dict[str, Path]:
     """Evaluate ``result`` (a TrainResult or a run folder) and write the report files,
     with a status line while it works; prints where they went and how long it took."""
@@ -56,7 +58,8 @@ def write_report(result: Any, out: Path, *, data: Any = None, test: str | None =
             console.print(f"[yellow]Fairness[/]: {r['label']} by {f.column} is "
                           f"{r['value']:.2f} (< {f.threshold:g})")
     # soft_wrap: a long path must stay one piece of text a user can copy.
-    console.print(f"Report: [bold]{paths['report']}[/] (model_card.md, evaluation.json) "
+    console.print(f"Report: [bold]{paths['report']}[/] ({RunFolder.MODEL_CARD}, "
+                  f"{RunFolder.EVALUATION}) "
                   f"in {time.monotonic() - started:.1f} s", soft_wrap=True)
     return paths
 
@@ -67,8 +70,8 @@ def report(
     test: TestOpt = None,
     sensitive: SensitiveOpt = None,
     out: Annotated[Path | None, typer.Option(
-        "--out", "-o", help="Folder for report.html, model_card.md and evaluation.json "
-        "(default: the run folder).")] = None,
+        "--out", "-o", help=f"Folder for {', '.join(RunFolder.REPORT_FILES)} (default: "
+        f"the run folder).")] = None,
 ) -> None:
-    """Rebuild a run's HTML report, model card and evaluation.json from its folder."""
+    """Rebuild a run's HTML report, model card and evaluation JSON from its folder."""
     write_report(run, out or run, test=test, sensitive=sensitive)

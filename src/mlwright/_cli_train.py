@@ -26,6 +26,7 @@ from mlwright.cli import (
     app,
     console,
 )
+from mlwright.run import RunFolder
 
 
 def _board_table(board: Any, metric: str, limit: int = 10) -> Table:
@@ -162,8 +163,8 @@ def train(
         f"Ensemble: {members}\n"
         f"Time: {result.timings['total']:.1f} s of {budget:g} s "
         f"(search {result.timings['search']:.1f}, refit {result.timings['refit']:.1f})\n"
-        f"Saved to [bold]{folder}[/] (model.joblib, leaderboard.csv, oof.parquet, "
-        f"metrics.json, contract.json)")
+        f"Saved to [bold]{folder}[/] ({RunFolder.MODEL}, {RunFolder.LEADERBOARD}, "
+        f"{RunFolder.OOF}, {RunFolder.METRICS}, {RunFolder.CONTRACT})")
     from mlwright._cli_report import write_report
 
     write_report(result, folder, data=df, test=test, sensitive=sensitive)

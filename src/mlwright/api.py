@@ -3,76 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from time import monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from mlwright._logging import get_logger
-from mlwright.data.kinds import ColumnKind, Task
+from mlwright.data.kinds import ColumnKind
 from mlwright.exceptions import ColumnNotFoundError
+from mlwright.run import TrainResult
 
-__all__ = ["TrainResult", "train"]
+if TYPE_CHECKING:
+    from mlwright.registry.reproduce import Reproduction
+
+__all__ = ["reproduce", "train"]
 
 log = get_logger(__name__)
 
 
-@dataclass
-class TrainResult:
-    """What ``train`` returns: the fitted model and the evidence behind it."""
-
-    model: Any
-    target: str
-    task: Task
-    metric: str
-    cv_score: float
-    cv_scores: list[float]
-    leaderboard: pd.DataFrame
-    oof: pd.DataFrame
-    timings: dict[str, float]
-    contract: Any = None
-    search: Any = field(default=None, repr=False)
-    params: dict[str, Any] = field(default_factory=dict)
-    # Up to SAMPLE_ROWS validated training rows (all columns, target included), indexed by
-    # their row in ``oof``: what the report needs to be rebuilt from the run folder.
-    sample: pd.DataFrame | None = field(default=None, repr=False)
-
-    def predict(self, X: Any) -> np.ndarray:
-        return self.model.predict(X)
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        return self.model.predict_proba(X)
-
-    def save(self, folder: str | Path) -> Path:
-        """Write model.joblib, leaderboard.csv, oof.parquet, metrics.json, contract.json and
-        manifest.json (their sha256 hashes) into ``folder``."""
-        import json
-
-        import joblib
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        joblib.dump(self.model, folder / "model.joblib", compress=3)
-        self.leaderboard.to_csv(folder / "leaderboard.csv", index=False)
-        self.oof.to_parquet(folder / "oof.parquet", index=False)
-        if self.sample is not None:
-            _write_sample(self.sample, folder / "sample.parquet")
-        metrics = {"target": self.target, "task": self.task.value, "metric": self.metric,
-                   "cv_score": self.cv_score, "cv_scores": self.cv_scores,
-                   "timings": self.timings, "params": self.params,
-                   "history": [list(h) for h in getattr(self.search, "history", [])]}
-        (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
-        if self.contract is not None and hasattr(self.contract, "save"):
-            self.contract.save(folder / "contract.json")
-        from mlwright.registry.model import write_manifest
-
-        write_manifest(folder)  # last: sha256 of every file, checked before unpickling
-        return folder
-
-
+# Training rows kept in the run folder (sample.parquet) to rebuild the report from it.
 SAMPLE_ROWS = 5000
 
 
@@ -81,16 +31,6 @@ def _training_sample(df: pd.DataFrame, oof: pd.DataFrame, seed: int) -> pd.DataF
     if len(rows) > SAMPLE_ROWS:
         rows = np.sort(np.random.default_rng(seed).choice(rows, SAMPLE_ROWS, replace=False))
     return df.iloc[rows]  # the index keeps each row's position in ``oof``
-
-
-def _write_sample(sample: pd.DataFrame, path: Path) -> None:
-    try:
-        sample.to_parquet(path, index=True)
-    except (TypeError, ValueError, ArithmeticError):  # mixed-type object columns
-        fixed = sample.copy()
-        for col in fixed.select_dtypes(include="object").columns:
-            fixed[col] = fixed[col].map(lambda v: v if v is None or v != v else str(v))
-        fixed.to_parquet(path, index=True)
 
 
 def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | None = None,
@@ -167,4 +107,15 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
                        metric=result.metric.name, cv_score=result.cv_score,
                        cv_scores=result.cv_scores, leaderboard=result.leaderboard(), oof=oof,
                        timings=result.timings, contract=contract, search=result, params=params,
-                       sample=_training_sample(df, oof, seed))
+                       sample=_training_sample(df, oof, seed), history=list(result.history))
+
+
+def reproduce(ref: str, data: Any, *, tracking_uri: str | None = None,
+              tolerance: float = 0.01, time_budget: float | None = None,
+              registry: Any = None) -> Reproduction:
+    """Retrain the registered version ``ref`` on ``data`` with its recorded arguments and
+    seed (:func:`train`), and compare its CV score with the recorded one."""
+    from mlwright.registry.reproduce import reproduce as replay
+
+    return replay(ref, data, train=train, tracking_uri=tracking_uri, tolerance=tolerance,
+                  time_budget=time_budget, registry=registry)

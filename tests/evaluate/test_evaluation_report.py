@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 import mlwright as mw
 from browser import render  # tests/browser.py
 from mlwright.cli import app
-from mlwright.evaluate.report import Evaluation, evaluate, load_run
+from mlwright.evaluate.report import Evaluation, evaluate
+from mlwright.run import load_run
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +134,7 @@ def test_report_cli_errors_name_the_problem(mpls_folder: Path, tmp_path: Path) -
 
 def test_mw_evaluate_on_a_run_folder(mpls_folder: Path) -> None:
     run = load_run(mpls_folder)
-    assert run.sample is not None and run.history_
+    assert run.sample is not None and run.history and run.folder == mpls_folder
     ev = mw.evaluate(mpls_folder, bootstrap=200, explain=False)
     assert ev.oof.n_rows == int(run.oof["in_validation"].sum())
     assert ev.to_dict()["oof"]["metrics"]["roc_auc"]["value"] == pytest.approx(

@@ -118,7 +118,7 @@ def test_tampered_artifact_is_refused(small_run, tmp_path: Path) -> None:
     with (stored / "model.joblib").open("ab") as fh:
         fh.write(b"\0")
     manifest = json.loads((stored / "manifest.json").read_text())
-    from mlwright.registry.model import file_sha256
+    from mlwright.run import file_sha256
 
     manifest["model.joblib"] = file_sha256(stored / "model.joblib")
     (stored / "manifest.json").write_text(json.dumps(manifest))

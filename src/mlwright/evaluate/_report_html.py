@@ -9,6 +9,7 @@ import numpy as np
 
 from mlwright._html import Charts, fmt_num, fmt_pct, write_page
 from mlwright.evaluate import plots
+from mlwright.run import RunFolder
 
 if TYPE_CHECKING:
     from mlwright.evaluate.report import Evaluation
@@ -227,10 +228,10 @@ def model_card(ev: Evaluation) -> str:
     out = [f"# Model card: {ev.target} ({d['task']})", ""]
     out += ["## Intended use", "",
             f"Predicts `{ev.target}` ({d['task']}) from {d['n_features']} columns of one "
-            "row, as described by the data contract (contract.json). Requests are checked "
-            "against the contract before prediction. It is meant for rows drawn from the "
-            "same population and period as the training data; it has not been evaluated "
-            "outside them.", ""]
+            f"row, as described by the data contract ({RunFolder.CONTRACT}). Requests are "
+            "checked against the contract before prediction. It is meant for rows drawn "
+            "from the same population and period as the training data; it has not been "
+            "evaluated outside them.", ""]
     out += ["## Training data", "",
             f"- Rows: {d['n_rows']:,}; features: {d['n_features']}; validated rows: "
             f"{d['validated_rows']:,} ({d['validation']}).",

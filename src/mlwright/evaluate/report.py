@@ -2,7 +2,7 @@
 explanations, fairness slices, and the HTML report, model card and JSON that hold them.
 
 ``evaluate(result, data=train_df, test=test_df, sensitive=["race"])`` works on a fresh
-:class:`~mlwright.api.TrainResult` or on a run folder written by ``TrainResult.save`` (which
+:class:`~mlwright.run.TrainResult` or on a run folder written by ``TrainResult.save`` (which
 keeps the out-of-fold predictions and a sample of the training rows, so the report can be
 rebuilt later with ``mlwright report RUN``).
 """
@@ -34,12 +34,11 @@ from mlwright.evaluate.metrics import (
     predictive_interval,
 )
 from mlwright.exceptions import ColumnNotFoundError, MlwrightError
+from mlwright.run import RunFolder, TrainResult, load_run
 
-__all__ = ["Evaluation", "evaluate", "load_run"]
+__all__ = ["Evaluation", "evaluate"]
 
 log = get_logger(__name__)
-
-REPORT_FILES = ("report.html", "model_card.md", "evaluation.json")
 
 # The search's metric names, as this module names them.
 _ALIAS = {"average_precision": "pr_auc", "median_absolute_error": "median_ae",
@@ -68,36 +67,6 @@ def headline_metric(metric: str, task: str) -> str:
         name = "roc_auc_macro"
     known = set(_LABELS) | {f"{m}_{a}" for m in _LABELS for a in ("macro", "weighted")}
     return name if name in known else _DEFAULT[task]
-
-
-# ---------------------------------------------------------------------------- run folders
-
-def load_run(folder: str | Path) -> Any:
-    """A :class:`~mlwright.api.TrainResult` rebuilt from a run folder (hashes checked
-    before the model is unpickled); ``search`` is None, the search history is kept."""
-    from mlwright.api import TrainResult
-    from mlwright.data.kinds import Task
-    from mlwright.registry.model import LoadedModel
-
-    folder = Path(folder)
-    loaded = LoadedModel.from_folder(folder)
-    for name in ("oof.parquet", "metrics.json", "leaderboard.csv"):
-        if not (folder / name).exists():
-            raise MlwrightError(
-                f"{folder / name} is missing; the report is rebuilt from the files "
-                f"'mlwright train' writes. Train again to recreate the run folder.")
-    meta = json.loads((folder / "metrics.json").read_text())
-    sample_path = folder / "sample.parquet"
-    result = TrainResult(
-        model=loaded.model, target=meta["target"], task=Task(meta["task"]),
-        metric=meta["metric"], cv_score=meta["cv_score"], cv_scores=meta["cv_scores"],
-        leaderboard=pd.read_csv(folder / "leaderboard.csv"),
-        oof=pd.read_parquet(folder / "oof.parquet"), timings=meta.get("timings", {}),
-        contract=loaded.contract, params=meta.get("params", {}),
-        sample=pd.read_parquet(sample_path) if sample_path.exists() else None)
-    result.history_ = [tuple(h) for h in meta.get("history", [])]  # type: ignore[attr-defined]
-    result.folder_ = str(folder)  # type: ignore[attr-defined]
-    return result
 
 
 # ---------------------------------------------------------------------------- the evaluation
@@ -152,14 +121,14 @@ class Evaluation:
 
     def write(self, folder: str | Path) -> dict[str, Path]:
         """Write report.html, model_card.md and evaluation.json into ``folder``."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        run = RunFolder(folder)
+        run.path.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        paths = {"report": self.to_html(folder / "report.html")}
-        paths["model_card"] = folder / "model_card.md"
+        paths = {"report": self.to_html(run.file(run.REPORT))}
+        paths["model_card"] = run.file(run.MODEL_CARD)
         paths["model_card"].write_text(self.model_card(), encoding="utf-8")
         self.timings["write"] = time.perf_counter() - t0
-        paths["evaluation"] = folder / "evaluation.json"
+        paths["evaluation"] = run.file(run.EVALUATION)
         paths["evaluation"].write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False),
                                        encoding="utf-8")
         return paths
@@ -191,7 +160,7 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _classes(result: Any) -> list[Any] | None:
+def _classes(result: TrainResult) -> list[Any] | None:
     classes = getattr(result.model, "classes", None)
     if classes is not None:
         return list(classes)
@@ -209,7 +178,8 @@ def _read_table(data: Any) -> pd.DataFrame:
     return load(data)
 
 
-def _training_rows(result: Any, data: pd.DataFrame | None) -> tuple[pd.DataFrame | None, str]:
+def _training_rows(result: TrainResult,
+                   data: pd.DataFrame | None) -> tuple[pd.DataFrame | None, str]:
     """Training rows indexed by their row in ``result.oof`` (all of them, or the sample)."""
     n = len(result.oof)
     if data is not None:
@@ -275,8 +245,8 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _data_summary(result: Any, p: Predictions, rows: np.ndarray, classes: list[Any] | None,
-                  kinds: dict[str, int]) -> dict[str, Any]:
+def _data_summary(result: TrainResult, p: Predictions, rows: np.ndarray,
+                  classes: list[Any] | None, kinds: dict[str, int]) -> dict[str, Any]:
     n = len(result.oof)
     out: dict[str, Any] = {
         "n_rows": int(result.params.get("n_rows", n)), "n_features":
@@ -299,14 +269,14 @@ def _data_summary(result: Any, p: Predictions, rows: np.ndarray, classes: list[A
     return out
 
 
-def evaluate(result: Any, data: Any = None, test: Any = None, *,
+def evaluate(result: TrainResult | str | Path, data: Any = None, test: Any = None, *,
              sensitive: list[str] | tuple[str, ...] = (), bootstrap: int = 1000, seed: int = 0,
              fairness_threshold: float = 0.8, explain: bool = True,
              explain_rows: int = 500) -> Evaluation:
     """Evaluate a trained model on its out-of-fold predictions (and a test table).
 
     Args:
-        result: a :class:`~mlwright.api.TrainResult`, or a run folder it was saved to.
+        result: a :class:`~mlwright.run.TrainResult`, or a run folder it was saved to.
         data: the training table (gives sensitive columns and explanation rows for every
             validated row); default: the sample of training rows the run kept.
         test: a held-out table (DataFrame or path) with the target column, scored too.
@@ -378,7 +348,8 @@ def evaluate(result: Any, data: Any = None, test: Any = None, *,
         if frame is None:
             raise MlwrightError(
                 "Fairness slices need the training rows: pass data=<training table> (CLI: "
-                "the run folder's sample.parquet is missing; train again to recreate it).")
+                f"the run folder's {RunFolder.SAMPLE} is missing; train again to recreate "
+                f"it).")
         positions = np.intersect1d(rows, frame.index.to_numpy())
         p_sub = p_oof.take(np.searchsorted(rows, positions))
         for col in sensitive:
@@ -413,8 +384,7 @@ def evaluate(result: Any, data: Any = None, test: Any = None, *,
                 notes.append(f"Explanations failed: {exc}")
     timings["explanations"] = time.perf_counter() - t0
 
-    history = list(getattr(result.search, "history", None) or
-                   getattr(result, "history_", []) or [])
+    history = list(result.history)
     trials: list[tuple[float, float, str]] = []
     search = result.search
     if search is not None and hasattr(search, "trials"):
@@ -432,7 +402,7 @@ def evaluate(result: Any, data: Any = None, test: Any = None, *,
         "params": result.params, "seed": result.params.get("seed"),
         "versions": _versions(), "training_timings": result.timings,
         "evaluated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "run_folder": getattr(result, "folder_", None),
+        "run_folder": None if result.folder is None else str(result.folder),
         "explained_on": frame_source or ("the test table" if explanation else None),
     }
     return Evaluation(

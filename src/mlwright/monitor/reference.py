@@ -13,7 +13,6 @@ training (``oof.parquet``): what the model predicted on rows it had not seen.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from mlwright.data.contract import ColumnSpec, Contract, LogicalType, rules
 from mlwright.data.kinds import ColumnKind
 from mlwright.exceptions import MonitorError
 from mlwright.monitor._base import ColumnReference
+from mlwright.run import RunFolder
 
 __all__ = ["Reference", "category_key", "load_reference"]
 
@@ -184,24 +184,21 @@ def load_reference(path: str | Path | Contract | Reference, *,
         return Reference.from_contract(path, sample=sample, source="contract")
     path = Path(path)
     if path.is_dir():
-        contract_path = path / "contract.json"
-        if not contract_path.exists():
+        run = RunFolder(path)
+        if not run.has(run.CONTRACT):
             raise MonitorError(
-                f"{path} holds no contract.json; expected a run folder written by 'mlwright "
+                f"{path} holds no {run.CONTRACT}; expected a run folder written by 'mlwright "
                 f"train' (or pass a contract file with --reference).")
-        contract = Contract.load(contract_path)
-        if sample is None and (path / "sample.parquet").exists():
-            sample = pd.read_parquet(path / "sample.parquet")
-        oof = pd.read_parquet(path / "oof.parquet") if (path / "oof.parquet").exists() \
-            else None
-        metric = score = None
-        if (path / "metrics.json").exists():
-            info = json.loads((path / "metrics.json").read_text())
-            metric, score = info.get("metric"), info.get("cv_score")
+        contract = run.load_contract()
+        if sample is None:
+            sample = run.read_sample()
+        oof = run.read_oof()
+        info = run.read_metrics()
+        metric, score = info.get("metric"), info.get("cv_score")
         return Reference.from_contract(contract, sample=sample, oof=oof, metric=metric,
                                        offline_score=score, source=str(path))
     if path.is_file():
         return Reference.from_contract(Contract.load(path), sample=sample, source=str(path))
     raise MonitorError(
-        f"No reference at {str(path)!r}: expected a run folder (with contract.json) or a "
-        f"contract JSON file. Check the path given with --reference.")
+        f"No reference at {str(path)!r}: expected a run folder (with {RunFolder.CONTRACT}) "
+        f"or a contract JSON file. Check the path given with --reference.")

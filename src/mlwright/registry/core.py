@@ -30,6 +30,7 @@ from mlwright.registry._store import (
     client as _client,
 )
 from mlwright.registry.model import LoadedModel
+from mlwright.run import RunFolder, TrainResult
 
 __all__ = ["CHALLENGER", "CHAMPION", "ModelVersionInfo", "Registry", "load_model",
            "parse_ref", "resolve_version"]
@@ -211,7 +212,7 @@ class Registry:
 
     # -- registering ---------------------------------------------------------------------
 
-    def register(self, result: Any, run_folder: str | Path, *, name: str,
+    def register(self, result: TrainResult, run_folder: str | Path, *, name: str,
                  config: dict[str, Any] | None = None, data_fingerprint: str | None = None,
                  alias: str | None = None, sample: Any = None) -> ModelVersionInfo:
         """Log ``result`` as an MLflow run and register its model as a new version of ``name``.
@@ -226,9 +227,9 @@ class Registry:
 
         started = time.monotonic()
         run_folder = Path(run_folder)
-        if not (run_folder / "model.joblib").exists():
-            raise RegistryError(f"{run_folder} holds no model.joblib; pass the folder that "
-                                f"TrainResult.save wrote.")
+        if not RunFolder(run_folder).has(RunFolder.MODEL):
+            raise RegistryError(f"{run_folder} holds no {RunFolder.MODEL}; pass the folder "
+                                f"that TrainResult.save wrote.")
         if data_fingerprint is None and getattr(result, "contract", None) is not None:
             data_fingerprint = getattr(result.contract, "fingerprint", None)
         logged = None

@@ -16,6 +16,7 @@ from typing import Any
 import mlflow.pyfunc
 
 from mlwright._logging import get_logger
+from mlwright.run import RunFolder
 
 __all__ = ["MlwrightPyfunc", "input_example", "save_pyfunc", "signature"]
 
@@ -150,10 +151,8 @@ def save_pyfunc(run_folder: Path, dest: Path, contract: Any, *, sample: Any = No
         except PackageNotFoundError:
             continue
     example = None
-    if sample is None and (run_folder / "sample.parquet").exists():
-        import pandas as pd
-
-        sample = pd.read_parquet(run_folder / "sample.parquet")
+    if sample is None:
+        sample = RunFolder(run_folder).read_sample()
     if contract is not None:
         try:
             example = input_example(contract, sample)

@@ -1,11 +1,18 @@
-"""Retrain a registered version with its recorded config and seed, and compare the metrics."""
+"""Retrain a registered version with its recorded config and seed, and compare the metrics.
+
+The training itself is passed in (``mlwright.api.reproduce`` passes ``mw.train``): the one
+definition of how a table becomes a model lives above the registry, and a copy of it here
+would drift from what the recorded score was measured with.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mlwright.exceptions import RegistryError
+from mlwright.run import TrainResult
 
 __all__ = ["Reproduction", "reproduce"]
 
@@ -48,15 +55,14 @@ class Reproduction:
                 "same_data": self.same_data, "deterministic": self.deterministic}
 
 
-def reproduce(ref: str, data: Any, *, tracking_uri: str | None = None,
-              tolerance: float = 0.01, time_budget: float | None = None,
-              registry: Any = None) -> Reproduction:
-    """Retrain ``ref`` on ``data`` (a DataFrame or anything ``mw.load`` reads) with the
-    version's recorded arguments and seed; ``matches`` says whether the CV score is within
-    ``tolerance`` (absolute) of the recorded one."""
+def reproduce(ref: str, data: Any, *, train: Callable[..., TrainResult],
+              tracking_uri: str | None = None, tolerance: float = 0.01,
+              time_budget: float | None = None, registry: Any = None) -> Reproduction:
+    """Retrain ``ref`` on ``data`` (a DataFrame or anything ``mw.load`` reads) with
+    ``train(data, target, **recorded_arguments)``; ``matches`` says whether the CV score is
+    within ``tolerance`` (absolute) of the recorded one."""
     import json
 
-    from mlwright.api import train
     from mlwright.registry.core import Registry
 
     reg = registry or Registry(tracking_uri)

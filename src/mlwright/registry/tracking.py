@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mlwright._logging import get_logger
-from mlwright.registry.model import MANIFEST, file_sha256
+from mlwright.run import RunFolder, TrainResult
 
 __all__ = ["LoggedRun", "end_orphaned_runs", "end_run", "flatten", "git_commit", "log_training",
            "package_versions"]
@@ -25,8 +25,8 @@ __all__ = ["LoggedRun", "end_orphaned_runs", "end_run", "flatten", "git_commit",
 log = get_logger(__name__)
 
 # Files of the run folder shown at the top of the MLflow run (the model keeps all of them).
-EVIDENCE = ("leaderboard.csv", "metrics.json", "contract.json", "evaluation.json",
-            "report.html", "model_card.md")
+EVIDENCE = (RunFolder.LEADERBOARD, RunFolder.METRICS, RunFolder.CONTRACT,
+            RunFolder.EVALUATION, RunFolder.REPORT, RunFolder.MODEL_CARD)
 _PACKAGES = ("mlwright", "scikit-learn", "lightgbm", "xgboost", "catboost", "optuna", "pandas",
              "numpy", "scipy", "pyarrow", "mlflow", "shap")
 _MAX_PARAM = 6000  # MLflow's limit on a param value
@@ -106,7 +106,7 @@ def package_versions() -> dict[str, str]:
     return found
 
 
-def trials_table(result: Any) -> Any:
+def trials_table(result: TrainResult) -> Any:
     """Every trial of the search as one table (params as JSON): cheap, unlike a run each."""
     import pandas as pd
 
@@ -126,7 +126,7 @@ def _batches(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def log_training(client: Any, experiment_id: str, result: Any, run_folder: Path, *,
+def log_training(client: Any, experiment_id: str, result: TrainResult, run_folder: Path, *,
                  name: str, config: dict[str, Any] | None, data_fingerprint: str | None,
                  sample: Any = None) -> LoggedRun:
     """Create the run and log everything; the run stays RUNNING until it is registered
@@ -195,7 +195,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _log_run(client: Any, run_id: str, result: Any, run_folder: Path, *, name: str,
+def _log_run(client: Any, run_id: str, result: TrainResult, run_folder: Path, *, name: str,
              config: dict[str, Any] | None, data_fingerprint: str | None, sample: Any,
              commit: tuple[str, bool] | None, versions: dict[str, str],
              started: float) -> LoggedRun:
@@ -225,14 +225,14 @@ def _log_run(client: Any, run_id: str, result: Any, run_folder: Path, *, name: s
     for key, value in (result.timings or {}).items():
         if isinstance(value, int | float) and math.isfinite(value):
             metrics.append(Metric(_metric_key(f"time_{key}"), float(value), now, 0))
-    evaluation = run_folder / "evaluation.json"
+    evaluation = run_folder / RunFolder.EVALUATION
     if evaluation.exists():
         leaves: dict[str, float] = {}
         try:
             _numeric_leaves(json.loads(evaluation.read_text()), "eval", leaves)
         except (ValueError, OSError) as exc:
-            log.warning("evaluation.json could not be read (%s); its metrics are not logged",
-                        exc)
+            log.warning("%s could not be read (%s); its metrics are not logged",
+                        RunFolder.EVALUATION, exc)
         metrics += [Metric(k, v, now, 0) for k, v in list(leaves.items())[:900]]
     trials = trials_table(result)
     metrics.append(Metric("n_trials", float(len(trials)), now, 0))
@@ -263,8 +263,7 @@ def _log_run(client: Any, run_id: str, result: Any, run_folder: Path, *, name: s
         copied = model_dir / run_path
         # Hashes of the copy that is uploaded: the registry records them, out of the
         # artifact store's reach, so a later edit of any stored file is detected on load.
-        manifest = {p.relative_to(copied).as_posix(): file_sha256(p)
-                    for p in sorted(copied.rglob("*")) if p.is_file() and p.name != MANIFEST}
+        manifest = RunFolder(copied).hashes()
         client.log_artifacts(run_id, str(stage))
     source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/model"
     return LoggedRun(run_id=run_id, source=source, run_path=run_path, manifest=manifest,

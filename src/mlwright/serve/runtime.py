@@ -78,7 +78,8 @@ def is_registry_ref(source: str) -> bool:
 
 def load_source(source: Any, *, tracking_uri: str | None = None) -> Any:
     """A ``LoadedModel`` from a run folder, a registry reference, or one already loaded."""
-    from mlwright.registry.model import LoadedModel, file_sha256
+    from mlwright.registry.model import LoadedModel
+    from mlwright.run import RunFolder, file_sha256
 
     if isinstance(source, LoadedModel):
         return source
@@ -86,8 +87,8 @@ def load_source(source: Any, *, tracking_uri: str | None = None) -> Any:
     folder = Path(text)
     if folder.is_dir():
         # A folder has no registry version; the model file's hash names it.
-        digest = file_sha256(folder / "model.joblib")[:12] if (
-            folder / "model.joblib").exists() else "0"
+        digest = file_sha256(folder / RunFolder.MODEL)[:12] if (
+            folder / RunFolder.MODEL).exists() else "0"
         return LoadedModel.from_folder(folder, name=folder.resolve().name, version=digest)
     if not is_registry_ref(text):
         raise ServingError(
