@@ -11,21 +11,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from mlwright.data.kinds import Task
 
 __all__ = ["AutoClassifier", "AutoRegressor"]
 
 
-def _as_frame(X: Any) -> pd.DataFrame:
-    if isinstance(X, pd.DataFrame):
-        return X
-    array = np.asarray(X)
-    if array.ndim != 2:
-        raise ValueError(f"Expected a 2-D table of features, got an array of shape "
-                         f"{array.shape}.")
-    return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
+def _numeric_if_possible(array: np.ndarray) -> np.ndarray:
+    """An object array of numbers becomes float; one holding text stays object (categories).
+
+    Anything else (a dict, a list) raises the TypeError scikit-learn's contract expects.
+    """
+    if array.dtype != object:
+        return array
+    try:
+        return array.astype(np.float64)
+    except ValueError:
+        return array  # text: categorical features, encoded by the search's prep
 
 
 class _AutoBase(BaseEstimator):
@@ -49,18 +53,73 @@ class _AutoBase(BaseEstimator):
                 "n_trials": self.n_trials, "search": self.search, "families": self.families,
                 "cv": self.cv, "seed": self.seed, "n_jobs": self.n_jobs}
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing values are imputed by the search's prep
+        tags.non_deterministic = False
+        return tags
+
+    def _validate(self, X: Any, y: Any = None, *, reset: bool) -> pd.DataFrame:
+        """A DataFrame of the features; arrays go through scikit-learn's own checks.
+
+        A DataFrame keeps its dtypes (text, dates, categories are the point of the search);
+        only its width and names are checked. Any other input must be a finite-or-NaN 2-D
+        array, which scikit-learn validates and reports in its usual words.
+        """
+        if isinstance(X, pd.DataFrame):
+            validate_data(self, X, skip_check_array=True, reset=reset)
+            return X
+        array = validate_data(self, X, reset=reset, dtype=None, accept_sparse=False,
+                              ensure_all_finite="allow-nan")
+        array = _numeric_if_possible(np.asarray(array))
+        if array.dtype.kind == "f" and np.isinf(array).any():
+            raise ValueError("Input X contains infinity; replace it with NaN or a finite "
+                             "value.")
+        names = getattr(self, "feature_names_in_", None)
+        columns = ([str(c) for c in names] if names is not None and not reset
+                   else [f"x{i}" for i in range(array.shape[1])])
+        return pd.DataFrame(array, columns=columns)
+
+    def _target(self, y: Any) -> pd.Series:
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the "
+                             f"target y is None.")
+        return pd.Series(column_or_1d(y, warn=True), name="target")
+
     def fit(self, X: Any, y: Any, groups: Any = None) -> _AutoBase:
         from mlwright.search.engine import run_search
 
-        X = _as_frame(X)
-        y = pd.Series(np.asarray(y), name="target")
+        target = self._target(y)
+        frame = self._validate(X, reset=True)
+        if len(target) != len(frame):
+            raise ValueError(f"X has {len(frame)} rows but y has {len(target)}: they must "
+                             f"have one label per row.")
+        if len(frame) < 2:
+            raise ValueError(f"Got {len(frame)} sample (n_samples={len(frame)}); a search "
+                             f"needs at least 2 rows to validate a model.")
         task = self._task
+        if task is Task.REGRESSION and target.dtype == object:
+            try:
+                target = target.astype(np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"Unknown label type: {type(self).__name__} needs a numeric "
+                                 f"target y, got values such as {target.iloc[0]!r}. Use "
+                                 f"AutoClassifier for class labels.") from None
         if task is not Task.REGRESSION:
-            task = Task.BINARY if pd.Series(y).nunique() == 2 else Task.MULTICLASS
-        self.result_ = run_search(X, y, task=task, groups=groups, **self._fit_kwargs())
+            check_classification_targets(target)
+            n_classes = target.nunique()
+            if n_classes < 2:
+                raise ValueError(f"A classifier needs at least two classes; y holds one "
+                                 f"class ({target.iloc[0]!r}) in {len(target)} rows.")
+            task = Task.BINARY if n_classes == 2 else Task.MULTICLASS
+        self.result_ = run_search(frame, target, task=task, groups=groups,
+                                  **self._fit_kwargs())
         self.model_ = self.result_.model
-        self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
-        self.n_features_in_ = X.shape[1]
+        if task is not Task.REGRESSION:
+            # The classes in y's own dtype (the ensemble keeps them as objects), so that
+            # predict() compares equal to y in every scikit-learn metric.
+            dtype = np.unique(column_or_1d(y)).dtype
+            self.classes_ = np.asarray(list(self.model_.classes_), dtype=dtype)
         self.leaderboard_ = self.result_.leaderboard()
         self.cv_score_ = self.result_.cv_score
         return self
@@ -70,13 +129,11 @@ class _AutoBase(BaseEstimator):
 
     def _frame(self, X: Any) -> pd.DataFrame:
         check_is_fitted(self, "model_")
-        frame = _as_frame(X)
-        if not isinstance(X, pd.DataFrame):
-            frame.columns = list(self.feature_names_in_)
-        return frame
+        return self._validate(X, reset=False)
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.model_.predict(self._frame(X))
+        frame = self._frame(X)
+        return np.asarray(self.model_.predict(frame))
 
 
 class AutoClassifier(ClassifierMixin, _AutoBase):
@@ -109,13 +166,16 @@ class AutoClassifier(ClassifierMixin, _AutoBase):
         return {**self._search_kwargs(), "class_weight": self.class_weight,
                 "threshold": self.threshold}
 
-    @property
-    def classes_(self) -> np.ndarray:
-        check_is_fitted(self, "model_")
-        return self.model_.classes_
+    def predict(self, X: Any) -> np.ndarray:
+        proba = self.predict_proba(X)
+        threshold = self.model_.threshold
+        if threshold is not None and proba.shape[1] == 2:
+            return self.classes_[(proba[:, 1] >= threshold).astype(int)]
+        return self.classes_[proba.argmax(axis=1)]
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        return self.model_.predict_proba(self._frame(X))
+        frame = self._frame(X)  # first: it raises NotFittedError before model_ is read
+        return np.asarray(self.model_.predict_proba(frame), dtype=np.float64)
 
 
 class AutoRegressor(RegressorMixin, _AutoBase):
