@@ -76,5 +76,25 @@ def test_regression_slices(ames_run: mw.TrainResult,
     assert table["mean_prediction"].to_dict() == pytest.approx(
         frame.groupby("g")["pred"].mean().to_dict())
     assert table["mae"].to_dict() == pytest.approx(frame.groupby("g")["err"].mean().to_dict())
-    assert set(f.ratios) == {"mean_prediction", "mae"}
+    assert set(f.ratios) == {"calibration", "mean_prediction", "mean_actual", "mae"}
     assert 0 < f.ratios["mean_prediction"]["value"] <= 1
+
+
+def test_regression_parity_of_predictions_is_not_a_finding(
+        ames_run: mw.TrainResult, ames_split: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    """Groups with different actual prices get different predictions: no flag for that;
+    a group the model under-predicts by 40% is flagged by calibration parity."""
+    p, rows = oof_predictions(ames_run.oof, "regression", None, None)
+    values = ames_split[0]["Bldg_Type"].iloc[rows].reset_index(drop=True)
+    groups = values.astype(str).to_numpy()
+    # Predictions that match each group's actual mean exactly, groups far apart in price.
+    means = pd.Series(p.y).groupby(groups).transform("mean").to_numpy()
+    honest = Predictions("regression", p.y, means)
+    f = fairness_slices(honest, values, threshold=0.8, min_rows=5)
+    assert f.ratios["mean_prediction"]["value"] < 0.8  # groups differ in price ...
+    assert "mean_prediction" not in f.flagged and "calibration" not in f.flagged
+    assert f.ratios["calibration"]["value"] == pytest.approx(1.0)
+    big = pd.Series(groups).value_counts().index[0]
+    skewed = Predictions("regression", p.y, np.where(groups == big, 0.6 * means, means))
+    g = fairness_slices(skewed, values, threshold=0.8, min_rows=5)
+    assert "calibration" in g.flagged and g.ratios["calibration"]["lowest"] == big

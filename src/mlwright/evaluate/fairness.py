@@ -6,8 +6,12 @@ Ratios are min / max across groups (1.0 = parity) and are flagged below a thresh
 - binary: demographic parity (positive-prediction rate) and equal opportunity (true
   positive rate), plus the ratio of accuracies;
 - multiclass: the ratio of accuracies and, per class, of the rates it is predicted;
-- regression: the ratio of mean predictions, and of mean absolute errors (shown, a lower
-  error being better, as min/max too).
+- regression: calibration parity, the ratio across groups of mean prediction / mean actual
+  (a group the model systematically under- or over-predicts), and the ratio of mean
+  absolute errors (a lower error being better, shown as min/max too). The ratio of mean
+  predictions is shown beside the ratio of mean actuals but never flagged: groups whose
+  actual values differ should get different predictions, so a parity of predictions is not
+  a finding for a regression target.
 
 Groups with fewer than ``min_rows`` rows are shown but left out of the ratios: a rate over
 a handful of rows says more about chance than about the model.
@@ -68,15 +72,26 @@ class FairnessSlice:
                 "notes": self.notes}
 
 
-def _ratio(values: pd.Series, threshold: float, label: str, explain: str) -> dict[str, Any]:
+def _ratio(values: pd.Series, threshold: float, label: str, explain: str, *,
+           finding: bool = True) -> dict[str, Any]:
+    """min / max of ``values`` across groups; ``finding=False`` shows it without a flag."""
     v = values.dropna()
     v = v[np.isfinite(v.astype(float))]
     if len(v) < 2 or v.max() <= 0:
         return {"label": label, "value": None, "flagged": False, "lowest": None,
                 "highest": None, "explain": explain}
     ratio = float(v.min() / v.max())
-    return {"label": label, "value": ratio, "flagged": bool(ratio < threshold),
+    return {"label": label, "value": ratio, "flagged": finding and bool(ratio < threshold),
             "lowest": str(v.idxmin()), "highest": str(v.idxmax()), "explain": explain}
+
+
+def _calibration(table: pd.DataFrame) -> pd.Series:
+    """mean prediction / mean actual per group; only where every group's actuals are
+    positive (a ratio of means crossing zero says nothing)."""
+    actual = table["mean_actual"].astype(float)
+    if not (actual > 0).all():
+        return pd.Series(np.nan, index=table.index)
+    return table["mean_prediction"].astype(float) / actual
 
 
 def fairness_slices(p: Predictions, sensitive: pd.Series, *, column: str | None = None,
@@ -131,9 +146,17 @@ def fairness_slices(p: Predictions, sensitive: pd.Series, *, column: str | None 
     big = table.loc[~small].set_index("group")
     ratios: dict[str, dict[str, Any]] = {}
     if p.task == "regression":
+        ratios["calibration"] = _ratio(
+            _calibration(big), threshold, "Calibration parity",
+            "lowest / highest (mean prediction / mean actual) across groups: a group the "
+            "model under- or over-predicts")
         ratios["mean_prediction"] = _ratio(
             big["mean_prediction"], threshold, "Mean prediction ratio",
-            "lowest / highest mean prediction across groups")
+            "lowest / highest mean prediction across groups; shown, not flagged: compare "
+            "it with the ratio of mean actuals", finding=False)
+        ratios["mean_actual"] = _ratio(
+            big["mean_actual"], threshold, "Mean actual ratio",
+            "lowest / highest mean actual value across groups", finding=False)
         ratios["mae"] = _ratio(big["mae"], threshold, "Error ratio (MAE)",
                                "lowest / highest mean absolute error across groups")
     elif p.classes is not None and len(p.classes) == 2:
