@@ -44,7 +44,7 @@ def _count(engine: object, where: list[object] | None) -> int:
         return int(conn.execute(select(func.count()).where(*where)).scalar())
 
 
-def test_a_row_window_never_splits_a_request_and_a_duration_ends_at_the_last_record(
+def test_a_row_window_holds_exactly_n_records_and_a_duration_ends_at_the_last_record(
         tmp_path: Path) -> None:
     engine = open_database(f"sqlite:///{(tmp_path / 'w.db').as_posix()}")
     rows = []
@@ -55,9 +55,12 @@ def test_a_row_window_never_splits_a_request_and_a_duration_ends_at_the_last_rec
                      for r in range(3)]
     with engine.begin() as conn:
         conn.execute(predictions.insert(), rows)
-    assert _count(engine, window_filter(engine, "m", parse_window(4))) == 6
+    # Exactly N records (issue 14: a window of 10 read 51), the latest by time then log id.
+    for n in (1, 4, 10, 30):
+        assert _count(engine, window_filter(engine, "m", parse_window(n))) == n
+    assert _count(engine, window_filter(engine, "m", parse_window(100))) == 30
     assert _count(engine, window_filter(engine, "m", parse_window("3m"))) == 9
     assert _count(engine, window_filter(engine, "m", parse_window("3m"), end=1000.0 + 120)) == 9
     assert window_filter(engine, "other", parse_window("1d")) is None
     assert _count(engine, window_filter(engine, "m", WindowSpec("4", rows=4),
-                                        roles=("shadow",))) == 6
+                                        roles=("shadow",))) == 4

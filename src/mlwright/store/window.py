@@ -1,7 +1,7 @@
 """A window of the prediction log: what ``monitor.window`` means, for every reader.
 
-A window is the last N records (``"5000"``: every record logged at or after the N-th
-latest one's time, so a request's records are never split) or the records of the last
+A window is the last N records (``"5000"``: exactly N, ordered by time then by log id, so
+the oldest request in it may be cut to its last rows) or the records of the last
 duration (``"1d"``, ``"6h"``) before ``end`` (default: the last logged record). The monitor
 reads a window; the loop's performance trigger scores the same window's labelled records.
 """
@@ -56,7 +56,7 @@ def window_filter(engine: Engine, model: str, spec: WindowSpec, *, end: float | 
     """The SQL conditions selecting the window's records of ``model`` (None when the log has
     none): one cheap query on the window index, so that the reads of a window can run side
     by side. ``shadow`` rows are left out by default: they repeat answered requests."""
-    from sqlalchemy import func, select
+    from sqlalchemy import func, or_, select
 
     where: list[Any] = [p.c.model == model, p.c.role.in_(list(roles))]
     if version is not None:
@@ -65,12 +65,15 @@ def window_filter(engine: Engine, model: str, spec: WindowSpec, *, end: float | 
         where.append(p.c.ts <= end)
     with engine.connect() as conn:
         if spec.rows is not None:
-            # The N-th latest record's time starts the window; the records of its request
-            # share that time, so a request is never split.
-            start = conn.execute(select(p.c.ts).where(*where).order_by(p.c.ts.desc()).offset(
-                spec.rows - 1).limit(1)).scalar()
-            if start is not None:
-                where.append(p.c.ts >= start)
+            # The N-th latest record starts the window. The records of one request share
+            # its time, so the log id breaks the tie: exactly N records, as the user asked
+            # (the time alone would take in whole requests: 51 records for a window of 10).
+            first = conn.execute(select(p.c.ts, p.c.id).where(*where).order_by(
+                p.c.ts.desc(), p.c.id.desc()).offset(spec.rows - 1).limit(1)).first()
+            if first is not None:
+                start, start_id = first
+                # ts >= start stays a range on the window index; the id only trims its edge.
+                where += [p.c.ts >= start, or_(p.c.ts > start, p.c.id >= start_id)]
         else:
             if end is None:
                 end = conn.execute(select(func.max(p.c.ts)).where(*where)).scalar()
