@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 PYTEST_ARGS ?=
 
-.PHONY: quickstart test test-fast bench lint browser clean help
+.PHONY: quickstart test test-fast bench lint assets browser clean help
 
 help:
 	@echo "make quickstart  create .venv, install, run the whole loop on telco_churn (quickstart/)"
@@ -55,6 +55,17 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/profiling.py
 	$(BIN)/python benchmarks/automl.py --budget 60 $(if $(FLAML),--flaml $(FLAML)) $(if $(AUTOGLUON),--autogluon $(AUTOGLUON))
+
+# Front-end assets come from npm (frontend/package-lock.json) and ship inside the package, so
+# no page loads anything from a CDN. Run after changing frontend/package.json; commit the result.
+assets:
+	cd frontend && npm ci --no-audit --no-fund
+	cp frontend/node_modules/swagger-ui-dist/swagger-ui-bundle.js \
+	   frontend/node_modules/swagger-ui-dist/swagger-ui.css \
+	   frontend/node_modules/swagger-ui-dist/favicon-32x32.png \
+	   frontend/node_modules/swagger-ui-dist/LICENSE frontend/node_modules/swagger-ui-dist/NOTICE \
+	   src/mlwright/serve/static/swagger-ui/
+	echo "swagger-ui-dist $$(node -p "require('./frontend/node_modules/swagger-ui-dist/package.json').version") (npm; frontend/package-lock.json)" > src/mlwright/serve/static/swagger-ui/VERSION
 
 # mypy's files and lint-imports' contracts are in pyproject.toml.
 lint: $(VENV)/.installed-dev

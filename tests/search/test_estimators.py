@@ -17,6 +17,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mlwright.search.estimators import AutoClassifier, AutoRegressor
 
+pytestmark = pytest.mark.slow  # about 110 short searches
+
 FAST = {"time_budget": 5, "n_trials": 1, "families": ["linear"], "n_jobs": 1}
 
 

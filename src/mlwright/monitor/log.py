@@ -1,8 +1,8 @@
 """Reading a window of the prediction log, fast.
 
 A window (:mod:`mlwright.store.window`) is the last N records (``"5000"``: exactly N, by
-time then log id) or the records of the last duration (``"1d"``, ``"6h"``) before ``end``. What is read, per
-window:
+time then log id) or the records of the last duration (``"1d"``, ``"6h"``) before ``end``.
+What is read, per window:
 
 * light columns of every record (id, time, status, record index, latency): service health,
   error rates, requests (records with index 0);
