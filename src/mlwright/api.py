@@ -63,7 +63,7 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
     from mlwright.data.sources import load
     from mlwright.data.target import check_target
     from mlwright.search.engine import run_search
-    from mlwright.search.validation import rare_class_rows
+    from mlwright.search.splits import rare_class_rows
 
     started_at = monotonic()
     df = data if isinstance(data, pd.DataFrame) else load(data, **load_options)

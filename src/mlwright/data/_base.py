@@ -1,7 +1,7 @@
 """Extension point for data sources: subclass :class:`DataSource` and :func:`register_source`.
 
 A source is built from what the user wrote (a path, a URL, a DataFrame) and reads it into a
-pandas DataFrame. Sources are tried in registration order; the first whose
+pandas DataFrame. Sources are tried newest registration first; the first whose
 :meth:`DataSource.accepts` returns True reads the data.
 """
 
@@ -12,9 +12,9 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-__all__ = ["DataSource", "register_source", "registered_sources"]
+from mlwright._registry import Registry
 
-_REGISTRY: list[type[DataSource]] = []
+__all__ = ["SOURCES", "DataSource", "register_source", "registered_sources"]
 
 
 class DataSource(abc.ABC):
@@ -46,11 +46,16 @@ class DataSource(abc.ABC):
         return f"{self.name}:{self.location}" + (f" ({what})" if what else "")
 
 
+SOURCES: Registry[DataSource] = Registry(
+    "data source", builtins="mlwright.data.sources",
+    register_with="mlwright.data.register_source")
+
+
 def register_source(cls: type[DataSource]) -> type[DataSource]:
     """Class decorator adding a source to the registry (later registrations win)."""
-    _REGISTRY.insert(0, cls)
-    return cls
+    return SOURCES.register(cls)
 
 
 def registered_sources() -> list[type[DataSource]]:
-    return list(_REGISTRY)
+    """Every source, in the order they are tried: the newest registration first."""
+    return SOURCES.classes()[::-1]

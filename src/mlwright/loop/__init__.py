@@ -21,7 +21,7 @@ _LAZY = {
     "start_retrain": "mlwright.loop.jobs",
     "RetrainJob": "mlwright.loop.jobs",
     "RetrainResult": "mlwright.loop.jobs",
-    "prepare_data": "mlwright.loop.data",
+    "prepare_data": "mlwright.loop.holdout",
     "labelled_rows": "mlwright.loop.feedback",
     "run_once": "mlwright.loop.runner",
     "check_rollback": "mlwright.loop.runner",
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
         register_trigger,
     )
     from mlwright.loop.api import hooks_router
-    from mlwright.loop.data import prepare_data
+    from mlwright.loop.holdout import prepare_data
     from mlwright.loop.feedback import labelled_rows
     from mlwright.loop.jobs import RetrainJob, RetrainResult, retrain, start_retrain
     from mlwright.loop.runner import PassResult, check_rollback, evaluate_challenger, run_once

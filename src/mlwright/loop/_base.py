@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from mlwright.exceptions import ConfigError
+from mlwright._registry import Registry
 
 __all__ = ["TRIGGERS", "LoopContext", "Trigger", "TriggerResult", "build_triggers",
            "register_trigger"]
@@ -85,25 +85,17 @@ class Trigger(ABC):
         return cls()
 
 
-TRIGGERS: dict[str, type[Trigger]] = {}
+TRIGGERS: Registry[Trigger] = Registry(
+    "trigger", builtins="mlwright.loop.triggers", register_with="mlwright.loop.register_trigger")
 T = TypeVar("T", bound=type[Trigger])
 
 
 def register_trigger(cls: T) -> T:
     """Class decorator: make a trigger available under ``cls.name`` in ``loop.triggers``."""
-    TRIGGERS[cls.name] = cls
-    return cls
+    return TRIGGERS.register(cls)
 
 
 def build_triggers(config: Any) -> list[Trigger]:
     """The triggers ``config.loop.triggers`` names, built from the config."""
-    import mlwright.loop.triggers  # noqa: F401  (registers the built-in triggers)
-
-    out: list[Trigger] = []
-    for name in config.loop.triggers:
-        if name not in TRIGGERS:
-            raise ConfigError(
-                f"loop.triggers names {name!r}, which is not a trigger; expected some of "
-                f"{', '.join(sorted(TRIGGERS))} (or a class registered with register_trigger).")
-        out.append(TRIGGERS[name].from_config(config))
-    return out
+    return [TRIGGERS.get(name, setting="loop.triggers").from_config(config)
+            for name in config.loop.triggers]

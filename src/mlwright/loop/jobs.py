@@ -129,7 +129,7 @@ def start_retrain(config: Any, *, data: pd.DataFrame | None = None, reason: str 
         time_budget, families, n_trials, seed: override the project's training settings.
         since: when the champion was promoted (for ``reference+recent``).
     """
-    from mlwright.loop.data import prepare_data
+    from mlwright.loop.holdout import prepare_data
 
     split = prepare_data(config, data=data, since=since)
     job_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]

@@ -74,7 +74,7 @@ def _live(config: Any, model: Any, *, n: int, since: float | None = None) -> dic
 def evaluate_challenger(config: Any, registry: Any, version: str, eval_data: pd.DataFrame, *,
                         champion: Any = None) -> tuple[Decision, Any]:
     """Compare ``version`` with the champion on ``eval_data`` and decide (not acted on)."""
-    from mlwright.loop.data import PART
+    from mlwright.loop.holdout import PART
 
     loop = config.loop
     champion = champion if champion is not None else _champion(registry, config.name)

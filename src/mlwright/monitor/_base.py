@@ -16,10 +16,11 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from mlwright._registry import Registry
 from mlwright.exceptions import ConfigError
 
-__all__ = ["ColumnReference", "ColumnWindow", "Detector", "DetectorResult", "detector_names",
-           "get_detector", "register_detector"]
+__all__ = ["DETECTORS", "ColumnReference", "ColumnWindow", "Detector", "DetectorResult",
+           "detector_names", "get_detector", "register_detector"]
 
 ColumnType = Literal["numeric", "categorical"]
 
@@ -119,27 +120,20 @@ class Detector(ABC):
                               p_value=p)
 
 
-_REGISTRY: dict[str, type[Detector]] = {}
+DETECTORS: Registry[Detector] = Registry(
+    "drift detector", builtins="mlwright.monitor.detectors",
+    register_with="mlwright.monitor.register_detector")
 
 
 def register_detector(cls: type[Detector]) -> type[Detector]:
     """Class decorator: make ``cls`` available by its ``name``."""
-    _REGISTRY[cls.name] = cls
-    return cls
+    return DETECTORS.register(cls)
 
 
 def get_detector(name: str, threshold: float | None = None) -> Detector:
-    from mlwright.monitor import detectors  # noqa: F401  (registers the built-in ones)
-
-    if name not in _REGISTRY:
-        raise ConfigError(
-            f"Unknown drift detector {name!r}; expected one of {sorted(_REGISTRY)} "
-            f"(or 'auto'), or register one with mlwright.monitor.register_detector.")
-    return _REGISTRY[name](threshold)
+    return DETECTORS.get(name)(threshold)
 
 
 def detector_names(column_type: ColumnType | None = None) -> list[str]:
-    from mlwright.monitor import detectors  # noqa: F401
-
-    return sorted(n for n, cls in _REGISTRY.items()
-                  if column_type is None or cls().applies_to(column_type))
+    return [n for n in DETECTORS.names()
+            if column_type is None or DETECTORS.get(n)().applies_to(column_type)]

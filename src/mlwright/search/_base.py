@@ -14,12 +14,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from mlwright._registry import Registry
 from mlwright.data.kinds import Task
 
-__all__ = ["FitContext", "FitInfo", "ModelFamily", "get_family", "register_family",
+__all__ = ["FAMILIES", "FitContext", "FitInfo", "ModelFamily", "get_family", "register_family",
            "registered_families"]
-
-_REGISTRY: dict[str, type[ModelFamily]] = {}
 
 
 @dataclass(frozen=True)
@@ -104,23 +103,20 @@ class ModelFamily(abc.ABC):
         return params
 
 
+FAMILIES: Registry[ModelFamily] = Registry(
+    "model family", builtins="mlwright.search.families",
+    register_with="mlwright.search._base.register_family")
+
+
 def register_family(cls: type[ModelFamily]) -> type[ModelFamily]:
-    _REGISTRY[cls.name] = cls
-    return cls
+    """Class decorator: make a family available under ``cls.name`` (``models = [...]``)."""
+    return FAMILIES.register(cls)
 
 
 def registered_families() -> dict[str, type[ModelFamily]]:
-    from mlwright.search import families  # noqa: F401  (registers the built-in families)
-
-    return dict(_REGISTRY)
+    """Every family by name, in registration order."""
+    return {cls.name: cls for cls in FAMILIES.classes()}
 
 
 def get_family(name: str) -> ModelFamily:
-    families = registered_families()
-    if name not in families:
-        from mlwright.exceptions import ConfigError
-
-        raise ConfigError(
-            f"Unknown model family {name!r}; expected one of {', '.join(sorted(families))}."
-        )
-    return families[name]()
+    return FAMILIES.get(name)()

@@ -34,7 +34,7 @@ from mlwright.prep import build_preprocessor, plan_columns
 from mlwright.search._base import FitContext, FitInfo, ModelFamily, registered_families
 from mlwright.search.ensemble import Ensemble, full_proba, greedy_selection, predict_values
 from mlwright.search.metrics import Metric, get_metric
-from mlwright.search.validation import Splits, make_splits, rare_class_rows
+from mlwright.search.splits import Splits, make_splits, rare_class_rows
 
 __all__ = ["SearchResult", "TrialRecord", "leaderboard", "run_search"]
 

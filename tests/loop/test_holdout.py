@@ -12,7 +12,7 @@ import pytest
 
 from mlwright.config import render_config
 from mlwright.exceptions import ConfigError, LoopError
-from mlwright.loop.data import PART, parse_policy, prepare_data
+from mlwright.loop.holdout import PART, parse_policy, prepare_data
 
 
 def test_parse_policy() -> None:

@@ -1,1 +1,0 @@
-"""export stage of the loop (see docs/architecture.md)."""
