@@ -12,13 +12,9 @@ import pytest
 import mlwright as mw
 from mlwright.data.kinds import Task
 from mlwright.datasets import load_suite
-from mlwright.evaluate.explain import (
-    _permutation,
-    _predict_design,
-    _prepare,
-    explain_members,
-    global_explanation,
-)
+from mlwright.evaluate.explain import explain_members, global_explanation
+from mlwright.evaluate.explain.global_ import _permutation, _predict_design
+from mlwright.evaluate.explain.local import _prepare
 from mlwright.search.metrics import get_metric
 
 

@@ -15,7 +15,7 @@ from mlwright._html import COLORS, Charts, chart_layout, fmt_num, fmt_pct, fmt_s
 from mlwright.data.kinds import ColumnKind
 
 if TYPE_CHECKING:
-    from mlwright.data.profile import ColumnProfile, Profile
+    from mlwright.data.profile.result import ColumnProfile, Profile
 
 __all__ = ["chart_figure", "render_profile"]
 

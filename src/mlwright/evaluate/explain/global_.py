@@ -1,0 +1,300 @@
+"""Global explanations: mean |contribution| per column, permutation importance of the
+original columns, dependence data for the top columns, and text n-grams."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlwright.evaluate.explain._common import _has_agnostic, _json, _records, _unwrap
+from mlwright.evaluate.explain.local import _explain, _member_output, _prepare
+from mlwright.evaluate.explain.reference import _compute_reference
+from mlwright.exceptions import ColumnNotFoundError, MlwrightError
+
+__all__ = ["GlobalExplanation", "global_explanation"]
+
+
+@dataclass
+class GlobalExplanation:
+    """What the model relies on, over a sample of rows.
+
+    Attributes:
+        importance: column, mean_abs_contribution (largest first); multiclass: the mean
+            over rows and classes of |contribution|.
+        permutation: column, importance, std: how much the metric worsens (in its own
+            units) when the column's values are shuffled among the rows; empty without y.
+        dependence: for the top columns (text columns excepted), a frame of value and
+            contribution per sampled row (multiclass: toward the row's predicted class,
+            with a ``class`` column).
+        text_ngrams: per text column, ngram and weight (signed: toward the positive class,
+            a larger value, or ``class`` for multiclass), largest |weight| first.
+    """
+
+    importance: pd.DataFrame
+    permutation: pd.DataFrame
+    dependence: dict[str, pd.DataFrame]
+    text_ngrams: dict[str, pd.DataFrame]
+    task: str
+    metric: str | None = None
+    n_rows: int = 0
+    classes: list[Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task, "metric": self.metric, "n_rows": self.n_rows,
+            "classes": None if self.classes is None else [_json(c) for c in self.classes],
+            "importance": _records(self.importance),
+            "permutation": _records(self.permutation),
+            "dependence": {c: {k: [_json(v) for v in f[k]] for k in f.columns}
+                           for c, f in self.dependence.items()},
+            "text_ngrams": {c: _records(f) for c, f in self.text_ngrams.items()},
+            "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
+        }
+
+
+def _encode_y(ens: Any, y: Any) -> np.ndarray:
+    y = pd.Series(np.asarray(y, dtype=object) if ens.classes is not None else np.asarray(y))
+    if ens.classes is None:
+        return pd.to_numeric(y, errors="coerce").to_numpy(dtype=float)
+    lookup = {c: i for i, c in enumerate(ens.classes)}
+    codes = y.map(lookup)
+    if codes.isna().any():
+        # Labels read back from a file may be strings of the trained labels.
+        by_str = {str(c): i for i, c in enumerate(ens.classes)}
+        codes = codes.fillna(y.astype(str).map(by_str))
+    if codes.isna().any():
+        bad = y[codes.isna()].iloc[0]
+        raise MlwrightError(
+            f"y holds the label {bad!r}, which the model was not trained on (classes: "
+            f"{list(ens.classes)}). Pass the target column of the same task.")
+    return codes.to_numpy(dtype=np.int64)
+
+
+def _predict_design(ens: Any, prepared: dict[str, Any]) -> np.ndarray:
+    """The ensemble's output from already prepared rows (as ``Ensemble.raw_predict``)."""
+    n_classes = len(ens.classes) if ens.classes is not None else 1
+    total = None
+    for member in ens.members:
+        out = _member_output(member, prepared[member["style"]], ens.task, n_classes)
+        total = out * member["weight"] if total is None else total + out * member["weight"]
+    assert total is not None
+    return total if ens.task != "regression" else total[:, 0]
+
+
+def _shuffle_columns(Xt: Any, idx: np.ndarray, perm: np.ndarray) -> Any:
+    """Xt with the rows of the columns ``idx`` permuted."""
+    if not len(idx):
+        return Xt
+    if hasattr(Xt, "tocsr"):
+        import scipy.sparse as sp
+
+        mask = np.zeros(Xt.shape[1])
+        mask[idx] = 1.0
+        block = Xt.multiply(sp.csr_matrix(mask)).tocsr()
+        return (Xt - block + block[perm]).tocsr()
+    out = np.array(Xt, copy=True)
+    out[:, idx] = Xt[perm][:, idx]
+    return out
+
+
+def _permutation(ens: Any, X: pd.DataFrame, y: np.ndarray, metric: Any, n_repeats: int,
+                 seed: int, columns: list[str] | None = None) -> pd.DataFrame:
+    """Shuffle each original column among the rows and measure how much the metric worsens.
+
+    TablePrep prepares every column on its own (each output feature comes from one column,
+    ``feature_origin_``), so shuffling a raw column's values is the same as shuffling the
+    rows of its output features: the rows are prepared once, not once per shuffle (on
+    ames_housing, 79 columns x 3 repeats, that is most of the cost).
+    """
+    rng = np.random.default_rng(seed)
+    prepared = _prepare(ens, X)
+    origins = {style: np.asarray(ens.preps[style].feature_origin_, dtype=object).astype(str)
+               for style in prepared}
+    baseline = metric.loss(y, _predict_design(ens, prepared))
+    rows = []
+    for col in ens.feature_names if columns is None else columns:
+        drops = []
+        for _ in range(n_repeats):
+            perm = rng.permutation(len(X))
+            shuffled = {style: _shuffle_columns(Xt, np.flatnonzero(origins[style] == col),
+                                                perm)
+                        for style, Xt in prepared.items()}
+            drops.append(metric.loss(y, _predict_design(ens, shuffled)) - baseline)
+        rows.append({"column": col, "importance": float(np.mean(drops)),
+                     "std": float(np.std(drops))})
+    frame = pd.DataFrame(rows, columns=["column", "importance", "std"])
+    return frame.sort_values("importance", ascending=False, kind="stable").reset_index(
+        drop=True)
+
+
+def _text_columns(ens: Any) -> list[str]:
+    cols: list[str] = []
+    for prep in ens.preps.values():
+        for c in getattr(getattr(prep, "plan", None), "text", []) or []:
+            if c not in cols:
+                cols.append(c)
+    return cols
+
+
+def _top_weights(ngrams: np.ndarray, weights: np.ndarray, top: int,
+                 cls: Any = None) -> pd.DataFrame:
+    order = np.argsort(-np.abs(weights), kind="stable")[:top]
+    frame = pd.DataFrame({"ngram": ngrams[order].astype(str), "weight": weights[order]})
+    if cls is not None:
+        frame.insert(0, "class", cls)
+    return frame
+
+
+def _text_ngrams(ens: Any, top: int = 25) -> dict[str, pd.DataFrame]:
+    """The n-grams that weigh most per text column: the heaviest linear member's TF-IDF
+    coefficients, else the tree style's text model (naive Bayes log-probability ratios, or
+    ridge coefficients for regression)."""
+    from mlwright.evaluate.explain.contributions import member_kind
+
+    result: dict[str, pd.DataFrame] = {}
+    classes = ens.classes
+    linear = sorted((m for m in ens.members if member_kind(m["estimator"]) == "linear"),
+                    key=lambda m: -m["weight"])
+    for member in linear:
+        prep = ens.preps[member["style"]]
+        coef = np.atleast_2d(np.asarray(member["estimator"].coef_, dtype=float))
+        names = np.asarray(prep.feature_names_out_, dtype=object)
+        origin = np.asarray(prep.feature_origin_, dtype=object)
+        for c in getattr(prep, "text_", {}):
+            if c in result:
+                continue
+            idx = np.flatnonzero(origin == c)
+            grams = np.asarray([str(n)[len(c) + 1:] for n in names[idx]], dtype=object)
+            if coef.shape[0] == 1:
+                result[c] = _top_weights(grams, coef[0, idx], top)
+            else:
+                result[c] = pd.concat([_top_weights(grams, coef[k, idx], top, classes[k])
+                                       for k in range(coef.shape[0])], ignore_index=True)
+    for prep in ens.preps.values():
+        if getattr(prep, "style", None) != "tree":
+            continue
+        for c, scores in getattr(prep, "text_", {}).items():
+            if c in result or not hasattr(scores, "model_"):
+                continue
+            grams = np.asarray(scores.vectorizer_.get_feature_names_out(), dtype=object)
+            model = scores.model_
+            if hasattr(model, "feature_log_prob_"):
+                flp = np.asarray(model.feature_log_prob_, dtype=float)
+                labels = [classes[int(k)] if classes is not None else k
+                          for k in model.classes_]
+                if flp.shape[0] == 2:
+                    result[c] = _top_weights(grams, flp[1] - flp[0], top)
+                else:
+                    centred = flp - flp.mean(axis=0, keepdims=True)
+                    result[c] = pd.concat([_top_weights(grams, centred[k], top, labels[k])
+                                           for k in range(flp.shape[0])], ignore_index=True)
+            elif hasattr(model, "coef_"):
+                result[c] = _top_weights(grams, np.ravel(model.coef_), top)
+    return result
+
+
+def global_explanation(model: Any, X: pd.DataFrame, y: Any = None, *,
+                       metric: str | None = None, max_rows: int = 2000, seed: int = 0,
+                       top_k: int = 5, n_repeats: int = 3, shap_rows: int = 500,
+                       permutation_top: int = 25, n_permutations: int = 2,
+                       max_rows_agnostic: int = 200) -> GlobalExplanation:
+    """What the model relies on, from a sample of ``max_rows`` rows of ``X``.
+
+    Cost is what sets the defaults: exact TreeSHAP of a LightGBM member of a few hundred
+    deep trees costs about 3-10 ms per row on one core, and each permutation is one
+    prediction of the whole sample per column and repeat. So SHAP importance and dependence
+    use a random ``shap_rows`` of the sample, and permutation importance (on the whole
+    sample) covers the ``permutation_top`` columns with the largest mean |SHAP| (a column
+    the model barely uses cannot matter much when shuffled); the others are left out of
+    ``permutation``.
+
+    Args:
+        model: an mlwright model (Ensemble, TrainResult, loaded model...).
+        X: rows with the training columns (the training or a test table).
+        y: their target values (array-like, or the name of a column of ``X``); without it
+            the permutation importance is empty.
+        metric: the metric permutation importance is scored with (default: the model's
+            own, else the task's default; see ``mlwright.search.metrics``).
+        top_k: columns that get dependence data.
+        n_repeats: shuffles per column for permutation importance.
+        shap_rows: rows of the sample explained for importance and dependence.
+        permutation_top: columns that get permutation importance (None: all).
+        n_permutations, max_rows_agnostic: a kNN or MLP member is explained by sampling
+            permutations (hundreds of predictions per row): its contributions come from at
+            most ``max_rows_agnostic`` rows of the sample, with ``n_permutations`` each.
+    """
+    import time
+
+    from mlwright.data.kinds import Task
+    from mlwright.search.metrics import get_metric
+
+    ens, own_metric = _unwrap(model)
+    if isinstance(y, str):
+        if y not in X.columns:
+            raise ColumnNotFoundError(y, X.columns, role="target column")
+        y = X[y]
+    frame = ens._frame(X)
+    if y is not None and len(y) != len(frame):
+        raise MlwrightError(f"y has {len(y)} values but X has {len(frame)} rows; pass the "
+                            f"target of the same rows.")
+    rng = np.random.default_rng(seed)
+    n = len(frame)
+    pick = np.sort(rng.choice(n, max_rows, replace=False)) if n > max_rows else np.arange(n)
+    sample = frame.iloc[pick].reset_index(drop=True)
+    y_sample = None if y is None else np.asarray(y, dtype=object)[pick]
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    reference = getattr(ens, "explain_reference_", None) or _compute_reference(
+        ens, frame, seed=seed)
+    n_shap = min(shap_rows, max_rows_agnostic) if _has_agnostic(ens) else shap_rows
+    explained = sample
+    if len(sample) > n_shap:
+        keep = np.sort(rng.choice(len(sample), n_shap, replace=False))
+        explained = sample.iloc[keep].reset_index(drop=True)
+    local = _explain(ens, explained, reference, n_permutations, seed)
+    timings["shap"] = time.perf_counter() - t0
+    values = local.values
+    mean_abs = np.abs(values).mean(axis=(0, 1)) if values.ndim == 3 else np.abs(
+        values).mean(axis=0)
+    importance = pd.DataFrame({"column": local.columns, "mean_abs_contribution": mean_abs})
+    importance = importance.sort_values("mean_abs_contribution", ascending=False,
+                                        kind="stable").reset_index(drop=True)
+    text = set(_text_columns(ens))
+    dependence: dict[str, pd.DataFrame] = {}
+    index = {c: j for j, c in enumerate(local.columns)}
+    for col in [c for c in importance["column"] if c not in text][:top_k]:
+        j = index[col]
+        if values.ndim == 3:
+            pred = local.output.argmax(axis=1)
+            dependence[col] = pd.DataFrame({
+                "value": explained[col].to_numpy(), "contribution": values[np.arange(len(pred)),
+                                                                         pred, j],
+                "class": [local.classes[k] for k in pred] if local.classes else pred})
+        else:
+            dependence[col] = pd.DataFrame({"value": explained[col].to_numpy(),
+                                            "contribution": values[:, j]})
+    task = Task(ens.task)
+    metric_name = metric or own_metric
+    permutation = pd.DataFrame(columns=["column", "importance", "std"])
+    if y_sample is not None:
+        t0 = time.perf_counter()
+        metric_obj = get_metric(metric_name, task)
+        metric_name = metric_obj.name
+        columns = list(importance["column"])
+        if permutation_top is not None:
+            columns = columns[:permutation_top]
+        permutation = _permutation(ens, sample, _encode_y(ens, y_sample), metric_obj,
+                                   n_repeats, seed, columns=columns)
+        timings["permutation"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ngrams = _text_ngrams(ens)
+    timings["text_ngrams"] = time.perf_counter() - t0
+    return GlobalExplanation(importance=importance, permutation=permutation,
+                             dependence=dependence, text_ngrams=ngrams, task=ens.task,
+                             metric=metric_name, n_rows=len(sample),
+                             classes=None if ens.classes is None else list(ens.classes),
+                             timings=timings)
