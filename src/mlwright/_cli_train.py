@@ -143,7 +143,7 @@ def train(
             worker.join(0.25)
             progress.update(bar, completed=min(budget, time.monotonic() - started))
             if state["search"] is not None:
-                from mlwright.search.engine import leaderboard
+                from mlwright.search.records import leaderboard
 
                 board = leaderboard(list(state["search"].records), state["search"].metric)
                 if not board.empty:

@@ -1,0 +1,100 @@
+"""What a search leaves behind: one TrialRecord per trial, the SearchResult, and the
+leaderboard built from them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlwright.data.kinds import ColumnKind, Task
+from mlwright.search._base import FitInfo
+from mlwright.search.ensemble import Ensemble
+from mlwright.search.metrics import Metric
+
+__all__ = ["SearchResult", "TrialRecord", "leaderboard"]
+
+
+@dataclass
+class TrialRecord:
+    number: int
+    family: str
+    params: dict[str, Any]
+    style: str
+    target_transform: str | None = None
+    status: str = "running"  # complete, pruned, timeout, failed, skipped
+    loss: float = math.inf
+    fold_losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    fold_seconds: list[float] = field(default_factory=list)
+    infos: list[FitInfo] = field(default_factory=list)
+    oof: np.ndarray | None = None
+    covered: np.ndarray | None = None  # rows with an out-of-fold prediction ("partial")
+    estimator: Any = None  # the fitted model, kept in holdout mode (no refit there)
+    error: str | None = None
+    finished_at: float = 0.0
+
+
+@dataclass
+class SearchResult:
+    model: Ensemble
+    task: Task
+    metric: Metric
+    trials: list[TrialRecord]
+    weights: dict[int, float]
+    oof: np.ndarray
+    oof_mask: np.ndarray
+    y_encoded: np.ndarray
+    classes: list[Any] | None
+    cv_loss: float
+    fold_losses: list[float]
+    splits_kind: str
+    timings: dict[str, float]
+    history: list[tuple[float, float]]  # (seconds since start, best loss so far)
+    kinds: dict[str, ColumnKind]
+
+    @property
+    def cv_score(self) -> float:
+        return self.metric.to_score(self.cv_loss)
+
+    @property
+    def cv_scores(self) -> list[float]:
+        return [self.metric.to_score(v) for v in self.fold_losses]
+
+    def leaderboard(self) -> pd.DataFrame:
+        return leaderboard(self.trials, self.metric, self.weights)
+
+
+def leaderboard(trials: list[TrialRecord], metric: Metric,
+                weights: dict[int, float] | None = None) -> pd.DataFrame:
+    """One row per trial that ran, best first, in the metric's own units."""
+    weights = weights or {}
+    rows = []
+    for t in trials:
+        if t.status == "skipped":
+            continue
+        scores = [metric.to_score(v) for v in t.fold_losses]
+        rows.append({
+            "trial": t.number, "family": t.family, "status": t.status,
+            metric.name: metric.to_score(t.loss) if math.isfinite(t.loss) else np.nan,
+            "std": float(np.std(scores)) if len(scores) > 1 else np.nan,
+            "seconds": round(t.seconds, 2),
+            "weight": round(weights.get(t.number, 0.0), 3),
+            "target": t.target_transform or "",
+            "params": _short_params(t.params),
+        })
+    board = pd.DataFrame(rows)
+    if board.empty:
+        return board
+    board = board.sort_values(metric.name, ascending=not metric.greater_is_better,
+                              na_position="last", kind="stable")
+    return board.reset_index(drop=True)
+
+
+def _short_params(params: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )

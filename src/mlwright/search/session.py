@@ -1,0 +1,298 @@
+"""One search's working state: the clock, preprocessing cached per style and fold, the cost
+model that keeps every trial and the final refit inside the budget (trial deadlines, the
+refit reserve), and running one trial over the folds in parallel."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from mlwright._logging import get_logger
+from mlwright.data.kinds import ColumnKind, Task
+from mlwright.exceptions import MlwrightError
+from mlwright.prep import build_preprocessor, plan_columns
+from mlwright.search._base import FitContext, FitInfo, ModelFamily
+from mlwright.search.ensemble import full_proba, predict_values
+from mlwright.search.metrics import Metric
+from mlwright.search.records import TrialRecord
+from mlwright.search.splits import Splits
+
+log = get_logger(__name__)
+
+# Leave this share of the budget (at least 1 s) for ensembling and bookkeeping.
+_SAFETY = 0.03
+MAX_TRIAL_SHARE = 0.4
+
+
+class _Clock:
+    def __init__(self, budget: float, start: float | None = None) -> None:
+        self.start = time.monotonic() if start is None else start
+        self.deadline = self.start + budget
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+def _encode_target(y: pd.Series, task: Task) -> tuple[np.ndarray, list[Any] | None]:
+    if task is Task.REGRESSION:
+        return y.to_numpy(dtype=float), None
+    classes = sorted(pd.unique(y.dropna()), key=lambda v: (str(type(v)), v))
+    lookup = {c: i for i, c in enumerate(classes)}
+    return y.map(lookup).to_numpy(dtype=np.int64), list(classes)
+
+
+def _log_target_helps(y: np.ndarray) -> bool:
+    # Worth trying on positive, right-skewed targets (prices, counts).
+    return bool(np.all(y > 0) and pd.Series(y).skew() > 1.0)
+
+
+class _Search:
+    """One run of the search. Holds the caches that make trials cheap."""
+
+    def __init__(self, X: pd.DataFrame, y: np.ndarray, *, task: Task, metric: Metric,
+                 kinds: dict[str, ColumnKind], splits: Splits, clock: _Clock,
+                 families: list[ModelFamily], n_trials: int | None, search: str, seed: int,
+                 n_jobs: int, class_weight: str | None, n_classes: int,
+                 on_trial: Callable[[TrialRecord, _Search], None] | None) -> None:
+        self.X, self.y, self.task, self.metric = X, y, task, metric
+        self.splits, self.clock, self.seed, self.n_jobs = splits, clock, seed, n_jobs
+        self.class_weight, self.n_classes, self.on_trial = class_weight, n_classes, on_trial
+        self.n_trials, self.search = n_trials, search
+        self.kinds = kinds
+        self.plan = plan_columns(kinds)
+        self.families = families
+        self.records: list[TrialRecord] = []
+        self.history: list[tuple[float, float]] = []
+        self._folds: dict[str, list[tuple[Any, Any]]] = {}
+        self._fold_preps: dict[str, list[Any]] = {}
+        self._prep_seconds: dict[str, float] = {}
+        self._ctx: dict[str, FitContext] = {}
+        self.log_target = task is Task.REGRESSION and _log_target_helps(y)
+        self.mask = splits.covered(len(y))
+
+    # ---- preprocessing, cached per style and fold -------------------------------------------
+    def _prep(self, style: str) -> Any:
+        return build_preprocessor(self.plan, style, task=self.task.value)
+
+    def folds(self, style: str) -> list[tuple[Any, Any]]:
+        if style not in self._folds:
+            t0 = time.monotonic()
+            out, preps = [], []
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                for tr, va in self.splits.folds:
+                    prep = self._prep(style)
+                    Xtr = prep.fit_transform(self.X.iloc[tr], self.y[tr])
+                    out.append((Xtr, prep.transform(self.X.iloc[va])))
+                    preps.append(prep)
+            self._fold_preps[style] = preps
+            self._folds[style] = out
+            self._prep_seconds[style] = (time.monotonic() - t0) / len(self.splits.folds)
+            Xtr = out[0][0]
+            self._ctx[style] = FitContext(
+                task=self.task, n_classes=self.n_classes, n_rows=len(self.y),
+                n_features=Xtr.shape[1], n_ordinal=self.plan.n_ordinal if style == "tree" else 0,
+                sparse=sp.issparse(Xtr), has_text=self.plan.has_text, seed=self.seed,
+                n_jobs=self.n_jobs, class_weight=self.class_weight)
+        return self._folds[style]
+
+    def ctx(self, style: str) -> FitContext:
+        if style not in self._ctx:
+            # Before the first prep of this style: a context from the plan alone.
+            return FitContext(task=self.task, n_classes=self.n_classes, n_rows=len(self.y),
+                              n_features=len(self.plan.used),
+                              n_ordinal=self.plan.n_ordinal if style == "tree" else 0,
+                              sparse=self.plan.has_text, has_text=self.plan.has_text,
+                              seed=self.seed, n_jobs=self.n_jobs,
+                              class_weight=self.class_weight)
+        return self._ctx[style]
+
+    # ---- cost model ----------------------------------------------------------------------------
+    def estimate_seconds(self, family: ModelFamily) -> float:
+        """Expected seconds for one trial of ``family`` (prep included when not cached)."""
+        done = [r for r in self.records if r.family == family.name and r.fold_seconds]
+        n_folds = self.splits.n_folds
+        if done:
+            per_fold = float(np.median([np.mean(r.fold_seconds) for r in done[-3:]]))
+        else:
+            # One "unit" = a default LightGBM fold. Measured on LightGBM when it has run;
+            # otherwise the most pessimistic of the other families' measurements (tiny
+            # linear folds would make every expensive family look affordable).
+            measured = {r.family: np.mean(r.fold_seconds) / self._family(r.family).cost(
+                self.ctx(r.style)) for r in self.records if r.fold_seconds}
+            if "lightgbm" in measured:
+                unit = float(measured["lightgbm"])
+            elif measured:
+                unit = float(max(measured.values()))
+            else:
+                unit = 1e-6 * len(self.y) * max(1, self.X.shape[1]) ** 0.5
+            per_fold = unit * family.cost(self.ctx(family.prep_style))
+        prep = 0.0 if family.prep_style in self._folds else 1.5 * len(self.y) * 2e-5 * n_folds
+        return per_fold * math.ceil(n_folds / self.fold_workers) + prep
+
+    @property
+    def refits(self) -> bool:
+        """k-fold models are refit on all rows; holdout models are kept as they are: on the
+        large tables that get a holdout, 80% of the rows learn nearly as well as all of
+        them, and the time a refit would take goes to the search instead."""
+        return self.splits.kind != "holdout"
+
+    def refit_grow(self) -> float:
+        """How much longer a fit on all rows takes than one on a training fold."""
+        if self.splits.kind == "holdout":
+            return 1.25
+        return 1.0 + 1.0 / max(1, self.splits.n_folds - 1)
+
+    def refit_reserve(self) -> float:
+        """Seconds to keep for refitting the likely ensemble members on all rows.
+
+        The best three trials stand in for the members; their fits are packed into parallel
+        lanes as ``_refit`` runs them, after the preprocessing of their styles.
+        """
+        safety = max(1.0, _SAFETY * (self.clock.deadline - self.clock.start))
+        if not self.refits:
+            return safety
+        done = sorted((r for r in self.records if r.status == "complete"), key=lambda r: r.loss)
+        grow = self.refit_grow()
+        lanes = [0.0] * self.fold_workers
+        styles: set[str] = set()
+        for r in done[:3]:
+            lanes[int(np.argmin(lanes))] += float(np.mean(r.fold_seconds)) * grow
+            styles.add(r.style)
+        prep = sum(self._prep_seconds.get(st, 0.0) * grow for st in styles)
+        return prep + max(lanes) + safety
+
+    # ---- trials --------------------------------------------------------------------------------
+    @property
+    def fold_workers(self) -> int:
+        """Folds fitted at once. Each gets one thread: on a busy 2-core machine, one
+        multi-threaded fit at a time loses most of its time to OpenMP threads waiting on
+        each other, while parallel single-threaded folds keep both cores busy."""
+        return max(1, min(self.n_jobs, self.splits.n_folds))
+
+    def _fit_fold(self, family: ModelFamily, params: dict[str, Any], ctx: FitContext,
+                  j: int, target_transform: str | None, deadline: float
+                  ) -> tuple[np.ndarray, FitInfo, Any]:
+        (tr, _va), (Xtr, Xva) = self.splits.folds[j], self._folds[family.prep_style][j]
+        f0 = time.monotonic()
+        ytr, yva = self.y[tr], self.y[_va]
+        if target_transform == "log":
+            ytr, yva = np.log1p(ytr), np.log1p(yva)
+        est = family.build(dict(params), ctx)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            info = family.fit(est, Xtr, ytr, ctx, X_val=Xva, y_val=yva, deadline=deadline)
+            pred = self._predict(est, Xva, target_transform)
+        if self.task is Task.REGRESSION:
+            pred = np.clip(pred, self.y[tr].min(), self.y[tr].max())
+        info.seconds = time.monotonic() - f0
+        return pred, info, est
+
+    def run_trial(self, number: int, family: ModelFamily, params: dict[str, Any],
+                  target_transform: str | None, trial: Any) -> TrialRecord:
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        rec = TrialRecord(number, family.name, params, family.prep_style, target_transform)
+        self.records.append(rec)
+        t0 = time.monotonic()
+        try:
+            self.folds(family.prep_style)
+            ctx = self.ctx(family.prep_style)
+            if not family.supports(ctx):
+                rec.status = "skipped"
+                return rec
+            workers = self.fold_workers
+            if workers > 1:
+                ctx = FitContext(**{**ctx.__dict__, "n_jobs": max(1, self.n_jobs // workers)})
+            # No single trial may take more than MAX_TRIAL_SHARE of the budget: boosted fits
+            # stop there with the rounds they have, so one slow family cannot starve the rest.
+            budget = self.clock.deadline - self.clock.start
+            trial_deadline = min(self.clock.deadline - self.refit_reserve(),
+                                 time.monotonic() + MAX_TRIAL_SHARE * budget)
+            oof = (np.zeros((len(self.y), self.n_classes)) if self.task is not Task.REGRESSION
+                   else np.zeros(len(self.y)))
+            n_folds = self.splits.n_folds
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                pending: dict[int, Future[tuple[np.ndarray, FitInfo, Any]]] = {}
+                submitted = 0
+                rec.status = "complete"
+                for j in range(n_folds):
+                    while submitted < n_folds and len(pending) < workers:
+                        pending[submitted] = pool.submit(self._fit_fold, family, params, ctx,
+                                                         submitted, target_transform,
+                                                         trial_deadline)
+                        submitted += 1
+                    # Folds are read in order, so pruning decisions do not depend on timing.
+                    pred, info, est = pending.pop(j).result()
+                    if not self.refits:
+                        rec.estimator = est
+                    va = self.splits.folds[j][1]
+                    rec.infos.append(info)
+                    rec.fold_seconds.append(info.seconds)
+                    oof[va] = pred
+                    rec.fold_losses.append(self.metric.loss(self.y[va], pred))
+                    if j < n_folds - 1 and self._first_trial_too_slow(rec, j):
+                        # Without a finished trial there is no model: keep the folds done.
+                        rec.status = "partial"
+                        rec.oof, rec.covered = oof, self._covered(j)
+                        rec.loss = self.metric.loss(self.y[rec.covered], oof[rec.covered])
+                    elif time.monotonic() > trial_deadline and j < n_folds - 1:
+                        rec.status = "timeout"
+                    elif trial is not None and n_folds > 1:
+                        trial.report(float(np.mean(rec.fold_losses)), j)
+                        if trial.should_prune():
+                            rec.status = "pruned"
+                    if rec.status != "complete":
+                        for future in pending.values():
+                            future.cancel()
+                        break
+            if rec.status == "complete":
+                rec.oof = oof
+                rec.loss = self.metric.loss(self.y[self.mask], oof[self.mask])
+        except MlwrightError:
+            raise
+        except Exception as exc:  # a family failing on odd data must not end the search
+            rec.status = "failed"
+            rec.error = f"{type(exc).__name__}: {exc}"
+            log.warning("trial %d (%s) failed: %s", number, family.name, rec.error)
+        finally:
+            rec.seconds = time.monotonic() - t0
+            rec.finished_at = self.clock.elapsed()
+        if rec.status == "complete":
+            best = min(r.loss for r in self.records if r.status == "complete")
+            self.history.append((rec.finished_at, best))
+        return rec
+
+    def _family(self, name: str) -> ModelFamily:
+        return next(f for f in self.families if f.name == name)
+
+    def _covered(self, last_fold: int) -> np.ndarray:
+        mask = np.zeros(len(self.y), dtype=bool)
+        for _, va in self.splits.folds[: last_fold + 1]:
+            mask[va] = True
+        return mask
+
+    def _first_trial_too_slow(self, rec: TrialRecord, j: int) -> bool:
+        """While no trial has finished: would finishing this one leave no time to refit?"""
+        if any(r.status == "complete" for r in self.records):
+            return False
+        per_fold = float(np.mean(rec.fold_seconds))
+        left_folds = math.ceil((self.splits.n_folds - 1 - j) / self.fold_workers)
+        refit = per_fold * 1.3 + self._prep_seconds.get(rec.style, 0.0) * 1.3
+        return time.monotonic() + left_folds * per_fold + refit > self.clock.deadline
+
+    def _predict(self, est: Any, X: Any, target_transform: str | None) -> np.ndarray:
+        if self.task is Task.REGRESSION:
+            out = predict_values(est, X)
+            return np.expm1(out) if target_transform == "log" else out
+        return full_proba(est, X, self.n_classes)
