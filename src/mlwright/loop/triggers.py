@@ -136,7 +136,9 @@ class PerformanceTrigger(_Watermarked):
                              window=parse_window(self.window), after_id=after or None)
         metric = (champ.metrics or {}).get("metric")
         score, n = live_score(rows, task=champ.task, classes=champ.classes, metric=metric)
-        evidence: dict[str, Any] = {"metric": metric, "live": score, "n": n,
+        # None, not NaN, without a live score: evidence is printed and stored as JSON.
+        evidence: dict[str, Any] = {"metric": metric,
+                                    "live": score if math.isfinite(score) else None, "n": n,
                                     "reference": (champ.metrics or {}).get("cv_score"),
                                     "min_performance": self.min_performance,
                                     "max_drop": self.max_drop, "version": str(champ.version)}
