@@ -102,6 +102,7 @@ class FamilyConformance:
         if family.name in FAMILIES:  # registered under its own name
             assert isinstance(family, FAMILIES.get(family.name))
 
+    @pytest.mark.slow
     @pytest.mark.parametrize("task", list(SLICES), ids=lambda t: t.value)
     def test_fits_and_predicts_a_real_slice(self, family: ModelFamily, task: Task) -> None:
         if not family.is_available():
