@@ -49,11 +49,10 @@ def project(folder: Path, name: str, **loop: Any) -> ProjectConfig:
 def log_predictions(config: ProjectConfig, labels: list[str], proba_yes: np.ndarray) -> None:
     """Write one logged request per label (a binary churn model's answer) and its label as
     feedback, as the server writes them."""
-    from mlwright._db import open_database
-    from mlwright.serve.logstore import feedback, metadata, predictions
     from mlwright.serve.logwriter import FeedbackEntry, PredictionEntry
+    from mlwright.store import feedback, open_database, predictions
 
-    engine = open_database(config.store.database_url(), metadata)
+    engine = open_database(config.store.database_url())
     now = time.time()
     rows: list[dict[str, Any]] = []
     items: list[dict[str, Any]] = []
