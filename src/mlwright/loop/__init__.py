@@ -41,8 +41,8 @@ if TYPE_CHECKING:
         register_trigger,
     )
     from mlwright.loop.api import hooks_router
-    from mlwright.loop.holdout import prepare_data
     from mlwright.loop.feedback import labelled_rows
+    from mlwright.loop.holdout import prepare_data
     from mlwright.loop.jobs import RetrainJob, RetrainResult, retrain, start_retrain
     from mlwright.loop.runner import PassResult, check_rollback, evaluate_challenger, run_once
     from mlwright.loop.triggers import request_retrain

@@ -23,7 +23,7 @@ from mlwright.monitor._base import (
 __all__ = ["COLUMNS", "DetectorConformance", "reference_and_windows"]
 
 #: column type -> the telco_churn column that stands for it.
-COLUMNS: dict[str, str] = {"numeric": "monthly_charges", "categorical": "payment_method"}
+COLUMNS: dict[ColumnType, str] = {"numeric": "monthly_charges", "categorical": "payment_method"}
 
 
 @functools.cache
@@ -121,6 +121,6 @@ class DetectorConformance:
         other = [t for t in COLUMNS if not detector.applies_to(t)]
         if not other:
             pytest.skip(f"{detector.name} compares every column type")
-        ref, same, _ = reference_and_windows(other[0])  # type: ignore[arg-type]
+        ref, same, _ = reference_and_windows(other[0])
         with pytest.raises(ConfigError, match=detector.name):
             detector.score(ref, same)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mlwright.config import DataConfig, LoopConfig, ProjectConfig, StoreConfig
+from mlwright.config import ProjectConfig
 from mlwright.loop._base import TRIGGERS, LoopContext, Trigger, TriggerResult
 
 __all__ = ["CASES", "TriggerCase", "TriggerConformance", "log_predictions", "project"]
@@ -40,10 +40,9 @@ class TriggerCase:
 
 def project(folder: Path, name: str, **loop: Any) -> ProjectConfig:
     """A project in ``folder`` whose loop uses only the trigger ``name``."""
-    return ProjectConfig(name="churn",
-                         data=DataConfig(source=str(folder / "data.csv"), target="churn"),
-                         store=StoreConfig(root=folder / ".mlwright"),
-                         loop=LoopConfig(triggers=[name], **loop))
+    return ProjectConfig.model_validate({
+        "name": "churn", "data": {"source": str(folder / "data.csv"), "target": "churn"},
+        "store": {"root": str(folder / ".mlwright")}, "loop": {"triggers": [name], **loop}})
 
 
 def log_predictions(config: ProjectConfig, labels: list[str], proba_yes: np.ndarray) -> None:
