@@ -51,7 +51,7 @@ def prepared_slice(task: Task, style: str) -> tuple[Any, np.ndarray, Any, np.nda
         n_classes = len(classes)
     cut = int(len(df) * (1 - _VALID))
     plan = plan_columns(infer_kinds(X))
-    prep = build_preprocessor(plan, style, task=task.value)
+    prep = build_preprocessor(plan, style, task=task)
     Xtr = prep.fit_transform(X.iloc[:cut], y[:cut])
     Xva = prep.transform(X.iloc[cut:])
     ctx = FitContext(task=task, n_classes=n_classes, n_rows=cut, n_features=Xtr.shape[1],
