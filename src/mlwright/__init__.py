@@ -44,7 +44,8 @@ __all__ = ["MlwrightError", "__version__", *_LAZY]
 if TYPE_CHECKING:
     from mlwright.api import train
     from mlwright.config import load_config
-    from mlwright.data.contract import Contract, learn_contract, validate
+    from mlwright.data.contract import Contract, learn_contract
+    from mlwright.data.contract.validate import validate  # the function, not the submodule
     from mlwright.data.fingerprint import fingerprint
     from mlwright.data.profile import profile
     from mlwright.data.sources import load
