@@ -216,3 +216,22 @@ def test_text_columns_get_their_heaviest_ngrams():
     assert grams["ngram"].map(len).min() > 0
     assert "text" not in g.dependence  # a dependence plot of raw text says nothing
     json.dumps(g.to_dict())
+
+
+def test_a_time_limit_explains_fewer_rows_and_says_so(telco_df):
+    """A kNN member is explained by sampling permutations, about a thousand times the cost
+    of a tree: the report's explanations must stop at their time limit (issue 14: a 30,000-
+    row multiclass report spent 306 s here) and say what they left out."""
+    run = _train(telco_df, "churn", ["knn"], 1)
+    X, y = telco_df.drop(columns="churn"), telco_df["churn"]
+    full = global_explanation(run, X, y, max_rows=200, seed=0)
+    assert full.notes == []
+    assert len(next(iter(full.dependence.values()))) == 200
+    limited = global_explanation(run, X, y, max_rows=200, seed=0, time_limit=1e-3)
+    explained = len(next(iter(limited.dependence.values())))
+    assert explained == 2  # the pilot rows only
+    assert len(limited.permutation) == 1 < len(full.permutation)  # the top column only
+    assert any("2 of 200 sampled rows" in n for n in limited.notes)
+    assert any("explanation budget" in n for n in limited.notes)
+    # The column the limited run shuffled is the one with the largest contributions.
+    assert limited.permutation["column"].iloc[0] == limited.importance["column"].iloc[0]

@@ -272,7 +272,7 @@ def _data_summary(result: TrainResult, p: Predictions, rows: np.ndarray,
 def evaluate(result: TrainResult | str | Path, data: Any = None, test: Any = None, *,
              sensitive: list[str] | tuple[str, ...] = (), bootstrap: int = 1000, seed: int = 0,
              fairness_threshold: float = 0.8, explain: bool = True,
-             explain_rows: int = 500) -> Evaluation:
+             explain_rows: int = 500, explain_seconds: float | None = 6.0) -> Evaluation:
     """Evaluate a trained model on its out-of-fold predictions (and a test table).
 
     Args:
@@ -285,6 +285,8 @@ def evaluate(result: TrainResult | str | Path, data: Any = None, test: Any = Non
         fairness_threshold: flag disparity ratios below this.
         explain: compute explanations (SHAP and permutation importance on a row sample).
         explain_rows: rows the explanations are computed on.
+        explain_seconds: time for the explanations (fewer rows and columns when a model is
+            slow to explain, said in the notes); None: no limit.
     """
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
@@ -376,7 +378,8 @@ def evaluate(result: TrainResult | str | Path, data: Any = None, test: Any = Non
                 explanation = global_explanation(
                     result.model, source, source.get(result.target), metric=result.metric,
                     max_rows=explain_rows // 2 if wide else explain_rows, seed=seed,
-                    n_repeats=2 if wide else 3)
+                    n_repeats=2 if wide else 3, time_limit=explain_seconds)
+                notes.extend(explanation.notes)
             except ImportError:
                 notes.append("Explanations are not available (mlwright.evaluate.explain "
                              "is missing).")

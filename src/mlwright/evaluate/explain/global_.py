@@ -42,10 +42,13 @@ class GlobalExplanation:
     n_rows: int = 0
     classes: list[Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    #: what a time limit left out (rows explained, columns shuffled), in words
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "task": self.task, "metric": self.metric, "n_rows": self.n_rows,
+            "notes": list(self.notes),
             "classes": None if self.classes is None else [_json(c) for c in self.classes],
             "importance": _records(self.importance),
             "permutation": _records(self.permutation),
@@ -101,8 +104,47 @@ def _shuffle_columns(Xt: Any, idx: np.ndarray, perm: np.ndarray) -> Any:
     return out
 
 
+#: rows explained first to measure the cost of one row against a time limit
+_PILOT_ROWS = 2
+
+
+def _explain_within(ens: Any, rows: pd.DataFrame, reference: Any, n_permutations: int,
+                    seed: int, budget: float | None) -> tuple[Any, int]:
+    """Contributions of as many of ``rows`` as ``budget`` seconds allow (all without one).
+
+    A pilot of two rows measures the cost per row (a kNN member explained by sampling
+    permutations costs a thousand times a tree member: over a second a row on 24,000
+    training rows), then the rows that fit in the time left are explained and appended.
+    """
+    import dataclasses
+    import time
+
+    if budget is None or len(rows) <= _PILOT_ROWS:
+        return _explain(ens, rows, reference, n_permutations, seed), len(rows)
+    start = time.perf_counter()
+    parts = [_explain(ens, rows.iloc[:_PILOT_ROWS], reference, n_permutations, seed)]
+    done = _PILOT_ROWS
+    while done < len(rows):
+        spent = time.perf_counter() - start
+        fit = int((budget - spent) / (spent / done))
+        if fit < 1:
+            break
+        size = min(len(rows) - done, fit)
+        parts.append(_explain(ens, rows.iloc[done:done + size], reference, n_permutations,
+                              seed + done))
+        done += size
+    if len(parts) == 1:
+        return parts[0], done
+    joined = dataclasses.replace(
+        parts[0], values=np.concatenate([p.values for p in parts]),
+        output=np.concatenate([p.output for p in parts]),
+        data=pd.concat([p.data for p in parts]))
+    return joined, done
+
+
 def _permutation(ens: Any, X: pd.DataFrame, y: np.ndarray, metric: Any, n_repeats: int,
-                 seed: int, columns: list[str] | None = None) -> pd.DataFrame:
+                 seed: int, columns: list[str] | None = None,
+                 budget: float | None = None) -> pd.DataFrame:
     """Shuffle each original column among the rows and measure how much the metric worsens.
 
     TablePrep prepares every column on its own (each output feature comes from one column,
@@ -110,13 +152,22 @@ def _permutation(ens: Any, X: pd.DataFrame, y: np.ndarray, metric: Any, n_repeat
     rows of its output features: the rows are prepared once, not once per shuffle (on
     ames_housing, 79 columns x 3 repeats, that is most of the cost).
     """
+    import time
+
     rng = np.random.default_rng(seed)
     prepared = _prepare(ens, X)
     origins = {style: np.asarray(ens.preps[style].feature_origin_, dtype=object).astype(str)
                for style in prepared}
+    start = time.perf_counter()
     baseline = metric.loss(y, _predict_design(ens, prepared))
+    per_prediction = time.perf_counter() - start
+    columns = list(ens.feature_names if columns is None else columns)
+    if budget is not None:
+        # Columns come most important first: a time limit drops the least important.
+        fit = int(budget / max(per_prediction * n_repeats, 1e-9))
+        columns = columns[:max(1, fit)]
     rows = []
-    for col in ens.feature_names if columns is None else columns:
+    for col in columns:
         drops = []
         for _ in range(n_repeats):
             perm = rng.permutation(len(X))
@@ -201,7 +252,8 @@ def global_explanation(model: Any, X: pd.DataFrame, y: Any = None, *,
                        metric: str | None = None, max_rows: int = 2000, seed: int = 0,
                        top_k: int = 5, n_repeats: int = 3, shap_rows: int = 500,
                        permutation_top: int = 25, n_permutations: int = 2,
-                       max_rows_agnostic: int = 200) -> GlobalExplanation:
+                       max_rows_agnostic: int = 200,
+                       time_limit: float | None = None) -> GlobalExplanation:
     """What the model relies on, from a sample of ``max_rows`` rows of ``X``.
 
     Cost is what sets the defaults: exact TreeSHAP of a LightGBM member of a few hundred
@@ -226,6 +278,9 @@ def global_explanation(model: Any, X: pd.DataFrame, y: Any = None, *,
         n_permutations, max_rows_agnostic: a kNN or MLP member is explained by sampling
             permutations (hundreds of predictions per row): its contributions come from at
             most ``max_rows_agnostic`` rows of the sample, with ``n_permutations`` each.
+        time_limit: seconds for the contributions and the permutation importance together
+            (about half each; None: no limit). Fewer rows are explained and fewer columns
+            shuffled when the model is slow to explain; ``notes`` says what was left out.
     """
     import time
 
@@ -255,7 +310,15 @@ def global_explanation(model: Any, X: pd.DataFrame, y: Any = None, *,
     if len(sample) > n_shap:
         keep = np.sort(rng.choice(len(sample), n_shap, replace=False))
         explained = sample.iloc[keep].reset_index(drop=True)
-    local = _explain(ens, explained, reference, n_permutations, seed)
+    started = time.perf_counter()
+    notes: list[str] = []
+    shap_budget = None if time_limit is None else 0.5 * time_limit - (started - t0)
+    local, n_explained = _explain_within(ens, explained, reference, n_permutations, seed,
+                                         shap_budget)
+    if n_explained < len(explained):
+        notes.append(f"Contributions were computed on {n_explained:,} of {len(explained):,} "
+                     f"sampled rows to stay within the {time_limit:g} s explanation budget.")
+        explained = explained.iloc[:n_explained]
     timings["shap"] = time.perf_counter() - t0
     values = local.values
     mean_abs = np.abs(values).mean(axis=(0, 1)) if values.ndim == 3 else np.abs(
@@ -287,8 +350,14 @@ def global_explanation(model: Any, X: pd.DataFrame, y: Any = None, *,
         columns = list(importance["column"])
         if permutation_top is not None:
             columns = columns[:permutation_top]
+        budget = (None if time_limit is None
+                  else max(0.0, time_limit - (time.perf_counter() - started)))
         permutation = _permutation(ens, sample, _encode_y(ens, y_sample), metric_obj,
-                                   n_repeats, seed, columns=columns)
+                                   n_repeats, seed, columns=columns, budget=budget)
+        if len(permutation) < len(columns):
+            notes.append(f"Permutation importance covers the {len(permutation)} columns "
+                         f"with the largest contributions (of {len(columns)}) to stay within "
+                         f"the {time_limit:g} s explanation budget.")
         timings["permutation"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     ngrams = _text_ngrams(ens)
@@ -297,4 +366,4 @@ def global_explanation(model: Any, X: pd.DataFrame, y: Any = None, *,
                              dependence=dependence, text_ngrams=ngrams, task=ens.task,
                              metric=metric_name, n_rows=len(sample),
                              classes=None if ens.classes is None else list(ens.classes),
-                             timings=timings)
+                             timings=timings, notes=notes)
