@@ -139,3 +139,23 @@ def test_mw_evaluate_on_a_run_folder(mpls_folder: Path) -> None:
     assert ev.oof.n_rows == int(run.oof["in_validation"].sum())
     assert ev.to_dict()["oof"]["metrics"]["roc_auc"]["value"] == pytest.approx(
         ev.oof["roc_auc"].value)
+
+
+def test_a_holdout_model_card_says_the_final_model_was_not_refit(
+        telco_split: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    """Issue 14: with one holdout the card claimed "the final model saw all of them", and
+    the class table under the training-row count added up to the holdout's rows."""
+    train = telco_split[0]
+    run = mw.train(train, "churn", time_budget=60, n_trials=2, families=["linear"],
+                   cv="holdout", seed=0)
+    ev = evaluate(run, train, explain=False)
+    d = ev.data_summary
+    assert d["validation"] == "holdout"
+    assert d["validated_rows"] + d["fit_rows"] == len(train)
+    assert sum(c["count"] for c in d["classes"]) == d["n_rows"] == len(train)
+    card = ev.model_card()
+    assert "saw all of them" not in card and "not refit" in card
+    assert f"trained on the other {d['fit_rows']:,} rows" in card
+    kfold = evaluate(mw.train(train, "churn", time_budget=60, n_trials=2,
+                              families=["linear"], cv=3, seed=0), train, explain=False)
+    assert "refit on all of them" in kfold.model_card()

@@ -300,8 +300,18 @@ def model_card(ev: Evaluation) -> str:
 
 
 def _limitations(ev: Evaluation) -> list[str]:
-    out = ["Scores are estimated on out-of-fold predictions of models trained on part of "
-           "the rows; the final model saw all of them, so it may do slightly better.",
+    d = ev.data_summary
+    if d["validation"] == "holdout":
+        fit = d.get("fit_rows")
+        trained_on = f"the other {fit:,} rows" if fit else "the other rows"
+        scored = (f"Scores are estimated on a single holdout of {d['validated_rows']:,} rows; "
+                  f"the final model is the one trained on {trained_on} (it was not refit on "
+                  "all rows), so the holdout score is its own.")
+    else:
+        scored = ("Scores are estimated on out-of-fold predictions of models trained on part "
+                  "of the rows; the final model was refit on all of them, so it may do "
+                  "slightly better.")
+    out = [scored,
            "Intervals reflect sampling noise of rows like the training rows, not a change in "
            "the population (drift); monitor the model once it serves."]
     for h in ev.honesty:
@@ -315,7 +325,8 @@ def _limitations(ev: Evaluation) -> list[str]:
             out.append(f"{r['label']} across {f.column} is {r['value']:.2f} (below "
                        f"{f.threshold:g}): lowest for {r['lowest']}, highest for "
                        f"{r['highest']}.")
-    if ev.data_summary["validation"] == "holdout":
-        out.append("Validated on a single holdout split, not k-fold cross-validation.")
+    if d["validation"] == "holdout":
+        out.append("Validated on a single holdout split, not k-fold cross-validation "
+                   "(with cv='auto', tables over 15,000 rows get one stratified 20% holdout).")
     out += ev.notes
     return out

@@ -257,9 +257,14 @@ def _data_summary(result: TrainResult, p: Predictions, rows: np.ndarray,
          else "holdout"),
         "kinds": kinds,
     }
+    out["fit_rows"] = n if out["validation"] != "holdout" else n - len(rows)
     if classes is not None:
-        counts = np.bincount(p.y, minlength=len(classes))
-        out["classes"] = [{"class": str(c), "count": int(k), "share": float(k / len(p.y))}
+        # Counted over every training row, as the table's heading says (the validated rows
+        # are only the holdout's when validation falls back to one split).
+        y_all = pd.Series(result.oof["y"].to_numpy())
+        counts = [int((y_all == c).sum()) for c in classes]
+        total = max(sum(counts), 1)
+        out["classes"] = [{"class": str(c), "count": k, "share": float(k / total)}
                           for c, k in zip(classes, counts, strict=True)]
     else:
         y = p.y
