@@ -243,11 +243,28 @@ def leaderboard_chart(board: pd.DataFrame, metric: str, limit: int = 15) -> Figu
     if std is not None:
         trace["error_x"] = {"type": "data", "array": std, "color": COLORS["text"],
                             "thickness": 1}
-    lo, hi = float(top[metric].min()), float(top[metric].max())
+    lo, hi = _bar_range(top[metric].to_numpy(dtype=float))
     pad = max((hi - lo) * 0.3, abs(hi) * 0.002, 1e-6)
+    off = (top[metric] < lo - pad) | (top[metric] > hi + pad)
+    if off.any():  # a far-off trial (log loss 16 beside 0.4) keeps its value as text
+        trace["text"] = [f"{v:.4g} (off scale)" if o else "" for v, o in
+                         zip(top[metric], off, strict=True)]
+        trace["textposition"] = "inside"
     return {"data": [trace], "layout": chart_layout(
         xaxis={"title": {"text": f"{metric} (CV)"}, "range": [lo - pad, hi + pad]},
         yaxis={"type": "category", "tickfont": {"size": 11}}, margin={"l": 8})}
+
+
+def _bar_range(values: np.ndarray) -> tuple[float, float]:
+    """The range of the bars worth comparing: values more than 10 median absolute
+    deviations (and 5%) from the median are left off the axis, so one failed trial (log loss
+    16 beside 0.4) cannot squash the others; robust with as few as three trials."""
+    median = float(np.median(values))
+    mad = float(np.median(np.abs(values - median)))
+    fence = max(10 * mad, 0.05 * abs(median), 1e-9)
+    inside = values[np.abs(values - median) <= fence]
+    inside = inside if len(inside) else values
+    return float(inside.min()), float(inside.max())
 
 
 def importance_bars(frame: pd.DataFrame, value: str, label: str, limit: int = 20,
@@ -270,6 +287,20 @@ def dependence(frame: pd.DataFrame, column: str) -> Figure:
     values = frame["value"]
     contrib = frame["contribution"].astype(float).round(5)
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if pd.api.types.is_datetime64_any_dtype(values):
+        # Dates on a date axis, in time order; midnight-only dates without "00:00:00".
+        order = np.argsort(values.to_numpy(), kind="stable")
+        when = values.iloc[order]
+        midnight = bool((when.dropna() == when.dropna().dt.normalize()).all())
+        text = when.dt.strftime("%Y-%m-%d" if midnight else "%Y-%m-%dT%H:%M:%S")
+        return {"data": [{
+            "type": "scattergl", "mode": "markers", "x": text.tolist(),
+            "y": contrib.iloc[order].tolist(),
+            "marker": {"color": COLORS["primary"], "size": 4, "opacity": 0.5},
+            "hovertemplate": column + " %{x}: %{y:.4g}<extra></extra>"}],
+            "layout": chart_layout(xaxis={"title": {"text": column}, "type": "date"},
+                                   yaxis={"title": {"text": "contribution"}, "zeroline": True,
+                                          "zerolinecolor": COLORS["muted"]})}
     if numeric:
         trace: dict[str, Any] = {
             "type": "scattergl", "mode": "markers", "x": values.astype(float).tolist(),
