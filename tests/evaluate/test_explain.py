@@ -107,7 +107,9 @@ def test_ensemble_is_additive_in_probability_space_per_original_column(telco_ens
     # contract contribution is not zero, and no fragment name appears anywhere.
     assert np.abs(frame["contract"]).max() > 0
     top = local.top(3, row=0)
-    assert list(top.columns) == ["column", "value", "contribution"]
+    assert list(top.columns) == ["row", "column", "value", "contribution"]
+    assert (top["row"] == rows.index[0]).all()  # which row it is, in the frame itself
+    assert local.top(2, row=1)["row"].iloc[0] == rows.index[1]
     assert np.all(np.diff(np.abs(top["contribution"].to_numpy())) <= 0)
     assert top["value"].iloc[0] == rows[top["column"].iloc[0]].iloc[0]
     payload = json.loads(json.dumps(local.to_dict()))
@@ -153,6 +155,7 @@ def test_multiclass_has_a_class_axis_and_every_class_adds_up(hpc):
     j = int(np.argmax(proba[0]))
     assert top["contribution"].iloc[0] == pytest.approx(
         local.values[0, j][np.argmax(np.abs(local.values[0, j]))])
+    assert (top["class"] == local.classes[j]).all()  # the class it explains, named
     assert local.to_frame().shape == (30 * k, len(run.model.feature_names))
     json.dumps(local.to_dict())
 

@@ -55,17 +55,25 @@ class LocalExplanation:
         return pd.DataFrame(self.values.reshape(n * k, -1), columns=self.columns, index=index)
 
     def top(self, k: int = 5, row: int = 0, cls: Any = None) -> pd.DataFrame:
-        """The ``k`` columns that move row ``row`` (by position) the most: column, value,
+        """The ``k`` columns that move row ``row`` (by position) the most: row (the
+        explained row's index label, so a reader knows which one), column, value,
         contribution, largest |contribution| first. Multiclass: for class ``cls`` (default:
-        the row's most probable class)."""
+        the row's most probable class), named in a ``class`` column."""
+        if not -len(self.values) <= row < len(self.values):
+            raise IndexError(f"row {row} is out of range: {len(self.values)} rows were "
+                             f"explained (positions 0 to {len(self.values) - 1}).")
         values = self.values[row]
+        label = self.data.index[row]
+        head: dict[str, Any] = {"row": label}
         if self.multiclass:
             classes = list(self.classes or range(values.shape[0]))
             j = int(np.argmax(self.output[row])) if cls is None else classes.index(cls)
             values = values[j]
+            head["class"] = classes[j]
         order = np.argsort(-np.abs(values), kind="stable")[:k]
         data = self.data.iloc[row]
-        return pd.DataFrame({"column": [self.columns[i] for i in order],
+        return pd.DataFrame({**{name: [v] * len(order) for name, v in head.items()},
+                             "column": [self.columns[i] for i in order],
                              "value": [data.iloc[i] for i in order],
                              "contribution": values[order]})
 
