@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlwright.data.kinds import ColumnKind
+
 if TYPE_CHECKING:
     from mlwright.monitor._base import ColumnWindow
     from mlwright.monitor.log import LogWindow
@@ -79,7 +81,10 @@ def data_quality(window: LogWindow, current: dict[str, ColumnWindow],
                         "flagged": bad})
         if bad:
             flagged.append(name)
-        if ref.type == "categorical" and ref.closed and cur.counts:
+        # A numeric column with few values is compared as categories for drift, but a new
+        # number is not an unseen category: the contract's range checks cover it.
+        numeric = reference.contract.column(name).kind is ColumnKind.NUMERIC
+        if ref.type == "categorical" and ref.closed and cur.counts and not numeric:
             unseen = {k: n for k, n in cur.counts.items() if k not in ref.counts}
             if unseen:
                 top = sorted(unseen.items(), key=lambda kv: -kv[1])[:10]
