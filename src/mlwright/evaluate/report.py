@@ -211,7 +211,8 @@ def _contract_summary(contract: Any, target: str) -> list[dict[str, Any]]:
     for c in contract.columns:
         s = c.stats
         if s.numeric is not None:
-            values = f"{s.numeric.min:.4g} … {s.numeric.max:.4g}"
+            # Enough digits that the bounds are values the column holds (2016.5, not 2016).
+            values = f"{s.numeric.min:.8g} … {s.numeric.max:.8g}"
         elif c.categories is not None:
             shown = ", ".join(map(str, c.categories[:6]))
             values = shown + (f" (+{len(c.categories) - 6})" if len(c.categories) > 6 else "")
