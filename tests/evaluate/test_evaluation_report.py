@@ -56,7 +56,7 @@ def test_report_files_hold_metrics_intervals_and_honesty(telco_eval: Evaluation,
     data = json.loads(paths["evaluation"].read_text())
     assert data["task"] == "binary" and data["metric"] == "roc_auc"
     for name in ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc",
-                 "pr_auc", "log_loss", "brier", "mcc"):
+                 "average_precision", "log_loss", "brier", "mcc"):
         m = data["oof"]["metrics"][name]
         assert m["low"] <= m["value"] <= m["high"]
         assert name in data["test"]["metrics"]

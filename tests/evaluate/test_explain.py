@@ -15,7 +15,7 @@ from mlwright.datasets import load_suite
 from mlwright.evaluate.explain import explain_members, global_explanation
 from mlwright.evaluate.explain.global_ import _permutation, _predict_design
 from mlwright.evaluate.explain.local import _prepare
-from mlwright.search.metrics import get_metric
+from mlwright.scoring import get_metric
 
 
 def _train(df: pd.DataFrame, target: str, families: list[str], n_trials: int):

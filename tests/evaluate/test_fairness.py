@@ -8,7 +8,7 @@ import pytest
 
 import mlwright as mw
 from mlwright.evaluate.fairness import fairness_slices, group_labels
-from mlwright.evaluate.metrics import Predictions, oof_predictions
+from mlwright.evaluate.scores import Predictions, oof_predictions
 
 
 @pytest.fixture(scope="module")

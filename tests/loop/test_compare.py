@@ -9,8 +9,9 @@ import pytest
 from scipy.stats import binom
 
 from mlwright.data.kinds import Task
-from mlwright.loop.compare import Comparison, decide, mcnemar, paired_bootstrap
-from mlwright.search.metrics import get_metric
+from mlwright.loop.compare import Comparison, decide, mcnemar
+from mlwright.scoring import get_metric
+from mlwright.scoring.intervals import paired_bootstrap
 
 RMSE = get_metric("rmse", Task.REGRESSION)
 AUC = get_metric("roc_auc", Task.BINARY)

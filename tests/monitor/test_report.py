@@ -146,7 +146,7 @@ def test_end_to_end_through_the_real_server(holdout_run, tmp_path):
     perf = body["performance"]
     assert perf["n_labelled"] == 400
     from mlwright.data.kinds import Task
-    from mlwright.search.metrics import get_metric
+    from mlwright.scoring import get_metric
 
     y = (rows["churn"] == "Yes").to_numpy().astype(int)
     offline = get_metric(holdout_run.metric, Task.BINARY).score(

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import lightgbm as lgb
 import numpy as np
+import pytest
 from sklearn.ensemble import ExtraTreesRegressor, RandomForestClassifier
 
+from mlwright.data.kinds import Task
 from mlwright.datasets import load_suite
-from mlwright.search.ensemble import full_proba, predict_values
+from mlwright.scoring import get_metric
+from mlwright.search.ensemble import full_proba, greedy_selection, predict_values
 
 
 def _hpc():
@@ -36,3 +39,20 @@ def test_forest_and_lightgbm_fast_paths_match_for_regression_and_classes():
     np.testing.assert_allclose(full_proba(booster, X[:300], 4), booster.predict_proba(X[:300]))
     binary = lgb.LGBMClassifier(n_estimators=30, verbose=-1).fit(X, (y == 3).astype(int))
     np.testing.assert_allclose(full_proba(binary, X[:300], 2), binary.predict_proba(X[:300]))
+
+
+def test_greedy_selection_blends_complementary_models():
+    # Two noisy views of the same signal: their average beats either one alone.
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=2000)
+    y = (truth > 0).astype(int)
+    a = 1 / (1 + np.exp(-(truth + rng.normal(scale=1.5, size=2000))))
+    b = 1 / (1 + np.exp(-(truth + rng.normal(scale=1.5, size=2000))))
+    bad = rng.random(2000)
+    preds = [np.column_stack([1 - p, p]) for p in (a, b, bad)]
+    metric = get_metric("roc_auc", Task.BINARY)
+    weights = greedy_selection(preds, y, metric)
+    assert set(weights) == {0, 1}
+    assert sum(weights.values()) == pytest.approx(1.0)
+    blended = sum(preds[i] * w for i, w in weights.items())
+    assert metric.score(y, blended) > max(metric.score(y, preds[0]), metric.score(y, preds[1]))

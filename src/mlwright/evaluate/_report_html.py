@@ -10,6 +10,7 @@ import numpy as np
 from mlwright._html import Charts, fmt_num, fmt_pct, write_page
 from mlwright.evaluate import plots
 from mlwright.run import RunFolder
+from mlwright.scoring import greater_is_better, metric_label
 
 if TYPE_CHECKING:
     from mlwright.evaluate.report import Evaluation
@@ -34,8 +35,6 @@ def _interval(iv: Any, name: str = "") -> str:
 
 
 def metric_rows(ev: Evaluation) -> list[dict[str, Any]]:
-    from mlwright.evaluate.report import metric_label
-
     rows = []
     for name, iv in ev.oof.values.items():
         t = ev.test.values.get(name) if ev.test is not None else None
@@ -43,20 +42,12 @@ def metric_rows(ev: Evaluation) -> list[dict[str, Any]]:
                      "oof": _fmt(iv.value, name), "oof_ci": _interval(iv, name),
                      "test": _fmt(t.value, name) if t is not None else "",
                      "test_ci": _interval(t, name) if t is not None else "",
-                     "lower_better": name in _lower()})
+                     "lower_better": not greater_is_better(name)})
     rows.sort(key=lambda r: not r["headline"])
     return rows
 
 
-def _lower() -> set[str]:
-    from mlwright.evaluate.metrics import LOWER_IS_BETTER
-
-    return LOWER_IS_BETTER
-
-
 def honesty_rows(ev: Evaluation) -> list[dict[str, Any]]:
-    from mlwright.evaluate.report import metric_label
-
     return [{"label": metric_label(h.metric), "n_test": h.n_test,
              "cv": _fmt(h.interval.value, h.metric), "range": _interval(h.interval, h.metric),
              "test": "" if h.test_score is None else _fmt(h.test_score, h.metric),
@@ -129,11 +120,7 @@ def _charts(ev: Evaluation, charts: Charts) -> dict[str, Any]:
 
 
 def _greater(ev: Evaluation) -> bool:
-    params_metric = ev.lineage["params"].get("metric") or ev.metric
-    from mlwright.evaluate.metrics import LOWER_IS_BETTER
-
-    lower = {*LOWER_IS_BETTER, "mse", "median_absolute_error"}
-    return params_metric not in lower
+    return greater_is_better(ev.lineage["params"].get("metric") or ev.metric)
 
 
 def _fairness_context(ev: Evaluation) -> list[dict[str, Any]]:
@@ -153,8 +140,6 @@ def _fairness_context(ev: Evaluation) -> list[dict[str, Any]]:
 
 
 def _stats(ev: Evaluation) -> list[dict[str, str]]:
-    from mlwright.evaluate.report import metric_label
-
     head = ev.oof.values.get(ev.metric)
     stats = [{"label": f"CV {metric_label(ev.metric)}", "value": _fmt(head.value, ev.metric)
               if head else "n/a", "note": f"95% CI {_interval(head, ev.metric)}" if head

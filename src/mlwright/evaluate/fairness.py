@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlwright.evaluate.metrics import Predictions, _f
+from mlwright._json import finite
+from mlwright.evaluate.scores import Predictions
 
 __all__ = ["FairnessSlice", "fairness_slices", "group_labels"]
 
@@ -177,5 +178,5 @@ def fairness_slices(p: Predictions, sensitive: pd.Series, *, column: str | None 
                 big[f"rate_{c}"], threshold, f"Parity of predicting {c}",
                 f"lowest / highest rate of predicting {c}")
     for r in ratios.values():
-        r["value"] = _f(r["value"]) if r["value"] is not None else None
+        r["value"] = finite(r["value"])
     return FairnessSlice(name, p.task, table, ratios, threshold, notes)

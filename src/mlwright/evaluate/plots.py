@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from mlwright._html import COLORS, chart_layout
-from mlwright.evaluate.metrics import Predictions
+from mlwright.evaluate.scores import Predictions
 
 __all__ = [
     "calibration_curve", "confusion_matrix", "dependence", "fairness_bars", "importance_bars",

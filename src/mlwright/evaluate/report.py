@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlwright._json import json_safe
 from mlwright._logging import get_logger
 from mlwright.evaluate.fairness import FairnessSlice, fairness_slices
-from mlwright.evaluate.metrics import (
-    LOWER_IS_BETTER,
+from mlwright.evaluate.scores import (
+    REPORTED,
     MetricSet,
     PredictedRange,
     Predictions,
@@ -35,38 +36,23 @@ from mlwright.evaluate.metrics import (
 )
 from mlwright.exceptions import ColumnNotFoundError, MlwrightError
 from mlwright.run import RunFolder, TrainResult, load_run
+from mlwright.scoring import DEFAULT_METRIC, canonical_name, greater_is_better
 
 __all__ = ["Evaluation", "evaluate"]
 
 log = get_logger(__name__)
 
-# The search's metric names, as this module names them.
-_ALIAS = {"average_precision": "pr_auc", "median_absolute_error": "median_ae",
-          "f1_macro": "f1_macro", "f1_weighted": "f1_weighted"}
-_DEFAULT = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
-_LABELS = {
-    "accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy", "precision": "Precision",
-    "recall": "Recall", "f1": "F1", "roc_auc": "ROC AUC", "pr_auc": "PR AUC (average "
-    "precision)", "log_loss": "Log loss", "brier": "Brier score", "mcc": "MCC",
-    "rmse": "RMSE", "mae": "MAE", "r2": "R²", "mape": "MAPE", "median_ae":
-    "Median absolute error",
-}
 
-
-def metric_label(name: str) -> str:
-    for suffix in ("_macro", "_weighted"):
-        if name.endswith(suffix):
-            return f"{_LABELS.get(name[: -len(suffix)], name)} ({suffix[1:]})"
-    return _LABELS.get(name, name)
+def _optimised(metric: str, task: str) -> str:
+    """The evaluation's name for the search's metric (multiclass ROC AUC is a macro mean)."""
+    name = canonical_name(metric)
+    return "roc_auc_macro" if task == "multiclass" and name == "roc_auc" else name
 
 
 def headline_metric(metric: str, task: str) -> str:
     """The evaluation's name for the search's metric (the task default if it has none)."""
-    name = _ALIAS.get(metric, metric)
-    if task == "multiclass" and name == "roc_auc":
-        name = "roc_auc_macro"
-    known = set(_LABELS) | {f"{m}_{a}" for m in _LABELS for a in ("macro", "weighted")}
-    return name if name in known else _DEFAULT[task]
+    name = _optimised(metric, task)
+    return name if name in REPORTED[task] else DEFAULT_METRIC[task]
 
 
 # ---------------------------------------------------------------------------- the evaluation
@@ -99,13 +85,13 @@ class Evaluation:
 
     @property
     def greater_is_better(self) -> bool:
-        return self.metric not in LOWER_IS_BETTER
+        return greater_is_better(self.metric)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "format": "mlwright.evaluation", "version": 1, "target": self.target,
             "task": self.task, "metric": self.metric,
-            "classes": None if self.classes is None else [_jsonable(c) for c in self.classes],
+            "classes": self.classes,
             "threshold": self.threshold, "oof": self.oof.to_dict(),
             "test": None if self.test is None else self.test.to_dict(),
             "honesty": [h.to_dict() for h in self.honesty],
@@ -117,7 +103,7 @@ class Evaluation:
             "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
             "history": [list(h) for h in self.history], "notes": self.notes,
         }
-        return _jsonable(out)
+        return json_safe(out)
 
     def write(self, folder: str | Path) -> dict[str, Path]:
         """Write report.html, model_card.md and evaluation.json into ``folder``."""
@@ -142,22 +128,6 @@ class Evaluation:
         from mlwright.evaluate._report_html import model_card
 
         return model_card(self)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, pd.Timestamp | datetime):
-        return value.isoformat()
-    return str(value)
 
 
 def _classes(result: TrainResult) -> list[Any] | None:
@@ -308,9 +278,7 @@ def evaluate(result: TrainResult | str | Path, data: Any = None, test: Any = Non
     oof_metrics = compute_metrics(p_oof, n_boot=bootstrap, seed=seed)
     timings["metrics"] = time.perf_counter() - t0
     headline = headline_metric(result.metric, task)
-    optimised = _ALIAS.get(result.metric, result.metric)
-    if task == "multiclass" and optimised == "roc_auc":
-        optimised = "roc_auc_macro"
+    optimised = _optimised(result.metric, task)
     if headline != optimised:
         notes.append(f"The search optimised {result.metric!r}; the report leads with "
                      f"{headline!r}.")

@@ -1,7 +1,7 @@
 """Challenger against champion on the same labelled rows: paired statistics and a decision.
 
 Both models score the *same* rows, so the comparison is paired: a paired bootstrap of the
-metric difference (one resample of row indices, both models scored on it) and, for
+metric difference (:func:`mlwright.scoring.intervals.paired_bootstrap`) and, for
 classification, McNemar's exact test on the discordant decisions. Guarded slices (values of
 chosen columns) must not get worse beyond a tolerance. ``decide`` turns a
 :class:`Comparison` into a :class:`Decision` whose ``to_dict()`` is the audit evidence.
@@ -13,69 +13,21 @@ metric's direction (for log loss or RMSE it is champion minus challenger).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from mlwright.exceptions import LoopError
+from mlwright._json import json_safe
+from mlwright.exceptions import LoopError, MlwrightError
+from mlwright.scoring import score_or_nan
+from mlwright.scoring.intervals import paired_bootstrap, paired_differences
 
-__all__ = ["Comparison", "Decision", "compare", "decide", "mcnemar", "paired_bootstrap",
-           "score_predictions"]
-
-Scorer = Callable[[np.ndarray, np.ndarray], float]
+__all__ = ["Comparison", "Decision", "compare", "decide", "mcnemar"]
 
 
 # --------------------------------------------------------------------------- statistics
-
-@dataclass(frozen=True)
-class BootstrapResult:
-    improvement: float          # observed improvement (challenger better > 0)
-    ci_low: float               # 95% percentile interval of the improvement
-    ci_high: float
-    p_value: float              # one-sided, H0: improvement <= margin
-    margin: float
-    n_boot: int                 # resamples that gave a finite difference
-
-
-def paired_bootstrap(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, score: Scorer, *,
-                     greater_is_better: bool = True, margin: float = 0.0, n_boot: int = 1000,
-                     seed: int = 0, level: float = 0.95) -> BootstrapResult:
-    """Paired bootstrap of ``score(b) - score(a)`` (b = challenger, a = champion).
-
-    Each resample draws row indices once and scores both models on them, so row-level
-    difficulty cancels. The p-value is ``(1 + #{d* <= margin}) / (1 + B)``: identical
-    predictions give exactly 1, a challenger better on every resample ``1 / (1 + B)``.
-    """
-    y = np.asarray(y)
-    n = len(y)
-    if n == 0 or len(pred_a) != n or len(pred_b) != n:
-        raise LoopError(
-            f"paired_bootstrap needs the same non-zero number of rows for y and both "
-            f"predictions; got {n}, {len(pred_a)} and {len(pred_b)}.")
-    sign = 1.0 if greater_is_better else -1.0
-    observed = sign * (score(y, pred_b) - score(y, pred_a))
-    rng = np.random.default_rng(seed)
-    diffs = np.empty(n_boot)
-    for i in range(n_boot):
-        idx = rng.integers(0, n, n)
-        try:
-            diffs[i] = sign * (score(y[idx], pred_b[idx]) - score(y[idx], pred_a[idx]))
-        except ValueError:  # e.g. a resample with one class has no AUC
-            diffs[i] = np.nan
-    diffs = diffs[np.isfinite(diffs)]
-    if len(diffs) == 0:
-        raise LoopError(f"No bootstrap resample of the {n} rows could be scored; the rows "
-                        f"probably hold a single class. Collect more labelled feedback.")
-    # Exactly-equal predictions give differences of +-1e-17 from float summation order.
-    diffs = np.where(np.abs(diffs) < 1e-12, 0.0, diffs)
-    alpha = (1 - level) / 2
-    low, high = np.quantile(diffs, [alpha, 1 - alpha])
-    p = (1 + int(np.sum(diffs <= margin))) / (1 + len(diffs))
-    return BootstrapResult(float(observed), float(low), float(high), float(p), margin,
-                           len(diffs))
-
 
 @dataclass(frozen=True)
 class McNemarResult:
@@ -147,13 +99,6 @@ def _score_model(est: Any, X: Any, y_enc: np.ndarray, classes: list[Any] | None)
     return _Scored(y_enc, raw, decision)
 
 
-def score_predictions(metric: Any, y: np.ndarray, raw: np.ndarray) -> float:
-    try:
-        return float(metric.score(y, raw))
-    except ValueError:
-        return float("nan")
-
-
 # --------------------------------------------------------------------------- comparison
 
 @dataclass
@@ -179,20 +124,7 @@ class Comparison:
     parts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean(asdict(self))
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN/inf become None, numpy scalars plain Python."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+        return json_safe(asdict(self))
 
 
 def _slices(frame: Any, columns: Sequence[str], y: np.ndarray, a: _Scored, b: _Scored,
@@ -215,8 +147,8 @@ def _slices(frame: Any, columns: Sequence[str], y: np.ndarray, a: _Scored, b: _S
         for key in sorted(set(keys)):
             mask = keys == key
             n = int(mask.sum())
-            champ = score_predictions(metric, y[mask], a.raw[mask])
-            chall = score_predictions(metric, y[mask], b.raw[mask])
+            champ = score_or_nan(metric, y[mask], a.raw[mask])
+            chall = score_or_nan(metric, y[mask], b.raw[mask])
             diff = sign * (chall - champ)
             enforced = bool(n >= min_rows and math.isfinite(diff))
             row = {"column": col, "value": key, "n": n, "champion": champ,
@@ -225,28 +157,14 @@ def _slices(frame: Any, columns: Sequence[str], y: np.ndarray, a: _Scored, b: _S
             if enforced and diff < -tolerance:
                 # Is it worse beyond the tolerance, or is a small slice just noisy? One-sided
                 # paired bootstrap of H0 "improvement >= -tolerance" on the slice's rows.
-                boot = _slice_bootstrap(y[mask], a.raw[mask], b.raw[mask], metric, sign,
-                                        n_boot, seed)
+                boot = paired_differences(y[mask], a.raw[mask], b.raw[mask], metric.score,
+                                          sign=sign, n_boot=n_boot, seed=seed)
                 if len(boot):
                     row["ci_low"], row["ci_high"] = (float(v) for v in
                                                      np.quantile(boot, [0.025, 0.975]))
                     row["p_worse"] = (1 + int(np.sum(boot >= -tolerance))) / (1 + len(boot))
             out.append(row)
     return out
-
-
-def _slice_bootstrap(y: np.ndarray, a: np.ndarray, b: np.ndarray, metric: Any, sign: float,
-                     n_boot: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(y), len(y))
-        try:
-            out.append(sign * (metric.score(y[idx], b[idx]) - metric.score(y[idx], a[idx])))
-        except ValueError:
-            continue
-    values = np.asarray(out, dtype=float)
-    return values[np.isfinite(values)]
 
 
 def compare(champion: Any, challenger: Any, data: Any, *, target: str,
@@ -273,7 +191,7 @@ def compare(champion: Any, challenger: Any, data: Any, *, target: str,
     import pandas as pd
 
     from mlwright.data.kinds import Task
-    from mlwright.search.metrics import get_metric
+    from mlwright.scoring import get_metric
 
     if not isinstance(data, pd.DataFrame) or target not in data.columns:
         raise LoopError(f"compare needs a DataFrame holding the label column {target!r}; got "
@@ -303,8 +221,12 @@ def compare(champion: Any, challenger: Any, data: Any, *, target: str,
     X = frame.drop(columns=[c for c in (target, part_column) if c is not None])
     a = _score_model(est_a, X, y, classes)
     b = _score_model(est_b, X, y, classes)
-    boot = paired_bootstrap(y, a.raw, b.raw, m.score, greater_is_better=m.greater_is_better,
-                            margin=margin, n_boot=n_boot, seed=seed)
+    try:
+        boot = paired_bootstrap(y, a.raw, b.raw, m.score,
+                                greater_is_better=m.greater_is_better, margin=margin,
+                                n_boot=n_boot, seed=seed)
+    except MlwrightError as exc:
+        raise LoopError(f"{exc} Collect more labelled feedback.") from None
     mc = None
     if a.decision is not None and b.decision is not None:
         mc = asdict(mcnemar(a.decision == y, b.decision == y))
@@ -313,16 +235,16 @@ def compare(champion: Any, challenger: Any, data: Any, *, target: str,
     if part_column is not None:
         for part in sorted(frame[part_column].astype(str).unique()):
             mask = (frame[part_column].astype(str) == part).to_numpy()
-            ca = score_predictions(m, y[mask], a.raw[mask])
-            cb = score_predictions(m, y[mask], b.raw[mask])
+            ca = score_or_nan(m, y[mask], a.raw[mask])
+            cb = score_or_nan(m, y[mask], b.raw[mask])
             parts[part] = {"n": int(mask.sum()), "champion": ca, "challenger": cb,
                            "improvement": sign * (cb - ca)}
     return Comparison(
         metric=m.name, greater_is_better=m.greater_is_better, task=task.value,
         n_rows=len(frame), champion_version=_version(champion),
         challenger_version=_version(challenger),
-        champion_score=score_predictions(m, y, a.raw),
-        challenger_score=score_predictions(m, y, b.raw), improvement=boot.improvement,
+        champion_score=score_or_nan(m, y, a.raw),
+        challenger_score=score_or_nan(m, y, b.raw), improvement=boot.improvement,
         ci_low=boot.ci_low, ci_high=boot.ci_high, p_value=boot.p_value, margin=margin,
         n_boot=boot.n_boot, mcnemar=mc,
         slices=_slices(frame, guarded_slices, y, a, b, m, sign, min_slice_rows,
@@ -352,7 +274,7 @@ class Decision:
                                "checks": self.checks}
         if self.comparison is not None:
             out["comparison"] = self.comparison.to_dict()
-        return _clean(out)
+        return json_safe(out)
 
 
 def decide(comparison: Comparison, *, alpha: float = 0.05, slice_tolerance: float = 0.02,

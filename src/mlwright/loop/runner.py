@@ -45,7 +45,7 @@ def _champion(registry: Any, name: str) -> Any:
 
 def _sign(metric: str | None, task: str) -> float:
     from mlwright.data.kinds import Task
-    from mlwright.search.metrics import get_metric
+    from mlwright.scoring import get_metric
 
     return 1.0 if get_metric(metric, Task(task)).greater_is_better else -1.0
 
@@ -59,7 +59,7 @@ def _metric_of(config: Any, model: Any) -> str | None:
 def _live(config: Any, model: Any, *, n: int, since: float | None = None) -> dict[str, Any]:
     """A version's live metric over its latest ``n`` labelled answers as champion."""
     from mlwright.loop.feedback import labelled_rows
-    from mlwright.loop.live import live_score
+    from mlwright.scoring import live_score
 
     rows = labelled_rows(config.store.database_url(), config.name, roles=("champion",),
                          version=str(model.version), since=since, limit=n)
@@ -138,7 +138,7 @@ def check_rollback(config: Any, registry: Any) -> dict[str, Any]:
     promotion, it did worse than the champion it replaced (on the same requests when that
     one answered in shadow, else against its recorded live score)."""
     from mlwright.loop.feedback import labelled_rows
-    from mlwright.loop.live import live_score
+    from mlwright.scoring import live_score
 
     entry = _last_promotion(config)
     if entry is None or not entry.get("from_version"):

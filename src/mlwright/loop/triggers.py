@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from mlwright._logging import get_logger
 from mlwright.exceptions import ConfigError
 from mlwright.loop._base import LoopContext, Trigger, TriggerResult, register_trigger
-from mlwright.loop.live import live_score, parse_interval
+from mlwright.loop.live import parse_interval
+from mlwright.scoring import live_score
 from mlwright.store import open_database, parse_window, predictions
 
 __all__ = ["DriftTrigger", "NewDataTrigger", "PerformanceTrigger", "ScheduleTrigger",
@@ -146,7 +147,7 @@ class PerformanceTrigger(_Watermarked):
             return TriggerResult(self.name, False, f"{n} labelled predictions of the champion; "
                                  f"{self.min_rows} needed", evidence)
         from mlwright.data.kinds import Task
-        from mlwright.search.metrics import get_metric
+        from mlwright.scoring import get_metric
 
         better = get_metric(metric, Task(champ.task)).greater_is_better
         sign = 1.0 if better else -1.0

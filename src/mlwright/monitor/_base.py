@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from mlwright._json import finite
 from mlwright._registry import Registry
 from mlwright.exceptions import ConfigError
 
@@ -75,13 +76,9 @@ class DetectorResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"detector": self.detector, "kind": self.kind,
-                "statistic": _finite(self.statistic), "p_value": _finite(self.p_value),
-                "p_adjusted": _finite(self.p_adjusted), "threshold": self.threshold,
+                "statistic": finite(self.statistic), "p_value": finite(self.p_value),
+                "p_adjusted": finite(self.p_adjusted), "threshold": self.threshold,
                 "drifted": self.drifted}
-
-
-def _finite(x: float | None) -> float | None:
-    return None if x is None or not np.isfinite(x) else float(x)
 
 
 class Detector(ABC):

@@ -32,7 +32,7 @@ def _import_scorers() -> None:
     import scipy.spatial.distance
     import scipy.stats  # noqa: F401
 
-    import mlwright.search.metrics  # noqa: F401
+    import mlwright.scoring  # noqa: F401
 
 
 def _predictions(window: Any, reference: Reference) -> list[Any] | np.ndarray:

@@ -4,12 +4,13 @@ reference against current distributions, performance over time)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from mlwright._json import json_safe
 
 if TYPE_CHECKING:
     from mlwright.monitor.alerts import Alert
@@ -18,19 +19,6 @@ if TYPE_CHECKING:
     from mlwright.monitor.quality import DataQuality, ServiceHealth
 
 __all__ = ["MonitorReport"]
-
-
-def _clean(obj: Any) -> Any:
-    """JSON-safe: NaN and infinities become null (strict JSON has neither)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, str):  # numpy scalars
-        return _clean(obj.item())
-    return obj
 
 
 def _iso(ts: float | None) -> str | None:
@@ -72,7 +60,7 @@ class MonitorReport:
         return self.drift.share
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean({
+        return json_safe({
             "model": self.model, "window": self.window,
             "start": _iso(self.start), "end": _iso(self.end),
             "generated": _iso(self.generated),

@@ -29,9 +29,9 @@ import pandas as pd
 from mlwright._logging import get_logger
 from mlwright.data.kinds import ColumnKind, Task, infer_kinds
 from mlwright.exceptions import ConfigError, MlwrightError
+from mlwright.scoring import get_metric
 from mlwright.search._base import ModelFamily, registered_families
 from mlwright.search.ensemble import greedy_selection
-from mlwright.search.metrics import get_metric
 from mlwright.search.portfolio import _search_loop
 from mlwright.search.records import SearchResult, TrialRecord
 from mlwright.search.refit import _choose_threshold, _holdout_ensemble, _refit

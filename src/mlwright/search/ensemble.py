@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator
 
 from mlwright.data.kinds import Task
 from mlwright.exceptions import ColumnNotFoundError, MlwrightError
-from mlwright.search.metrics import Metric
+from mlwright.scoring import Metric
 
 __all__ = ["Ensemble", "greedy_selection"]
 

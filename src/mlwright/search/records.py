@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from mlwright.data.kinds import ColumnKind, Task
+from mlwright.scoring import Metric
 from mlwright.search._base import FitInfo
 from mlwright.search.ensemble import Ensemble
-from mlwright.search.metrics import Metric
 
 __all__ = ["SearchResult", "TrialRecord", "leaderboard"]
 

@@ -18,9 +18,9 @@ from mlwright._logging import get_logger
 from mlwright.data.kinds import ColumnKind, Task
 from mlwright.exceptions import MlwrightError
 from mlwright.prep import build_preprocessor, plan_columns
+from mlwright.scoring import Metric
 from mlwright.search._base import FitContext, FitInfo, ModelFamily
 from mlwright.search.ensemble import full_proba, predict_values
-from mlwright.search.metrics import Metric
 from mlwright.search.records import TrialRecord
 from mlwright.search.splits import Splits
 

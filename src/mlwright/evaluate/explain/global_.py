@@ -270,7 +270,7 @@ def global_explanation(model: Any, X: pd.DataFrame, y: Any = None, *,
         y: their target values (array-like, or the name of a column of ``X``); without it
             the permutation importance is empty.
         metric: the metric permutation importance is scored with (default: the model's
-            own, else the task's default; see ``mlwright.search.metrics``).
+            own, else the task's default; see ``mlwright.scoring``).
         top_k: columns that get dependence data.
         n_repeats: shuffles per column for permutation importance.
         shap_rows: rows of the sample explained for importance and dependence.
@@ -285,7 +285,7 @@ def global_explanation(model: Any, X: pd.DataFrame, y: Any = None, *,
     import time
 
     from mlwright.data.kinds import Task
-    from mlwright.search.metrics import get_metric
+    from mlwright.scoring import get_metric
 
     ens, own_metric = _unwrap(model)
     if isinstance(y, str):

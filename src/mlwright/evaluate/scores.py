@@ -1,8 +1,11 @@
-"""Metrics per task with bootstrap 95% intervals, and the range of test scores CV predicts.
+"""The evaluation of a task: the report's metric list with bootstrap 95% intervals, and the
+range of test scores CV predicts (the honesty check). Names, directions, labels and bounds
+come from :mod:`mlwright.scoring`.
 
-Everything works on *count weights*: a bootstrap resample of ``m`` rows out of ``n`` is a
-row of counts ``W[b, i]`` (how often row ``i`` was drawn), so every metric of a resample is a
-weighted sum, and a block of resamples is one matrix product. Rank metrics (ROC AUC,
+Everything works on *count weights* (:func:`mlwright.scoring.intervals.count_weights`): a
+bootstrap resample of ``m`` rows out of ``n`` is a row of counts ``W[b, i]`` (how often row
+``i`` was drawn), so every metric of a resample is a weighted sum, and a block of resamples
+is one matrix product. Rank metrics (ROC AUC,
 average precision) sort the scores once and accumulate the weights of positives and
 negatives per distinct score. 1,000 resamples of 50,000 rows take about a second, against
 minutes for a loop over scikit-learn calls.
@@ -14,18 +17,19 @@ formulas are only used for the resamples (tests hold them to scikit-learn too).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from mlwright._json import finite
 from mlwright.exceptions import MlwrightError
+from mlwright.scoring import metric_info
+from mlwright.scoring.intervals import Interval, count_weights, percentile_interval
 
 __all__ = [
-    "LOWER_IS_BETTER",
-    "Interval",
+    "REPORTED",
     "MetricSet",
     "Predictions",
     "bootstrap_scores",
@@ -35,10 +39,17 @@ __all__ = [
     "predictive_interval",
 ]
 
-# Metrics where a smaller value is better (the rest: greater is better).
-LOWER_IS_BETTER = {"log_loss", "brier", "rmse", "mae", "mape", "median_ae"}
 _EPS = np.finfo(np.float64).eps
-_CHUNK_CELLS = 4_000_000  # resample weights held at once (32 MB of float64)
+
+_AVERAGED = ("precision", "recall", "f1", "roc_auc", "average_precision")
+#: The report's metric list per task (names of the metric table), as point_metrics gives it.
+REPORTED: dict[str, tuple[str, ...]] = {
+    "binary": ("accuracy", "balanced_accuracy", "log_loss", "brier", "mcc", "precision",
+               "recall", "f1", "roc_auc", "average_precision"),
+    "multiclass": ("accuracy", "balanced_accuracy", "log_loss", "brier", "mcc",
+                   *(f"{m}_{avg}" for m in _AVERAGED for avg in ("macro", "weighted"))),
+    "regression": ("rmse", "mae", "r2", "mape", "median_absolute_error"),
+}
 
 
 @dataclass
@@ -129,7 +140,7 @@ def point_metrics(p: Predictions) -> dict[str, float]:
             "mae": float(skm.mean_absolute_error(p.y, p.pred)),
             "r2": float(skm.r2_score(p.y, p.pred)) if len(p.y) > 1 else np.nan,
             "mape": float(skm.mean_absolute_percentage_error(p.y, p.pred)),
-            "median_ae": float(skm.median_absolute_error(p.y, p.pred)),
+            "median_absolute_error": float(skm.median_absolute_error(p.y, p.pred)),
         }
     assert p.proba is not None and p.classes is not None
     k = len(p.classes)
@@ -148,8 +159,8 @@ def point_metrics(p: Predictions) -> dict[str, float]:
         out["f1"] = float(skm.f1_score(p.y, p.pred, zero_division=0))
         both = len(present) == 2
         out["roc_auc"] = float(skm.roc_auc_score(p.y, p.proba[:, 1])) if both else np.nan
-        out["pr_auc"] = float(skm.average_precision_score(p.y, p.proba[:, 1])) \
-            if both else np.nan
+        out["average_precision"] = float(skm.average_precision_score(
+            p.y, p.proba[:, 1])) if both else np.nan
         out["brier"] = float(np.mean((p.proba[:, 1] - p.y) ** 2))  # the usual binary Brier
         return out
     for avg in ("macro", "weighted"):
@@ -171,8 +182,8 @@ def point_metrics(p: Predictions) -> dict[str, float]:
         w = np.asarray(support, dtype=float)
         out["roc_auc_macro"] = float(np.mean(aucs))
         out["roc_auc_weighted"] = float(np.average(aucs, weights=w))
-        out["pr_auc_macro"] = float(np.mean(aps))
-        out["pr_auc_weighted"] = float(np.average(aps, weights=w))
+        out["average_precision_macro"] = float(np.mean(aps))
+        out["average_precision_weighted"] = float(np.average(aps, weights=w))
     return out
 
 
@@ -194,19 +205,6 @@ def per_class_table(p: Predictions) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------- resamples
-
-def _weight_blocks(n: int, size: int, n_boot: int, rng: np.random.Generator
-                   ) -> Iterator[np.ndarray]:
-    """Blocks of resample count weights, shape (b, n): each row draws ``size`` of n rows."""
-    per_block = max(1, min(n_boot, _CHUNK_CELLS // max(n, size, 1)))
-    done = 0
-    while done < n_boot:
-        b = min(per_block, n_boot - done)
-        idx = rng.integers(0, n, size=(b, size))
-        idx += (np.arange(b) * n)[:, None]
-        yield np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
-        done += b
-
 
 def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -300,7 +298,7 @@ class _Boot:
         cw = np.cumsum(R, axis=1)
         k = np.argmax(cw >= (m / 2)[:, None], axis=1)
         return {"rmse": np.sqrt(sse / m), "mae": sae / m, "r2": 1.0 - _safe_div(sse, sst),
-                "mape": sape / m, "median_ae": self.bin_value[k]}
+                "mape": sape / m, "median_absolute_error": self.bin_value[k]}
 
     def _classification(self, D: np.ndarray, R: np.ndarray) -> dict[str, np.ndarray]:
         p = self.p
@@ -328,7 +326,7 @@ class _Boot:
             out["precision"], out["recall"], out["f1"] = (precision_c[:, 1], recall0[:, 1],
                                                           f1_c[:, 1])
             nan = np.full(len(m), np.nan)
-            out["roc_auc"], out["pr_auc"] = ranks.get(1, (nan, nan))
+            out["roc_auc"], out["average_precision"] = ranks.get(1, (nan, nan))
             return out
         share = support / m[:, None]
         # scikit-learn's macro averages run over every label passed (labels=range(K)).
@@ -346,9 +344,10 @@ class _Boot:
             with np.errstate(invalid="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 out["roc_auc_macro"] = np.nanmean(A, axis=1)
-                out["pr_auc_macro"] = np.nanmean(P_, axis=1)
+                out["average_precision_macro"] = np.nanmean(P_, axis=1)
             out["roc_auc_weighted"] = _safe_div(np.nansum(A * sw, axis=1), sw.sum(axis=1))
-            out["pr_auc_weighted"] = _safe_div(np.nansum(P_ * sw, axis=1), sw.sum(axis=1))
+            out["average_precision_weighted"] = _safe_div(np.nansum(P_ * sw, axis=1),
+                                                          sw.sum(axis=1))
         return out
 
     @staticmethod
@@ -372,45 +371,16 @@ def bootstrap_scores(p: Predictions, *, n_boot: int = 1000, size: int | None = N
     n = len(p)
     if n == 0:
         raise MlwrightError("No rows to evaluate: the prediction table is empty.")
-    size = n if size is None else int(size)
     rng = np.random.default_rng(seed)
     boot = _Boot(p)
     parts: dict[str, list[np.ndarray]] = {}
-    for W in _weight_blocks(n, size, n_boot, rng):
+    for W in count_weights(n, n_boot, rng, size=size):
         for name, values in boot.block(W).items():
             parts.setdefault(name, []).append(values)
     return {name: np.concatenate(v) for name, v in parts.items()}
 
 
 # ---------------------------------------------------------------------------- intervals
-
-@dataclass
-class Interval:
-    value: float
-    low: float
-    high: float
-
-    def contains(self, x: float) -> bool:
-        return bool(self.low <= x <= self.high)
-
-    def to_dict(self) -> dict[str, float]:
-        return {"value": _f(self.value), "low": _f(self.low), "high": _f(self.high)}
-
-
-def _f(x: float) -> float | None:
-    return None if x is None or not np.isfinite(x) else float(x)
-
-
-def _percentile_interval(point: float, samples: np.ndarray, level: float = 0.95) -> Interval:
-    s = samples[np.isfinite(samples)]
-    if not np.isfinite(point) or len(s) < 10:
-        return Interval(point, np.nan, np.nan)
-    a = (1 - level) / 2
-    low, high = np.quantile(s, [a, 1 - a])
-    # The point estimate always lies inside its own interval (percentile intervals of
-    # skewed, bounded metrics such as AUC near 1 can otherwise miss it by a hair).
-    return Interval(point, float(min(low, point)), float(max(high, point)))
-
 
 @dataclass
 class MetricSet:
@@ -436,7 +406,7 @@ def compute_metrics(p: Predictions, *, n_boot: int = 1000, seed: int = 0) -> Met
     """Point values (scikit-learn) and bootstrap 95% intervals of every metric."""
     points = point_metrics(p)
     boot = bootstrap_scores(p, n_boot=n_boot, seed=seed) if n_boot else {}
-    values = {name: _percentile_interval(v, boot.get(name, np.array([])))
+    values = {name: percentile_interval(v, boot.get(name, np.array([])))
               for name, v in points.items()}
     per_class = per_class_table(p) if p.task == "multiclass" else None
     return MetricSet(len(p), values, per_class, n_boot)
@@ -462,8 +432,8 @@ class PredictedRange:
 
     def to_dict(self) -> dict[str, Any]:
         return {"metric": self.metric, "n_test": self.n_test,
-                "interval": self.interval.to_dict(), "sampling_sd": _f(self.sampling_sd),
-                "model_sd": _f(self.model_sd), "test_score": _f(self.test_score)
+                "interval": self.interval.to_dict(), "sampling_sd": finite(self.sampling_sd),
+                "model_sd": finite(self.model_sd), "test_score": finite(self.test_score)
                 if self.test_score is not None else None, "inside": self.inside,
                 "notes": self.notes}
 
@@ -504,17 +474,10 @@ def predictive_interval(p: Predictions, metric: str, n_test: int, *,
     interval = Interval(point, float(point + scale * (low - point)),
                         float(point + scale * (high - point)))
     interval.low, interval.high = min(interval.low, point), max(interval.high, point)
-    bounds = _BOUNDS.get(metric)
-    if bounds is not None:
-        interval.low, interval.high = max(interval.low, bounds[0]), min(interval.high,
-                                                                        bounds[1])
+    info = metric_info(metric)
+    if info is not None:
+        interval.low = max(interval.low, info.bounds[0])
+        interval.high = min(interval.high, info.bounds[1])
     return PredictedRange(metric, n_test, interval, float(np.sqrt(var_sampling)),
                           float(np.sqrt(var_model)), notes=notes)
 
-
-_BOUNDS = {name: (0.0, 1.0) for name in (
-    "accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc",
-    "roc_auc_macro", "roc_auc_weighted", "pr_auc_macro", "pr_auc_weighted")}
-_BOUNDS.update({"mcc": (-1.0, 1.0), "r2": (-np.inf, 1.0)})
-for _name in LOWER_IS_BETTER:
-    _BOUNDS[_name] = (0.0, np.inf)

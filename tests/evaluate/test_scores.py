@@ -8,7 +8,7 @@ import pytest
 from sklearn import metrics as skm
 
 import mlwright as mw
-from mlwright.evaluate.metrics import (
+from mlwright.evaluate.scores import (
     Predictions,
     _Boot,
     bootstrap_scores,
@@ -57,7 +57,7 @@ def _sklearn_reference(p: Predictions) -> dict[str, float]:
         return {"rmse": skm.root_mean_squared_error(p.y, p.pred),
                 "mae": skm.mean_absolute_error(p.y, p.pred), "r2": skm.r2_score(p.y, p.pred),
                 "mape": skm.mean_absolute_percentage_error(p.y, p.pred),
-                "median_ae": skm.median_absolute_error(p.y, p.pred)}
+                "median_absolute_error": skm.median_absolute_error(p.y, p.pred)}
     out = {"accuracy": skm.accuracy_score(p.y, p.pred),
            "balanced_accuracy": skm.balanced_accuracy_score(p.y, p.pred),
            "log_loss": skm.log_loss(p.y, p.proba), "mcc": skm.matthews_corrcoef(p.y, p.pred)}
@@ -65,7 +65,7 @@ def _sklearn_reference(p: Predictions) -> dict[str, float]:
         out.update(precision=skm.precision_score(p.y, p.pred),
                    recall=skm.recall_score(p.y, p.pred), f1=skm.f1_score(p.y, p.pred),
                    roc_auc=skm.roc_auc_score(p.y, p.proba[:, 1]),
-                   pr_auc=skm.average_precision_score(p.y, p.proba[:, 1]),
+                   average_precision=skm.average_precision_score(p.y, p.proba[:, 1]),
                    brier=skm.brier_score_loss(p.y, p.proba[:, 1]))
     else:
         for avg in ("macro", "weighted"):
@@ -107,7 +107,7 @@ def test_resample_formulas_match_sklearn_on_the_resample(
     reference = _sklearn_reference(resample)
     for metric, expected in reference.items():
         # Rank metrics use at most 1,024 score bins on resamples; medians are bin means.
-        tol = 2e-3 if "auc" in metric else 2e-2 if metric == "median_ae" else 1e-9
+        tol = 2e-3 if "auc" in metric else 2e-2 if metric == "median_absolute_error" else 1e-9
         assert ours[metric] == pytest.approx(expected, rel=tol, abs=tol), metric
 
 
@@ -168,7 +168,7 @@ def test_predictive_interval_covers_held_out_rows(telco_p: Predictions) -> None:
 
 
 def test_unseen_test_labels_are_a_clear_error(telco_run: mw.TrainResult) -> None:
-    from mlwright.evaluate.metrics import predictions_from
+    from mlwright.evaluate.scores import predictions_from
     from mlwright.exceptions import MlwrightError
 
     raw = np.full((3, 2), 0.5)
