@@ -84,7 +84,7 @@ def test_directions():
         assert low < high
     assert greater_is_better("median_ae") is False
     # names outside the table: the scikit-learn scorer's sign
-    assert greater_is_better("max_error") is False
+    assert greater_is_better("neg_max_error") is False
     assert greater_is_better("explained_variance") is True
     for name in ("roc_auc", "log_loss", "rmse", "r2", "brier"):
         task = Task.REGRESSION if name in ("rmse", "r2") else Task.BINARY
