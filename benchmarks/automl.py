@@ -28,9 +28,10 @@ from sklearn import metrics as skm
 from sklearn.model_selection import train_test_split
 
 from mlwright.datasets import SUITE, load_suite, suite_names
+from mlwright.scoring import DEFAULT_METRIC
 
 HERE = Path(__file__).resolve().parent
-METRIC = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
+METRIC = {task.value: name for task, name in DEFAULT_METRIC.items()}
 
 
 def prepare(name: str, folder: Path, drop: tuple[str, ...] = ()) -> dict:

@@ -52,8 +52,12 @@ class SuiteDataset:
 
     @property
     def metric(self) -> str:
-        return {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse",
-                "forecasting": "mase"}[self.task]
+        if self.task == "forecasting":
+            return "mase"
+        from mlwright.data.kinds import Task
+        from mlwright.scoring import DEFAULT_METRIC
+
+        return DEFAULT_METRIC[Task(self.task)]
 
 
 SUITE: dict[str, SuiteDataset] = {

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from mlwright._json import dumps
 from mlwright._logging import get_logger
 from mlwright.exceptions import LoopError
 
@@ -140,9 +141,9 @@ def start_retrain(config: Any, *, data: pd.DataFrame | None = None, reason: str 
     train_opts = {"time_budget": time_budget, "families": families, "n_trials": n_trials}
     if seed is not None:
         train_opts["seed"] = seed
-    (folder / "job.json").write_text(json.dumps(
+    (folder / "job.json").write_text(dumps(
         {"config": config.model_dump(mode="json"), "train": train_opts, "reason": reason},
-        indent=2, default=str))
+        indent=2))
     info = {"job": job_id, "data": split.info, "train": train_opts}
     audit(config, "retrain_started", None, reason=reason,
           evidence={**info, "triggers": evidence or {}})

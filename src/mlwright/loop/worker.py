@@ -17,12 +17,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from mlwright._json import dumps
+
 __all__ = ["main", "run_job"]
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, default=str))
+    tmp.write_text(dumps(value, indent=2))
     os.replace(tmp, path)
 
 

@@ -5,11 +5,11 @@ because a chat hook is down)."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlwright._json import dumps
 from mlwright._logging import get_logger
 from mlwright.store import events
 
@@ -92,7 +92,7 @@ def record_alerts(engine: Engine, model: str, alerts: list[Alert], *,
         conn.execute(events.insert(), [
             {"ts": now, "model": model, "source": "monitor", "kind": a.kind,
              "severity": a.severity, "message": a.message,
-             "payload": json.dumps(a.details, default=str)} for a in alerts])
+             "payload": dumps(a.details)} for a in alerts])
     if webhook:
         for a in alerts:
             post_webhook(webhook, {"model": model, "window": window, "ts": now,
@@ -104,7 +104,7 @@ def post_webhook(url: str, payload: dict[str, Any], *, timeout: float = 3.0) -> 
     import httpx
 
     try:
-        response = httpx.post(url, content=json.dumps(payload, default=str),
+        response = httpx.post(url, content=dumps(payload),
                               headers={"content-type": "application/json"}, timeout=timeout)
         response.raise_for_status()
         return True
