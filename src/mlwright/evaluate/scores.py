@@ -454,12 +454,12 @@ def predictive_interval(p: Predictions, metric: str, n_test: int, *,
     point = point_metrics(p)[metric]
     if samples is None:
         samples = bootstrap_scores(p, n_boot=n_boot, size=n_test, seed=seed)
-    samples = samples[metric][np.isfinite(samples[metric])]
+    drawn = samples[metric][np.isfinite(samples[metric])]
     notes: list[str] = []
-    if len(samples) < 10 or not np.isfinite(point):
+    if len(drawn) < 10 or not np.isfinite(point):
         return PredictedRange(metric, n_test, Interval(point, np.nan, np.nan), np.nan, 0.0,
                               notes=["too few rows to resample"])
-    var_sampling = float(np.var(samples, ddof=1))
+    var_sampling = float(np.var(drawn, ddof=1))
     var_model = 0.0
     folds = [s for s in (fold_scores or []) if s is not None and np.isfinite(s)]
     if len(folds) >= 2:
@@ -470,7 +470,7 @@ def predictive_interval(p: Predictions, metric: str, n_test: int, *,
             notes.append("includes fold-to-fold model variance")
     scale = np.sqrt((var_sampling + var_model) / var_sampling) if var_sampling > 0 else 1.0
     a = (1 - level) / 2
-    low, high = np.quantile(samples, [a, 1 - a])
+    low, high = np.quantile(drawn, [a, 1 - a])
     interval = Interval(point, float(point + scale * (low - point)),
                         float(point + scale * (high - point)))
     interval.low, interval.high = min(interval.low, point), max(interval.high, point)
