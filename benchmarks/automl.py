@@ -31,7 +31,7 @@ from mlwright.datasets import SUITE, load_suite, suite_names
 from mlwright.scoring import DEFAULT_METRIC
 
 HERE = Path(__file__).resolve().parent
-METRIC = {task.value: name for task, name in DEFAULT_METRIC.items()}
+METRIC = dict(DEFAULT_METRIC)
 
 
 def prepare(name: str, folder: Path, drop: tuple[str, ...] = ()) -> dict:

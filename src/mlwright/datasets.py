@@ -54,10 +54,9 @@ class SuiteDataset:
     def metric(self) -> str:
         if self.task == "forecasting":
             return "mase"
-        from mlwright.data.kinds import Task
         from mlwright.scoring import DEFAULT_METRIC
 
-        return DEFAULT_METRIC[Task(self.task)]
+        return DEFAULT_METRIC[self.task]
 
 
 SUITE: dict[str, SuiteDataset] = {

@@ -2,7 +2,7 @@
 report labels, the default per task, point functions and the search's loss view), interval
 tools (bootstrap resamples as indices or count weights, paired bootstrap, DeLong) and the
 live score of logged answers. It imports numpy, scipy, scikit-learn, ``mlwright.exceptions``
-and ``mlwright.data.kinds`` only."""
+and ``mlwright._json`` only (tasks are their names; ``Task`` members work too)."""
 
 from mlwright.scoring._live import live_arrays, live_score
 from mlwright.scoring._table import (

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from mlwright.data.kinds import Task
 from mlwright.scoring._table import get_metric, score_or_nan
 
 __all__ = ["live_arrays", "live_score"]
@@ -22,7 +21,7 @@ def _number(value: Any) -> float:
         return float("nan")
 
 
-def live_arrays(labelled: Mapping[str, Any], *, task: str | Task,
+def live_arrays(labelled: Mapping[str, Any], *, task: str,
                 classes: list[Any] | None, label: str = "__label__",
                 prediction: str = "_mw_prediction", proba: str = "_mw_proba"
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -36,7 +35,7 @@ def live_arrays(labelled: Mapping[str, Any], *, task: str | Task,
     ``keep`` marks the kept rows of the input.
     """
     labels = list(labelled[label]) if label in labelled else []
-    if Task(task) is Task.REGRESSION:
+    if task == "regression":
         outputs = list(labelled[prediction]) if prediction in labelled else []
         pred = np.array([_number(v) for v in outputs], dtype=np.float64)
         y = np.array([_number(v) for v in labels], dtype=np.float64)
@@ -55,7 +54,7 @@ def live_arrays(labelled: Mapping[str, Any], *, task: str | Task,
     return y, pred, keep
 
 
-def live_score(labelled: Mapping[str, Any], *, task: str | Task, classes: list[Any] | None,
+def live_score(labelled: Mapping[str, Any], *, task: str, classes: list[Any] | None,
                metric: str | None, label: str = "__label__",
                prediction: str = "_mw_prediction", proba: str = "_mw_proba"
                ) -> tuple[float, int]:
@@ -66,5 +65,5 @@ def live_score(labelled: Mapping[str, Any], *, task: str | Task, classes: list[A
                              prediction=prediction, proba=proba)
     if len(y) == 0:
         return float("nan"), 0
-    score = score_or_nan(get_metric(metric, Task(task)), y, pred)
+    score = score_or_nan(get_metric(metric, task), y, pred)
     return (score if math.isfinite(score) else float("nan")), len(y)

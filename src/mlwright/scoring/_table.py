@@ -5,6 +5,10 @@ Point functions work on raw predictions: classification predictions are class-pr
 matrices (n_rows, n_classes) over label-encoded classes (label metrics take the arg-max),
 regression predictions are 1-D. A name outside the table may still be any scikit-learn
 scorer name (``get_scorer_names()``); :func:`get_metric` wraps it.
+
+Tasks are their names ("binary", "multiclass", "regression"): ``mlwright.data.kinds.Task``
+is a string enum, so its members work wherever a name does, and scoring, a foundation,
+needs nothing from the data stage.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn import metrics as skm
 
-from mlwright.data.kinds import Task
 from mlwright.exceptions import ConfigError
 
 __all__ = [
@@ -34,11 +37,13 @@ __all__ = [
 ]
 
 PointFn = Callable[[np.ndarray, np.ndarray], float]
-_CLASSIFICATION = frozenset({Task.BINARY, Task.MULTICLASS})
+_BINARY, _MULTICLASS, _REGRESSION = "binary", "multiclass", "regression"
+_CLASSIFICATION = frozenset({_BINARY, _MULTICLASS})
 _INF = math.inf
 
-DEFAULT_METRIC: dict[Task, str] = {Task.BINARY: "roc_auc", Task.MULTICLASS: "log_loss",
-                                   Task.REGRESSION: "rmse"}
+#: The metric of each task when the user names none (keys: task names or ``Task`` members).
+DEFAULT_METRIC: dict[str, str] = {_BINARY: "roc_auc", _MULTICLASS: "log_loss",
+                                  _REGRESSION: "rmse"}
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ class MetricInfo:
     label: str
     greater_is_better: bool
     needs_proba: bool
-    tasks: frozenset[Task]
+    tasks: frozenset[str]
     point: PointFn | None = None
     aliases: tuple[str, ...] = ()
     bounds: tuple[float, float] = (-_INF, _INF)
@@ -112,14 +117,14 @@ _ROWS = [
                lambda y, p: float(np.mean(np.asarray(y) == _labels(p))), (), (0.0, 1.0)),
     MetricInfo("balanced_accuracy", "Balanced accuracy", True, False, _CLASSIFICATION,
                lambda y, p: float(skm.balanced_accuracy_score(y, _labels(p))), (), (0.0, 1.0)),
-    MetricInfo("f1", "F1", True, False, frozenset({Task.BINARY}), _f1("binary"), (),
+    MetricInfo("f1", "F1", True, False, frozenset({_BINARY}), _f1("binary"), (),
                (0.0, 1.0)),
     MetricInfo("f1_macro", "F1 (macro)", True, False, _CLASSIFICATION, _f1("macro"), (),
                (0.0, 1.0)),
     MetricInfo("f1_weighted", "F1 (weighted)", True, False, _CLASSIFICATION, _f1("weighted"),
                (), (0.0, 1.0)),
     MetricInfo("average_precision", "PR AUC (average precision)", True, True,
-               frozenset({Task.BINARY}),
+               frozenset({_BINARY}),
                lambda y, p: float(skm.average_precision_score(y, p[:, 1])), ("pr_auc",),
                (0.0, 1.0)),
     MetricInfo("brier", "Brier score", False, True, _CLASSIFICATION,
@@ -128,31 +133,31 @@ _ROWS = [
     MetricInfo("mcc", "MCC", True, False, _CLASSIFICATION,
                lambda y, p: float(skm.matthews_corrcoef(y, _labels(p))),
                ("matthews_corrcoef",), (-1.0, 1.0)),
-    MetricInfo("precision", "Precision", True, False, frozenset({Task.BINARY}),
+    MetricInfo("precision", "Precision", True, False, frozenset({_BINARY}),
                bounds=(0.0, 1.0)),
-    MetricInfo("recall", "Recall", True, False, frozenset({Task.BINARY}), bounds=(0.0, 1.0)),
-    MetricInfo("rmse", "RMSE", False, False, frozenset({Task.REGRESSION}),
+    MetricInfo("recall", "Recall", True, False, frozenset({_BINARY}), bounds=(0.0, 1.0)),
+    MetricInfo("rmse", "RMSE", False, False, frozenset({_REGRESSION}),
                lambda y, p: float(np.sqrt(np.mean((np.asarray(y) - p) ** 2))),
                ("neg_root_mean_squared_error",), (0.0, _INF)),
-    MetricInfo("mse", "MSE", False, False, frozenset({Task.REGRESSION}),
+    MetricInfo("mse", "MSE", False, False, frozenset({_REGRESSION}),
                lambda y, p: float(skm.mean_squared_error(y, p)), ("neg_mean_squared_error",),
                (0.0, _INF)),
-    MetricInfo("mae", "MAE", False, False, frozenset({Task.REGRESSION}),
+    MetricInfo("mae", "MAE", False, False, frozenset({_REGRESSION}),
                lambda y, p: float(skm.mean_absolute_error(y, p)),
                ("neg_mean_absolute_error",), (0.0, _INF)),
-    MetricInfo("r2", "R²", True, False, frozenset({Task.REGRESSION}),
+    MetricInfo("r2", "R²", True, False, frozenset({_REGRESSION}),
                lambda y, p: float(skm.r2_score(y, p)), (), (-_INF, 1.0)),
-    MetricInfo("mape", "MAPE", False, False, frozenset({Task.REGRESSION}),
+    MetricInfo("mape", "MAPE", False, False, frozenset({_REGRESSION}),
                lambda y, p: float(skm.mean_absolute_percentage_error(y, p)),
                ("neg_mean_absolute_percentage_error",), (0.0, _INF)),
     MetricInfo("median_absolute_error", "Median absolute error", False, False,
-               frozenset({Task.REGRESSION}),
+               frozenset({_REGRESSION}),
                lambda y, p: float(skm.median_absolute_error(y, p)),
                ("median_ae", "neg_median_absolute_error"), (0.0, _INF)),
 ]
 # The multiclass report's averages over classes (f1_macro / f1_weighted are rows above).
 _ROWS += [MetricInfo(f"{row.name}_{avg}", f"{row.label} ({avg})", row.greater_is_better,
-                     row.needs_proba, frozenset({Task.MULTICLASS}), bounds=row.bounds)
+                     row.needs_proba, frozenset({_MULTICLASS}), bounds=row.bounds)
           for row in list(_ROWS) if row.name in ("precision", "recall", "roc_auc",
                                                  "average_precision")
           for avg in ("macro", "weighted")]
@@ -228,7 +233,7 @@ class Metric:
         return -loss if self.greater_is_better else loss
 
 
-def _from_sklearn(name: str, task: Task) -> Metric:
+def _from_sklearn(name: str, task: str) -> Metric:
     """Wrap a scikit-learn scorer name that the table does not cover."""
     try:
         scorer = skm.get_scorer(name)
@@ -242,7 +247,7 @@ def _from_sklearn(name: str, task: Task) -> Metric:
     needs_proba = "proba" in str(getattr(scorer, "_response_method", ""))
 
     def score(y: np.ndarray, p: np.ndarray) -> float:
-        if task is Task.REGRESSION:
+        if task == _REGRESSION:
             return float(fn(y, p, **kwargs))
         if needs_proba:
             return float(fn(y, p[:, 1] if p.shape[1] == 2 else p, **kwargs))
@@ -252,8 +257,11 @@ def _from_sklearn(name: str, task: Task) -> Metric:
     return Metric(name, sign > 0, score)
 
 
-def get_metric(name: str | None, task: Task) -> Metric:
+def get_metric(name: str | None, task: str) -> Metric:
     """The :class:`Metric` called ``name`` (``None``/"auto": the task's default)."""
+    if task not in DEFAULT_METRIC:
+        raise ConfigError(f"Unknown task {task!r}: expected one of {', '.join(DEFAULT_METRIC)}.")
+    task = str(task)
     if name in (None, "auto"):
         name = DEFAULT_METRIC[task]
     assert name is not None
@@ -261,10 +269,10 @@ def get_metric(name: str | None, task: Task) -> Metric:
     if info is None or info.point is None:
         return _from_sklearn(name, task)
     if task not in info.tasks:
-        if task is Task.MULTICLASS and Task.BINARY in info.tasks:
+        if task == _MULTICLASS and _BINARY in info.tasks:
             raise ConfigError(f"{name!r} is for binary targets; use 'f1_macro' for multiclass.")
         raise ConfigError(
-            f"The metric {name!r} does not fit a {task.value} task; the default for it is "
+            f"The metric {name!r} does not fit a {task} task; the default for it is "
             f"{DEFAULT_METRIC[task]!r}."
         )
     return Metric(info.name, info.greater_is_better, info.point)
