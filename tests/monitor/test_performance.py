@@ -10,13 +10,8 @@ from monitor_replay import log_rows  # tests/monitor/ is on sys.path
 
 from mlwright.data.kinds import Task
 from mlwright.monitor import run_monitor
-<<<<<<< HEAD
-from mlwright.search.metrics import get_metric
-from mlwright.store import feedback, open_database, predictions
-=======
 from mlwright.scoring import get_metric
-from mlwright.serve.logstore import feedback, open_database, predictions
->>>>>>> aa182f5 (scoring: one metric table, interval tools and live score; _json: one JSON-safe helper (WIP))
+from mlwright.store import feedback, open_database, predictions
 
 
 @pytest.fixture(scope="module")
