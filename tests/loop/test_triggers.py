@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from mlwright.config import DataConfig, LoopConfig, ProjectConfig, StoreConfig
 from mlwright.exceptions import ConfigError
 from mlwright.loop import LoopContext, Trigger, TriggerResult, build_triggers, register_trigger
-from mlwright.loop.api import hooks_router
+from mlwright.loop.routes import hooks_router
 from mlwright.loop.triggers import (
     DriftTrigger,
     NewDataTrigger,

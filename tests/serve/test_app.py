@@ -218,15 +218,15 @@ def _logged(db: Path, request_id: str, expected: int) -> list[tuple[Any, ...]]:
 
 def test_batch_upload_logs_every_row_once_with_its_warnings(
         run_a: Path, tmp_path: Path, telco_rows: pd.DataFrame) -> None:
-    from mlwright.serve.app import _BATCH_CHUNK
+    from mlwright.serve.routes.batch import BATCH_CHUNK
 
     db = tmp_path / "log.db"
     app = create_app(str(run_a), database_url=f"sqlite:///{db}")
     # More rows than one chunk of the streamed answer, so row numbers must carry over.
-    n = _BATCH_CHUNK + 300
+    n = BATCH_CHUNK + 300
     frame = pd.concat([telco_rows] * (n // len(telco_rows) + 1)).head(n).reset_index(drop=True)
     frame["internet_service"] = frame["internet_service"].astype(object)
-    frame.loc[[7, _BATCH_CHUNK + 5], "internet_service"] = "Satellite"
+    frame.loc[[7, BATCH_CHUNK + 5], "internet_service"] = "Satellite"
     with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as client:
         # Semicolons (a European spreadsheet's CSV) are detected, not read as one column.
         answer = client.post("/v1/predict/batch", headers={"content-type": "text/csv"},
@@ -239,7 +239,7 @@ def test_batch_upload_logs_every_row_once_with_its_warnings(
         # Each warning is logged with its row (the slice has out-of-range values of its own).
         flagged = {r[0]: r[2] for r in logged if r[2] is not None}
         assert int(answer.headers["x-contract-warnings"]) >= len(flagged) >= 2
-        assert {row for row, v in flagged.items() if "Satellite" in v} == {7, _BATCH_CHUNK + 5}
+        assert {row for row, v in flagged.items() if "Satellite" in v} == {7, BATCH_CHUNK + 5}
         # A rejected upload is logged too (status 422), the bad row flagged.
         frame["tenure"] = frame["tenure"].astype(object)
         frame.loc[3, "tenure"] = "soon"

@@ -27,7 +27,7 @@ _LAZY = {
     "check_rollback": "mlwright.loop.runner",
     "evaluate_challenger": "mlwright.loop.runner",
     "PassResult": "mlwright.loop.runner",
-    "hooks_router": "mlwright.loop.api",
+    "hooks_router": "mlwright.loop.routes",
 }
 
 __all__ = sorted(["Comparison", "Decision", "compare", "decide", *_LAZY])
@@ -40,10 +40,10 @@ if TYPE_CHECKING:
         build_triggers,
         register_trigger,
     )
-    from mlwright.loop.api import hooks_router
     from mlwright.loop.feedback import labelled_rows
     from mlwright.loop.holdout import prepare_data
     from mlwright.loop.jobs import RetrainJob, RetrainResult, retrain, start_retrain
+    from mlwright.loop.routes import hooks_router
     from mlwright.loop.runner import PassResult, check_rollback, evaluate_challenger, run_once
     from mlwright.loop.triggers import request_retrain
 

@@ -27,7 +27,7 @@ __all__ = ["SERVER_EXTENSIONS", "LoopService", "serve_main"]
 # Routes of later stages that `mlwright serve` and `mlwright run` add by import path (serve/
 # never imports them): GET /v1/monitor with its drift gauges; POST /v1/hooks/retrain (always
 # behind an API key).
-SERVER_EXTENSIONS = ("mlwright.monitor.api:mount", "mlwright.loop.api:mount")
+SERVER_EXTENSIONS = ("mlwright.monitor.routes:mount", "mlwright.loop.routes:mount")
 
 log = get_logger(__name__)
 

@@ -17,10 +17,10 @@ from mlwright.monitor._base import (
     register_detector,
 )
 from mlwright.monitor.alerts import Alert
-from mlwright.monitor.api import monitor_router
 from mlwright.monitor.core import run_monitor
 from mlwright.monitor.reference import Reference, load_reference
 from mlwright.monitor.report import MonitorReport
+from mlwright.monitor.routes import monitor_router
 
 __all__ = ["Alert", "ColumnReference", "ColumnWindow", "Detector", "DetectorResult",
            "MonitorReport", "Reference", "detector_names", "get_detector", "load_reference",

@@ -124,7 +124,7 @@ def run_monitor(database: str | Engine, model: str, *,
     report.alerts = evaluate_alerts(report, config)
     if alerts and report.alerts:
         record_alerts(engine, model, report.alerts, webhook=config.webhook, window=spec.text)
-    from mlwright.monitor.api import update_gauges
+    from mlwright.monitor.routes import update_gauges
 
     update_gauges(report)
     return report

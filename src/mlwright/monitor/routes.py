@@ -81,7 +81,7 @@ def monitor_router(database: str, model: str, reference: Any, *,
     from mlwright.monitor.core import run_monitor
     from mlwright.monitor.reference import load_reference
 
-    cfg = config or MonitorConfig()
+    cfg = config or MonitorConfig.model_validate({})
     router = APIRouter(dependencies=dependencies or [])
     cache: dict[str, Any] = {}
 

@@ -12,9 +12,16 @@ import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["MULTIPROC_ENV", "ServerMetrics", "exposition", "worker_exited"]
+__all__ = ["ENDPOINTS", "MULTIPROC_ENV", "ServerMetrics", "endpoint_label", "exposition",
+           "worker_exited"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# The paths counted by name; any other path is "other" (a scanner's random URLs must not
+# create one time series each).
+ENDPOINTS = frozenset({"/v1/predict", "/v1/predict/batch", "/v1/explain", "/v1/model",
+                       "/v1/feedback", "/healthz", "/readyz", "/metrics", "/openapi.json",
+                       "/docs"})
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05,
                     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -43,6 +50,11 @@ class ServerMetrics:
         self.log_queue = Gauge("mlwright_log_queue_depth",
                                "Entries waiting to be written to the prediction log",
                                multiprocess_mode="livesum", registry=r)
+
+
+def endpoint_label(path: str) -> str:
+    """The ``endpoint`` label of a request to ``path``."""
+    return path if path in ENDPOINTS else "other"
 
 
 def exposition(registry: CollectorRegistry) -> bytes:

@@ -1,0 +1,44 @@
+"""No traceback reaches a client: an unexpected exception is logged and answered with a
+plain 500 JSON body (when no response has started yet)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mlwright._logging import get_logger
+from mlwright.serve.middleware._base import ASGIApp, Message, Receive, Scope, Send, reply
+from mlwright.serve.prometheus import endpoint_label
+
+if TYPE_CHECKING:
+    from mlwright.serve.state import ServerState
+
+__all__ = ["ErrorsMiddleware"]
+
+log = get_logger(__name__)
+
+
+class ErrorsMiddleware:
+    def __init__(self, app: ASGIApp, state: ServerState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            path = scope["path"]
+            log.exception("unexpected error on %s", path)
+            self.state.metrics.errors.labels(endpoint_label(path), "internal").inc()
+            if not started:
+                await reply(send, 500, {"detail": "Internal error; see the server log."})
