@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 import mlwright
-from mlwright.cli import console, main
+from mlwright.cli import main
+from mlwright.cli._common import console
 from mlwright.data import Contract, learn_contract, validate
 from mlwright.data.contract import LogicalType, Policy, Severity
 from mlwright.data.kinds import ColumnKind, infer_kinds

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mlwright.cli import app, console, err_console
+from mlwright.cli._common import console, err_console
 
 ConfigArg = Annotated[Path, typer.Argument(help="The project's mlwright.toml.")]
 BudgetOpt = Annotated[float | None, typer.Option(
@@ -98,7 +98,6 @@ def _train_options(budget: float | None, families: str | None) -> dict[str, Any]
     return out
 
 
-@app.command()
 def run(
     config: ConfigArg = Path("mlwright.toml"),
     once: Annotated[bool, typer.Option(
@@ -154,7 +153,6 @@ def run(
     console.print("Stopped.")
 
 
-@app.command()
 def retrain(
     name: Annotated[str, typer.Argument(help="The project's model name (config's name).")],
     config: Annotated[Path, typer.Option("--config", "-c", help="The project's mlwright.toml."
@@ -177,3 +175,8 @@ def retrain(
         result = run_once(project, force=reason, on_step=None if as_json else _print_step,
                           **_train_options(budget, families))
     _print_pass(result, as_json)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(run)
+    app.command()(retrain)

@@ -13,8 +13,7 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mlwright._cli_report import SensitiveOpt, TestOpt
-from mlwright.cli import (
+from mlwright.cli._common import (
     DataArg,
     DelimiterOpt,
     EncodingOpt,
@@ -22,10 +21,10 @@ from mlwright.cli import (
     SampleOpt,
     TableOpt,
     TargetOpt,
-    _load,
-    app,
     console,
+    load_table,
 )
+from mlwright.cli.report import SensitiveOpt, TestOpt
 from mlwright.run import RunFolder
 
 
@@ -52,7 +51,6 @@ def _prefetch_registry() -> None:
         import mlwright.registry.tracking  # noqa: F401
 
 
-@app.command()
 def train(
     data: DataArg,
     target: TargetOpt,
@@ -102,7 +100,7 @@ def train(
     from mlwright.api import train as train_api
 
     started = time.monotonic()
-    df = _load(data, table=table, query=query, sample=sample, delimiter=delimiter,
+    df = load_table(data, table=table, query=query, sample=sample, delimiter=delimiter,
                encoding=encoding)
     cv_value: int | str = int(cv) if cv.isdigit() else cv
     thr: str | float | None = threshold
@@ -165,11 +163,11 @@ def train(
         f"(search {result.timings['search']:.1f}, refit {result.timings['refit']:.1f})\n"
         f"Saved to [bold]{folder}[/] ({RunFolder.MODEL}, {RunFolder.LEADERBOARD}, "
         f"{RunFolder.OOF}, {RunFolder.METRICS}, {RunFolder.CONTRACT})")
-    from mlwright._cli_report import write_report
+    from mlwright.cli.report import write_report
 
     write_report(result, folder, data=df, test=test, sensitive=sensitive)
     if not no_register:  # last: the run folder (report included) is complete by now
-        from mlwright._cli_models import default_name, register_training
+        from mlwright.cli.models import default_name, register_training
 
         register_training(result, folder, name=name or default_name(data, table),
                           store=store, config={
@@ -179,3 +177,7 @@ def train(
                               "groups": groups, "time": time_col,
                               "class_weight": class_weight, "threshold": threshold},
                           sample=df.drop(columns=[target]).head(5))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)

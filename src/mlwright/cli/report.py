@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlwright.cli import app, console
+from mlwright.cli._common import console
 from mlwright.run import RunFolder, TrainResult
 
 TestOpt = Annotated[str | None, typer.Option(
@@ -64,7 +64,6 @@ def write_report(result: TrainResult | Path, out: Path, *, data: Any = None,
     return paths
 
 
-@app.command()
 def report(
     run: Annotated[Path, typer.Argument(help="A run folder written by 'mlwright train'.")],
     test: TestOpt = None,
@@ -75,3 +74,7 @@ def report(
 ) -> None:
     """Rebuild a run's HTML report, model card and evaluation JSON from its folder."""
     write_report(run, out or run, test=test, sensitive=sensitive)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(report)

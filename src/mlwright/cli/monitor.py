@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mlwright.cli import app, console, err_console
+from mlwright.cli._common import console, err_console
 
 _SEVERITY = {"critical": "bold red", "warning": "yellow"}
 
@@ -36,7 +36,6 @@ def _reference_of(name: str, project: Any) -> str:
             f"written by 'mlwright train') or --reference contract.json.") from None
 
 
-@app.command()
 def monitor(
     name: Annotated[str, typer.Argument(help="The model name the server logs under.")],
     window: Annotated[str | None, typer.Option(
@@ -120,3 +119,7 @@ def print_report(report: Any) -> None:
     for a in report.alerts:
         style = _SEVERITY.get(a.severity, "")
         console.print(f"[{style}]{a.severity}[/] {escape(a.message)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(monitor)

@@ -1,6 +1,6 @@
 """Rich output of the ``contract``, ``validate`` and ``fingerprint`` commands.
 
-Kept apart from ``_cli_data.py`` so that the commands there stay a few lines each; this is
+Kept apart from ``data.py`` so that the commands there stay a few lines each; this is
 still CLI code, the only place allowed to print.
 """
 
@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from mlwright.cli import console
+from mlwright.cli._common import console
 
 if TYPE_CHECKING:
     from mlwright.data.contract import ColumnSpec, Contract, ValidationResult

@@ -10,13 +10,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mlwright.cli import app, console, err_console
+from mlwright.cli._common import console, err_console, load_table
 from mlwright.run import TrainResult
 
 models_app = typer.Typer(
     name="models", no_args_is_help=True,
     help="Registered models: versions, aliases (champion/challenger), lineage, audit log.")
-app.add_typer(models_app, name="models")
 
 StoreOpt = Annotated[Path | None, typer.Option(
     "--store", help="The project's store folder (default .mlwright, or mlwright.toml's).")]
@@ -250,7 +249,6 @@ def audit(
     console.print(table)
 
 
-@app.command()
 def reproduce(
     ref: Annotated[str, typer.Argument(help="NAME/VERSION (or NAME@ALIAS) to reproduce.")],
     data: Annotated[str, typer.Option("--data", help="The training table to retrain on.")],
@@ -263,11 +261,10 @@ def reproduce(
 ) -> None:
     """Retrain a version with its recorded config and seed; say whether the metrics match."""
     from mlwright.api import reproduce as run
-    from mlwright.cli import _load
 
     reg = _registry(store, tracking_uri)
     info = reg.show(ref)
-    df = _load(data, table=None, query=None, sample=None)
+    df = load_table(data, table=None, query=None, sample=None)
     with err_console.status(f"Retraining {info.ref} with its recorded arguments…"):
         rep = run(info.ref, df, tolerance=tolerance, time_budget=budget, registry=reg)
     table = Table(title=f"Reproduction of {rep.ref}", title_justify="left", show_header=False)
@@ -289,3 +286,8 @@ def reproduce(
                          "budget, which depends on the machine's load; train with --trials "
                          "for exactly reproducible runs."))
         raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(reproduce)
+    app.add_typer(models_app, name="models")

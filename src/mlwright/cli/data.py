@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mlwright.cli import (
+from mlwright.cli._common import (
     DataArg,
     DelimiterOpt,
     EncodingOpt,
@@ -15,13 +15,11 @@ from mlwright.cli import (
     QueryOpt,
     SampleOpt,
     TableOpt,
-    _load,
-    app,
     console,
+    load_table,
 )
 
 
-@app.command()
 def profile(
     data: DataArg,
     target: OptionalTargetOpt = None,
@@ -34,13 +32,12 @@ def profile(
                                       "profile.html.")] = Path("reports"),
 ) -> None:
     """Profile DATA: column kinds, missingness, distributions, and warnings (leakage, ids, PII)."""
-    from mlwright._cli_profile import print_profile, run_profile
+    from mlwright.cli.profile import print_profile, run_profile
 
     print_profile(*run_profile(data, target=target, table=table, query=query, sample=sample,
                                delimiter=delimiter, encoding=encoding, out=out))
 
 
-@app.command()
 def contract(
     data: DataArg,
     target: OptionalTargetOpt = None,
@@ -53,17 +50,16 @@ def contract(
                       ] = Path("contract.json"),
 ) -> None:
     """Learn the data contract of DATA (schema + reference statistics) and save it as JSON."""
-    from mlwright._cli_contract import print_contract
+    from mlwright.cli.contract import print_contract
     from mlwright.data.contract import learn_contract
 
-    df = _load(data, table=table, query=query, sample=sample, delimiter=delimiter,
+    df = load_table(data, table=table, query=query, sample=sample, delimiter=delimiter,
                encoding=encoding)
     source = data if not (table or query) else f"{data} ({table or query})"
     learned = learn_contract(df, target, source=source)
     print_contract(learned, learned.save(output))
 
 
-@app.command()
 def validate(
     data: DataArg,
     contract_path: Annotated[Path, typer.Option("--contract", "-c", help="A contract JSON file.")],
@@ -74,12 +70,12 @@ def validate(
     encoding: EncodingOpt = None,
 ) -> None:
     """Check DATA against a contract; print violations and exit 1 when there are any."""
-    from mlwright._cli_contract import print_validation
+    from mlwright.cli.contract import print_validation
     from mlwright.data.contract import Contract
     from mlwright.data.contract import validate as check
 
     expected = Contract.load(contract_path)  # a bad contract fails before any data is read
-    df = _load(data, table=table, query=query, sample=sample, delimiter=delimiter,
+    df = load_table(data, table=table, query=query, sample=sample, delimiter=delimiter,
                encoding=encoding)
     result = check(df, expected)
     print_validation(result, contract_path)
@@ -87,7 +83,6 @@ def validate(
         raise typer.Exit(1)  # warnings alone pass: only errors break the contract
 
 
-@app.command()
 def fingerprint(
     data: DataArg,
     table: TableOpt = None,
@@ -98,6 +93,11 @@ def fingerprint(
     """Print the content fingerprint of DATA (stable across formats and row order)."""
     from mlwright.data.fingerprint import fingerprint as content_hash
 
-    df = _load(data, table=table, query=query, sample=None, delimiter=delimiter,
+    df = load_table(data, table=table, query=query, sample=None, delimiter=delimiter,
                encoding=encoding)
     console.print(content_hash(df), highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    for command in (profile, contract, validate, fingerprint):
+        app.command()(command)

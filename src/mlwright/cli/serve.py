@@ -7,11 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
-from mlwright.cli import app, console
+from mlwright.cli._common import console
 
 keys_app = typer.Typer(help="API keys of the server (only their hashes are stored).",
                        no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
 
 ConfigOpt = Annotated[Path | None, typer.Option(
     "--config", "-c", help="mlwright.toml to read [serve] and [store] from (default: "
@@ -36,7 +35,6 @@ def _store(project: Any) -> Any:
     return project.store if project is not None else StoreConfig.model_validate({})
 
 
-@app.command()
 def serve(
     model: Annotated[str, typer.Argument(
         help="NAME@champion (a registry alias, followed when it moves), NAME/VERSION, or a "
@@ -139,3 +137,8 @@ def keys_list(config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
     for row in list_keys(url):
         table.add_row(row["id"], row["name"], stamp(row["created"]), stamp(row["revoked"]))
     console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.add_typer(keys_app, name="keys")

@@ -1,6 +1,6 @@
 """The ``profile`` command's work and Rich output.
 
-Kept apart from ``_cli_data.py`` so that the command there stays a few lines; this is still
+Kept apart from ``data.py`` so that the command there stays a few lines; this is still
 CLI code, the only place allowed to print.
 """
 
@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from mlwright.cli import _load, console, err_console
+from mlwright.cli._common import console, err_console, load_table
 
 if TYPE_CHECKING:
     from mlwright.data.profile import Profile
@@ -34,7 +34,7 @@ def run_profile(data: str, *, target: str | None, table: str | None, query: str 
     """Load DATA, profile it, write ``profile.json`` and ``profile.html`` under ``out``."""
     from mlwright.data.profile import profile
 
-    df = _load(data, table=table, query=query, sample=sample, delimiter=delimiter,
+    df = load_table(data, table=table, query=query, sample=sample, delimiter=delimiter,
                encoding=encoding)
     with err_console.status(f"Profiling {len(df):,} rows, {df.shape[1]} columns…") as status:
         result = profile(df, target)

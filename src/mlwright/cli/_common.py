@@ -1,0 +1,98 @@
+"""What every command module shares: the consoles, the options of commands that read a
+table, the table loader, the per-invocation state, and the error handling of ``main``.
+
+No module-level mutable state: ``--debug`` and ``--verbose`` live in a :class:`CliState`
+that ``main`` creates per invocation and hands to Typer as the context object.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from mlwright.exceptions import MlwrightError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["CliState", "DataArg", "DelimiterOpt", "EncodingOpt", "OptionalTargetOpt",
+           "QueryOpt", "SampleOpt", "TableOpt", "TargetOpt", "console", "err_console",
+           "load_table", "print_error", "run_guarded"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+# Options shared by every command that reads a table.
+TableOpt = Annotated[str | None, typer.Option("--table", help="Table name (SQL, DuckDB).")]
+QueryOpt = Annotated[str | None, typer.Option("--query", help="SELECT statement (SQL, DuckDB).")]
+SampleOpt = Annotated[
+    int | None, typer.Option("--sample", min=1, help="Read a random sample of N rows.")
+]
+DelimiterOpt = Annotated[
+    str | None, typer.Option("--delimiter", help="CSV delimiter (detected by default).")
+]
+EncodingOpt = Annotated[
+    str | None, typer.Option("--encoding", help="CSV encoding (detected by default).")
+]
+_TARGET = typer.Option("--target", "-t", help="The column to predict.")
+TargetOpt = Annotated[str, _TARGET]
+OptionalTargetOpt = Annotated[str | None, _TARGET]
+DataArg = Annotated[
+    str, typer.Argument(help="A CSV/TSV, Parquet, JSON Lines or DuckDB file, or a SQLAlchemy URL.")
+]
+
+
+@dataclass
+class CliState:
+    """One invocation's global options (``ctx.obj``), set by the root callback."""
+
+    debug: bool = False
+    verbose: bool = False
+
+
+def load_table(data: str, *, table: str | None, query: str | None, sample: int | None,
+               delimiter: str | None = None, encoding: str | None = None,
+               columns: list[str] | None = None) -> pd.DataFrame:
+    """Read DATA with a status line on stderr while it loads."""
+    from mlwright.data import load
+
+    options = {k: v for k, v in {"delimiter": delimiter, "encoding": encoding}.items() if v}
+    what = f"a random sample of {sample:,} rows of {data}" if sample else data
+    with err_console.status(f"Reading {what}…"):
+        return load(data, table=table, query=query, sample=sample, columns=columns, **options)
+
+
+def print_error(message: str) -> None:
+    from rich.markup import escape
+
+    # One paragraph: drivers and parsers put line breaks in their messages; brackets such as
+    # "mlwright[postgres]" are text, not Rich markup.
+    paragraph = " ".join(message.split())
+    err_console.print(f"[bold red]Error:[/] {escape(paragraph)}", highlight=False,
+                      soft_wrap=True)
+
+
+def run_guarded(app: typer.Typer) -> None:
+    """Run ``app``, turning mlwright errors into one clear paragraph (``--debug``: the
+    traceback instead)."""
+    state = CliState()
+    try:
+        app(obj=state)
+    except MlwrightError as exc:
+        if state.debug:
+            raise
+        print_error(str(exc))
+        sys.exit(exc.exit_code)
+    except OSError as exc:  # disk full, permission denied on an output path, ...
+        if state.debug:
+            raise
+        print_error(f"{exc}. Check the path and its permissions (--debug shows where it "
+                    f"happened).")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("Interrupted.")
+        sys.exit(130)

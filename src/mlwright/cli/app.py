@@ -1,0 +1,74 @@
+"""The ``mlwright`` Typer app: built here, every command group registered explicitly.
+
+Each command module exposes ``register(app)``; none imports this module, so there is no
+import cycle and ``import mlwright.cli.train`` works on its own. The order of ``COMMANDS``
+is the order of ``mlwright --help`` (sub-apps such as ``models`` and ``keys`` are listed
+after the plain commands).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from mlwright import __version__
+from mlwright.cli import data, loop, models, monitor, project, report, serve, train
+from mlwright.cli._common import CliState, console, err_console, run_guarded
+
+__all__ = ["COMMANDS", "app", "build_app", "main"]
+
+COMMANDS = (project, data, loop, models, monitor, report, serve, train)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        console.print(f"mlwright {__version__}")
+        raise typer.Exit()
+
+
+def _root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True,
+                           help="Show the version and exit.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show progress logs.")] = False,
+) -> None:
+    state = ctx.ensure_object(CliState)
+    state.debug, state.verbose = debug, verbose
+    from rich.logging import RichHandler
+
+    # Warnings and errors always reach stderr (a server's "see the server log" must be
+    # true without -v); -v adds progress, --debug everything.
+    logger = logging.getLogger("mlwright")
+    if not any(isinstance(h, RichHandler) for h in logger.handlers):
+        logger.addHandler(RichHandler(console=err_console, show_path=debug))
+    logger.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
+
+
+def build_app() -> typer.Typer:
+    """A new ``mlwright`` app with every command group registered."""
+    app = typer.Typer(
+        name="mlwright",
+        help="The whole machine-learning loop on tabular data: profile, contract, train, "
+        "evaluate, register, serve, monitor, retrain.",
+        no_args_is_help=True,
+        rich_markup_mode="rich",
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_root)
+    for module in COMMANDS:
+        module.register(app)
+    return app
+
+
+app = build_app()
+
+
+def main() -> None:
+    """Entry point: run the app, turning mlwright errors into one clear paragraph."""
+    run_guarded(app)
