@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -60,7 +60,8 @@ def load_table(data: str, *, table: str | None, query: str | None, sample: int |
     """Read DATA with a status line on stderr while it loads."""
     from mlwright.data import load
 
-    options = {k: v for k, v in {"delimiter": delimiter, "encoding": encoding}.items() if v}
+    given = {"delimiter": delimiter, "encoding": encoding}
+    options: dict[str, Any] = {k: v for k, v in given.items() if v}
     what = f"a random sample of {sample:,} rows of {data}" if sample else data
     with err_console.status(f"Reading {what}…"):
         return load(data, table=table, query=query, sample=sample, columns=columns, **options)

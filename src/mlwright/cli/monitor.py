@@ -90,9 +90,8 @@ def print_report(report: Any) -> None:
     if d.skipped:
         console.print(f"Not checked for drift: {escape(d.describe_skipped())}")
     table = Table(title="Feature drift", title_justify="left")
-    for col, kw in (("feature", {}), ("detector", {}), ("statistic", {"justify": "right"}),
-                    ("p (adj.)", {"justify": "right"}), ("drift", {})):
-        table.add_column(col, **kw)
+    for col in ("feature", "detector", "statistic", "p (adj.)", "drift"):
+        table.add_column(col, justify="right" if col in ("statistic", "p (adj.)") else "left")
     for f in report.features[:25]:
         r = f.result
         p = "-" if r.p_adjusted is None and r.p_value is None else \
