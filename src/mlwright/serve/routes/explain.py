@@ -47,7 +47,7 @@ async def explain(request: Request) -> Response:
     if errors:
         return json_response(error_body("Records break the data contract.", errors), 422)
     try:
-        from mlwright.evaluate.explain import explain as _explain
+        from mlwright.evaluate.explain.local import explain as _explain
     except ImportError:
         return json_response(error_body(
             "Explanations are not available in this installation."), 501)
