@@ -176,3 +176,16 @@ def test_unseen_test_labels_are_a_clear_error(telco_run: mw.TrainResult) -> None
     with pytest.raises(MlwrightError, match=r"never saw.*'Maybe'"):
         predictions_from("binary", ["Yes", "No", "Maybe"], raw, _classes(telco_run), None,
                          where="test table")
+
+
+def test_headline_is_a_metric_the_report_computes() -> None:
+    # Regression: a binary search on f1_macro made the report lead with "F1 (macro)", which
+    # the binary report does not compute (its headline read n/a, with no honesty check).
+    from mlwright.evaluate.report import headline_metric
+
+    assert headline_metric("f1_macro", "binary") == "roc_auc"
+    assert headline_metric("pr_auc", "binary") == "average_precision"
+    assert headline_metric("roc_auc", "multiclass") == "roc_auc_macro"
+    assert headline_metric("f1_macro", "multiclass") == "f1_macro"
+    assert headline_metric("mse", "regression") == "rmse"
+    assert headline_metric("neg_median_absolute_error", "regression") == "median_absolute_error"
