@@ -21,6 +21,10 @@ from mlwright.exceptions import LoopError
 __all__ = ["ACTOR", "RetrainJob", "RetrainResult", "audit", "retrain", "start_retrain"]
 
 log = get_logger(__name__)
+
+#: The worker process's module: an entry point beside the commands (it trains through the
+#: public API, which this stage may not import), started by name.
+WORKER = "mlwright.cli.retrain_worker"
 ACTOR = "mlwright-loop"
 
 
@@ -122,7 +126,7 @@ def start_retrain(config: Any, *, data: pd.DataFrame | None = None, reason: str 
                   evidence: dict[str, Any] | None = None, time_budget: float | None = None,
                   families: list[str] | None = None, n_trials: int | None = None,
                   seed: int | None = None, since: float | None = None) -> RetrainJob:
-    """Prepare the data window, write the job, start ``python -m mlwright.loop.worker``.
+    """Prepare the data window, write the job, start ``python -m mlwright.cli.retrain_worker``.
 
     Args:
         data: the source table (default: read ``config.data``).
@@ -152,7 +156,7 @@ def start_retrain(config: Any, *, data: pd.DataFrame | None = None, reason: str 
     src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     with (folder / "worker.log").open("wb") as logfile:
-        process = subprocess.Popen([sys.executable, "-m", "mlwright.loop.worker", str(folder)],
+        process = subprocess.Popen([sys.executable, "-m", WORKER, str(folder)],
                                    stdout=logfile, stderr=subprocess.STDOUT, env=env,
                                    stdin=subprocess.DEVNULL)
     log.info("retrain job %s started (pid %d): %s", job_id, process.pid, split.info)

@@ -1,6 +1,9 @@
-"""The retrain worker: ``python -m mlwright.loop.worker JOB_FOLDER``.
+"""The retrain worker: ``python -m mlwright.cli.retrain_worker JOB_FOLDER``.
 
-Runs in its own process so that training never blocks serving (nor the loop). It reads
+A process entry point, so it lives beside the commands: it trains through the public API
+(``mlwright.api.train``, the one definition of how a table becomes a model) and registers,
+which the loop (a stage below the API) may not import. ``loop/jobs.py`` starts it by module
+name. Runs in its own process so that training never blocks serving (nor the loop). It reads
 ``job.json`` and ``train.parquet`` from the job folder, trains with the project's config and
 budget, saves the run, registers it (as ``challenger``, or ``champion`` when there is none),
 and writes ``result.json`` last, atomically. Killed at any point before that, it leaves no
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         # An internal entry point (start_retrain runs it): a usage line, not a CLI.
-        sys.stderr.write("usage: python -m mlwright.loop.worker JOB_FOLDER\n")
+        sys.stderr.write("usage: python -m mlwright.cli.retrain_worker JOB_FOLDER\n")
         return 2
     folder = Path(args[0])
     try:
