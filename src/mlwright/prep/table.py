@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from mlwright.data.contract.rules import parse_numbers, to_boolean
+from mlwright.data.kinds import Task
 from mlwright.prep.plan import PrepPlan
 from mlwright.prep.text import TextScores, as_text, make_tfidf
 from mlwright.prep.transformers import DatetimeFeatures
@@ -197,7 +198,7 @@ class TablePrep(TransformerMixin, BaseEstimator):
                 vec = make_tfidf(self.text_max_features or 50000, self.char_ngrams)
                 vec.fit(as_text(X[c]))
             else:
-                vec = TextScores(self.task, max_features=self.text_max_features or 20000)
+                vec = TextScores(Task(self.task), max_features=self.text_max_features or 20000)
                 text_out.append(vec.fit_transform(X[c], y))
             self.text_[c] = vec
             out_names = vec.get_feature_names_out()

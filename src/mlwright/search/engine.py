@@ -21,7 +21,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,11 @@ from mlwright.search.splits import Splits, make_splits, rare_class_rows
 __all__ = ["run_search"]
 
 log = get_logger(__name__)
+
+
+def _oof(record: TrialRecord) -> np.ndarray:
+    assert record.oof is not None  # complete and partial trials keep their predictions
+    return record.oof
 
 
 def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
@@ -154,8 +159,10 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], *, time_budget: floa
         partial = sorted((r for r in s.records if r.status == "partial"), key=lambda r: r.loss)
         if partial:
             done = partial[:1]
-            s.mask = partial[0].covered
-            splits = Splits([f for f in splits.folds if partial[0].covered[f[1]].all()],
+            covered = partial[0].covered
+            assert covered is not None  # a partial trial records the folds it covered
+            s.mask = covered
+            splits = Splits([f for f in splits.folds if covered[f[1]].all()],
                             splits.kind)
     if not done:
         failed = [r.error for r in s.records if r.error]
@@ -167,11 +174,12 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], *, time_budget: floa
     # ---- ensemble selection on out-of-fold predictions ----------------------------------------
     t0 = time.monotonic()
     candidates = sorted(done, key=lambda r: r.loss)[:25]
-    weights_by_pos = greedy_selection([r.oof for r in candidates], y_enc, metric_obj,
-                                      mask=s.mask)
+    oofs = [_oof(r) for r in candidates]
+    weights_by_pos = greedy_selection(oofs, y_enc, metric_obj, mask=s.mask)
     weights = {candidates[i].number: w for i, w in weights_by_pos.items()}
     members_rec = [candidates[i] for i in weights_by_pos]
-    oof = sum(candidates[i].oof * w for i, w in weights_by_pos.items())
+    # Python's sum, in member order: the same float additions as ever (np.sum may pair them).
+    oof = cast(np.ndarray, sum(oofs[i] * w for i, w in weights_by_pos.items()))
     timings["ensemble"] = time.monotonic() - t0
     fold_losses = [metric_obj.loss(y_enc[va], oof[va]) for _, va in splits.folds]
     cv_loss = metric_obj.loss(y_enc[s.mask], oof[s.mask])

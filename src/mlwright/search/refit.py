@@ -78,7 +78,7 @@ def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
     for m in fitted:
         m["weight"] = m["weight"] / total
     kept = {m["trial"]: m["weight"] for m in fitted}
-    model = Ensemble({k: v[0] for k, v in preps.items()}, fitted, s.task.value, classes,
+    model = Ensemble({k: v[0] for k, v in preps.items()}, fitted, s.task, classes,
                      feature_names)
     return model, kept
 
@@ -96,7 +96,7 @@ def _holdout_ensemble(s: _Search, members: list[TrialRecord], weights: dict[int,
         _single_threaded(rec.estimator)
         fitted.append(member)
     preps = {rec.style: s._fold_preps[rec.style][0] for rec in members}
-    return Ensemble(preps, fitted, s.task.value, classes, feature_names)
+    return Ensemble(preps, fitted, s.task, classes, feature_names)
 
 
 def _single_threaded(estimator: Any) -> None:

@@ -82,7 +82,7 @@ class _Search:
 
     # ---- preprocessing, cached per style and fold -------------------------------------------
     def _prep(self, style: str) -> Any:
-        return build_preprocessor(self.plan, style, task=self.task.value)
+        return build_preprocessor(self.plan, style, task=self.task)
 
     def folds(self, style: str) -> list[tuple[Any, Any]]:
         if style not in self._folds:

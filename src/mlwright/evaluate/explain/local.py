@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlwright.data.kinds import Task
 from mlwright.evaluate.explain._common import _EPS, _aggregation, _json, _unwrap
 from mlwright.evaluate.explain.reference import _reference_for
 from mlwright.exceptions import ConfigError
@@ -112,8 +113,8 @@ class LocalExplanation:
 def _member_output(member: dict[str, Any], Xt: Any, task: str, n_classes: int) -> np.ndarray:
     from mlwright.search.ensemble import _member_predict
 
-    out = np.asarray(_member_predict(member, Xt, task, None if task == "regression"
-                                     else list(range(n_classes))), dtype=float)
+    out = np.asarray(_member_predict(member, Xt, Task(task), None if task == "regression"
+                                     else list(range(n_classes))), dtype=np.float64)
     return out.reshape(len(out), -1)
 
 
@@ -145,7 +146,7 @@ def _rescale(mc: Any, member: dict[str, Any], Xt: Any, task: str, n_classes: int
 
     raw = mc.raw                                          # (n, k)
     actual = _member_output(member, Xt, task, n_classes)  # (n, O), what the ensemble averages
-    base_out = link(mc.kind, mc.base[None, :], task, member, n_classes)[0]
+    base_out = link(mc.kind, mc.base[None, :], Task(task), member, n_classes)[0]
     n, _, C = mc.phi.shape
     phi = np.zeros((n, len(outputs), C))
     base = np.zeros(len(outputs))
@@ -174,8 +175,8 @@ def _rescale(mc: Any, member: dict[str, Any], Xt: Any, task: str, n_classes: int
                 up, down = raw[i:i + 1].copy(), raw[i:i + 1].copy()
                 up[0, ch] += h
                 down[0, ch] -= h
-                slope = (link(mc.kind, up, task, member, n_classes)[0, o]
-                         - link(mc.kind, down, task, member, n_classes)[0, o]) / (2 * h)
+                slope = (link(mc.kind, up, Task(task), member, n_classes)[0, o]
+                         - link(mc.kind, down, Task(task), member, n_classes)[0, o]) / (2 * h)
                 phi[i, e] = mc.phi[i, ch] * slope
     return phi, base, out
 
