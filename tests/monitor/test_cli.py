@@ -42,3 +42,24 @@ def test_monitor_command_errors_are_one_paragraph(holdout_run, tmp_path):
     bad = _cli("monitor", "telco", "--db", url, "--window", "soon", "--reference",
                str(holdout_run.folder))
     assert bad.returncode == 2 and "row count (5000) or a duration" in bad.stderr
+
+
+def test_monitor_of_a_version_never_logged_names_the_logged_versions(holdout_run, tmp_path):
+    """Issue 14 point 12: ``GET /v1/monitor?version=99`` said "Serve it first" although the
+    model had many predictions (of other versions)."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from mlwright.monitor.routes import monitor_router
+
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    log_rows(open_database(url), holdout_run, holdout_run.test.iloc[:50], version="3")
+    app = FastAPI()
+    app.include_router(monitor_router(url, "telco", holdout_run.folder))
+    client = TestClient(app)
+    answer = client.get("/v1/monitor", params={"version": "99"})
+    assert answer.status_code == 404
+    detail = answer.json()["detail"]
+    assert "Version '99' of model 'telco' has no logged predictions" in detail
+    assert "versions 3" in detail and "Serve it first" not in detail
+    assert client.get("/v1/monitor", params={"version": "3"}).status_code == 200

@@ -9,7 +9,7 @@ after the plain commands).
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -49,6 +49,22 @@ def _root(
     logger.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
 
 
+def _hide_flag_types() -> None:
+    """Typer labels every option with its type in ``--help``, flags too (``--force <bool>``),
+    although a flag takes no value; show nothing there instead."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_mlwright", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich._mlwright = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
 def build_app() -> typer.Typer:
     """A new ``mlwright`` app with every command group registered."""
     app = typer.Typer(
@@ -60,6 +76,7 @@ def build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
+    _hide_flag_types()
     app.callback()(_root)
     for module in COMMANDS:
         module.register(app)

@@ -189,8 +189,8 @@ def diff(
     reg = _registry(store, tracking_uri)
     d = reg.diff(name, v1, v2)
     table = Table(title=f"{name}: {v1} vs {v2}", title_justify="left")
-    for col in ("", v1, v2, "change"):
-        table.add_column(col, justify="left" if col == "" else "right")
+    for col in ("", v1, v2, "change"):  # fold: long parameter names must stay whole
+        table.add_column(col, justify="left" if col == "" else "right", overflow="fold")
     for key, (a, b) in d["metrics"].items():
         change = "" if a is None or b is None else f"{b - a:+.4g}"
         table.add_row(key, _score(a), _score(b), change)
@@ -242,11 +242,22 @@ def audit(
         return
     table = Table(title=f"Audit log: {name}", title_justify="left")
     for col in ("when", "action", "version", "from", "actor", "reason"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for e in entries:
         table.add_row(_when(e["ts"]), e["action"], e["version"] or "", e["from_version"] or "",
                       e["actor"], e["reason"])
     console.print(table)
+
+
+def _why_not_reproduced(rep: Any) -> str:
+    """The likeliest cause first: other data explain any difference, the budget only then."""
+    if rep.recorded_fingerprint and rep.data_fingerprint and not rep.same_data:
+        return (" The data differ from the recorded training data (fingerprints above): "
+                "retrain on the same table to reproduce the version.")
+    if rep.deterministic:
+        return ""
+    return (" The version was trained on a time budget, which depends on the machine's load; "
+            "train with --trials for exactly reproducible runs.")
 
 
 def reproduce(
@@ -282,9 +293,7 @@ def reproduce(
         console.print(f"[green]Reproduced[/]: the metrics match within {rep.tolerance:g}.")
     else:
         console.print(f"[red]Not reproduced[/]: the metrics differ by {rep.difference:.3g}."
-                      + ("" if rep.deterministic else " The version was trained on a time "
-                         "budget, which depends on the machine's load; train with --trials "
-                         "for exactly reproducible runs."))
+                      + _why_not_reproduced(rep))
         raise typer.Exit(1)
 
 

@@ -13,7 +13,7 @@ keys_app = typer.Typer(help="API keys of the server (only their hashes are store
                        no_args_is_help=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option(
-    "--config", "-c", help="mlwright.toml to read [serve] and [store] from (default: "
+    "--config", "-c", help="mlwright.toml to read \\[serve] and \\[store] from (default: "
     "./mlwright.toml when it exists).")]
 DatabaseOpt = Annotated[str | None, typer.Option(
     "--database", help="SQLAlchemy URL of the project database (default: store.database).")]

@@ -89,7 +89,7 @@ def run_monitor(database: str | Engine, model: str, *,
     started = time.perf_counter()
     where = window_filter(engine, model, spec, end=end, version=version)
     if where is None:
-        raise no_predictions(model, str(engine.url))
+        raise no_predictions(model, str(engine.url), version=version, engine=engine)
     # The database releases the GIL while it reads: the feedback join and the detectors'
     # imports run beside the window's read (half the time on a million records).
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlwright-monitor") as pool:
@@ -100,7 +100,7 @@ def run_monitor(database: str | Engine, model: str, *,
         joined = labelled.result() if labelled is not None else None
         imports.result()
     if len(win) == 0:
-        raise no_predictions(model, str(engine.url))
+        raise no_predictions(model, str(engine.url), version=version, engine=engine)
     t_read = time.perf_counter()
     table = win.inputs(ref)
     current = window_columns(table, ref)

@@ -232,7 +232,22 @@ def _empty(spec: WindowSpec) -> LogWindow:
                      Sample(np.array([], dtype=np.int64)), [], [])
 
 
-def no_predictions(model: str, database: str) -> MonitorError:
+def no_predictions(model: str, database: str, *, version: str | None = None,
+                   engine: Engine | None = None) -> MonitorError:
+    """The error of an empty window. With a ``version`` the model may well have predictions,
+    of other versions: name those instead of suggesting to serve the model."""
+    if version is not None and engine is not None:
+        from sqlalchemy import select
+
+        with engine.connect() as conn:
+            logged = sorted({str(v) for (v,) in conn.execute(
+                select(p.c.version).where(p.c.model == model).distinct())},
+                key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
+        if logged:
+            return MonitorError(
+                f"Version {version!r} of model {model!r} has no logged predictions in "
+                f"{database}; the log has versions {', '.join(logged)}. Pick one of them, or "
+                f"leave the version out to monitor every version.")
     return MonitorError(
         f"No logged predictions of model {model!r} in {database}. Serve it first (mlwright "
         f"serve {model}) and send requests, or check the model name and --db URL.")
