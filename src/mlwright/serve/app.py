@@ -97,7 +97,9 @@ def create_app(model: Any, *, challenger: Any = None, config: ServeConfig | None
     assert active is not None
     app = FastAPI(title=f"mlwright: {active.name}", version=active.version,
                   description="Predictions validated against the model's data contract.",
-                  lifespan=_lifespan)
+                  lifespan=_lifespan,
+                  # /docs is served from the package (routes/docs.py), not from a CDN.
+                  docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None)
     app.state.server = server
     if config.cors_origins:  # innermost: its answers still pass keys, limits and metrics
         from fastapi.middleware.cors import CORSMiddleware

@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING
 from mlwright.serve.keys import hash_key
 from mlwright.serve.middleware._base import ASGIApp, Receive, Scope, Send, reply
 from mlwright.serve.prometheus import endpoint_label
+from mlwright.serve.routes.docs import ASSETS, DOCS
 
 if TYPE_CHECKING:
     from mlwright.serve.state import ServerState
 
 __all__ = ["OPEN_PATHS", "ApiKeyMiddleware"]
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs",
-                        "/docs/oauth2-redirect", "/redoc"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", DOCS, f"{DOCS}/oauth2-redirect",
+                        *ASSETS})
 
 
 class ApiKeyMiddleware:
