@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from browser import _ARGS, _chromium
 from serve_helpers import LiveServer
 
+from browser import _ARGS, _chromium
 from mlwright.serve import create_app
 
 

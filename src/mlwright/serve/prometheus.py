@@ -20,8 +20,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # The paths counted by name; any other path is "other" (a scanner's random URLs must not
 # create one time series each).
 ENDPOINTS = frozenset({"/v1/predict", "/v1/predict/batch", "/v1/explain", "/v1/model",
-                       "/v1/feedback", "/v1/monitor", "/healthz", "/readyz", "/metrics", "/openapi.json",
-                       "/docs"})
+                       "/v1/feedback", "/v1/monitor", "/healthz", "/readyz", "/metrics",
+                       "/openapi.json", "/docs"})
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05,
                     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -16,7 +16,7 @@ or mode in its place, ``ignore`` nothing).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from operator import itemgetter
@@ -24,7 +24,7 @@ from typing import Any
 
 from mlwright.data.contract import ColumnSpec, Contract, LogicalType, Policy, rules
 
-__all__ = ["Issue", "RecordError", "RecordValidator"]
+__all__ = ["Errors", "Issue", "RecordError", "RecordValidator"]
 
 _MAX_SHOWN = 8
 _MISSING = object()  # a field absent from the record (not the same as null)
@@ -43,6 +43,15 @@ class Issue:
     def to_dict(self) -> dict[str, Any]:
         return {"record": self.record, "field": self.field, "rule": self.rule,
                 "severity": self.severity, "message": self.message}
+
+
+class Errors(list[Issue]):
+    """The errors of a request, capped at the validator's ``max_errors``; ``records`` counts
+    every record with an error, those past the cap too ("N of M records break...")."""
+
+    def __init__(self, issues: Iterable[Issue] = (), records: int = 0) -> None:
+        super().__init__(issues)
+        self.records = records
 
 
 class RecordError(Exception):
@@ -294,15 +303,15 @@ class RecordValidator:
     # the full check only for values that fail it (about 2x faster on 100-record requests).
     columnwise_from = 8
 
-    def validate(self, records: list[Any]) -> tuple[list[dict[str, Any]], list[Issue],
-                                                     list[Issue]]:
-        """(clean records, warnings, errors); records with errors are left out of the first."""
+    def validate(self, records: list[Any]) -> tuple[list[dict[str, Any]], list[Issue], Errors]:
+        """(clean records, warnings, errors); records with errors are left out of the first.
+        ``errors`` is capped at ``max_errors``; ``errors.records`` counts every failed record."""
         if len(records) >= self.columnwise_from and all(type(r) is dict for r in records):
             return self._validate_columns(records)
         return self._validate_records(records)
 
     def _validate_columns(self, records: list[dict[str, Any]]
-                          ) -> tuple[list[dict[str, Any]], list[Issue], list[Issue]]:
+                          ) -> tuple[list[dict[str, Any]], list[Issue], Errors]:
         warnings: list[Issue] = []
         errors: list[Issue] = []
         failed: set[int] = set()
@@ -334,23 +343,25 @@ class RecordValidator:
             if name not in self._known:
                 warnings.append(Issue(-1, name, "extra_field", "warning",
                                       f"field {name!r} is not in the contract; it was ignored."))
-        return clean, warnings, errors[:self.max_errors]
+        return clean, warnings, Errors(errors[:self.max_errors], len(failed))
 
-    def _validate_records(self, records: list[Any]) -> tuple[list[dict[str, Any]], list[Issue],
-                                                             list[Issue]]:
+    def _validate_records(self, records: list[Any]
+                          ) -> tuple[list[dict[str, Any]], list[Issue], Errors]:
         clean: list[dict[str, Any]] = []
         warnings: list[Issue] = []
         errors: list[Issue] = []
+        n_failed = 0
         extra: set[str] = set()
         columns = self.columns
         missing = _MISSING
+        cap = self.max_errors
         for index, record in enumerate(records):
             if not isinstance(record, dict):
-                errors.append(Issue(index, "", "type", "error",
-                                    f"record {index} must be a JSON object of field: value, "
-                                    f"got {type(record).__name__}."))
-                if len(errors) >= self.max_errors:
-                    break
+                n_failed += 1
+                if len(errors) < cap:
+                    errors.append(Issue(index, "", "type", "error",
+                                        f"record {index} must be a JSON object of field: "
+                                        f"value, got {type(record).__name__}."))
                 continue
             out: dict[str, Any] = {}
             failed = False
@@ -360,17 +371,17 @@ class RecordValidator:
                     out[col.name] = col.check(get(col.name, missing), index, warnings)
                 except RecordError as exc:
                     failed = True
+                    if len(errors) >= cap:
+                        break  # past the cap a record's first error is all the count needs
                     errors.append(Issue(index, col.name, exc.rule, "error", exc.message))
-                    if len(errors) >= self.max_errors:
-                        break
-            if not failed and len(record) != len(columns):
+            if failed:
+                n_failed += 1
+                continue
+            if len(record) != len(columns):
                 extra.update(k for k in record if k not in out)
-            if len(errors) >= self.max_errors:
-                break
-            if not failed:
-                clean.append(out)
+            clean.append(out)
         for name in sorted(str(e) for e in extra):
             if name not in self._known:
                 warnings.append(Issue(-1, name, "extra_field", "warning",
                                       f"field {name!r} is not in the contract; it was ignored."))
-        return clean, warnings, errors
+        return clean, warnings, Errors(errors, n_failed)

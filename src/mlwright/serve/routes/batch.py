@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from mlwright.serve.logwriter import PredictionEntry
-from mlwright.serve.records import Issue
+from mlwright.serve.records import Errors, Issue
 from mlwright.serve.routes._common import (
     error_body,
     issue_map,
@@ -37,7 +37,24 @@ BATCH_CHUNK = 10_000
 _CONTENT_TYPES = ("text/csv", "application/csv", "application/vnd.apache.parquet",
                   "application/x-parquet", "application/octet-stream", "")
 
+_PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet")
+
 router = APIRouter()
+
+
+def _repeated_names(body: bytes, encoding: str, delimiter: str) -> list[str]:
+    """Names the CSV header holds more than once, in header order."""
+    import csv
+
+    text = body[:65536].decode(encoding, errors="replace").lstrip("\ufeff")
+    header = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for name in header:
+        if name in seen and name not in repeated:
+            repeated.append(name)
+        seen.add(name)
+    return repeated
 
 
 @router.post("/v1/predict/batch", summary="Predict for an uploaded CSV or Parquet table",
@@ -62,32 +79,49 @@ async def predict_batch(request: Request) -> Response:
                                         "table as the request body."), 400)
     loop = asyncio.get_running_loop()
 
+    parquet = body[:4] == b"PAR1"
+    repeated: list[str] = []
+
     def read() -> pd.DataFrame:
-        if body[:4] == b"PAR1" or content_type in ("application/vnd.apache.parquet",
-                                                   "application/x-parquet"):
+        if parquet:
             return pd.read_parquet(io.BytesIO(body))
         from mlwright.data.sources import sniff_csv
 
         encoding, delimiter = sniff_csv(body)  # ';' from a European Excel, tabs...
+        repeated.extend(_repeated_names(body, encoding, delimiter))
         return pd.read_csv(io.BytesIO(body), sep=delimiter, encoding=encoding)
 
     if content_type not in _CONTENT_TYPES:
         return json_response(error_body(
             f"Unsupported content type {content_type!r}: send text/csv or "
             f"application/vnd.apache.parquet."), 415)
+    if content_type in _PARQUET_TYPES and not parquet:
+        metrics.errors.labels("/v1/predict/batch", "bad_request").inc()
+        return json_response(error_body(
+            f"The content type is {content_type} but the body is not Parquet (a Parquet "
+            f"file starts with the bytes PAR1). Send a CSV table as text/csv, or the Parquet "
+            f"file's own bytes."), 400)
     try:
         frame = await loop.run_in_executor(server.heavy, read)
     except Exception as exc:  # any parser error is the upload's fault
         metrics.errors.labels("/v1/predict/batch", "bad_request").inc()
         return json_response(error_body(f"Could not read the upload as "
-                                        f"{'Parquet' if body[:4] == b'PAR1' else 'CSV'}: "
+                                        f"{'Parquet' if parquet else 'CSV'}: "
                                         f"{str(exc)[:300]}"), 400)
     if frame.empty:
         return json_response(error_body("The upload holds no rows."), 422)
+    if repeated:
+        # pandas would read them as x and x.1: an "extra" column and, often, a missing one.
+        metrics.errors.labels("/v1/predict/batch", "contract").inc()
+        return json_response(error_body(
+            f"The upload's header repeats the column{'s' if len(repeated) > 1 else ''} "
+            f"{', '.join(map(repr, repeated))}: each column must appear once, so none of its "
+            f"{len(frame)} rows can be checked against the data contract ({len(frame)} of "
+            f"{len(frame)} rows refused). Rename or drop the repeated column."), 422,
+            {"x-request-id": rid})
     frame.columns = [str(c) for c in frame.columns]
 
-    def check() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Issue],
-                         list[Issue]]:
+    def check() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Issue], Errors]:
         objects = frame.astype(object).where(frame.notna(), None)
         records = objects.to_dict("records")
         return records, *server.validator.validate(records)
@@ -99,7 +133,7 @@ async def predict_batch(request: Request) -> Response:
             await log_rejected(server, rid, ts, records[start:start + BATCH_CHUNK], None,
                                errors, started, first_row=start)
         return json_response(error_body(
-            f"{len({e.record for e in errors})} of {len(records)} rows break the data "
+            f"{errors.records} of {len(records)} rows break the data "
             f"contract; 'record' is the row number (from 0).", errors), 422,
             {"x-request-id": rid})
     active = server.champion.active
