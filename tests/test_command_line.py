@@ -94,3 +94,96 @@ def test_debug_lives_in_one_invocation(tmp_path: Path, monkeypatch: pytest.Monke
         main()
     assert exited.value.code == ConfigError.exit_code
     assert "Error:" in capsys.readouterr().err
+
+
+def _train_cli(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    import time
+
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "mlwright", "train", *args],
+                            capture_output=True, text=True, timeout=300, check=False)
+    return result, time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def telco_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mlwright.datasets import load_suite
+
+    path = tmp_path_factory.mktemp("data") / "telco.csv"
+    load_suite("telco_churn", nrows=400).to_csv(path, index=False)
+    return path
+
+
+def test_a_wrong_sensitive_column_fails_before_training(telco_csv: Path, tmp_path: Path
+                                                         ) -> None:
+    """Issue 14 point 11: it trained for the whole budget, saved the run, then exited 2."""
+    out = tmp_path / "run"
+    result, seconds = _train_cli(str(telco_csv), "-t", "churn", "--budget", "120",
+                                 "--sensitive", "nosuchcol", "--no-register", "--out", str(out))
+    assert result.returncode == 2, result.stderr
+    assert "sensitive column 'nosuchcol' is not in the table" in result.stderr
+    assert seconds < 60 and not out.exists()  # no trial ran, nothing was saved
+
+
+def test_a_test_table_without_the_target_fails_before_training(telco_csv: Path,
+                                                               tmp_path: Path) -> None:
+    import pandas as pd
+
+    test = tmp_path / "no_target.csv"
+    pd.read_csv(telco_csv).drop(columns="churn").head(50).to_csv(test, index=False)
+    out = tmp_path / "run"
+    result, seconds = _train_cli(str(telco_csv), "-t", "churn", "--budget", "120",
+                                 "--test", str(test), "--no-register", "--out", str(out))
+    assert result.returncode == 2, result.stderr
+    err = " ".join(result.stderr.split())
+    assert f"--test {test}" in err and "target column 'churn' is not in the table" in err
+    assert seconds < 60 and not out.exists()
+
+
+def test_train_records_the_budget_the_user_gave(telco_csv: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14 point 13: ``--budget 20`` was recorded as ``time_budget=19.87...`` (what was
+    left after reading the table); the time spent reading is passed as ``started_at``."""
+    import time
+
+    import mlwright.api
+
+    seen: dict[str, object] = {}
+
+    def fake_train(*args: object, **kwargs: object) -> None:
+        seen.update(kwargs)
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(mlwright.api, "train", fake_train)
+    result = CliRunner().invoke(app, ["train", str(telco_csv), "-t", "churn", "--budget", "20",
+                                      "--no-register", "--out", str(tmp_path / "run")])
+    assert isinstance(result.exception, ConfigError)
+    assert seen["time_budget"] == 20.0
+    assert isinstance(seen["started_at"], float) and seen["started_at"] <= time.monotonic()
+
+
+def test_reproduce_blames_other_data_before_the_time_budget() -> None:
+    """Issue 14 point 12: "same data: no", then "trained on a time budget" as the cause."""
+    from mlwright.cli.models import _why_not_reproduced
+    from mlwright.registry.reproduce import Reproduction
+
+    def rep(given: str, n_trials: int | None) -> Reproduction:
+        return Reproduction("telco/1", "roc_auc", 0.84, 0.80, 0.01, "sha256:" + "a" * 64,
+                            given, {"time_budget": 20.0, "n_trials": n_trials})
+
+    other = _why_not_reproduced(rep("sha256:" + "b" * 64, None))
+    assert "data differ" in other and "time budget" not in other
+    same = _why_not_reproduced(rep("sha256:" + "a" * 64, None))
+    assert "time budget" in same
+    assert _why_not_reproduced(rep("sha256:" + "a" * 64, 5)) == ""
+
+
+@pytest.mark.parametrize("command", [["serve"], ["train"], ["monitor"], ["models", "delete"]])
+def test_help_shows_no_type_on_flags(command: list[str]) -> None:
+    """Issue 14 point 13: every flag read ``<bool>``; serve's --config help lost
+    "[serve]" and "[store]" to Rich markup."""
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "--help" in result.output
+    assert "<bool>" not in result.output
+    if command == ["serve"]:
+        assert "mlwright.toml to read [serve] and [store] from" in result.output

@@ -38,7 +38,8 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
           search: str = "bayes", families: list[str] | None = None, cv: int | str = "auto",
           groups: str | None = None, time: str | None = None, n_jobs: int = -1,
           class_weight: str | None = None, threshold: str | float | None = None,
-          on_trial: Callable[..., None] | None = None, **load_options: Any) -> TrainResult:
+          on_trial: Callable[..., None] | None = None, started_at: float | None = None,
+          **load_options: Any) -> TrainResult:
     """Train the best model ``time_budget`` seconds allow for ``target``.
 
     Args:
@@ -58,6 +59,9 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
         threshold: choose the binary decision threshold ("f1", "balanced_accuracy", or a
             probability).
         on_trial: called after each trial with (TrialRecord, search state).
+        started_at: the ``time.monotonic()`` the budget counts from (default: now), for a
+            caller that spent part of it already (the CLI reading the table); at least a
+            second is left. The recorded ``time_budget`` stays the one given.
     """
     from mlwright.data.contract import learn_contract
     from mlwright.data.sources import load
@@ -65,7 +69,8 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
     from mlwright.search.engine import run_search
     from mlwright.search.splits import rare_class_rows
 
-    started_at = monotonic()
+    now = monotonic()
+    started_at = now if started_at is None else max(started_at, now - time_budget + 1.0)
     df = data if isinstance(data, pd.DataFrame) else load(data, **load_options)
     df = df.rename(columns=str)  # load() gives string names; a DataFrame may not
     resolved_task = check_target(df, target, task)

@@ -54,8 +54,9 @@ def test_promote_rollback_audit_diff_delete(cli_store) -> None:
     assert "-> 1" in invoke("models", "rollback", "telco", *s)
     out = invoke("models", "audit", "telco", *s)
     assert "promote" in out and "rollback" in out and "better" in out
+    assert "…" not in out  # names fold, never truncated (issue 14 point 13)
     out = invoke("models", "diff", "telco", "1", "2", *s)
-    assert "same" in out and "cv_roc_auc" in out
+    assert "same" in out and "cv_roc_auc" in out and "…" not in out
     result = runner.invoke(app, ["models", "delete", "telco", "1", "--yes", *s])
     # main() turns this error into one paragraph and exit code 2
     assert isinstance(result.exception, RegistryError)

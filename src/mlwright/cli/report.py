@@ -27,16 +27,17 @@ def _fairness_threshold() -> float:
 
 
 def write_report(result: TrainResult | Path, out: Path, *, data: Any = None,
-                 test: str | None = None,
+                 test: Any = None,
                  sensitive: list[str] | None = None) -> dict[str, Path]:
-    """Evaluate ``result`` (a TrainResult or a run folder) and write the report files,
+    """Evaluate ``result`` (a TrainResult or a run folder) and write the report files
+    (``test``: a table's path or URL, or a DataFrame),
     with a status line while it works; prints where they went and how long it took."""
     from mlwright.evaluate.report import evaluate
 
     started = time.monotonic()
     with console.status("[bold]Evaluating: metrics, intervals, explanations, report…"):
-        test_df = None
-        if test is not None:
+        test_df = test  # a table path or URL, or a table already read
+        if isinstance(test, str):
             from mlwright.data.sources import load
 
             test_df = load(test)

@@ -51,6 +51,27 @@ def _prefetch_registry() -> None:
         import mlwright.registry.tracking  # noqa: F401
 
 
+def _check_report_arguments(df: Any, target: str, test: str | None,
+                            sensitive: list[str] | None) -> Any:
+    """The report's arguments, checked before the first trial (a typo must not cost the
+    whole budget); returns the --test table, read once. The target itself is checked by
+    training, before its search."""
+    from mlwright.exceptions import ColumnNotFoundError
+
+    for col in sensitive or []:
+        if col not in df.columns:
+            raise ColumnNotFoundError(col, df.columns, role="sensitive column")
+    if test is None:
+        return None
+    test_df = load_table(test, table=None, query=None, sample=None)
+    if target not in test_df.columns:
+        error = ColumnNotFoundError(target, test_df.columns, role="target column")
+        error.args = (f"--test {test}: {error} The test table needs the target to be "
+                      f"scored.",)
+        raise error
+    return test_df
+
+
 def train(
     data: DataArg,
     target: TargetOpt,
@@ -102,6 +123,7 @@ def train(
     started = time.monotonic()
     df = load_table(data, table=table, query=query, sample=sample, delimiter=delimiter,
                encoding=encoding)
+    test_df = _check_report_arguments(df, target, test, sensitive)
     cv_value: int | str = int(cv) if cv.isdigit() else cv
     thr: str | float | None = threshold
     if threshold is not None:
@@ -122,7 +144,7 @@ def train(
     def work() -> None:
         try:
             state["result"] = train_api(
-                df, target, time_budget=max(1.0, budget - (time.monotonic() - started)),
+                df, target, time_budget=budget, started_at=started,
                 metric=metric, task=task, seed=seed, n_trials=trials, search=search,
                 families=families.split(",") if families else None, cv=cv_value,
                 groups=groups, time=time_col, n_jobs=n_jobs, class_weight=class_weight,
@@ -165,7 +187,7 @@ def train(
         f"{RunFolder.OOF}, {RunFolder.METRICS}, {RunFolder.CONTRACT})")
     from mlwright.cli.report import write_report
 
-    write_report(result, folder, data=df, test=test, sensitive=sensitive)
+    write_report(result, folder, data=df, test=test_df, sensitive=sensitive)
     if not no_register:  # last: the run folder (report included) is complete by now
         from mlwright.cli.models import default_name, register_training
 
