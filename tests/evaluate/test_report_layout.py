@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from browser import _ARGS, _chromium
-
 from mlwright._html import TEMPLATES
 
 _LINEAGE = """<!doctype html><html><head><style>{css}</style></head><body><main>
