@@ -187,6 +187,36 @@ def test_blank_and_duplicate_header_names_as_pandas_names_them(tmp_path: Path) -
         got = load(tmp_path / "names.csv", engine=engine)
         assert list(got.columns) == ["a", "Unnamed: 1", "a.1", "b"]
         assert got["a.1"].tolist() == [3, 6]
+        assert got.attrs["mlwright.repeated_columns"] == {"a.1": "a"}  # "Unnamed: 1" is not
+
+
+def test_a_repeated_header_column_is_reported_as_a_duplicate(telco: pd.DataFrame,
+                                                              tmp_path: Path) -> None:
+    """Issue 14 point 12: ``x,x`` was reported as an extra column ``x.1`` (and a missing
+    one), never as a duplicate."""
+    from typer.testing import CliRunner
+
+    import mlwright as mw
+    from mlwright.cli import app
+
+    contract = mw.learn_contract(telco, target="churn")
+    header, rows = telco.to_csv(index=False).split("\n", 1)
+    names = header.split(",")
+    renamed, names[2] = names[2], names[1]  # the third column's name repeats the second's
+    path = tmp_path / "repeated.csv"
+    path.write_text(",".join(names) + "\n" + rows)
+    for engine in ("pyarrow", "pandas"):
+        frame = mw.validate(load(path, engine=engine), contract).to_frame()
+        rules = dict(zip(frame["column"], frame["rule"], strict=True))
+        assert rules == {names[1]: "duplicate_column", renamed: "missing_column"}
+        message = frame.loc[frame["rule"] == "duplicate_column", "message"].item()
+        assert f"Column {names[1]!r} appears 2 times in the header" in message
+    contract_file = tmp_path / "contract.json"
+    contract.save(contract_file)
+    result = CliRunner().invoke(app, ["validate", str(path), "--contract", str(contract_file)],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 1 and "duplicate_column" in result.output
+    assert f"{names[1]}.1" not in result.output.replace(f"read as '{names[1]}.1'", "")
 
 
 # --- columnar files and databases ----------------------------------------------------------

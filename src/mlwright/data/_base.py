@@ -14,7 +14,13 @@ import pandas as pd
 
 from mlwright._registry import Registry
 
-__all__ = ["SOURCES", "DataSource", "register_source", "registered_sources"]
+__all__ = ["REPEATED_COLUMNS", "SOURCES", "DataSource", "register_source",
+           "registered_sources"]
+
+#: ``DataFrame.attrs`` key a source sets when the file's header repeats a name: {the name a
+#: repeat was read as ("x.1"): the name in the header ("x")}, so that validation reports a
+#: duplicate column rather than an extra "x.1".
+REPEATED_COLUMNS = "mlwright.repeated_columns"
 
 
 class DataSource(abc.ABC):

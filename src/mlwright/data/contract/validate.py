@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlwright.data._base import REPEATED_COLUMNS
 from mlwright.data.contract import rules
 from mlwright.data.contract.schema import ColumnSpec, Contract, LogicalType, Policy, Severity
 from mlwright.exceptions import ConfigError
@@ -297,16 +298,23 @@ def validate(df: pd.DataFrame, contract: Contract) -> ValidationResult:
                      rules.MESSAGES["missing_value"])
         _CHECKS[spec.dtype](col, ~missing, spec, out)
     known = set(contract.names)
+    # A CSV header that repeats "x" is read as x, x.1 (the reader notes it): one duplicate.
+    renamed: dict[str, str] = {k: v for k, v in df.attrs.get(REPEATED_COLUMNS, {}).items()
+                               if k in names and k not in known}
     for name in names:
-        if name not in known:
+        if name not in known and name not in renamed:
             out.column_level(
                 name, "extra_column", Severity.WARNING, "no such column",
                 f"Column {name!r} is not in the contract; it will be ignored.",
             )
-    for name in sorted({n for n in names if names.count(n) > 1}):
+    header = [renamed.get(n, n) for n in names]
+    for name in sorted({n for n in header if header.count(n) > 1}):
+        read_as = [n for n in names if renamed.get(n) == name]
+        also = (f" in the header (the repeats read as {', '.join(map(repr, read_as))})"
+                if read_as else "")
         out.column_level(
             name, "duplicate_column", Severity.ERROR, "each column once",
-            f"Column {name!r} appears {names.count(name)} times; only the first was checked. "
-            f"Rename or drop the duplicates.",
+            f"Column {name!r} appears {header.count(name)} times{also}; only the first was "
+            f"checked. Rename or drop the duplicates.",
         )
     return out.result(len(df))

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from mlwright._logging import get_logger
-from mlwright.data._base import DataSource, register_source
+from mlwright.data._base import REPEATED_COLUMNS, DataSource, register_source
 from mlwright.data.sources._common import (
     _CSV_EXT,
     _JSONL_EXT,
@@ -138,6 +138,14 @@ def _pandas_style_names(names: list[str]) -> list[str]:
     return out
 
 
+def _mark_repeated(df: pd.DataFrame, repeated: dict[str, str]) -> pd.DataFrame:
+    """Note the header's repeated names on the frame (``REPEATED_COLUMNS``) for validation."""
+    kept = {name: raw for name, raw in repeated.items() if name in df.columns}
+    if kept:
+        df.attrs[REPEATED_COLUMNS] = kept
+    return df
+
+
 def _log_late_encoding(path: Path, sniffed: str, used: str) -> None:
     if used != sniffed:
         log.warning("%s is not valid %s past its first 64 KiB; read it as %s", path, sniffed, used)
@@ -186,8 +194,9 @@ class CSVSource(DataSource):
         path = _path_of(location)
         return path is not None and str(path).lower().endswith(_CSV_EXT)
 
-    def _sniff(self, path: Path) -> tuple[str, str, list[str]]:
-        """Delimiter, encoding and header names, from the first 64 KiB."""
+    def _sniff(self, path: Path) -> tuple[str, str, list[str], dict[str, str]]:
+        """Delimiter, encoding, header names (repeats numbered) and the repeats (``{"x.1":
+        "x"}``), from the first 64 KiB."""
         with _open_bytes(path) as fh:
             head = fh.read(_SNIFF_BYTES)
         if not head.strip():
@@ -210,13 +219,20 @@ class CSVSource(DataSource):
         header: list[str] = []
         if len(delimiter) == 1:
             header = next(csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=delimiter), [])
-        return delimiter, encoding, _pandas_style_names(header)
+        names = _pandas_style_names(header)
+        seen: set[str] = set()
+        repeated: dict[str, str] = {}
+        for raw, name in zip(header, names, strict=True):
+            if raw in seen and raw.strip():
+                repeated[name] = raw
+            seen.add(raw)
+        return delimiter, encoding, names, repeated
 
     def read(self, *, sample: int | None = None, columns: list[str] | None = None,
              seed: int = 0) -> pd.DataFrame:
         path = _path_of(self.location) or Path(str(self.location))
         _check_file(path)
-        delimiter, encoding, header = self._sniff(path)
+        delimiter, encoding, header, repeated = self._sniff(path)
         if header:
             _require_columns(columns, header)
         engine = self.options.get("engine", "pyarrow")
@@ -248,7 +264,7 @@ class CSVSource(DataSource):
                 positions = _sample_positions(table.num_rows, sample, seed)
                 if positions is not None:
                     table = table.take(positions)
-                return _arrow_to_pandas(table)
+                return _mark_repeated(_arrow_to_pandas(table), repeated)
         for candidate in encodings:
             try:
                 df = self._read_pandas(path, delimiter, candidate, columns)
@@ -257,7 +273,8 @@ class CSVSource(DataSource):
                     raise self._parse_error(path, delimiter, candidate, exc) from exc
                 continue
             _log_late_encoding(path, encoding, candidate)
-            return _sample_rows(df if columns is None else df[columns], sample, seed)
+            return _mark_repeated(_sample_rows(df if columns is None else df[columns], sample,
+                                               seed), repeated)
         raise AssertionError("unreachable: latin-1 decodes any byte")  # pragma: no cover
 
     def _read_arrow(self, path: Path, delimiter: str, encoding: str, header: list[str],

@@ -35,7 +35,9 @@ def normalize_frame(df: pd.DataFrame) -> pd.DataFrame:
         elif pd.api.types.is_datetime64_any_dtype(col.dtype):
             col = _unify_datetime(col)
         out[name] = col
-    return pd.DataFrame(out, index=pd.RangeIndex(len(df)))
+    normalized = pd.DataFrame(out, index=pd.RangeIndex(len(df)))
+    normalized.attrs.update(df.attrs)  # what the source noted (a repeated header name)
+    return normalized
 
 
 def _unify_datetime(col: pd.Series) -> pd.Series:
