@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from mlwright._json import dumps
 from mlwright.cli._common import console, err_console
 
 ConfigArg = Annotated[Path, typer.Argument(help="The project's mlwright.toml.")]
@@ -82,11 +82,18 @@ def _print_decision(decision: Any) -> None:
 
 def _print_pass(result: Any, as_json: bool) -> None:
     if as_json:
-        console.print_json(json.dumps(result.to_dict(), default=str))
+        # Strict JSON (non-finite numbers as null), written as is: a JSON parser reads it.
+        typer.echo(dumps(result.to_dict(), indent=2))
         return
     if result.retrain is None:
         console.print("No trigger fired; nothing to retrain.")
     console.print(f"Pass done in {result.seconds:.1f} s: [bold]{result.action}[/].")
+
+
+def _exit_on_failure(result: Any) -> None:
+    """A failed pass (the retrain failed) is a failed command: exit 1 for cron and CI."""
+    if result.action == "failed":
+        raise typer.Exit(1)
 
 
 def _train_options(budget: float | None, families: str | None) -> dict[str, Any]:
@@ -124,6 +131,7 @@ def run(
         with err_console.status("One pass of the loop…"):
             result = run_once(project, on_step=step, **options)
         _print_pass(result, as_json)
+        _exit_on_failure(result)
         return
     from mlwright.loop.service import LoopService
 
@@ -175,6 +183,7 @@ def retrain(
         result = run_once(project, force=reason, on_step=None if as_json else _print_step,
                           **_train_options(budget, families))
     _print_pass(result, as_json)
+    _exit_on_failure(result)
 
 
 def register(app: typer.Typer) -> None:

@@ -60,8 +60,7 @@ def monitor(
                                             "alerts.")] = False,
 ) -> None:
     """Drift, data quality and live performance of NAME's latest window; writes an HTML report."""
-    import json
-
+    from mlwright._json import dumps
     from mlwright.config import MonitorConfig, StoreConfig
     from mlwright.monitor import run_monitor
 
@@ -74,7 +73,7 @@ def monitor(
                              version=version, alerts=not no_alerts)
         path = report.write_html(out)
         if json_out is not None:
-            json_out.write_text(json.dumps(report.to_dict(), indent=2))
+            json_out.write_text(dumps(report.to_dict(), indent=2))
     print_report(report)
     console.print(f"Report: [bold]{escape(str(path))}[/]")
 

@@ -84,6 +84,41 @@ def _load_source(config: Any) -> pd.DataFrame:
     return load(d.source, table=d.table, query=d.query, sample=d.sample)
 
 
+def _checked_labels(labels: pd.Series, feedback_ids: pd.Series, source: pd.DataFrame,
+                    target: str, task: str | None) -> list[Any]:
+    """The log's labels read by the contract's label rules against the source table (its
+    classes, or its target range for regression), in canonical form: class ``10`` for a
+    stored ``10.0``. A label the rules refuse (a poisoned ``1e308``, an unknown class, sent
+    before the server checked labels) stops the retrain here, named, rather than deep in
+    training."""
+    from mlwright.data.contract.rules import to_label
+    from mlwright.data.kinds import Task
+    from mlwright.data.target import check_target
+
+    found = check_target(source, target, None if task in (None, "auto") else task)
+    rule: dict[str, Any]
+    if found is Task.REGRESSION:
+        values = pd.to_numeric(source[target], errors="coerce")
+        rule = {"classes": None, "low": float(values.min()), "high": float(values.max())}
+    else:
+        distinct = source[target].dropna().unique().tolist()
+        rule = {"classes": sorted({v.item() if isinstance(v, np.generic) else v
+                                   for v in distinct}, key=lambda v: (str(type(v)), v))}
+    out: list[Any] = []
+    bad: list[str] = []
+    for value, fid in zip(labels.tolist(), feedback_ids.tolist(), strict=True):
+        label, why = to_label(value, **rule)
+        out.append(label)
+        if why is not None:
+            bad.append(f"feedback {fid}: {why}")
+    if bad:
+        raise LoopError(
+            f"{len(bad)} feedback label(s) in the prediction log break the rules for "
+            f"{target!r}, so the retrain would learn from them; delete them from the feedback "
+            f"table (by id) and retry. " + "; ".join(bad[:5]))
+    return out
+
+
 def prepare_data(config: Any, *, data: pd.DataFrame | None = None, since: float | None = None,
                  now: float | None = None, seed: int | None = None) -> DataSplit:
     """Split the source table (``data``, else ``config.data``) and the labelled log rows
@@ -108,6 +143,9 @@ def prepare_data(config: Any, *, data: pd.DataFrame | None = None, since: float 
 
     labelled = labelled_rows(config.store.database_url(), config.name)
     recent = to_training_frame(labelled, target)
+    if len(recent):
+        recent[target] = _checked_labels(recent[target], labelled["_mw_feedback_id"], source,
+                                         target, config.train.task)
     recent = _align(recent, source) if len(recent) else source.iloc[:0].copy()
     recent_ts = labelled["_mw_ts"].to_numpy(dtype=float) if len(labelled) else np.array([])
 

@@ -21,6 +21,32 @@ def _number(value: Any) -> float:
         return float("nan")
 
 
+def _class_codes(labels: list[Any], classes: list[Any]) -> list[int]:
+    """Each label's index in ``classes`` (-1: none), read by the contract's label rules
+    (:func:`mlwright.data.contract.rules.to_label`), as the server stores them: a label
+    logged as ``10.0`` before the server stored canonical labels is still class ``10``,
+    whatever the column's dtype (a mixed int/float column reads as floats)."""
+    from mlwright.data.contract.rules import to_label
+
+    plain = [c.item() if isinstance(c, np.generic) else c for c in classes]
+    index = {(type(c), c): i for i, c in enumerate(plain)}
+    seen: dict[tuple[type, Any], int] = {}
+    out: list[int] = []
+    for value in labels:
+        value = value.item() if isinstance(value, np.generic) else value
+        key = (type(value), value)
+        try:
+            code = seen.get(key)
+        except TypeError:  # an unhashable label (a list): no class
+            out.append(-1)
+            continue
+        if code is None:
+            found, _ = to_label(value, classes=plain)
+            code = seen[key] = -1 if found is None else index.get((type(found), found), -1)
+        out.append(code)
+    return out
+
+
 def live_arrays(labelled: Mapping[str, Any], *, task: str,
                 classes: list[Any] | None, label: str = "__label__",
                 prediction: str = "_mw_prediction", proba: str = "_mw_proba"
@@ -42,13 +68,12 @@ def live_arrays(labelled: Mapping[str, Any], *, task: str,
         keep = np.isfinite(pred) & np.isfinite(y)
         return y[keep], pred[keep], keep
     assert classes is not None
-    lookup = {str(c): i for i, c in enumerate(classes)}
+    codes = _class_codes(labels, classes)
     rows = list(labelled[proba]) if proba in labelled else []
-    keep = np.array([str(v) in lookup and isinstance(row, list | tuple | np.ndarray)
+    keep = np.array([code >= 0 and isinstance(row, list | tuple | np.ndarray)
                      and len(row) == len(classes)
-                     for v, row in zip(labels, rows, strict=True)], dtype=bool)
-    y = np.array([lookup[str(v)] for v, k in zip(labels, keep, strict=True) if k],
-                 dtype=np.int64)
+                     for code, row in zip(codes, rows, strict=True)], dtype=bool)
+    y = np.array([code for code, k in zip(codes, keep, strict=True) if k], dtype=np.int64)
     kept = [[float(v) for v in row] for row, k in zip(rows, keep, strict=True) if k]
     pred = np.array(kept, dtype=np.float64) if kept else np.empty((0, len(classes)))
     return y, pred, keep

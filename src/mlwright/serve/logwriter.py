@@ -18,7 +18,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Engine
 
 from mlwright._logging import get_logger
-from mlwright.store import feedback, predictions
+from mlwright.store import feedback, predictions, unmatched_reasons
 
 __all__ = ["FEEDBACK_COLUMNS", "PREDICTION_COLUMNS", "FeedbackEntry", "LogWriter",
            "PredictionEntry"]
@@ -73,6 +73,10 @@ class PredictionEntry:
 @dataclass(slots=True)
 class FeedbackEntry:
     items: list[dict[str, Any]]   # request_id, row, key, label, ts
+    #: Set when written: per item, None when it names an answered record, else why not
+    #: (:func:`mlwright.store.unmatched_reasons`, checked in the writing transaction, after
+    #: the predictions queued before it). None: nobody waits for the answer.
+    done: asyncio.Future[list[str | None]] | None = None
 
     def values(self) -> list[tuple[Any, ...]]:
         """One tuple per item, in ``FEEDBACK_COLUMNS`` order."""
@@ -152,7 +156,14 @@ class LogWriter:
                 batch.append(more)
                 rows += len(more.records) if isinstance(more, PredictionEntry) else 1
             if batch:
-                await loop.run_in_executor(self._thread, self._write, batch)
+                matched = await loop.run_in_executor(self._thread, self._write, batch)
+                for item in batch:
+                    if isinstance(item, FeedbackEntry) and item.done is not None \
+                            and not item.done.done():
+                        if id(item) in matched:
+                            item.done.set_result(matched[id(item)])
+                        else:
+                            item.done.set_exception(RuntimeError("not written"))
 
     def _insert(self, conn: Any, table: Table, columns: tuple[str, ...],
                 values: list[tuple[Any, ...]]) -> None:
@@ -173,24 +184,31 @@ class LogWriter:
                 params = [tuple(p[k] for k in compiled.positiontup or ()) for p in params]
         conn.exec_driver_sql(compiled.string, params)
 
-    def _write(self, batch: list[PredictionEntry | FeedbackEntry]) -> None:
+    def _write(self, batch: list[PredictionEntry | FeedbackEntry]
+               ) -> dict[int, list[str | None]]:
+        """Write ``batch`` in one transaction; returns the match of each awaited feedback
+        entry (by ``id``), empty when the write failed."""
         pred_rows: list[tuple[Any, ...]] = []
         fb_rows: list[tuple[Any, ...]] = []
         for entry in batch:
             (pred_rows if isinstance(entry, PredictionEntry) else fb_rows).extend(entry.values())
+        awaited = [e for e in batch if isinstance(e, FeedbackEntry) and e.done is not None]
         for attempt in range(3):
             try:
                 with self.engine.begin() as conn:
                     self._insert(conn, predictions, PREDICTION_COLUMNS, pred_rows)
+                    matched = {id(e): unmatched_reasons(conn, e.items) for e in awaited}
                     self._insert(conn, feedback, FEEDBACK_COLUMNS, fb_rows)
                 self.written += len(pred_rows) + len(fb_rows)
-                return
+                return matched
             except Exception:  # a locked or unreachable database: retry, then report
                 if attempt == 2:
                     self.failed += len(pred_rows) + len(fb_rows)
                     log.exception("could not write %d log rows",
                                   len(pred_rows) + len(fb_rows))
+                    return {}
                 else:
                     import time
 
                     time.sleep(0.2 * (attempt + 1))
+        return {}

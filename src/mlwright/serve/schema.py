@@ -169,8 +169,23 @@ def components(contract: Contract) -> dict[str, dict[str, Any]]:
         },
         "FeedbackResponse": {
             "type": "object",
-            "properties": {"accepted": {"type": "integer"}},
-            "required": ["accepted"],
+            "description": "accepted: items recorded; matched: those naming an answered "
+                           "prediction (only these are labelled); unmatched: the others, "
+                           "listed (up to 50) with the reason.",
+            "properties": {
+                "accepted": {"type": "integer"},
+                "matched": {"type": "integer"},
+                "unmatched": {"type": "integer"},
+                "unmatched_items": {"type": "array", "items": {
+                    "type": "object",
+                    "properties": {"item": {"type": "integer"},
+                                   "request_id": {"type": ["string", "null"]},
+                                   "row": {"type": "integer"},
+                                   "key": {"type": ["string", "null"]},
+                                   "reason": {"type": "string"}},
+                    "required": ["item", "reason"]}},
+            },
+            "required": ["accepted", "matched", "unmatched", "unmatched_items"],
         },
         "Issue": _ISSUE,
         "Error": _ERROR,

@@ -14,7 +14,7 @@ library's logger), so every stage may use it:
 from __future__ import annotations
 
 from mlwright.store.engine import database_url, get_engine, open_database
-from mlwright.store.feedback import labelled_records
+from mlwright.store.feedback import labelled_records, unmatched_reasons
 from mlwright.store.migrate import current_version, migrate
 from mlwright.store.schema import (
     SCHEMA_VERSION,
@@ -32,4 +32,4 @@ from mlwright.store.window import WindowSpec, parse_window, window_filter
 __all__ = ["SCHEMA_VERSION", "WindowSpec", "api_keys", "audit", "current_version",
            "database_url", "events", "feedback", "get_engine", "labelled_records",
            "loop_state", "metadata", "migrate", "open_database", "parse_window",
-           "predictions", "schema_version", "window_filter"]
+           "predictions", "schema_version", "unmatched_reasons", "window_filter"]

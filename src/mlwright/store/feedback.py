@@ -5,6 +5,8 @@ or by the caller's own key. A record labelled more than once keeps its latest la
 latest ``ts``; the latest id among equal times). Only records answered 200 count. The
 monitor's live performance and the loop's labelled rows both read through
 :func:`labelled_records`, so on the same window they see the same labelled records.
+Feedback that names no answered record is never labelled; :func:`unmatched_reasons` says,
+when the server records feedback, which items name none (its answer reports them).
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, func, select, union_all
+from sqlalchemy import and_, func, select, tuple_, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Subquery
 
 from mlwright.store.schema import feedback as f
 from mlwright.store.schema import predictions as p
 
-__all__ = ["labelled_records"]
+__all__ = ["labelled_records", "unmatched_reasons"]
 
 
 def labelled_records(conn: Connection, where: Sequence[Any],
@@ -56,3 +58,53 @@ def labelled_records(conn: Connection, where: Sequence[Any],
     ).label("nth")).subquery()
     return select(*(c for c in ranked.c if c.name != "nth")).where(
         ranked.c.nth == 1).subquery("labelled")
+
+
+_CHUNK = 500  # values per IN list (SQLite's parameter limit is 32,766; plans stay small)
+
+
+def unmatched_reasons(conn: Connection, items: Sequence[dict[str, Any]]) -> list[str | None]:
+    """For each feedback item (``request_id`` + ``row``, or ``key``), None when it names a
+    logged record answered 200 (the join above will label it), else why not. Two indexed
+    IN queries per 500 items, not one query per item."""
+    by_request = sorted({(i["request_id"], i.get("row") or 0) for i in items
+                         if i.get("request_id") is not None})
+    keys = sorted({i["key"] for i in items if i.get("key") is not None})
+    status: dict[tuple[str, int], set[int]] = {}
+    for start in range(0, len(by_request), _CHUNK):
+        part = by_request[start:start + _CHUNK]
+        for rid, row, code in conn.execute(select(p.c.request_id, p.c.row, p.c.status).where(
+                tuple_(p.c.request_id, p.c.row).in_(part))):
+            status.setdefault((rid, row), set()).add(code)
+    known = {rid for rid, _ in status}
+    if len(known) < len({rid for rid, _ in by_request}):  # a wrong row, or a wrong id?
+        missing = sorted({rid for rid, _ in by_request} - known)
+        for start in range(0, len(missing), _CHUNK):
+            known.update(r for (r,) in conn.execute(select(p.c.request_id).where(
+                p.c.request_id.in_(missing[start:start + _CHUNK])).distinct()))
+    keyed: dict[str, set[int]] = {}
+    for start in range(0, len(keys), _CHUNK):
+        for key, code in conn.execute(select(p.c.key, p.c.status).where(
+                p.c.key.in_(keys[start:start + _CHUNK])).distinct()):
+            keyed.setdefault(key, set()).add(code)
+    reasons: list[str | None] = []
+    for item in items:
+        why: list[str] = []
+        if item.get("request_id") is not None:  # joined by (request_id, row)
+            rid, row = item["request_id"], item.get("row") or 0
+            codes = status.get((rid, row))
+            if codes is not None and 200 in codes:
+                reasons.append(None)
+                continue
+            why.append(f"record {row} of request {rid!r} was refused, not answered" if codes
+                       else f"request {rid!r} has no record {row}" if rid in known
+                       else f"no prediction has request_id {rid!r}")
+        if item.get("key") is not None:  # and by key
+            codes = keyed.get(item["key"])
+            if codes is not None and 200 in codes:
+                reasons.append(None)
+                continue
+            why.append(f"the predictions with key {item['key']!r} were refused" if codes
+                       else f"no prediction has key {item['key']!r}")
+        reasons.append("; ".join(why) or "names no prediction")
+    return reasons

@@ -37,6 +37,14 @@ nanosecond timestamps that pandas, the contract statistics and the model's date 
 Text (string columns): compared exactly as given: no stripping, no case folding, no
 Unicode normalisation (the model's encoders see exactly these strings). Numbers and
 booleans given for text are read as their ``str()``.
+
+Labels (feedback for the target, :func:`to_label`): a class is read by the rules of the
+classes' type, and the stored label is the class itself: ``10.0`` and ``"10"`` are the
+integer class ``10``; ``"yes"``, ``1`` and ``true`` are ``True`` for a boolean target; a
+value that reads as no class is refused. A regression label is a finite number (text
+included) within :data:`LABEL_RANGE_FACTOR` training ranges of the training targets: a
+label of ``1e308`` (or one beyond a double) is a typo or an attack, and one such label
+overflows every squared-error metric of the window it falls in and of the retrain it feeds.
 """
 
 from __future__ import annotations
@@ -54,12 +62,14 @@ __all__ = [
     "EXPECTED",
     "FALSE_TOKENS",
     "ISO_DATETIME",
+    "LABEL_RANGE_FACTOR",
     "LATEST",
     "MESSAGES",
     "NUMBER",
     "TRUE_TOKENS",
     "expected",
     "is_missing",
+    "label_bounds",
     "message",
     "parse_booleans",
     "parse_datetimes",
@@ -67,6 +77,7 @@ __all__ = [
     "show",
     "to_boolean",
     "to_datetime",
+    "to_label",
     "to_number",
     "to_utc",
 ]
@@ -228,6 +239,65 @@ def to_datetime(value: Any) -> datetime | None:
     except OverflowError:  # 0001-01-01T00:00+05:00 has no UTC datetime
         return None
     return stamp if EARLIEST <= stamp < LATEST else None
+
+
+#: A regression label may lie up to this many training ranges (max - min of the training
+#: targets) below the minimum or above the maximum. Generous on purpose: it refuses only
+#: values no real target takes (1e308 for a price), never a genuine shift of the target.
+LABEL_RANGE_FACTOR = 1000.0
+
+
+def label_bounds(low: float | None, high: float | None) -> tuple[float, float]:
+    """The range a regression label must lie in, from the training targets' ``low`` and
+    ``high`` (:data:`LABEL_RANGE_FACTOR` ranges each side; a constant target's range is
+    taken as ``max(|value|, 1)``); (-inf, inf) when the range is unknown."""
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return -math.inf, math.inf
+    width = high - low if high > low else max(abs(high), 1.0)
+    return low - LABEL_RANGE_FACTOR * width, high + LABEL_RANGE_FACTOR * width
+
+
+def to_label(value: Any, *, classes: list[Any] | None, low: float | None = None,
+             high: float | None = None) -> tuple[Any, str | None]:
+    """``(label, None)``: the canonical label ``value`` stands for, or ``(None, why)``.
+
+    ``classes``: the target's classes (None: regression, where ``low``/``high`` are the
+    training targets' range; see :func:`label_bounds`). A class is read by the rules of its
+    type: booleans by :func:`to_boolean`, numbers by :func:`to_number` (``10.0`` is class
+    ``10``), text exactly (numbers given for text are read as their ``str()``). The label
+    returned is the class itself, so every reader of stored labels sees one form."""
+    if isinstance(value, dict | list) or is_missing(value):
+        return None, f"expected a label, got {show(value)}."
+    if classes is None:
+        number = None if isinstance(value, bool | np.bool_) else to_number(value)
+        if number is None:
+            return None, f"expected a number (regression target), got {show(value)}."
+        try:
+            finite = math.isfinite(number)
+        except OverflowError:  # an int beyond a double
+            finite = False
+        if not finite:
+            return None, f"expected a finite number, got {show(value)}."
+        lo, hi = label_bounds(low, high)
+        if not lo <= number <= hi:
+            return None, (f"{show(value)} is far outside the training targets' range "
+                          f"[{low:.6g}, {high:.6g}] (allowed: [{lo:.6g}, {hi:.6g}], "
+                          f"{LABEL_RANGE_FACTOR:g} ranges each side).")
+        return number, None
+    found: Any = None
+    if classes and all(isinstance(c, bool) for c in classes):
+        found = to_boolean(value)
+    elif classes and all(isinstance(c, int | float) and not isinstance(c, bool)
+                         for c in classes):
+        found = None if isinstance(value, bool | np.bool_) else to_number(value)
+    elif isinstance(value, str):
+        found = value
+    elif isinstance(value, bool | int | float | np.generic):
+        found = str(value.item() if isinstance(value, np.generic) else value)
+    for c in classes:  # the class itself (10, not 10.0): one stored form
+        if found is not None and isinstance(found, bool) == isinstance(c, bool) and found == c:
+            return c, None
+    return None, f"{show(value)} is not a class of this model; expected one of {classes}."
 
 
 # -- whole columns (pandas: the batch validator and prep) --------------------------------------
