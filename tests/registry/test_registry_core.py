@@ -167,3 +167,19 @@ def test_evaluation_json_metrics_with_intervals(small_run, tmp_path: Path) -> No
     assert metrics["eval.test.roc_auc.low"] == pytest.approx(0.8)
     assert metrics["eval.accuracy.ci.high"] == pytest.approx(0.82)
     assert "evaluation.json" in {a.path for a in reg.client.list_artifacts(info.run_id)}
+
+
+def test_register_with_non_finite_fold_scores(small_run, tmp_path: Path) -> None:
+    """A fold scored inf (a poisoned regression label overflows the squared error) used to
+    fail registration in statistics.stdev ("'float' object has no attribute 'numerator'"):
+    the spread is that of the finite folds, and the inf fold is not logged."""
+    import copy
+
+    result, folder, _ = small_run
+    poisoned = copy.copy(result)
+    poisoned.cv_scores = [0.8, float("inf"), 0.7, float("nan")]
+    registry = Registry(sqlite_uri(tmp_path))
+    info = registry.register(poisoned, folder, name="churn")
+    metrics = registry.run_metrics(info)
+    std = [v for k, v in metrics.items() if k.endswith("_std")]
+    assert std == [pytest.approx(float(np.std([0.8, 0.7], ddof=1)))]

@@ -129,7 +129,7 @@ def test_feedback_is_stored_by_request_id_and_key(served: Any,
     request_id = answer.json()["request_id"]
     ok = client.post("/v1/feedback", json=[{"request_id": request_id, "row": 1, "label": "Yes"},
                                            {"key": "cust-1", "label": "No"}])
-    assert ok.json() == {"accepted": 2}
+    assert ok.json() == {"accepted": 2, "matched": 2, "unmatched": 0, "unmatched_items": []}
     assert client.post("/v1/feedback", json={"key": "x", "label": "Maybe"}).status_code == 422
     assert client.post("/v1/feedback", json={"label": "Yes"}).status_code == 422
     server.stop()  # graceful shutdown flushes the log

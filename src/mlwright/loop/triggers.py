@@ -143,9 +143,13 @@ class PerformanceTrigger(_Watermarked):
                                     "reference": (champ.metrics or {}).get("cv_score"),
                                     "min_performance": self.min_performance,
                                     "max_drop": self.max_drop, "version": str(champ.version)}
-        if n < self.min_rows or not math.isfinite(score):
+        if n < self.min_rows:
             return TriggerResult(self.name, False, f"{n} labelled predictions of the champion; "
                                  f"{self.min_rows} needed", evidence)
+        if not math.isfinite(score):  # enough rows, but no score (one class, overflow)
+            return TriggerResult(self.name, False, f"{n} labelled predictions of the champion "
+                                 f"give no finite live {metric or 'score'} (a single class, "
+                                 f"or labels far outside the target's range)", evidence)
         from mlwright.data.kinds import Task
         from mlwright.scoring import get_metric
 

@@ -217,11 +217,17 @@ def _log_run(client: Any, run_id: str, result: TrainResult, run_folder: Path, *,
     metrics: list[Metric] = [Metric(f"cv_{metric_name}", float(result.cv_score), now, 0)]
     metrics += [Metric(f"cv_{metric_name}_fold", float(v), now, i)
                 for i, v in enumerate(result.cv_scores) if math.isfinite(v)]
-    if len(result.cv_scores) > 1:
-        import statistics
+    # The spread of the finite fold scores only: a fold scored inf (an overflowing
+    # squared error) has no spread, and statistics.stdev of floats with inf raises
+    # "'float' object has no attribute 'numerator'".
+    finite_folds = [float(v) for v in result.cv_scores if math.isfinite(v)]
+    if len(finite_folds) > 1:
+        import numpy as np
 
-        metrics.append(Metric(f"cv_{metric_name}_std",
-                              float(statistics.stdev(result.cv_scores)), now, 0))
+        with np.errstate(over="ignore", invalid="ignore"):  # 1e300-sized scores: inf
+            spread = float(np.std(finite_folds, ddof=1))
+        if math.isfinite(spread):
+            metrics.append(Metric(f"cv_{metric_name}_std", spread, now, 0))
     for key, value in (result.timings or {}).items():
         if isinstance(value, int | float) and math.isfinite(value):
             metrics.append(Metric(_metric_key(f"time_{key}"), float(value), now, 0))
