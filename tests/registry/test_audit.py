@@ -20,3 +20,20 @@ def test_record_and_read_back_in_order(tmp_path: Path) -> None:
     assert churn[1]["evidence"] is None
     assert len(log.entries()) == 3
     assert [e["action"] for e in log.entries(limit=1)] == ["rollback"]
+
+
+def test_evidence_is_strict_json(tmp_path: Path) -> None:
+    """A non-finite live score (a poisoned label) is stored as null, not Infinity/NaN."""
+    import json
+    import sqlite3
+
+    db = tmp_path / "project.db"
+    log = AuditLog(f"sqlite:///{db.as_posix()}")
+    log.record("keep", "prices", "1", evidence={"live": float("inf"), "drop": float("nan")})
+    with sqlite3.connect(db) as conn:
+        (text,) = conn.execute("select evidence from audit").fetchone()
+
+    def refuse(token: str) -> None:
+        raise ValueError(token)
+
+    assert json.loads(text, parse_constant=refuse) == {"live": None, "drop": None}

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from mlwright._json import dumps
 from mlwright.store import audit as audit_table
 from mlwright.store import open_database
 
@@ -38,7 +39,8 @@ class AuditLog:
                "version": None if version is None else str(version),
                "from_version": None if from_version is None else str(from_version),
                "actor": actor or "", "reason": reason or "",
-               "evidence": None if evidence is None else json.dumps(evidence, default=str)}
+               # Strict JSON: a non-finite score in the evidence is null, not Infinity.
+               "evidence": None if evidence is None else dumps(evidence)}
         with self._engine.begin() as conn:
             result = conn.execute(audit_table.insert().values(**row))
             key = result.inserted_primary_key
