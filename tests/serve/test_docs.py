@@ -70,3 +70,20 @@ def test_docs_and_their_assets_need_no_key_and_redoc_is_off(run_a: Path, tmp_pat
         assert client.get("/redoc").status_code == 401  # not an open page any more
         assert client.get("/v1/model").status_code == 401
         assert "/docs" not in client.get("/openapi.json").json()["paths"]
+
+
+def test_monitor_and_docs_have_their_own_metrics_labels(run_a: Path, tmp_path: Path) -> None:
+    """Issue 14 point 13: ``/v1/monitor`` was counted as endpoint "other" in /metrics."""
+    from fastapi.testclient import TestClient
+
+    from mlwright.loop.service import SERVER_EXTENSIONS
+
+    app = create_app(str(run_a), database_url=f"sqlite:///{tmp_path / 'log.db'}",
+                     extensions=SERVER_EXTENSIONS)
+    with TestClient(app) as client:
+        assert client.get("/v1/monitor").status_code == 404  # nothing logged yet
+        assert client.get("/docs/static/swagger-ui.css").status_code == 200
+        metrics = client.get("/metrics").text
+    assert 'mlwright_requests_total{endpoint="/v1/monitor",status="404"} 1.0' in metrics
+    assert 'mlwright_requests_total{endpoint="/docs",status="200"} 1.0' in metrics
+    assert 'endpoint="other"' not in metrics

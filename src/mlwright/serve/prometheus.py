@@ -53,8 +53,11 @@ class ServerMetrics:
 
 
 def endpoint_label(path: str) -> str:
-    """The ``endpoint`` label of a request to ``path``."""
-    return path if path in ENDPOINTS else "other"
+    """The ``endpoint`` label of a request to ``path`` (the docs page's assets count as
+    ``/docs``)."""
+    if path in ENDPOINTS:
+        return path
+    return "/docs" if path.startswith("/docs/") else "other"
 
 
 def exposition(registry: CollectorRegistry) -> bytes:
