@@ -187,3 +187,20 @@ def test_help_shows_no_type_on_flags(command: list[str]) -> None:
     assert "<bool>" not in result.output
     if command == ["serve"]:
         assert "mlwright.toml to read [serve] and [store] from" in result.output
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (["--threshold", "nosuch"], "threshold must be a number, 'f1' or 'balanced_accuracy'"),
+    (["--threshold", "1.5"], "threshold must be between 0 and 1"),
+    (["--class-weight", "nosuch"], "class_weight must be None or 'balanced'"),
+])
+def test_search_options_fail_before_the_first_trial(telco_csv: Path, tmp_path: Path,
+                                                    option: list[str], message: str) -> None:
+    """A bad --threshold failed after the whole search; a bad --class-weight was accepted
+    (the families that took it failed each trial, the others trained)."""
+    out = tmp_path / "run"
+    result, seconds = _train_cli(str(telco_csv), "-t", "churn", "--budget", "120", *option,
+                                 "--no-register", "--out", str(out))
+    assert result.returncode == 2, result.stderr
+    assert message in " ".join(result.stderr.split())
+    assert seconds < 60 and not out.exists()

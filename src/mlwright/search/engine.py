@@ -34,7 +34,7 @@ from mlwright.search._base import ModelFamily, registered_families
 from mlwright.search.ensemble import greedy_selection
 from mlwright.search.portfolio import _search_loop
 from mlwright.search.records import SearchResult, TrialRecord
-from mlwright.search.refit import _choose_threshold, _holdout_ensemble, _refit
+from mlwright.search.refit import _choose_threshold, _holdout_ensemble, _refit, check_threshold
 from mlwright.search.session import _Clock, _encode_target, _Search
 from mlwright.search.splits import Splits, make_splits, rare_class_rows
 
@@ -67,6 +67,9 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
     clock = _Clock(time_budget, started_at)
     if search not in ("bayes", "random", "grid"):
         raise ConfigError(f"search must be 'bayes', 'random' or 'grid', got {search!r}.")
+    if class_weight not in (None, "balanced"):
+        raise ConfigError(f"class_weight must be None or 'balanced', got {class_weight!r}.")
+    check_threshold(threshold)
     task = Task(task) if task not in (None, "auto") else None
     from mlwright.data.target import check_target
 

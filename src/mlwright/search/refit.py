@@ -108,16 +108,25 @@ def _single_threaded(estimator: Any) -> None:
             estimator.set_params(**{name: 1})
 
 
-def _choose_threshold(y: np.ndarray, proba: np.ndarray, how: str | float) -> float:
+def check_threshold(how: str | float | None) -> None:
+    """Raise ConfigError for a threshold the refit could not use (checked before the search,
+    so that a typo does not cost the whole budget)."""
+    if how is None:
+        return
     if isinstance(how, int | float):
         if not 0.0 < float(how) < 1.0:
             raise ConfigError(f"threshold must be between 0 and 1, got {how}.")
+    elif str(how) not in ("f1", "balanced_accuracy"):
+        raise ConfigError(f"threshold must be a number, 'f1' or 'balanced_accuracy'; got {how!r}.")
+
+
+def _choose_threshold(y: np.ndarray, proba: np.ndarray, how: str | float) -> float:
+    check_threshold(how)
+    if isinstance(how, int | float):
         return float(how)
     from sklearn.metrics import balanced_accuracy_score, f1_score
 
-    scorer = {"f1": f1_score, "balanced_accuracy": balanced_accuracy_score}.get(str(how))
-    if scorer is None:
-        raise ConfigError(f"threshold must be a number, 'f1' or 'balanced_accuracy'; got {how!r}.")
+    scorer = {"f1": f1_score, "balanced_accuracy": balanced_accuracy_score}[str(how)]
     grid = np.unique(np.quantile(proba[:, 1], np.linspace(0.01, 0.99, 99)))
     scores = [scorer(y, (proba[:, 1] >= t).astype(int)) for t in grid]
     return float(grid[int(np.argmax(scores))])
