@@ -23,8 +23,12 @@ def test_monitor_command_prints_a_summary_and_writes_the_report(holdout_run, tmp
     assert result.exit_code == 0, result.output
     assert "2 of 19 features drifted" in result.output
     assert "monthly_charges" in result.output and out.exists()
-    assert sorted(json.loads(js.read_text())["drifted_features"]) == [
-        "contract", "monthly_charges"]
+
+    def refuse(token: str) -> None:
+        raise ValueError(f"--json wrote {token}: not JSON")
+
+    written = json.loads(js.read_text(), parse_constant=refuse)  # strict JSON
+    assert sorted(written["drifted_features"]) == ["contract", "monthly_charges"]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
