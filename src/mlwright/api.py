@@ -37,7 +37,7 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
           task: str | None = None, seed: int = 0, n_trials: int | None = None,
           search: str = "bayes", families: list[str] | None = None, cv: int | str = "auto",
           groups: str | None = None, time: str | None = None, n_jobs: int = -1,
-          class_weight: str | None = None, threshold: str | float | None = None,
+          class_weight: str | dict[Any, float] | None = None, threshold: str | float | None = None,
           on_trial: Callable[..., None] | None = None, started_at: float | None = None,
           **load_options: Any) -> TrainResult:
     """Train the best model ``time_budget`` seconds allow for ``target``.

@@ -101,7 +101,10 @@ def test_monitor_endpoint_and_gauges(holdout_run, drifted_log):
     assert set(body["drifted_features"]) >= {"contract", "monthly_charges"}
     assert body["alerts"] and body["performance"]["n_labelled"] == 800
     assert bad.status_code == 422 and "window" in bad.json()["detail"]
-    assert none.status_code == 404 and "No logged predictions" in none.json()["detail"]
+    # A version never logged is named, with the versions that were (issue 14, point 12).
+    detail = none.json()["detail"]
+    assert none.status_code == 404 and "Version '9'" in detail and "has no logged" in detail
+    assert "the log has versions 1" in detail and "Serve it first" not in detail
     metrics = generate_latest(registry).decode()
     assert 'mlwright_feature_drifted{feature="contract",model="telco"} 1.0' in metrics
     assert "mlwright_drift_share" in metrics

@@ -13,9 +13,11 @@ needs nothing from the data stage.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
@@ -103,20 +105,74 @@ def _brier_terms(y: np.ndarray, p: np.ndarray) -> np.ndarray:
     return np.sum((p - np.eye(p.shape[1])[y]) ** 2, axis=1)
 
 
+# Named functions, not lambdas: a fitted model keeps its Metric, and pickle stores
+# functions by name (AutoRegressor failed scikit-learn's pickling check on a lambda).
+def _f1_score(y: Any, p: np.ndarray, *, average: str) -> float:
+    return float(skm.f1_score(y, _labels(p), average=average))
+
+
 def _f1(average: str) -> PointFn:
-    return lambda y, p: float(skm.f1_score(y, _labels(p), average=average))
+    return functools.partial(_f1_score, average=average)
+
+
+def _log_loss(y: Any, p: np.ndarray) -> float:
+    return float(np.mean(_log_loss_terms(y, p)))
+
+
+def _accuracy(y: Any, p: np.ndarray) -> float:
+    return float(np.mean(np.asarray(y) == _labels(p)))
+
+
+def _balanced_accuracy(y: Any, p: np.ndarray) -> float:
+    return float(skm.balanced_accuracy_score(y, _labels(p)))
+
+
+def _average_precision(y: Any, p: np.ndarray) -> float:
+    return float(skm.average_precision_score(y, p[:, 1]))
+
+
+def _brier(y: Any, p: np.ndarray) -> float:
+    return float(np.mean(_brier_terms(y, p)))
+
+
+def _mcc(y: Any, p: np.ndarray) -> float:
+    return float(skm.matthews_corrcoef(y, _labels(p)))
+
+
+def _rmse(y: Any, p: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(y) - p) ** 2)))
+
+
+def _mse(y: Any, p: np.ndarray) -> float:
+    return float(skm.mean_squared_error(y, p))
+
+
+def _mae(y: Any, p: np.ndarray) -> float:
+    return float(skm.mean_absolute_error(y, p))
+
+
+def _r2(y: Any, p: np.ndarray) -> float:
+    return float(skm.r2_score(y, p))
+
+
+def _mape(y: Any, p: np.ndarray) -> float:
+    return float(skm.mean_absolute_percentage_error(y, p))
+
+
+def _median_ae(y: Any, p: np.ndarray) -> float:
+    return float(skm.median_absolute_error(y, p))
 
 
 _ROWS = [
     MetricInfo("roc_auc", "ROC AUC", True, True, _CLASSIFICATION, _roc_auc, ("auc",),
                (0.0, 1.0)),
     MetricInfo("log_loss", "Log loss", False, True, _CLASSIFICATION,
-               lambda y, p: float(np.mean(_log_loss_terms(y, p))),
+               _log_loss,
                ("logloss", "neg_log_loss"), (0.0, _INF)),
     MetricInfo("accuracy", "Accuracy", True, False, _CLASSIFICATION,
-               lambda y, p: float(np.mean(np.asarray(y) == _labels(p))), (), (0.0, 1.0)),
+               _accuracy, (), (0.0, 1.0)),
     MetricInfo("balanced_accuracy", "Balanced accuracy", True, False, _CLASSIFICATION,
-               lambda y, p: float(skm.balanced_accuracy_score(y, _labels(p))), (), (0.0, 1.0)),
+               _balanced_accuracy, (), (0.0, 1.0)),
     MetricInfo("f1", "F1", True, False, frozenset({_BINARY}), _f1("binary"), (),
                (0.0, 1.0)),
     MetricInfo("f1_macro", "F1 (macro)", True, False, _CLASSIFICATION, _f1("macro"), (),
@@ -125,34 +181,34 @@ _ROWS = [
                (), (0.0, 1.0)),
     MetricInfo("average_precision", "PR AUC (average precision)", True, True,
                frozenset({_BINARY}),
-               lambda y, p: float(skm.average_precision_score(y, p[:, 1])), ("pr_auc",),
+               _average_precision, ("pr_auc",),
                (0.0, 1.0)),
     MetricInfo("brier", "Brier score", False, True, _CLASSIFICATION,
-               lambda y, p: float(np.mean(_brier_terms(y, p))), ("neg_brier_score",),
+               _brier, ("neg_brier_score",),
                (0.0, _INF)),
     MetricInfo("mcc", "MCC", True, False, _CLASSIFICATION,
-               lambda y, p: float(skm.matthews_corrcoef(y, _labels(p))),
+               _mcc,
                ("matthews_corrcoef",), (-1.0, 1.0)),
     MetricInfo("precision", "Precision", True, False, frozenset({_BINARY}),
                bounds=(0.0, 1.0)),
     MetricInfo("recall", "Recall", True, False, frozenset({_BINARY}), bounds=(0.0, 1.0)),
     MetricInfo("rmse", "RMSE", False, False, frozenset({_REGRESSION}),
-               lambda y, p: float(np.sqrt(np.mean((np.asarray(y) - p) ** 2))),
+               _rmse,
                ("neg_root_mean_squared_error",), (0.0, _INF)),
     MetricInfo("mse", "MSE", False, False, frozenset({_REGRESSION}),
-               lambda y, p: float(skm.mean_squared_error(y, p)), ("neg_mean_squared_error",),
+               _mse, ("neg_mean_squared_error",),
                (0.0, _INF)),
     MetricInfo("mae", "MAE", False, False, frozenset({_REGRESSION}),
-               lambda y, p: float(skm.mean_absolute_error(y, p)),
+               _mae,
                ("neg_mean_absolute_error",), (0.0, _INF)),
     MetricInfo("r2", "R²", True, False, frozenset({_REGRESSION}),
-               lambda y, p: float(skm.r2_score(y, p)), (), (-_INF, 1.0)),
+               _r2, (), (-_INF, 1.0)),
     MetricInfo("mape", "MAPE", False, False, frozenset({_REGRESSION}),
-               lambda y, p: float(skm.mean_absolute_percentage_error(y, p)),
+               _mape,
                ("neg_mean_absolute_percentage_error",), (0.0, _INF)),
     MetricInfo("median_absolute_error", "Median absolute error", False, False,
                frozenset({_REGRESSION}),
-               lambda y, p: float(skm.median_absolute_error(y, p)),
+               _median_ae,
                ("median_ae", "neg_median_absolute_error"), (0.0, _INF)),
 ]
 # The multiclass report's averages over classes (f1_macro / f1_weighted are rows above).

@@ -34,7 +34,7 @@ class FitContext:
     has_text: bool = False
     seed: int = 0
     n_jobs: int = 1
-    class_weight: str | None = None
+    class_weight: str | dict[Any, float] | None = None
 
     @property
     def is_classification(self) -> bool:

@@ -53,7 +53,7 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
                n_trials: int | None = None, search: str = "bayes",
                families: list[str] | None = None, cv: int | str = "auto",
                groups: pd.Series | None = None, time_column: pd.Series | None = None,
-               seed: int = 0, n_jobs: int = -1, class_weight: str | None = None,
+               seed: int = 0, n_jobs: int = -1, class_weight: str | dict[Any, float] | None = None,
                threshold: str | float | None = None, kinds: dict[str, ColumnKind] | None = None,
                on_trial: Callable[[TrialRecord, Any], None] | None = None,
                started_at: float | None = None) -> SearchResult:
@@ -67,8 +67,10 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
     clock = _Clock(time_budget, started_at)
     if search not in ("bayes", "random", "grid"):
         raise ConfigError(f"search must be 'bayes', 'random' or 'grid', got {search!r}.")
-    if class_weight not in (None, "balanced"):
-        raise ConfigError(f"class_weight must be None or 'balanced', got {class_weight!r}.")
+    # A dict {class: weight} is scikit-learn's own form (AutoClassifier passes it through).
+    if not (class_weight in (None, "balanced") or isinstance(class_weight, dict)):
+        raise ConfigError(f"class_weight must be None, 'balanced' or a dict of class: weight, "
+                          f"got {class_weight!r}.")
     check_threshold(threshold)
     task = Task(task) if task not in (None, "auto") else None
     from mlwright.data.target import check_target
@@ -92,6 +94,12 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
     kinds = {c: ColumnKind(kinds.get(c, ColumnKind.NUMERIC)) for c in X.columns}
     y_enc, classes = _encode_target(y, task)
     n_classes = len(classes) if classes else 0
+    if isinstance(class_weight, dict) and classes:  # user labels -> encoded classes 0..K-1
+        unknown = [k for k in class_weight if k not in classes]
+        if unknown:
+            raise ConfigError(f"class_weight names classes the target does not have: "
+                              f"{unknown!r}; the classes are {classes!r}.")
+        class_weight = {classes.index(k): float(w) for k, w in class_weight.items()}
     metric_obj = get_metric(metric, task)
     n_jobs = (os.cpu_count() or 1) if n_jobs in (-1, None) else int(n_jobs)
     with warnings.catch_warnings():

@@ -156,7 +156,7 @@ class AutoClassifier(ClassifierMixin, _AutoBase):
     def __init__(self, time_budget: float = 60.0, metric: str | None = None,
                  n_trials: int | None = None, search: str = "bayes",
                  families: list[str] | None = None, cv: int | str = "auto", seed: int = 0,
-                 n_jobs: int = -1, class_weight: str | None = None,
+                 n_jobs: int = -1, class_weight: str | dict[Any, float] | None = None,
                  threshold: str | float | None = None) -> None:
         super().__init__(time_budget, metric, n_trials, search, families, cv, seed, n_jobs)
         self.class_weight = class_weight

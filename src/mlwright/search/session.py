@@ -62,7 +62,7 @@ class _Search:
     def __init__(self, X: pd.DataFrame, y: np.ndarray, *, task: Task, metric: Metric,
                  kinds: dict[str, ColumnKind], splits: Splits, clock: _Clock,
                  families: list[ModelFamily], n_trials: int | None, search: str, seed: int,
-                 n_jobs: int, class_weight: str | None, n_classes: int,
+                 n_jobs: int, class_weight: str | dict[Any, float] | None, n_classes: int,
                  on_trial: Callable[[TrialRecord, _Search], None] | None) -> None:
         self.X, self.y, self.task, self.metric = X, y, task, metric
         self.splits, self.clock, self.seed, self.n_jobs = splits, clock, seed, n_jobs
