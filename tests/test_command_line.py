@@ -192,7 +192,7 @@ def test_help_shows_no_type_on_flags(command: list[str]) -> None:
 @pytest.mark.parametrize(("option", "message"), [
     (["--threshold", "nosuch"], "threshold must be a number, 'f1' or 'balanced_accuracy'"),
     (["--threshold", "1.5"], "threshold must be between 0 and 1"),
-    (["--class-weight", "nosuch"], "class_weight must be None or 'balanced'"),
+    (["--class-weight", "nosuch"], "class_weight must be None, 'balanced' or a dict"),
 ])
 def test_search_options_fail_before_the_first_trial(telco_csv: Path, tmp_path: Path,
                                                     option: list[str], message: str) -> None:
