@@ -106,7 +106,8 @@ class FamilyConformance:
     @pytest.mark.parametrize("task", list(SLICES), ids=lambda t: t.value)
     def test_fits_and_predicts_a_real_slice(self, family: ModelFamily, task: Task) -> None:
         if not family.is_available():
-            pytest.skip(f"{family.requires} is not installed")
+            pytest.fail(f"{family.requires} is not installed: {family.name} cannot be tested "
+                        f"(pip install {family.requires})")
         Xtr, ytr, Xva, yva, ctx = prepared_slice(task, family.prep_style)
         if not family.supports(ctx):
             pytest.skip(f"{family.name} does not support {task.value}")
@@ -136,7 +137,8 @@ class FamilyConformance:
         """The engine stops trials at their deadline: a fit that starts too late must still
         return a model that predicts (with the rounds it has), not raise or hang."""
         if not family.is_available():
-            pytest.skip(f"{family.requires} is not installed")
+            pytest.fail(f"{family.requires} is not installed: {family.name} cannot be tested "
+                        f"(pip install {family.requires})")
         Xtr, ytr, Xva, yva, ctx = prepared_slice(Task.BINARY, family.prep_style)
         if not family.supports(ctx):
             pytest.skip(f"{family.name} does not support binary tasks")
@@ -149,7 +151,8 @@ class FamilyConformance:
         import optuna
 
         if not family.is_available():
-            pytest.skip(f"{family.requires} is not installed")
+            pytest.fail(f"{family.requires} is not installed: {family.name} cannot be tested "
+                        f"(pip install {family.requires})")
         _, _, _, _, ctx = prepared_slice(Task.BINARY, family.prep_style)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
