@@ -46,3 +46,25 @@ def test_no_rows() -> None:
                                 classes=["a", "b", "c"], label="label", proba="proba")
     assert len(y) == 0 and pred.shape == (0, 3) and len(keep) == 0
     assert np.isnan(live_score({}, task="regression", classes=None, metric=None)[0])
+
+
+def test_one_label_type_and_mixed_label_types_read_the_same_classes() -> None:
+    # The one-type path maps distinct labels in C; mixed types go label by label. Both read
+    # labels by the contract's rules: 10.0 is class 10, True is not class 1, "x" no class.
+    proba = [[0.5, 0.5]] * 4
+    one_type = live_arrays({"__label__": [10, 20, 10, 30], "_mw_proba": proba},
+                           task="binary", classes=[10, 20])
+    mixed = live_arrays({"__label__": [10.0, "20", True, [1]], "_mw_proba": proba},
+                        task="binary", classes=[10, 20])
+    assert one_type[2].tolist() == [True, True, True, False]
+    assert one_type[0].tolist() == [0, 1, 0]
+    assert mixed[2].tolist() == [True, True, False, False]
+    assert mixed[0].tolist() == [0, 1]
+
+
+def test_a_probability_row_that_is_not_numbers_is_left_out() -> None:
+    y, pred, keep = live_arrays({"__label__": ["a", "b", "a"],
+                                 "_mw_proba": [[0.1, 0.9], ["x", 0.5], [0.7, 0.3]]},
+                                task="binary", classes=["a", "b"])
+    assert keep.tolist() == [True, False, True]
+    assert pred.tolist() == [[0.1, 0.9], [0.7, 0.3]] and y.tolist() == [0, 0]
