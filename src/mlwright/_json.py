@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from datetime import date, datetime
 from typing import Any
-
-import numpy as np
 
 __all__ = ["dumps", "finite", "json_safe"]
 
@@ -29,10 +28,13 @@ def json_safe(value: Any) -> Any:
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [json_safe(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
+    # No numpy value exists before numpy is imported: the CLI starts without it.
+    np = sys.modules.get("numpy")
+    if np is not None:
+        if isinstance(value, np.ndarray):
+            return [json_safe(v) for v in value.tolist()]
+        if isinstance(value, np.generic):
+            value = value.item()
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if value is None or isinstance(value, bool | int | str):
