@@ -10,6 +10,7 @@ benchmarks/results/serve.json.
 
     .venv/bin/python benchmarks/serve.py                 # full run
     .venv/bin/python benchmarks/serve.py --requests 200 --seconds 10   # small
+    .venv/bin/python benchmarks/serve.py --run RUN_FOLDER  # serve a saved run (A/B runs)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
@@ -178,6 +180,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="time limit per cell")
     parser.add_argument("--budget", type=float, default=30.0, help="training budget (s)")
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument("--run", type=Path, default=None,
+                        help="serve this saved run folder instead of training one (the same "
+                             "champion in every run: a budget-bound search differs with load)")
     args = parser.parse_args()
 
     import mlwright as mw
@@ -188,9 +193,15 @@ def main() -> None:
     uri = f"sqlite:///{work / 'mlflow.db'}"
     df = load_suite("telco_churn")
     train, test = df.iloc[:5000], df.iloc[5000:].drop(columns="churn")
-    print(f"training on {len(train)} rows ({args.budget:g} s)…", flush=True)
-    result = mw.train(train, "churn", time_budget=args.budget, seed=0)
-    result.save(work / "run")
+    if args.run is None:
+        print(f"training on {len(train)} rows ({args.budget:g} s)…", flush=True)
+        result = mw.train(train, "churn", time_budget=args.budget, seed=0)
+        result.save(work / "run")
+    else:
+        from mlwright.run import load_run
+
+        result = load_run(args.run)
+        shutil.copytree(args.run, work / "run")
     Registry(uri).register(result, work / "run", name="churn", sample=train.head(5))
     loaded = load_model("churn@champion", tracking_uri=uri)
     records = test.astype(object).where(test.notna(), None).to_dict("records")
