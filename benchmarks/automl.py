@@ -27,7 +27,7 @@ import pandas as pd
 from sklearn import metrics as skm
 from sklearn.model_selection import train_test_split
 
-from mlwright.datasets import SUITE, load_suite, suite_names
+from mlwright.datasets import LARGE, SUITE, load_suite, suite_names
 from mlwright.scoring import DEFAULT_METRIC
 
 HERE = Path(__file__).resolve().parent
@@ -35,7 +35,7 @@ METRIC = dict(DEFAULT_METRIC)
 
 
 def prepare(name: str, folder: Path, drop: tuple[str, ...] = ()) -> dict:
-    spec = SUITE[name]
+    spec = SUITE.get(name) or LARGE[name]
     df = load_suite(name)
     df = df.drop(columns=[c for c in drop if c in df.columns])
     strat = df[spec.target] if spec.task != "regression" else None
@@ -121,7 +121,9 @@ def markdown(results: list[dict], metas: dict[str, dict], systems: list[str],
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=60.0)
-    parser.add_argument("--datasets", default=",".join(suite_names(tabular_only=True)))
+    parser.add_argument("--datasets", default=",".join(suite_names(tabular_only=True)),
+                        help="comma-separated suite tables (default: the everyday suite; the "
+                             f"large ones: {','.join(suite_names(large=True))})")
     parser.add_argument("--flaml", help="python of a virtual environment with flaml[automl]")
     parser.add_argument("--autogluon", help="python of a virtual environment with autogluon")
     parser.add_argument("--systems", help="comma-separated subset of systems to run")
