@@ -47,20 +47,48 @@ class Issue:
 
 class Errors(list[Issue]):
     """The errors of a request, capped at the validator's ``max_errors``; ``records`` counts
-    every record with an error, those past the cap too ("N of M records break...")."""
+    every record with an error, those past the cap too ("N of M records break..."), and
+    ``listed`` the records whose errors the list holds (the first ones with an error)."""
 
-    def __init__(self, issues: Iterable[Issue] = (), records: int = 0) -> None:
+    def __init__(self, issues: Iterable[Issue] = (), records: int = 0,
+                 listed: int | None = None) -> None:
         super().__init__(issues)
         self.records = records
+        self.listed = len({i.record for i in self}) if listed is None else listed
+
+    def describe(self, total: int, noun: str = "records") -> str:
+        """The sentence of a 422: how many of ``total`` records fail, and what is listed."""
+        text = f"{self.records:,} of {total:,} {noun} break the data contract"
+        unlisted = self.records - self.listed
+        if unlisted > 0:
+            return (f"{text}; 'errors' lists the {len(self):,} errors of the first "
+                    f"{self.listed:,} of them; the errors of the other {unlisted:,} "
+                    f"{noun} are not listed")
+        return text
 
 
 class RecordError(Exception):
-    """Raised by a column check: the value breaks a rule whose policy is reject."""
+    """Raised by a column check: the value breaks a rule whose policy is reject.
 
-    def __init__(self, rule: str, message: str) -> None:
-        super().__init__(message)
+    A type error's text (``template``: a key of ``rules.MESSAGES``) is written only when
+    read: counting the failed records of a large refused request never needs it."""
+
+    def __init__(self, rule: str, message: str | None = None, *, template: str = "",
+                 value: Any = None) -> None:
+        super().__init__(rule)
         self.rule = rule
-        self.message = message
+        self._message = message
+        self._template = template
+        self._value = value
+
+    @property
+    def message(self) -> str:
+        if self._message is None:
+            self._message = rules.message(self._template, self._value)
+        return self._message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def _listing(values: list[Any]) -> str:
@@ -99,14 +127,14 @@ def _to_number(value: Any) -> float | int:
     # Numbers written as text pass, as in the batch validator (CSV uploads need it).
     number = rules.to_number(value)
     if number is None:
-        raise RecordError("type", rules.message("not_number", value))
+        raise RecordError("type", template="not_number", value=value)
     return number
 
 
 def _to_boolean(value: Any) -> bool:
     flag = rules.to_boolean(value)
     if flag is None:
-        raise RecordError("type", rules.message("not_boolean", value))
+        raise RecordError("type", template="not_boolean", value=value)
     return flag
 
 
@@ -115,7 +143,7 @@ def _to_string(value: Any) -> str:
         return value
     if isinstance(value, bool | int | float):
         return str(value)
-    raise RecordError("type", rules.message("not_string", value))
+    raise RecordError("type", template="not_string", value=value)
 
 
 def _to_datetime(value: Any) -> datetime:
@@ -123,8 +151,8 @@ def _to_datetime(value: Any) -> datetime:
     if stamp is not None:
         return stamp
     if not isinstance(value, str | date):
-        raise RecordError("type", rules.message("not_datetime", value))
-    raise RecordError("unparseable_datetime", rules.message("unparseable_datetime", value))
+        raise RecordError("type", template="not_datetime", value=value)
+    raise RecordError("unparseable_datetime", template="unparseable_datetime", value=value)
 
 
 _CONVERTERS: dict[LogicalType, Converter] = {
@@ -283,8 +311,13 @@ class RecordValidator:
     """Checks JSON records against a contract's feature columns, one record at a time.
 
     ``validate(records)`` returns the records the model gets (every feature in training
-    order, canonical Python values, ``None`` for missing) and the warnings; all errors of the
-    request are collected into one list (capped) rather than stopping at the first.
+    order, canonical Python values, ``None`` for missing) and the warnings of the records
+    that pass; the errors are listed up to ``max_errors`` and every failed record counted.
+
+    Refusing costs little: the first pass only finds out which records fail (a record's
+    later fields are skipped once one fails, and a value that failed is not checked again
+    in that column: ``[{}, {}, ...]`` costs one check per column); the second pass lists
+    the errors of the first failed records only, field by field.
     """
 
     def __init__(self, contract: Contract, *, max_errors: int = 50) -> None:
@@ -302,18 +335,28 @@ class RecordValidator:
     # From this many records on, checks run column by column: one cheap test per value, and
     # the full check only for values that fail it (about 2x faster on 100-record requests).
     columnwise_from = 8
+    # Names of fields outside the contract listed one warning each; the rest in one more.
+    max_extra_shown = 20
 
     def validate(self, records: list[Any]) -> tuple[list[dict[str, Any]], list[Issue], Errors]:
-        """(clean records, warnings, errors); records with errors are left out of the first.
-        ``errors`` is capped at ``max_errors``; ``errors.records`` counts every failed record."""
+        """(clean records, warnings, errors); records with errors are left out of the first,
+        and their warnings too. ``errors`` is capped at ``max_errors``; ``errors.records``
+        counts every failed record."""
         if len(records) >= self.columnwise_from and all(type(r) is dict for r in records):
-            return self._validate_columns(records)
-        return self._validate_records(records)
+            clean, warnings, failed, extra = self._validate_columns(records)
+        else:
+            clean, warnings, failed, extra = self._validate_records(records)
+        if failed:
+            warnings = [w for w in warnings if w.record not in failed]
+        warnings.extend(self._extra_warnings(extra))
+        if not failed:
+            return clean, warnings, Errors()
+        errors, listed = self._list_errors(records, sorted(failed))
+        return clean, warnings, Errors(errors, len(failed), listed)
 
     def _validate_columns(self, records: list[dict[str, Any]]
-                          ) -> tuple[list[dict[str, Any]], list[Issue], Errors]:
+                          ) -> tuple[list[dict[str, Any]], list[Issue], set[int], set[Any]]:
         warnings: list[Issue] = []
-        errors: list[Issue] = []
         failed: set[int] = set()
         columns_out = []
         missing = _MISSING
@@ -321,67 +364,115 @@ class RecordValidator:
             given = [list(c) for c in zip(*map(self._fields, records), strict=True)]
         except (KeyError, TypeError):
             given = [[r.get(name, missing) for r in records] for name in self.names]
+        alive: list[int] | None = None  # the records not failed yet, when some failed
         for position, col in enumerate(self.columns):
-            name = col.name
             values = given[position]
-            for i in col.check_column(values, self._tests[position]):
-                try:
-                    values[i] = col.check(values[i], i, warnings)
-                except RecordError as exc:
-                    failed.add(i)
-                    errors.append(Issue(i, name, exc.rule, "error", exc.message))
+            if alive is None:
+                todo: Iterable[int] = col.check_column(values, self._tests[position])
+            else:  # only the records still alive are checked
+                if not alive:
+                    break  # every record failed: the count is complete
+                sub = [values[i] for i in alive]
+                todo = [alive[j] for j in col.check_column(sub, self._tests[position])]
+                for i, value in zip(alive, sub, strict=True):
+                    values[i] = value  # check_column converts in place
+            if todo:
+                before = len(failed)
+                refused: set[tuple[type, Any]] = set()  # values that failed in this column
+                for i in todo:
+                    value = values[i]
+                    try:
+                        key: tuple[type, Any] | None = (type(value), value)
+                        if key in refused:
+                            failed.add(i)
+                            continue
+                    except TypeError:  # unhashable (a list): checked every time
+                        key = None
+                    try:
+                        values[i] = col.check(value, i, warnings)
+                    except RecordError:
+                        failed.add(i)
+                        if key is not None:
+                            refused.add(key)
+                if len(failed) != before:
+                    alive = [i for i in (range(len(records)) if alive is None else alive)
+                             if i not in failed]
             columns_out.append(values)
-        order = {name: k for k, name in enumerate(self.names)}
-        errors.sort(key=lambda e: (e.record, order.get(e.field, -1)))
-        warnings.sort(key=lambda w: (w.record, order.get(w.field, -1)))
+        if len(warnings) > 1:
+            order = {name: k for k, name in enumerate(self.names)}
+            warnings.sort(key=lambda w: (w.record, order.get(w.field, -1)))
         names = self.names
-        clean = [dict(zip(names, row, strict=True))
-                 for i, row in enumerate(zip(*columns_out, strict=True)) if i not in failed]
+        clean = [] if len(failed) == len(records) else [
+            dict(zip(names, row, strict=True))
+            for i, row in enumerate(zip(*columns_out, strict=True)) if i not in failed]
         n_columns = len(self.columns)
-        extra = {k for r in records if len(r) != n_columns for k in r if k not in order}
-        for name in sorted(str(e) for e in extra):
-            if name not in self._known:
-                warnings.append(Issue(-1, name, "extra_field", "warning",
-                                      f"field {name!r} is not in the contract; it was ignored."))
-        return clean, warnings, Errors(errors[:self.max_errors], len(failed))
+        known = self._known
+        extra = {k for r in records if len(r) != n_columns for k in r if k not in known}
+        return clean, warnings, failed, extra
 
     def _validate_records(self, records: list[Any]
-                          ) -> tuple[list[dict[str, Any]], list[Issue], Errors]:
+                          ) -> tuple[list[dict[str, Any]], list[Issue], set[int], set[Any]]:
         clean: list[dict[str, Any]] = []
         warnings: list[Issue] = []
-        errors: list[Issue] = []
-        n_failed = 0
-        extra: set[str] = set()
+        failed: set[int] = set()
+        extra: set[Any] = set()
         columns = self.columns
         missing = _MISSING
-        cap = self.max_errors
         for index, record in enumerate(records):
             if not isinstance(record, dict):
-                n_failed += 1
-                if len(errors) < cap:
-                    errors.append(Issue(index, "", "type", "error",
-                                        f"record {index} must be a JSON object of field: "
-                                        f"value, got {type(record).__name__}."))
+                failed.add(index)
                 continue
             out: dict[str, Any] = {}
-            failed = False
             get = record.get
-            for col in columns:
-                try:
+            try:
+                for col in columns:
                     out[col.name] = col.check(get(col.name, missing), index, warnings)
-                except RecordError as exc:
-                    failed = True
-                    if len(errors) >= cap:
-                        break  # past the cap a record's first error is all the count needs
-                    errors.append(Issue(index, col.name, exc.rule, "error", exc.message))
-            if failed:
-                n_failed += 1
+            except RecordError:  # counted here; listed by _list_errors
+                failed.add(index)
                 continue
             if len(record) != len(columns):
                 extra.update(k for k in record if k not in out)
             clean.append(out)
-        for name in sorted(str(e) for e in extra):
-            if name not in self._known:
-                warnings.append(Issue(-1, name, "extra_field", "warning",
-                                      f"field {name!r} is not in the contract; it was ignored."))
-        return clean, warnings, Errors(errors, n_failed)
+        return clean, warnings, failed, {k for k in extra if k not in self._known}
+
+    def _list_errors(self, records: list[Any], failed: list[int]) -> tuple[list[Issue], int]:
+        """The errors of the first failed records, every field of each, up to the cap; and
+        how many records they cover."""
+        errors: list[Issue] = []
+        cap = self.max_errors
+        missing = _MISSING
+        scratch: list[Issue] = []  # warnings of refused records are not reported
+        listed = 0
+        for index in failed:
+            if len(errors) >= cap:
+                break
+            listed += 1
+            record = records[index]
+            if not isinstance(record, dict):
+                errors.append(Issue(index, "", "type", "error",
+                                    f"record {index} must be a JSON object of field: "
+                                    f"value, got {type(record).__name__}."))
+                continue
+            get = record.get
+            for col in self.columns:
+                try:
+                    col.check(get(col.name, missing), index, scratch)
+                except RecordError as exc:
+                    errors.append(Issue(index, col.name, exc.rule, "error", exc.message))
+            scratch.clear()
+        return errors[:cap], listed
+
+    def _extra_warnings(self, extra: set[Any]) -> list[Issue]:
+        """One warning per field outside the contract (the first few names, sorted)."""
+        if not extra:
+            return []
+        names = sorted(str(e) for e in extra)
+        shown = self.max_extra_shown
+        out = [Issue(-1, name, "extra_field", "warning",
+                     f"field {name!r} is not in the contract; it was ignored.")
+               for name in names[:shown]]
+        if len(names) > shown:
+            out.append(Issue(-1, "", "extra_field", "warning",
+                             f"{len(names) - shown:,} more fields not in the contract (after "
+                             f"{names[shown - 1]!r} in sorted order) were ignored."))
+        return out

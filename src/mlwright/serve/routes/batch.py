@@ -133,9 +133,8 @@ async def predict_batch(request: Request) -> Response:
             await log_rejected(server, rid, ts, records[start:start + BATCH_CHUNK], None,
                                errors, started, first_row=start)
         return json_response(error_body(
-            f"{errors.records} of {len(records)} rows break the data "
-            f"contract; 'record' is the row number (from 0).", errors), 422,
-            {"x-request-id": rid})
+            f"{errors.describe(len(records), 'rows')}; 'record' is the row number (from 0).",
+            errors), 422, {"x-request-id": rid})
     active = server.champion.active
     if active is None:
         return json_response(error_body("No champion model is loaded."), 503)

@@ -131,9 +131,8 @@ async def predict(request: Request) -> Response:
             metrics.errors.labels("/v1/predict", "contract").inc()
             await log_rejected(server, rid, ts, records, keys, errors, started)
             return json_response(error_body(
-                f"{errors.records} of {len(records)} records break the "
-                f"data contract; see 'errors' (record index and field).", errors),
-                422, {"x-request-id": rid})
+                f"{errors.describe(len(records))}; see 'errors' (record index and field).",
+                errors), 422, {"x-request-id": rid})
         sticky = _sticky_key(request, records, keys, server.config.sticky_key)
         to_challenger = (server.challenger.active is not None
                          and server.router.to_challenger(sticky or rid))
