@@ -1,10 +1,12 @@
-"""The compiled record predictor answers exactly what the pandas path answers.
+"""The compiled predictor answers exactly what the pandas (reference) path answers.
 
 Every suite table gets an ensemble holding one member of every family that supports it
 (small fits, equal weights), so each compiled construct (ordinal / one-hot / target
 encoding, booleans, dates, text scores and sparse TF-IDF, every fast member path) is
-compared with ``Ensemble.predict_proba(pd.DataFrame(records))`` on held-out rows, with
-missing values, unseen categories and absent keys injected.
+compared with the reference ``Ensemble.raw_predict(pd.DataFrame(records), compiled=False)``
+on held-out rows, with missing values, unseen categories and absent keys injected; and so is
+the column-wise batch path (``predict_frame``, ``Ensemble.predict``) on the typed DataFrame
+itself, with NaN, unseen categories, empty and non-ASCII text injected.
 """
 
 from __future__ import annotations
@@ -126,31 +128,46 @@ def _odd(records: list[dict[str, Any]], model: Ensemble, seed: int) -> list[dict
 
 
 @pytest.fixture(scope="module", params=list(SUITE))
-def case(request: pytest.FixtureRequest) -> tuple[Ensemble, Any, list[dict[str, Any]]]:
+def case(request: pytest.FixtureRequest
+         ) -> tuple[Ensemble, Any, list[dict[str, Any]], pd.DataFrame]:
     spec = SUITE[request.param]
     df = load_suite(spec.name, nrows=1800, seed=1)
     task = "regression" if spec.task == "forecasting" else spec.task
     train, test = df.iloc[:1500], df.iloc[1500:]
     model, contract = _ensemble(train.reset_index(drop=True), spec.target, task)
     records = _records(test.drop(columns=spec.target))
-    return model, contract, records + _odd(records, model, seed=len(spec.name))
+    return (model, contract, records + _odd(records, model, seed=len(spec.name)),
+            test.drop(columns=spec.target).reset_index(drop=True))
 
 
-def _assert_same(model: Ensemble, predictor: Any, records: list[dict[str, Any]]) -> None:
-    pred, proba = predictor.predict_records(records)
-    frame = pd.DataFrame(records, columns=model.feature_names)
-    expected_pred = model.predict(frame)
+def _reference(model: Ensemble, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(predictions, raw output) of the pandas path the compiled one is held to."""
+    raw = model.raw_predict(frame, compiled=False)
+    if model.task == "regression":
+        return raw, raw
+    if model.threshold is not None and raw.shape[1] == 2:
+        return model.classes_[(raw[:, 1] >= model.threshold).astype(int)], raw
+    return model.classes_[raw.argmax(axis=1)], raw
+
+
+def _check(model: Ensemble, pred: Any, proba: Any, frame: pd.DataFrame) -> None:
+    expected_pred, expected_raw = _reference(model, frame)
     if model.task == "regression":
         assert proba is None
         np.testing.assert_allclose(pred, expected_pred, rtol=0, atol=TOL * np.abs(
             expected_pred).max())
     else:
-        np.testing.assert_allclose(proba, model.predict_proba(frame), rtol=0, atol=TOL)
+        np.testing.assert_allclose(proba, expected_raw, rtol=0, atol=TOL)
         assert list(pred) == list(expected_pred)
 
 
+def _assert_same(model: Ensemble, predictor: Any, records: list[dict[str, Any]]) -> None:
+    pred, proba = predictor.predict_records(records)
+    _check(model, pred, proba, pd.DataFrame(records, columns=model.feature_names))
+
+
 def test_compiled_predictions_equal_the_pandas_path(case):
-    model, contract, records = case
+    model, contract, records, _ = case
     predictor = compile_predictor(model, contract)
     paths = {d["family"]: d["path"] for d in predictor.describe()}
     # Every built-in family compiles: a silent fallback would hide a slow hot path.
@@ -161,7 +178,7 @@ def test_compiled_predictions_equal_the_pandas_path(case):
 
 
 def test_compiled_tables_equal_tableprep(case):
-    model, _, records = case
+    model, _, records, _ = case
     for prep in model.preps.values():
         frame = pd.DataFrame(records, columns=model.feature_names)
         expected = prep.transform(frame)
@@ -170,6 +187,39 @@ def test_compiled_tables_equal_tableprep(case):
         if sp.issparse(got):
             got, expected = got.toarray(), expected.toarray()
         np.testing.assert_allclose(got, expected, rtol=0, atol=TOL, equal_nan=True)
+
+
+def _odd_frame(frame: pd.DataFrame, model: Ensemble, seed: int) -> pd.DataFrame:
+    """The typed frame with NaN, unseen categories, empty and non-ASCII text injected."""
+    rng = np.random.default_rng(seed)
+    plan = next(iter(model.preps.values())).plan
+    odd = frame.copy()
+    for c in odd.columns:
+        hit = rng.random(len(odd))
+        odd[c] = odd[c].astype(object).where(hit >= 0.15, None)
+        if c in [*plan.categorical, *plan.high_cardinality]:
+            odd.loc[hit > 0.9, c] = "never seen before"
+        if c in plan.text:
+            odd.loc[hit > 0.8, c] = ""
+            odd.loc[hit > 0.9, c] = "Ünïcödé café — naïve 東京 ΣΑΣ! #émoji 🎉 @ÿou"
+    for c in plan.datetime:  # back to the column's own type, with the missing values
+        odd[c] = pd.to_datetime(odd[c], utc=True)
+    return odd
+
+
+def test_batch_path_equals_the_pandas_path(case):
+    """The column-wise path (DataFrame in: Ensemble.predict, predict_frame) on the typed
+    table, as given and with odd values, and on the records' frame (strings for dates)."""
+    model, contract, records, frame = case
+    predictor = compile_predictor(model, contract)
+    for batch in (frame, _odd_frame(frame, model, seed=len(frame)),
+                  pd.DataFrame(records, columns=model.feature_names)):
+        pred, proba = predictor.predict_frame(batch)
+        _check(model, pred, proba, batch)
+        expected = _reference(model, batch)[1]
+        np.testing.assert_allclose(model.raw_predict(batch), expected, rtol=0,
+                                   atol=TOL * max(1.0, float(np.abs(expected).max())))
+    assert model.__dict__["_compiled_"][1] is not None  # Ensemble.predict went compiled
 
 
 def _typed_table(n: int = 400) -> pd.DataFrame:
@@ -210,7 +260,23 @@ def typed() -> tuple[Ensemble, Any]:
 ])
 def test_awkward_values_follow_pandas(typed, batch):
     model, contract = typed
-    _assert_same(model, compile_predictor(model, contract), batch)
+    predictor = compile_predictor(model, contract)
+    _assert_same(model, predictor, batch)
+    frame = pd.DataFrame(batch, columns=model.feature_names)
+    _check(model, *predictor.predict_frame(frame), frame)
+
+
+def test_awkward_text_in_a_batch(typed):
+    """Text the batch tokeniser must treat as scikit-learn does: empty, missing, non-ASCII
+    (final sigma, CJK, emoji), NUL inside (the one-pass tokeniser falls back) and at the end."""
+    model, contract = typed
+    notes = ["", None, "ΣΑΣ ΟΔΟΣ good", "東京 great café", "good\x00bad", "bad\x00",
+             "Ünïcödé!!! #tag @you", "ǅ İstanbul ß"]
+    frame = _typed_table(len(notes)).drop(columns="y").assign(note=notes)
+    predictor = compile_predictor(model, contract)
+    _check(model, *predictor.predict_frame(frame), frame)
+    no_nul = frame[~frame["note"].fillna("").str.contains("\x00")]
+    _check(model, *predictor.predict_frame(no_nul), no_nul)
 
 
 def test_trained_model_with_threshold_and_threads(telco):
@@ -226,6 +292,12 @@ def test_trained_model_with_threshold_and_threads(telco):
     np.testing.assert_allclose(np.vstack(outs), predictor.predict_records(records)[1],
                                rtol=0, atol=TOL)
     pickle.dumps(predictor.model)  # the predictor is rebuilt at load, the model pickles
+    frame = telco.drop(columns="churn")
+    expected = model.predict(frame)  # compiled (and cached) on the first call
+    assert "_compiled_" in model.__dict__
+    loaded = pickle.loads(pickle.dumps(model))
+    assert "_compiled_" not in loaded.__dict__  # not pickled: rebuilt on first use
+    assert list(loaded.predict(frame)) == list(expected) == list(_reference(model, frame)[0])
 
 
 def test_any_other_estimator_goes_through_pandas(telco):

@@ -206,6 +206,10 @@ class _Tfidf:
     """TfidfVectorizer.transform for a few documents: (row, column indices, values)."""
 
     def __init__(self, vec: Any) -> None:
+        from mlwright.prep.batch import batch_tokenizable
+
+        self.vec = vec
+        self.batchable = batch_tokenizable(vec)
         self.analyzer = vec.build_analyzer()
         self.vocabulary = dict(vec.vocabulary_)
         self.idf = np.asarray(vec.idf_, dtype=np.float64) if vec.use_idf else None
@@ -238,6 +242,17 @@ class _Tfidf:
             rows.append((idx, vals))
         return rows
 
+    def batch(self, cols: Any, col: str) -> Any:
+        """TF-IDF of a column of many rows: counted in one pass, weighted by scikit-learn's
+        own transformer (so the values are the vectorizer's)."""
+        from mlwright.prep.batch import word_counts
+
+        texts = cols.texts(col)
+        counts = word_counts(self.vec, texts, cols.cache, col) if self.batchable else None
+        if counts is None:
+            return self.vec.transform(np.asarray(texts, dtype=str))
+        return self.vec._tfidf.transform(counts, copy=False)
+
     def sparse(self, texts: list[str]) -> Any:
         import scipy.sparse as sp
 
@@ -258,6 +273,7 @@ class _TextScores:
         from sklearn.naive_bayes import MultinomialNB
 
         model = scores.model_
+        self.scores = scores
         self.regression = scores.task == "regression"
         if not _Tfidf.supports(scores.vectorizer_):
             raise TypeError("text vectorizer")
@@ -274,6 +290,14 @@ class _TextScores:
             self.prior = np.asarray(model.class_log_prior_, dtype=np.float64)
             self.n_classes = len(scores.classes_)
             self.pos = np.searchsorted(scores.classes_, model.classes_)
+
+    def batch(self, cols: Any, col: str) -> np.ndarray:
+        """TextScores.transform of a column of many rows: the TF-IDF counted in one pass
+        (:meth:`_Tfidf.batch`), then the fitted text model's own scoring code."""
+        texts = cols.texts(col)
+        tfidf = self.tfidf.batch(cols, col)
+        return np.hstack([self.scores._scores(self.scores.model_, tfidf),
+                          self.scores._lengths(np.asarray(texts, dtype=object))])
 
     def transform(self, texts: list[str]) -> np.ndarray:
         from scipy.special import logsumexp
@@ -297,6 +321,7 @@ class _Dates:
     """DatetimeFeatures.transform on nanosecond values (the same numpy arithmetic)."""
 
     def __init__(self, dates: Any) -> None:
+        self.fitted = dates  # batches use its own transform, column-wise already
         self.parts = dict(dates.parts_)
         self.origin = dict(dates.origin_)
 
@@ -378,8 +403,12 @@ class CompiledTable:
         self.columns = list(plan.used)
         self.width = len(prep.feature_names_out_)
 
-    def transform(self, cols: RecordColumns) -> Any:
-        """The design matrix of ``TablePrep.transform`` (numpy, or CSR with linear text)."""
+    def transform(self, cols: Any) -> Any:
+        """The design matrix of ``TablePrep.transform`` (numpy, or CSR with linear text),
+        from a :class:`RecordColumns` (requests) or a
+        :class:`~mlwright.prep.batch.FrameColumns` (batches, column by column)."""
+        if not isinstance(cols, RecordColumns):
+            return self._transform_batch(cols)
         n = cols.n
         dense: list[np.ndarray] = []
         if self.ordinal:
@@ -437,6 +466,65 @@ class CompiledTable:
         import scipy.sparse as sp
 
         texts = [vec.sparse(cols.texts(c)) if isinstance(vec, _Tfidf)
+                 else vec.transform(np.asarray(cols.texts(c), dtype=str))
+                 for c, vec in self.text]
+        return sp.hstack([sp.csr_matrix(matrix), *texts], format="csr")
+
+    def _transform_batch(self, cols: Any) -> Any:
+        """:meth:`transform` with every lookup made once per distinct value."""
+        n = cols.n
+        dense: list[np.ndarray] = []
+        if self.ordinal:
+            dense.append(np.column_stack([
+                cols.lookup(c, lambda v, get=get: get(v, -1)) for c, get in self.ordinal_get
+            ]).astype(np.float64))
+        if self.numeric:
+            num = cols.number_block(self.numeric)
+            if self.linear:
+                num = np.where(np.isfinite(num), num, np.nan)
+                s = self.num_stats
+                missing = np.isnan(num)
+                filled = np.where(missing, s["median"], np.clip(num, s["lo"], s["hi"]))
+                dense.append((filled - s["mean"]) / s["std"])
+                if self.indicator is not None:
+                    dense.append(missing[:, self.indicator].astype(np.float64))
+            else:
+                dense.append(num)
+        if self.booleans:
+            encoded = np.column_stack([
+                cols.lookup(c, lambda v, positive=positive: _bool(v, positive))
+                for c, (positive, _) in self.booleans]).astype(np.float64)
+            if self.linear:
+                encoded = np.where(np.isnan(encoded), self.bool_fill, encoded)
+            dense.append(encoded)
+        if self.onehot:
+            block = np.zeros((n, self.onehot_width))
+            rows = np.arange(n)
+            for c, lookup, infrequent, offset in self.onehot:
+                hot = cols.lookup(c, lambda v, get=lookup.get, other=infrequent: get(
+                    "__missing__" if v is None else v, other))
+                block[rows, offset + hot.astype(np.intp)] = 1.0
+            dense.append(block)
+        if self.target_enc:
+            te = np.column_stack([
+                cols.lookup(c, lambda v, get=lookup.get, prior=prior: get(
+                    "__missing__" if v is None else v, prior)).reshape(n, -1)
+                for c, lookup, prior in self.target_enc])
+            dense.append((te - self.te_mean) / self.te_std)
+        if self.dates is not None:
+            parts = self.dates.fitted.transform(cols.frame[list(self.dates.parts)])
+            if self.linear:
+                s = self.date_stats
+                parts = (np.where(np.isnan(parts), s["median"], parts) - s["mean"]) / s["std"]
+            dense.append(parts)
+        if not self.linear:
+            dense += [scorer.batch(cols, c) for c, scorer in self.text]
+        matrix = np.hstack(dense) if dense else np.empty((n, 0))
+        if not (self.linear and self.text):
+            return matrix
+        import scipy.sparse as sp
+
+        texts = [vec.batch(cols, c) if isinstance(vec, _Tfidf)
                  else vec.transform(np.asarray(cols.texts(c), dtype=str))
                  for c, vec in self.text]
         return sp.hstack([sp.csr_matrix(matrix), *texts], format="csr")

@@ -9,11 +9,14 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from mlwright._logging import get_logger
 from mlwright.data.kinds import Task
 from mlwright.exceptions import ColumnNotFoundError, MlwrightError
 from mlwright.scoring import Metric
 
 __all__ = ["Ensemble", "greedy_selection"]
+
+_log = get_logger(__name__)
 
 
 def greedy_selection(preds: list[np.ndarray], y: np.ndarray, metric: Metric, *,
@@ -87,9 +90,17 @@ class Ensemble(BaseEstimator):
             raise ColumnNotFoundError(missing[0], X.columns, role="feature column")
         return X
 
-    def raw_predict(self, X: Any) -> np.ndarray:
-        """Probabilities (n, n_classes) for classification, values (n,) for regression."""
+    def raw_predict(self, X: Any, *, compiled: bool = True) -> np.ndarray:
+        """Probabilities (n, n_classes) for classification, values (n,) for regression.
+
+        ``compiled`` (the default) goes through the compiled predictor, built at the first
+        call (:mod:`mlwright.search.predictor`: column-wise prep, native batch predicts);
+        ``compiled=False`` is the reference path it is held equal to.
+        """
         X = self._frame(X)
+        predictor = self._compiled() if compiled else None
+        if predictor is not None:
+            return predictor.raw_frame(X)
         transformed: dict[str, Any] = {}
         total: np.ndarray | None = None
         for member in self.members:
@@ -119,6 +130,25 @@ class Ensemble(BaseEstimator):
     def describe(self) -> list[dict[str, Any]]:
         return [{"family": m["family"], "weight": m["weight"], "trial": m["trial"]}
                 for m in self.members]
+
+    def _compiled(self) -> Any:
+        """The compiled predictor of these members, built once (None if it cannot be)."""
+        key = (id(self.preps), id(self.members))
+        cached = self.__dict__.get("_compiled_")
+        if cached is None or cached[0] != key:
+            try:
+                predictor = self.compile()
+            except Exception as exc:  # the reference path still answers
+                _log.warning("prediction through the reference path: compiling the "
+                             "ensemble failed (%s: %s)", type(exc).__name__, exc)
+                predictor = None
+            cached = self.__dict__["_compiled_"] = (key, predictor)
+        return cached[1]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())  # a copy: object's is __dict__ itself
+        state.pop("_compiled_", None)  # rebuilt on first use after loading
+        return state
 
     def compile(self, contract: Any = None) -> Any:
         """A :class:`~mlwright.search.predictor.RecordPredictor` for serving: records in,

@@ -1,7 +1,8 @@
-"""The serving hot path: an :class:`~mlwright.search.ensemble.Ensemble` compiled for records.
+"""The prediction hot path: an :class:`~mlwright.search.ensemble.Ensemble` compiled once.
 
-``compile_predictor(model, contract)`` reads a fitted ensemble once (at server start) into
-compiled preprocessing (:mod:`mlwright.prep.fast`) and one native predictor per member:
+``compile_predictor(model, contract)`` reads a fitted ensemble once (at server start, or at
+the first ``Ensemble.predict``) into compiled preprocessing (:mod:`mlwright.prep.fast`) and
+one native predictor per member:
 
 * LightGBM: ``Booster.predict`` on a float64 array, one thread (what the ensemble does);
 * XGBoost: ``Booster.inplace_predict`` with the estimator's iteration range, skipping the
@@ -16,11 +17,19 @@ compiled preprocessing (:mod:`mlwright.prep.fast`) and one native predictor per 
   compiled matrix.
 
 ``predict_records(records)`` then answers exactly what ``model.predict`` /
-``model.predict_proba`` on ``pd.DataFrame(records)`` answer. Compilation checks itself on a
-few synthetic records against the pandas path; a member (or preprocessing style) that does
-not match, or cannot be compiled, is predicted through the pandas path (logged), and a batch
-holding a value the compiled path cannot reproduce with certainty goes through the pandas
-path whole. The predictor holds no mutable state: one instance serves every thread.
+``model.predict_proba`` on ``pd.DataFrame(records)`` answer, and ``predict_frame(frame)``
+what they answer on ``frame``. Small batches of records are read value by value
+(:class:`~mlwright.prep.fast.RecordColumns`, no pandas); a DataFrame, or records from
+``BATCH_RECORDS`` on, column by column (:class:`~mlwright.prep.batch.FrameColumns`: one
+lookup per distinct value, one regex pass per text column), then every member's native
+batch predict and the blend in numpy. The same object serves ``Ensemble.predict``, the
+server's micro-batches, ``/v1/predict/batch`` and ``mlwright predict``.
+
+Compilation checks itself on a few synthetic records against the pandas path (read value
+by value and column by column); a member (or preprocessing style) that does not match,
+or cannot be compiled, is predicted through the pandas path (logged), and a batch holding a
+value the compiled path cannot reproduce with certainty goes through the pandas path
+whole. The predictor holds no mutable state: one instance serves every thread.
 """
 
 from __future__ import annotations
@@ -32,12 +41,17 @@ import numpy as np
 from mlwright._logging import get_logger
 from mlwright.prep.fast import CompiledTable, FallbackNeeded, RecordColumns, compile_table
 
-__all__ = ["RecordPredictor", "compile_predictor"]
+__all__ = ["BATCH_RECORDS", "CompiledPredictor", "RecordPredictor", "compile_predictor"]
 
 log = get_logger(__name__)
 
 _REGRESSION = "regression"
 _CHECK_TOLERANCE = 1e-9
+# From this many records on, a DataFrame and column-wise work beat reading value by value.
+BATCH_RECORDS = 256
+# From this many rows on, boosters predict on every core (a thread team per call costs more
+# than it saves on the server's small micro-batches, and a busy machine makes it wait).
+THREADED_ROWS = 2048
 
 
 # ---- member predictors: design matrix -> what the estimator's predict_proba/predict gives ----
@@ -133,6 +147,8 @@ class _XGBoost:
         # thread team per call waits at its barriers on a busy machine.
         self.booster = est.get_booster().copy()
         self.booster.set_param({"nthread": 1})
+        self.threaded = est.get_booster().copy()  # every core, for large batches
+        self.threaded.set_param({"nthread": 0})
         try:
             self.range = (0, int(est.best_iteration) + 1)
         except AttributeError:
@@ -144,7 +160,11 @@ class _XGBoost:
 
     def __call__(self, X: Any) -> np.ndarray:
         X = np.asarray(X.toarray() if hasattr(X, "toarray") else X)
-        if self.direct is not None and X.dtype == np.float64 and X.flags.c_contiguous:
+        if len(X) >= THREADED_ROWS:
+            out = self.threaded.inplace_predict(X, iteration_range=self.range,
+                                                predict_type="value", missing=self.missing,
+                                                validate_features=False)
+        elif self.direct is not None and X.dtype == np.float64 and X.flags.c_contiguous:
             out = self.direct(X)
         else:
             out = self.booster.inplace_predict(X, iteration_range=self.range,
@@ -204,9 +224,10 @@ class _CatBoost:
 
     def __call__(self, X: Any) -> np.ndarray:
         frame = self.est._frame(X)
+        threads = -1 if X.shape[0] >= THREADED_ROWS else 1
         if self.regression:
-            return np.asarray(self.est.model_.predict(frame, thread_count=1)).ravel()
-        return self.est.model_.predict_proba(frame, thread_count=1)
+            return np.asarray(self.est.model_.predict(frame, thread_count=threads)).ravel()
+        return self.est.model_.predict_proba(frame, thread_count=threads)
 
 
 class _LightGBM:
@@ -219,7 +240,8 @@ class _LightGBM:
         self.regression = regression
 
     def __call__(self, X: Any) -> np.ndarray:
-        raw = np.asarray(self.booster.predict(X, num_threads=1), dtype=float)
+        threads = 0 if X.shape[0] >= THREADED_ROWS else 1  # 0: LightGBM's default, all
+        raw = np.asarray(self.booster.predict(X, num_threads=threads), dtype=float)
         if self.regression or raw.ndim == 2:
             return raw
         return np.column_stack([1.0 - raw, raw])
@@ -285,8 +307,8 @@ class _Member:
         self.classes = None if regression or seen is None else np.asarray(seen).astype(int)
 
 
-class RecordPredictor:
-    """Predictions for validated records, equal to the ensemble's pandas path.
+class CompiledPredictor:
+    """Predictions for records or DataFrames, equal to the ensemble's pandas path.
 
     Build it with :func:`compile_predictor`. Thread-safe: nothing is mutated after
     compilation.
@@ -299,7 +321,6 @@ class RecordPredictor:
         self._members = members
         self.regression = str(getattr(model, "task", "")) == _REGRESSION
         self.classes_ = None if self.regression else np.asarray(model.classes_, dtype=object)
-        self.threshold = getattr(model, "threshold", None)
         self.feature_names = list(getattr(model, "feature_names", []))
         self._pandas_members: set[int] = set()
 
@@ -314,13 +335,33 @@ class RecordPredictor:
                 strings or datetimes; text as str.
         """
         if self._members is None:
-            return self._predict_pandas(records)
+            return self._predict_pandas(self._frame(records))
+        if len(records) >= BATCH_RECORDS:
+            return self._finish(self.raw_frame(self._frame(records)))
         try:
-            raw = self._raw(records)
+            raw = self._raw(RecordColumns(records, self.feature_names),
+                            lambda: self._frame(records))
         except FallbackNeeded as exc:
             log.debug("pandas path for this batch: %s", exc)
-            return self._predict_pandas(records)
+            return self._predict_pandas(self._frame(records))
         return self._finish(raw)
+
+    def predict_frame(self, frame: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """(predictions, class probabilities or None) of a DataFrame of the training
+        columns (extra columns are ignored; a missing one raises an error naming it)."""
+        if self._members is None:
+            return self._predict_pandas(frame)
+        return self._finish(self.raw_frame(frame))
+
+    def raw_frame(self, frame: Any) -> np.ndarray:
+        """What ``Ensemble.raw_predict(frame)`` returns: probabilities (n, classes) or
+        values (n,), computed column by column."""
+        from mlwright.prep.batch import FrameColumns
+
+        frame = self.model._frame(frame)  # the ensemble's own column checks and messages
+        if self._members is None or len(frame) == 0:
+            return self.model.raw_predict(frame, compiled=False)
+        return self._raw(FrameColumns(frame), lambda: frame)
 
     def describe(self) -> list[dict[str, Any]]:
         """The prediction path of every member (``pandas`` where it was not compiled)."""
@@ -335,8 +376,9 @@ class RecordPredictor:
         if self.regression:
             return raw, None
         assert self.classes_ is not None
-        if self.threshold is not None and raw.shape[1] == 2:
-            idx = (raw[:, 1] >= self.threshold).astype(int)
+        threshold = getattr(self.model, "threshold", None)  # read live: it may be set later
+        if threshold is not None and raw.shape[1] == 2:
+            idx = (raw[:, 1] >= threshold).astype(int)
         else:
             idx = raw.argmax(axis=1)
         return self.classes_[idx], raw
@@ -350,21 +392,21 @@ class RecordPredictor:
             frame = pd.DataFrame(records, columns=[*frame.columns, *absent])
         return frame
 
-    def _predict_pandas(self, records: list[dict[str, Any]]
-                        ) -> tuple[np.ndarray, np.ndarray | None]:
-        frame = self._frame(records)
+    def _predict_pandas(self, frame: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        if self._members is not None:  # an Ensemble: its reference (pandas) path
+            return self._finish(self.model.raw_predict(frame, compiled=False))
         if self.regression:
             return np.asarray(self.model.predict(frame)), None
         raw = self.model.predict_proba(frame)
         return self._finish(raw)
 
-    def _member_outputs(self, records: list[dict[str, Any]], *, compiled: bool
+    def _member_outputs(self, cols: Any, make_frame: Any, *, compiled: bool
                         ) -> list[np.ndarray]:
-        """Every member's output (after its target transform and clip), in order."""
+        """Every member's output (after its target transform and clip), in order; ``cols``
+        the batch's column view, ``make_frame()`` its DataFrame (for members not compiled)."""
         from mlwright.search.ensemble import _member_predict
 
         assert self._members is not None
-        cols = RecordColumns(records, self.feature_names)
         frame = None
         designs: dict[tuple[str, bool], Any] = {}
         outputs = []
@@ -379,7 +421,7 @@ class RecordPredictor:
                     assert table is not None
                     designs[key] = table.transform(cols)
                 else:
-                    frame = self._frame(records) if frame is None else frame
+                    frame = make_frame() if frame is None else frame
                     designs[key] = self.model.preps[m.style].transform(frame)
             Xt = designs[key]
             if not fast:
@@ -410,10 +452,11 @@ class RecordPredictor:
         out[:, seen] = proba
         return out
 
-    def _raw(self, records: list[dict[str, Any]]) -> np.ndarray:
+    def _raw(self, cols: Any, make_frame: Any) -> np.ndarray:
         total: np.ndarray | None = None
         assert self._members is not None
-        for m, out in zip(self._members, self._member_outputs(records, compiled=True),
+        for m, out in zip(self._members, self._member_outputs(cols, make_frame,
+                                                              compiled=True),
                           strict=True):
             total = out * m.weight if total is None else total + out * m.weight
         assert total is not None
@@ -422,20 +465,30 @@ class RecordPredictor:
     def _self_check(self, records: list[dict[str, Any]]) -> None:
         """Members whose compiled output differs from the pandas path on ``records`` take
         the pandas path from now on."""
+        from mlwright.prep.batch import FrameColumns
+
+        frame = self._frame(records)
         try:
-            fast = self._member_outputs(records, compiled=True)
+            fast = self._member_outputs(RecordColumns(records, self.feature_names),
+                                        lambda: frame, compiled=True)
         except FallbackNeeded as exc:
             log.warning("self-check records were not compilable (%s)", exc)
             return
-        slow = self._member_outputs(records, compiled=False)
+        slow = self._member_outputs(None, lambda: frame, compiled=False)
+        # The column-wise (batch) path must agree too: the same records, as a frame.
+        batch = self._member_outputs(FrameColumns(frame), lambda: frame, compiled=True)
         assert self._members is not None
-        for i, (a, b) in enumerate(zip(fast, slow, strict=True)):
-            if a.shape != b.shape or not np.allclose(a, b, rtol=0, atol=_CHECK_TOLERANCE,
-                                                     equal_nan=True):
+        for i, (a, c, b) in enumerate(zip(fast, batch, slow, strict=True)):
+            if not (_same(a, b) and _same(c, b)):
                 log.warning("compiled member %d (%s, %s path) differs from the pandas path; "
                             "it will predict through pandas", i,
                             type(self._members[i].estimator).__name__, self._members[i].path)
                 self._pandas_members.add(i)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and np.allclose(a, b, rtol=0, atol=_CHECK_TOLERANCE,
+                                              equal_nan=True)
 
 
 def _check_records(model: Any, contract: Any) -> list[dict[str, Any]]:
@@ -475,7 +528,10 @@ def _check_records(model: Any, contract: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def compile_predictor(model: Any, contract: Any = None) -> RecordPredictor:
+RecordPredictor = CompiledPredictor  # its name before it took DataFrames too
+
+
+def compile_predictor(model: Any, contract: Any = None) -> CompiledPredictor:
     """Compile a fitted model for record prediction (call once, at server start).
 
     Args:
@@ -485,15 +541,16 @@ def compile_predictor(model: Any, contract: Any = None) -> RecordPredictor:
             categories and ranges enrich the self-check records.
 
     Returns:
-        a :class:`RecordPredictor`; ``predict_records(records)`` returns (predictions,
-        class probabilities in ``model.classes_`` order, or None for regression).
+        a :class:`CompiledPredictor`; ``predict_records(records)`` and
+        ``predict_frame(frame)`` return (predictions, class probabilities in
+        ``model.classes_`` order, or None for regression).
     """
     from mlwright.search.ensemble import Ensemble
 
     if not isinstance(model, Ensemble):
         log.debug("%s is not an Ensemble: records predicted through pandas",
                   type(model).__name__)
-        return RecordPredictor(model, {}, None)
+        return CompiledPredictor(model, {}, None)
     regression = model.task == _REGRESSION
     tables: dict[str, CompiledTable | None] = {}
     for style, prep in model.preps.items():
@@ -503,6 +560,6 @@ def compile_predictor(model: Any, contract: Any = None) -> RecordPredictor:
             log.debug("preprocessing %r not compiled (%s); its members use pandas", style, exc)
             tables[style] = None
     members = [_Member(m, regression) for m in model.members]
-    predictor = RecordPredictor(model, tables, members)
+    predictor = CompiledPredictor(model, tables, members)
     predictor._self_check(_check_records(model, contract))
     return predictor
