@@ -97,6 +97,14 @@ class ServeConfig(_Section):
     shadow: bool = Field(False, description="the challenger predicts on every request, logged")
     sticky_key: str | None = Field(
         None, description="record field or header that keeps a caller on one A/B arm")
+    rate_limit: str | None = Field(
+        None, description="each API key's rate limit, e.g. '100/second' (a key's own --rate "
+        "replaces it); none by default")
+    anonymous_rate_limit: str | None = Field(
+        None, description="rate limit per client address when no API key is required")
+    rate_limit_strategy: Literal["fixed-window", "moving-window"] = Field(
+        "fixed-window", description="fixed-window: constant cost per request; moving-window: "
+        "no burst at a window's edge, a cost that grows with the limit")
 
 
 class MonitorConfig(_Section):

@@ -83,6 +83,20 @@ class LiveServer:
         self.stop()
 
 
+def api_routes(app: Any) -> list[tuple[str, str]]:
+    """(method, path) of every API route, through included routers (FastAPI >= 0.165 keeps
+    an included router as one entry of ``app.routes``; older versions copy its routes)."""
+    from fastapi.routing import APIRoute
+
+    out = []
+    for route in app.routes:
+        inner = getattr(route, "original_router", None)
+        for r in inner.routes if inner is not None else [route]:
+            if isinstance(r, APIRoute):
+                out += [(method, r.path) for method in r.methods]
+    return out
+
+
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON-ready records (missing values as None)."""
     return df.astype(object).where(df.notna(), None).to_dict("records")

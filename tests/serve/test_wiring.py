@@ -10,8 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.routing import APIRoute
-from serve_helpers import LiveServer
+from serve_helpers import LiveServer, api_routes
 
 from mlwright.config import ServeConfig
 from mlwright.loop.service import SERVER_EXTENSIONS
@@ -23,6 +22,7 @@ from mlwright.serve.middleware import (
     BodyLimitMiddleware,
     ErrorsMiddleware,
     MetricsMiddleware,
+    RateLimitMiddleware,
 )
 from mlwright.serve.state import ServerState
 
@@ -32,25 +32,13 @@ ROUTES = {("POST", "/v1/predict"), ("POST", "/v1/predict/batch"), ("POST", "/v1/
 EXTENSION_ROUTES = {("GET", "/v1/monitor"), ("POST", "/v1/hooks/retrain")}
 
 
-def _routes(app: Any) -> list[tuple[str, str]]:
-    """(method, path) of every API route, through included routers (FastAPI >= 0.165 keeps
-    an included router as one entry of ``app.routes``; older versions copy its routes)."""
-    out = []
-    for route in app.routes:
-        inner = getattr(route, "original_router", None)
-        for r in inner.routes if inner is not None else [route]:
-            if isinstance(r, APIRoute):
-                out += [(method, r.path) for method in r.methods]
-    return out
-
-
 def test_every_route_is_mounted_once(run_a: Path, tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'log.db'}"
-    plain = _routes(create_app(str(run_a), database_url=db))
+    plain = api_routes(create_app(str(run_a), database_url=db))
     assert sorted(plain) == sorted(ROUTES)
     app = create_app(str(run_a), database_url=db, extensions=SERVER_EXTENSIONS)
     assert isinstance(app.state.server, ServerState)
-    extended = _routes(app)
+    extended = api_routes(app)
     assert len(extended) == len(set(extended)) and set(extended) == ROUTES | EXTENSION_ROUTES
     assert list(app.openapi()["paths"]) == [  # the mounting order, extensions last
         "/v1/predict", "/v1/predict/batch", "/v1/explain", "/v1/feedback", "/v1/model",
@@ -58,8 +46,8 @@ def test_every_route_is_mounted_once(run_a: Path, tmp_path: Path) -> None:
 
 
 def test_middleware_order(run_a: Path, tmp_path: Path) -> None:
-    assert (MetricsMiddleware, ErrorsMiddleware, ApiKeyMiddleware,
-                          BodyLimitMiddleware) == MIDDLEWARE
+    assert (MetricsMiddleware, ErrorsMiddleware, ApiKeyMiddleware, RateLimitMiddleware,
+            BodyLimitMiddleware) == MIDDLEWARE
     db = f"sqlite:///{tmp_path / 'log.db'}"
     app = create_app(str(run_a), database_url=db)
     assert [m.cls for m in app.user_middleware] == list(MIDDLEWARE)  # outermost first

@@ -118,7 +118,7 @@ def test_a_newer_database_is_refused(tmp_path: Path) -> None:
     migrate(engine)
     with engine.begin() as conn:
         conn.execute(schema_version.update().values(version=SCHEMA_VERSION + 1))
-    with pytest.raises(ConfigError, match=r"schema version 2, newer than this mlwright"):
+    with pytest.raises(ConfigError, match=rf"schema version {SCHEMA_VERSION + 1}, newer than this mlwright"):
         migrate(engine)
 
 

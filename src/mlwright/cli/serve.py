@@ -89,16 +89,26 @@ def serve(
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Argument(help="Who or what uses the key, e.g. 'dashboard'.")],
+    scope: Annotated[list[str] | None, typer.Option(
+        "--scope", "-s", help="What the key may call, repeated: predict (predict, batch, "
+        "explain), feedback, read (GET model, monitor, metrics), admin (the retrain webhook "
+        "and anything else that changes state; grants every scope). Default: every scope.")
+                     ] = None,
+    rate: Annotated[str | None, typer.Option(
+        help="The key's rate limit, e.g. 100/second or '1000 per hour' (429 past it), or "
+        "'unlimited'. Default: serve.rate_limit (none unless set).")] = None,
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
 ) -> None:
     """Create an API key; it is shown once, only its hash is stored."""
-    from mlwright.serve.keys import create_key
+    from mlwright.serve.keys import SCOPES, create_key
 
     url = database or _store(_project(config)).database_url()
-    key_id, key = create_key(url, name)
-    console.print(f"Created key [bold]{key_id}[/] ({name}). Keep it now; it cannot be shown "
-                  f"again:")
+    key_id, key = create_key(url, name, scopes=scope or None, rate=rate)
+    scopes = " ".join(s for s in SCOPES if s in {x.strip().lower() for x in scope}) \
+        if scope else "every scope"
+    console.print(f"Created key [bold]{key_id}[/] ({name}; {scopes}; rate "
+                  f"{rate or 'serve.rate_limit'}). Keep it now; it cannot be shown again:")
     console.print(key, highlight=False, soft_wrap=True)
 
 
@@ -118,16 +128,18 @@ def keys_revoke(
 
 @keys_app.command("list")
 def keys_list(config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
-    """List API keys (ids, names, dates; never the keys)."""
+    """List API keys (ids, names, scopes, rate limits, dates; never the keys)."""
     from datetime import UTC, datetime
 
     from rich.table import Table
 
     from mlwright.serve.keys import list_keys
 
-    url = database or _store(_project(config)).database_url()
+    project = _project(config)
+    url = database or _store(project).database_url()
+    default = project.serve.rate_limit if project is not None else None
     table = Table(title="API keys", title_justify="left")
-    for col in ("id", "name", "created", "revoked"):
+    for col in ("id", "name", "scopes", "rate", "created", "revoked"):
         table.add_column(col)
 
     def stamp(value: float | None) -> str:
@@ -135,7 +147,8 @@ def keys_list(config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
             "%Y-%m-%d %H:%M UTC")
 
     for row in list_keys(url):
-        table.add_row(row["id"], row["name"], stamp(row["created"]), stamp(row["revoked"]))
+        table.add_row(row["id"], row["name"], " ".join(row["scopes"]),
+                      row["rate"] or f"default ({default or 'none'})", stamp(row["created"]), stamp(row["revoked"]))
     console.print(table)
 
 

@@ -25,8 +25,9 @@ class RetrainRequest(BaseModel):
 
 def api_key_dependency(database_url: str) -> Any:
     """A FastAPI dependency accepting ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``
-    for any active key created with ``mlwright keys create``; returns the key's hash."""
-    from mlwright.serve.keys import active_hashes, hash_key
+    for an active key created with ``mlwright keys create`` that has the admin scope;
+    returns the key's hash."""
+    from mlwright.serve.keys import active_keys, hash_key
 
     def check(authorization: str | None = Header(None),
               x_api_key: str | None = Header(None)) -> str:
@@ -39,10 +40,16 @@ def api_key_dependency(database_url: str) -> Any:
                                        "KEY' or 'X-API-Key: KEY' (mlwright keys create).",
                                 headers={"WWW-Authenticate": "Bearer"})
         digest = hash_key(key)
-        if digest not in active_hashes(database_url):
+        found = active_keys(database_url).get(digest)
+        if found is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED,
                                 detail="This API key is unknown or revoked.",
                                 headers={"WWW-Authenticate": "Bearer"})
+        if "admin" not in found.allowed:
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                detail=f"The API key {found.name!r} (id {found.id}) lacks the "
+                                       f"scope 'admin' that the retrain webhook needs; create "
+                                       f"one with 'mlwright keys create NAME --scope admin'.")
         return digest
 
     return check

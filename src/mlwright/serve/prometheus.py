@@ -50,6 +50,25 @@ class ServerMetrics:
         self.log_queue = Gauge("mlwright_log_queue_depth",
                                "Entries waiting to be written to the prediction log",
                                multiprocess_mode="livesum", registry=r)
+        # Rate limits by caller: an API key's id and name, or "anonymous" (per client
+        # address, when no key is required). Each worker process counts its own requests.
+        self.rate_limit = Gauge("mlwright_rate_limit_requests",
+                                "Requests a caller may send per window, in each worker",
+                                ["key", "name"], multiprocess_mode="max", registry=r)
+        self.rate_window = Gauge("mlwright_rate_limit_window_seconds",
+                                 "The window of each caller's rate limit",
+                                 ["key", "name"], multiprocess_mode="max", registry=r)
+        self.rate_limited = Counter("mlwright_rate_limited",
+                                    "Requests refused with 429 (rate limit), by caller",
+                                    ["key", "name"], registry=r)
+
+    def show_limits(self, limits: dict[tuple[str, str], tuple[int, int]]) -> None:
+        """Publish the rate limits in force: (key, name) -> (requests, window seconds)."""
+        self.rate_limit.clear()
+        self.rate_window.clear()
+        for labels, (amount, seconds) in limits.items():
+            self.rate_limit.labels(*labels).set(amount)
+            self.rate_window.labels(*labels).set(seconds)
 
 
 def endpoint_label(path: str) -> str:

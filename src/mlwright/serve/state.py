@@ -16,8 +16,9 @@ from typing import Any
 from mlwright._logging import get_logger
 from mlwright.config import ServeConfig
 from mlwright.exceptions import MlwrightError, ServingError
-from mlwright.serve.keys import active_hashes
+from mlwright.serve.keys import ApiKey, active_keys
 from mlwright.serve.logwriter import LogWriter
+from mlwright.serve.middleware.rate_limit import RateLimits
 from mlwright.serve.prometheus import ServerMetrics
 from mlwright.serve.records import RecordValidator
 from mlwright.serve.runtime import (
@@ -61,14 +62,16 @@ class ServerState:
         self.database_url = database_url
         self.engine = open_database(database_url)
         self.require_key = require_key
-        self.key_hashes: frozenset[str] = frozenset()
+        self.keys: dict[str, ApiKey] = {}  # the active API keys by hash
         if require_key:
-            self.key_hashes = active_hashes(self.engine)
-            if not self.key_hashes:
+            self.keys = active_keys(self.engine)
+            if not self.keys:
                 raise ServingError(
                     f"This server requires API keys (it binds to a non-loopback address, or "
                     f"serve.require_api_key is true) but {database_url} holds no active key. "
                     f"Create one with 'mlwright keys create NAME', or bind to 127.0.0.1.")
+        self.rate_limits = RateLimits(config, self.metrics)
+        self.rate_limits.update(self.keys.values())
         champion_source = None if not isinstance(champion, str) else champion
         loaded = load_source(champion, tracking_uri=tracking_uri)
         self.validator = RecordValidator(loaded.contract)
@@ -156,7 +159,10 @@ class ServerState:
         while True:
             await asyncio.sleep(5.0)
             try:
-                self.key_hashes = await loop.run_in_executor(None, active_hashes, self.engine)
+                keys = await loop.run_in_executor(None, active_keys, self.engine)
+                if keys != self.keys:
+                    self.keys = keys
+                    self.rate_limits.update(keys.values())
             except Exception:  # keep the last known keys when the database hiccups
                 log.exception("could not refresh API keys")
 

@@ -5,14 +5,17 @@ loop) open a new database at once: tables and indexes are created only when miss
 the ``schema_version`` row records which :data:`SCHEMA_VERSION` the database holds. A
 database written before the row existed is version 0; its missing tables and indexes are
 added (logs of older versions lack newer indexes: a one-off cost of a few seconds per
-million records). A database of a newer mlwright is refused rather than altered.
+million records). Columns added to an existing table since (version 2: ``api_keys.scopes``
+and ``api_keys.rate``) are added to older databases as NULL, which each column's reader
+takes as "as before" (a key without scopes has them all). A database of a newer mlwright is
+refused rather than altered.
 """
 
 from __future__ import annotations
 
 import time
 
-from sqlalchemy import inspect, select, update
+from sqlalchemy import inspect, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
@@ -45,6 +48,26 @@ def _create_missing(conn: Connection) -> None:
                 index.create(conn)
 
 
+def _add_missing_columns(conn: Connection) -> None:
+    """Add the columns a table gained since the database was made (nullable ones only: old
+    rows read NULL, and every such column says what NULL means)."""
+    inspector = inspect(conn)
+    quote = conn.dialect.identifier_preparer.quote
+    for table in metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have:
+                continue
+            if not column.nullable:  # a schema change that needs a real upgrade step
+                raise ConfigError(
+                    f"The project database lacks the column {table.name}.{column.name}, which "
+                    f"cannot be added to existing rows; this is a bug in mlwright's "
+                    f"migrations, please report it.")
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {quote(table.name)} "
+                              f"ADD COLUMN {quote(column.name)} {kind}"))
+
+
 def _migrate_once(engine: Engine) -> None:
     with engine.begin() as conn:
         found = current_version(conn)
@@ -56,7 +79,8 @@ def _migrate_once(engine: Engine) -> None:
         if found == SCHEMA_VERSION:
             return
         _create_missing(conn)
-        # Upgrade steps from ``found`` to SCHEMA_VERSION go here when the schema changes.
+        # Upgrade steps from ``found`` to SCHEMA_VERSION: 1 -> 2 added nullable columns.
+        _add_missing_columns(conn)
         if found == 0:
             conn.execute(schema_version.insert().values(id=1, version=SCHEMA_VERSION,
                                                         ts=time.time()))

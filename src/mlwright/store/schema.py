@@ -19,7 +19,7 @@ __all__ = ["SCHEMA_VERSION", "api_keys", "audit", "events", "feedback", "loop_st
 
 #: The version :func:`mlwright.store.migrate.migrate` brings a database to. Raise it with
 #: each change to the tables below, and add the step that upgrades an older database.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: api_keys.scopes and api_keys.rate
 
 metadata = MetaData()
 
@@ -80,6 +80,10 @@ api_keys = Table(
     Column("hash", String(64), nullable=False, unique=True),
     Column("created", Float, nullable=False),
     Column("revoked", Float),                        # unix seconds; NULL while active
+    # Space-separated scopes (predict feedback read admin); NULL: every scope, as a key
+    # created before scopes existed has.
+    Column("scopes", String(200)),
+    Column("rate", String(64)),                      # e.g. "100/second"; NULL: serve.rate_limit
 )
 
 # --- the monitor's alerts ----------------------------------------------------------------

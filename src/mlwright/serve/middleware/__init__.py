@@ -1,8 +1,9 @@
 """The server's middleware, one pure-ASGI class per concern.
 
 ``MIDDLEWARE`` is their order, outermost first: request metrics see every answer (the 401,
-413 and 500 of the layers inside included); error hiding covers everything inside it; API
-keys are checked before the body limit reads anything.
+413, 429 and 500 of the layers inside included); error hiding covers everything inside it;
+API keys and their scopes are checked first, then the caller's rate limit (it needs the
+key), both before the body limit reads anything.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from mlwright.serve.middleware.api_keys import ApiKeyMiddleware
 from mlwright.serve.middleware.body_limit import BodyLimitMiddleware
 from mlwright.serve.middleware.errors import ErrorsMiddleware
 from mlwright.serve.middleware.metrics import MetricsMiddleware
+from mlwright.serve.middleware.rate_limit import RateLimitMiddleware
 
 __all__ = ["MIDDLEWARE", "ApiKeyMiddleware", "BodyLimitMiddleware", "ErrorsMiddleware",
-           "MetricsMiddleware"]
+           "MetricsMiddleware", "RateLimitMiddleware"]
 
-MIDDLEWARE = (MetricsMiddleware, ErrorsMiddleware, ApiKeyMiddleware, BodyLimitMiddleware)
+MIDDLEWARE = (MetricsMiddleware, ErrorsMiddleware, ApiKeyMiddleware, RateLimitMiddleware,
+              BodyLimitMiddleware)
