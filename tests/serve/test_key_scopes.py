@@ -4,7 +4,6 @@ elsewhere; a key made before scopes existed (an old database, migrated) keeps ev
 
 from __future__ import annotations
 
-import io
 import sqlite3
 import time
 from pathlib import Path
@@ -160,8 +159,8 @@ def test_keys_cli_creates_and_lists_scopes_and_rates(tmp_path: Path) -> None:
     assert "predict feedback read admin" in line and "default (none)" in line
     bad = runner.invoke(app, ["keys", "create", "x", "--scope", "write", "--database", db])
     assert bad.exit_code != 0
-    with pytest.raises(ServingError, match="'write'.*predict, feedback, read, admin"):
+    with pytest.raises(ServingError, match=r"'write'.*predict, feedback, read, admin"):
         create_key(db, "x", scopes=["write"])
-    with pytest.raises(ServingError, match="'10/fortnight', not a rate limit.*100/second"):
+    with pytest.raises(ServingError, match=r"'10/fortnight', not a rate limit.*100/second"):
         create_key(db, "x", rate="10/fortnight")
     assert [k["name"] for k in list_keys(db)] == ["app", "plain"]

@@ -112,13 +112,35 @@ def test_an_older_database_gets_its_missing_tables_and_indexes(tmp_path: Path) -
     assert {ix.name for ix in predictions.indexes} <= layout["predictions"]
 
 
+def test_a_version_1_database_gains_the_new_columns_as_null(tmp_path: Path) -> None:
+    """Version 2 added api_keys.scopes and api_keys.rate: an older database's keys keep
+    working with NULL there (every scope, the server's default rate)."""
+    url = f"sqlite:///{(tmp_path / 'v1.db').as_posix()}"
+    old = create_engine(url)
+    with old.begin() as conn:
+        conn.execute(text("CREATE TABLE api_keys (id VARCHAR(16) PRIMARY KEY, name "
+                          "VARCHAR(200) NOT NULL, hash VARCHAR(64) NOT NULL UNIQUE, created "
+                          "FLOAT NOT NULL, revoked FLOAT)"))
+        conn.execute(text("INSERT INTO api_keys VALUES ('k', 'old', 'h', 0, NULL)"))
+        conn.execute(text(str(CreateTable(schema_version).compile(old))))
+        conn.execute(schema_version.insert().values(id=1, version=1, ts=0))
+    migrate(old)
+    migrate(create_engine(url))                      # idempotent
+    with old.connect() as conn:
+        assert current_version(conn) == SCHEMA_VERSION
+        row = conn.execute(text("SELECT id, scopes, rate FROM api_keys")).one()
+    assert tuple(row) == ("k", None, None)
+    assert set(_layout(url)) == TABLES
+
+
 def test_a_newer_database_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{(tmp_path / 'new.db').as_posix()}"
     engine = create_engine(url)
     migrate(engine)
     with engine.begin() as conn:
         conn.execute(schema_version.update().values(version=SCHEMA_VERSION + 1))
-    with pytest.raises(ConfigError, match=rf"schema version {SCHEMA_VERSION + 1}, newer than this mlwright"):
+    newer = SCHEMA_VERSION + 1
+    with pytest.raises(ConfigError, match=rf"schema version {newer}, newer than this mlwright"):
         migrate(engine)
 
 

@@ -148,7 +148,8 @@ def keys_list(config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
 
     for row in list_keys(url):
         table.add_row(row["id"], row["name"], " ".join(row["scopes"]),
-                      row["rate"] or f"default ({default or 'none'})", stamp(row["created"]), stamp(row["revoked"]))
+                      row["rate"] or f"default ({default or 'none'})", stamp(row["created"]),
+                      stamp(row["revoked"]))
     console.print(table)
 
 
