@@ -133,3 +133,14 @@ def test_both_strategies_count_exactly_and_bad_rates_are_refused(run_a: Path,
     with pytest.raises(ServingError, match=r"serve.rate_limit is '100/fortnight'"):
         create_app(str(run_a), database_url=f"sqlite:///{tmp_path / 'log.db'}",
                    config=ServeConfig(rate_limit="100/fortnight"))
+
+
+def test_a_revoked_keys_limit_leaves_metrics() -> None:
+    metrics = ServerMetrics()
+    limits = RateLimits(ServeConfig(rate_limit="5/second"), metrics)
+    kept, revoked = (ApiKey(i, i, frozenset({"read"}), None) for i in ("kept", "gone"))
+    limits.update([kept, revoked])
+    limits.update([kept])
+    shown = {s.labels["key"] for m in metrics.registry.collect() if m.name ==
+             "mlwright_rate_limit_requests" for s in m.samples}
+    assert shown == {"kept"}

@@ -62,13 +62,22 @@ class ServerMetrics:
                                     "Requests refused with 429 (rate limit), by caller",
                                     ["key", "name"], registry=r)
 
+        self._limits_shown: set[tuple[str, str]] = set()
+
     def show_limits(self, limits: dict[tuple[str, str], tuple[int, int]]) -> None:
-        """Publish the rate limits in force: (key, name) -> (requests, window seconds)."""
-        self.rate_limit.clear()
-        self.rate_window.clear()
+        """Publish the rate limits in force: (key, name) -> (requests, window seconds); a
+        revoked key's series goes (multiprocess mode cannot remove one: it reads 0)."""
+        merged = bool(os.environ.get(MULTIPROC_ENV))
+        for labels in self._limits_shown - set(limits):
+            for gauge in (self.rate_limit, self.rate_window):
+                if merged:
+                    gauge.labels(*labels).set(0)
+                else:
+                    gauge.remove(*labels)
         for labels, (amount, seconds) in limits.items():
             self.rate_limit.labels(*labels).set(amount)
             self.rate_window.labels(*labels).set(seconds)
+        self._limits_shown = set(limits)
 
 
 def endpoint_label(path: str) -> str:

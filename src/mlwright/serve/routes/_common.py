@@ -102,15 +102,17 @@ async def log_rejected(server: ServerState, request_id: str, ts: float, records:
 
 def responses(ok: dict[str, Any], *codes: int) -> dict[int | str, dict[str, Any]]:
     """The documented answers of an operation: 200 with ``ok``, the error ``codes``, and
-    the 401 / 413 every operation may get from the middleware."""
+    the 401 / 403 / 413 / 429 every operation may get from the middleware."""
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     described = {400: "Malformed JSON or an unreadable upload", 401: "No valid API key",
+                 403: "The API key lacks the scope this route needs",
                  413: "Request body over the size limit",
+                 429: "Over the API key's rate limit (see Retry-After)",
                  415: "Unsupported content type", 422: "Input breaks the data contract",
                  500: "Internal error", 501: "Not available in this installation",
                  503: "No model available for this request"}
     out: dict[int | str, dict[str, Any]] = {200: {"description": "OK", "content": ok}}
-    for code in (*codes, 401, 413):
+    for code in (*codes, 401, 403, 413, 429):
         out[code] = {"description": described[code], "content": error}
     return out
 
