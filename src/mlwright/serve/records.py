@@ -139,11 +139,10 @@ def _to_boolean(value: Any) -> bool:
 
 
 def _to_string(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool | int | float):
-        return str(value)
-    raise RecordError("type", template="not_string", value=value)
+    text = rules.to_string(value)
+    if text is None:
+        raise RecordError("type", template="not_string", value=value)
+    return text
 
 
 def _to_datetime(value: Any) -> datetime:
@@ -264,8 +263,8 @@ class _Column:
                     if len(kinds) > 1 or any(out is not v for v, out in converted.items()):
                         values[:] = [converted[v] for v in values]
                     return []
-        except (TypeError, ValueError):  # unhashable or incomparable values: one by one
-            pass
+        except (TypeError, ValueError, OverflowError):  # unhashable or incomparable values,
+            pass  # or an int beyond a double (in the sum): one by one
         return [i for i, v in enumerate(values) if not test(v)]
 
     def check(self, value: Any, index: int, warnings: list[Issue]) -> Any:

@@ -74,11 +74,13 @@ __all__ = [
     "parse_booleans",
     "parse_datetimes",
     "parse_numbers",
+    "parse_strings",
     "show",
     "to_boolean",
     "to_datetime",
     "to_label",
     "to_number",
+    "to_string",
     "to_utc",
 ]
 
@@ -194,6 +196,23 @@ def to_number(value: Any) -> int | float | None:
     return None
 
 
+def to_string(value: Any) -> str | None:
+    """The text ``value`` stands for in a string column (numbers and booleans as their
+    ``str()``), or None when it is not text: a list, an object, a date (missing is not)."""
+    kind = type(value)  # exact types first: this runs per value of a request
+    if kind is str:
+        return value
+    if kind is bool or kind is int or kind is float:
+        return str(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, np.bool_ | np.integer | np.floating):
+        return str(value.item())
+    if isinstance(value, bool | int | float):
+        return str(value)
+    return None
+
+
 def _text_number(value: str) -> float | None:
     # NUMBER's language, tested without the regex: what float() reads, less the three
     # things it reads and NUMBER does not (NaN, "1_000", non-ASCII digits and spaces).
@@ -305,7 +324,10 @@ def to_label(value: Any, *, classes: list[Any] | None, low: float | None = None,
 
 def _per_distinct(col: pd.Series, parse: Any, missing: Any) -> list[Any]:
     """``parse`` of each value, computed once per distinct value (columns repeat a lot)."""
-    codes, uniques = pd.factorize(col.astype(object), use_na_sentinel=True)
+    try:
+        codes, uniques = pd.factorize(col.astype(object), use_na_sentinel=True)
+    except TypeError:  # unhashable values (a Parquet list or struct column): each one
+        return [missing if is_missing(v) else parse(v) for v in col.astype(object)]
     parsed = [parse(v) for v in uniques]
     parsed.append(missing)  # code -1: missing
     return [parsed[c] for c in codes]
@@ -353,6 +375,21 @@ def parse_numbers(col: pd.Series, *, bools_as_numbers: bool = False) -> np.ndarr
             return math.inf if parsed > 0 else -math.inf
 
     return np.asarray(_per_distinct(col, number, math.nan), dtype=np.float64)
+
+
+def parse_strings(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(text, parsed) arrays: each entry as :func:`to_string` reads it and whether it is text
+    at all. Missing entries are not parsed (test them with ``col.isna()``)."""
+    if pd.api.types.is_string_dtype(col.dtype) and col.dtype != object:  # pandas' own text
+        text = col.astype(object).to_numpy()
+        return text, np.ones(len(col), dtype=bool)
+    if (pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_numeric_dtype(col.dtype)) \
+            and not pd.api.types.is_complex_dtype(col.dtype):
+        text = np.asarray(col.astype(object).map(str), dtype=object)
+        return text, np.ones(len(col), dtype=bool)
+    values = _per_distinct(col, to_string, None)
+    parsed = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+    return np.asarray(values, dtype=object), parsed
 
 
 def to_utc(col: pd.Series) -> pd.Series:

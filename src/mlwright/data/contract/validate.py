@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -176,10 +177,6 @@ def _fmt_number(value: float) -> str:
 
 
 
-def _as_text(col: pd.Series) -> pd.Series:
-    return col.astype(str) if not pd.api.types.is_string_dtype(col.dtype) else col
-
-
 def _check_numbers(col: pd.Series, present: np.ndarray, spec: ColumnSpec,
                    out: _Collector) -> None:
     if pd.api.types.is_datetime64_any_dtype(col.dtype):
@@ -217,14 +214,13 @@ def _check_booleans(col: pd.Series, present: np.ndarray, spec: ColumnSpec,
 
 def _check_strings(col: pd.Series, present: np.ndarray, spec: ColumnSpec,
                    out: _Collector) -> None:
+    text, parsed = rules.parse_strings(col)
+    out.rows(col, present & ~parsed, "type", Policy.REJECT, rules.expected("string"),
+             rules.MESSAGES["not_string"])
     if spec.categories is None:
         return
     allowed = [str(c) for c in spec.categories]
-    if pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_numeric_dtype(col.dtype):
-        text = col.astype(object).map(str)
-    else:
-        text = _as_text(col)
-    unknown = present & ~text.isin(allowed).to_numpy()
+    unknown = present & parsed & ~pd.Series(text).isin(allowed).to_numpy()
     expected = f"one of {_list(allowed)}"
     out.rows(col, unknown, "unknown_category", spec.on_unknown, expected,
              f"{{value}} is not a known category; expected {expected}.")
@@ -238,6 +234,12 @@ def _check_datetimes(col: pd.Series, present: np.ndarray, spec: ColumnSpec,
         return
     stamps = rules.parse_datetimes(col)
     bad = present & stamps.isna().to_numpy()
+    if bad.any() and col.dtype == object:  # a number, list or object is not even a date
+        dated = np.fromiter((isinstance(v, str | date) for v in col.to_numpy()), dtype=bool,
+                            count=len(col))
+        out.rows(col, bad & ~dated, "type", Policy.REJECT, "a date/time",
+                 rules.MESSAGES["not_datetime"])
+        bad &= dated
     out.rows(col, bad, "unparseable_datetime", Policy.REJECT, rules.expected("datetime"),
              rules.MESSAGES["unparseable_datetime"])
     if spec.earliest is not None and spec.latest is not None:
