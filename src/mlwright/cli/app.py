@@ -14,12 +14,22 @@ from typing import Annotated, Any
 import typer
 
 from mlwright import __version__
-from mlwright.cli import data, loop, models, monitor, project, report, serve, train
+from mlwright.cli import (
+    data,
+    loop,
+    models,
+    monitor,
+    predict,
+    project,
+    report,
+    serve,
+    train,
+)
 from mlwright.cli._common import CliState, console, err_console, run_guarded
 
 __all__ = ["COMMANDS", "app", "build_app", "main"]
 
-COMMANDS = (project, data, loop, models, monitor, report, serve, train)
+COMMANDS = (project, data, loop, models, monitor, predict, report, serve, train)
 
 
 def _version_callback(value: bool) -> None:

@@ -1,0 +1,111 @@
+"""``mlwright predict MODEL DATA -o OUT``: batch scoring, streamed in chunks.
+
+The work is :func:`mlwright.serve.batchfile.score_file`; this module reads the options,
+shows a progress bar with rows/s on stderr and prints the contract warnings' summary.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mlwright.cli._common import (
+    DataArg,
+    DelimiterOpt,
+    EncodingOpt,
+    QueryOpt,
+    TableOpt,
+    console,
+    err_console,
+)
+from mlwright.cli.serve import ConfigOpt, DatabaseOpt, _project, _store
+from mlwright.exceptions import ConfigError
+
+__all__ = ["predict", "register"]
+
+
+def _check_model(model: str) -> None:
+    if model.lower().endswith(".onnx"):
+        raise ConfigError(
+            f"{model!r} is an ONNX file, which 'mlwright predict' does not score yet (ONNX "
+            f"export and scoring come with 'mlwright export'). Give the registry reference "
+            f"(NAME@champion, NAME/VERSION) or the run folder the model was trained into.")
+
+
+def predict(
+    model: Annotated[str, typer.Argument(
+        help="NAME@alias or NAME/VERSION (the registry), or a run folder written by "
+        "'mlwright train'.")],
+    data: DataArg,
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Where to write the predictions: a .parquet or .csv file "
+        "(written whole at the end: a failed run leaves nothing).")],
+    id_column: Annotated[str | None, typer.Option(
+        "--id", help="The column keying each output row (default: 'row', the 0-based row "
+        "number in DATA).")] = None,
+    chunk_rows: Annotated[int, typer.Option(
+        "--chunk-rows", min=1, help="Rows read, checked and predicted at a time (memory "
+        "holds one chunk).")] = 100_000,
+    log: Annotated[bool, typer.Option(
+        "--log", help="Also write the rows to the prediction log, for 'mlwright monitor'.")
+                   ] = False,
+    table: TableOpt = None,
+    query: QueryOpt = None,
+    delimiter: DelimiterOpt = None,
+    encoding: EncodingOpt = None,
+    config: ConfigOpt = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Score DATA with a model into OUT, in chunks, each checked against the contract."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from mlwright.serve.batchfile import OUTPUT_FORMATS, score_file
+    from mlwright.serve.runtime import load_source
+
+    _check_model(model)
+    if out.suffix.lower() not in OUTPUT_FORMATS:  # before loading anything
+        raise ConfigError(f"Cannot write predictions to {str(out)!r}: expected a file ending "
+                          f"in {' or '.join(OUTPUT_FORMATS)}.")
+    store = _store(_project(config))
+    with err_console.status(f"Loading {model}…"):
+        loaded = load_source(model, tracking_uri=store.resolved_tracking_uri())
+    options: dict[str, Any] = {k: v for k, v in (("delimiter", delimiter),
+                                                 ("encoding", encoding)) if v}
+    progress = Progress(TextColumn("[bold]Scoring[/]"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[speed]} rows/s"), TimeElapsedColumn(),
+                        console=err_console, transient=True)
+    task = progress.add_task("score", total=None, speed="-")
+
+    def on_chunk(done: int, total: int | None) -> None:
+        elapsed = progress.tasks[0].elapsed or 0.0
+        progress.update(task, completed=done, total=total,
+                        speed=f"{done / elapsed:,.0f}" if elapsed > 0 else "-")
+
+    with progress:
+        summary = score_file(loaded, data, out, id_column=id_column, chunk_rows=chunk_rows,
+                             log_database=(database or store.database_url()) if log else None,
+                             on_chunk=on_chunk, table=table, query=query, **options)
+    console.print(f"Scored [bold]{summary.rows:,}[/] rows with {loaded.name} "
+                  f"(version {loaded.version}) in {summary.seconds:.1f} s "
+                  f"({summary.rows_per_s:,.0f} rows/s) into {out}"
+                  + (f"; {summary.logged:,} rows logged" if log else "") + ".",
+                  highlight=False, soft_wrap=True)
+    if summary.warnings:
+        from rich.table import Table
+
+        shown = Table("column", "rule", "rows", "example", title="Contract warnings")
+        for (column, rule), count in summary.warnings.most_common():
+            shown.add_row(column, rule, f"{count:,}", summary.examples[(column, rule)])
+        console.print(shown)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(predict)
