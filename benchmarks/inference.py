@@ -1,0 +1,260 @@
+"""Inference speed of each public dataset's champion: rows/s at batch sizes 1, 100, 10k and
+the whole test set, through the compiled Python predictor, beside the reference (pandas)
+path and, given ``--flaml PYTHON`` (a virtual environment with FLAML), FLAML's predict on
+the same split in the same run.
+
+Each table is split 75/25 (seed 0); the champion is ``mw.train`` on the 75% with
+``--budget`` seconds (cached in ``--cache`` so reruns measure the same models); FLAML gets
+the same rows and budget. Batches are drawn from the test rows (with replacement for 10k).
+One extra line trains a LightGBM-only champion on diamonds (the GBDT-only figure).
+Batch 1 is also timed as a one-record request (``predict_records``, the server's path):
+its p50 is the single-row in-process latency.
+
+``--memory-rows N`` adds the streaming check: a Parquet file of N rows resampled from
+telco_churn is built in a temporary folder, and ``mlwright predict`` scores it in a child
+process whose peak resident memory is reported.
+
+    .venv/bin/python benchmarks/inference.py --budget 30 --flaml /work/peers/flaml/bin/python
+    .venv/bin/python benchmarks/inference.py --dataset telco_churn --memory-rows 10000000
+
+Prints a markdown table; writes ``benchmarks/results/inference.json``. The machine it ran on
+and its load average go into the JSON: figures from a shared machine are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+RESULTS = Path(__file__).resolve().parent / "results" / "inference.json"
+SIZES = {"1": 1, "100": 100, "10k": 10_000}
+
+
+def _rate(fn: Callable[[pd.DataFrame], Any], test: pd.DataFrame, size: int | None,
+          seed: int = 0) -> dict[str, float]:
+    """rows/s (median over repeats) of ``fn`` on batches of ``size`` rows (None: all)."""
+    rng = np.random.default_rng(seed)
+    if size is None:
+        batches, repeats = [test], 3
+    else:
+        repeats = 300 if size == 1 else 30 if size <= 100 else 3
+        batches = [test.iloc[rng.integers(0, len(test), size)].reset_index(drop=True)
+                   for _ in range(min(repeats, 20))]
+    fn(batches[0])  # warm: lazy imports, compilation
+    times = []
+    for i in range(repeats):
+        batch = batches[i % len(batches)]
+        start = time.perf_counter()
+        fn(batch)
+        times.append(time.perf_counter() - start)
+    median = float(np.median(times))
+    return {"rows_per_s": len(batches[0]) / median, "p50_us": median * 1e6}
+
+
+def _rates(fn: Callable[[pd.DataFrame], Any], test: pd.DataFrame) -> dict[str, Any]:
+    out = {label: _rate(fn, test, size) for label, size in SIZES.items()}
+    out["all"] = _rate(fn, test, None)
+    return out
+
+
+def _split(name: str) -> tuple[pd.DataFrame, pd.DataFrame, str, str]:
+    from mlwright.datasets import SUITE, load_suite
+
+    spec = SUITE[name]
+    df = load_suite(name).sample(frac=1.0, random_state=0).reset_index(drop=True)
+    cut = int(len(df) * 0.75)
+    return df.iloc[:cut], df.iloc[cut:].reset_index(drop=True), spec.target, spec.task
+
+
+def _champion(name: str, families: list[str] | None, budget: float, cache: Path) -> Any:
+    import mlwright as mw
+    from mlwright.run import load_run
+
+    train, _, target, _ = _split(name)
+    folder = cache / (name + ("-" + "-".join(families) if families else ""))
+    if (folder / "manifest.json").exists():
+        return load_run(folder)
+    result = mw.train(train, target, time_budget=budget, seed=0, families=families)
+    result.save(folder)
+    return result
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{k: (None if isinstance(v, float) and v != v else
+                 v.isoformat() if isinstance(v, pd.Timestamp) else v)
+             for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def run_mlwright(name: str, families: list[str] | None, budget: float, cache: Path,
+                 reference: bool) -> dict[str, Any]:
+    from mlwright.search.predictor import compile_predictor
+
+    result = _champion(name, families, budget, cache)
+    model = result.model
+    test = _split(name)[1]
+    X = test[list(model.feature_names)]
+    predictor = compile_predictor(model, result.contract)
+    out: dict[str, Any] = {
+        "dataset": name + (" (" + "+".join(families) + " only)" if families else ""),
+        "test_rows": len(X), "members": [f"{d['family']}:{d['path']}"
+                                         for d in predictor.describe()],
+        "compiled": _rates(lambda b: predictor.predict_frame(b), X)}
+    records = _records(X.head(300))
+    for r in records[:10]:
+        predictor.predict_records([r])
+    times = []
+    for i in range(1000):
+        start = time.perf_counter()
+        predictor.predict_records([records[i % len(records)]])
+        times.append(time.perf_counter() - start)
+    out["record_p50_us"] = float(np.median(times)) * 1e6
+    if reference:
+        out["reference"] = {"all": _rate(lambda b: model.raw_predict(b, compiled=False),
+                                         X, None)}
+    ref = model.raw_predict(X, compiled=False)
+    out["max_abs_diff"] = float(np.nanmax(np.abs(model.raw_predict(X) - ref)))
+    return out
+
+
+def run_flaml(python: str, name: str, budget: float) -> dict[str, Any] | None:
+    """FLAML on the same split, in its own environment (this file run as a worker)."""
+    train, test, target, task = _split(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        train.to_parquet(Path(tmp) / "train.parquet")
+        test.drop(columns=target).to_parquet(Path(tmp) / "test.parquet")
+        out = Path(tmp) / "out.json"
+        done = subprocess.run([python, __file__, "--flaml-worker", tmp, target, task,
+                               str(budget), str(out)], capture_output=True, text=True,
+                              check=False)
+        if done.returncode != 0:
+            print(f"FLAML failed on {name}: {done.stderr[-500:]}", file=sys.stderr)
+            return None
+        return dict(json.loads(out.read_text()))
+
+
+def flaml_worker(folder: str, target: str, task: str, budget: str, out: str) -> None:
+    from flaml import AutoML
+
+    train = pd.read_parquet(Path(folder) / "train.parquet")
+    test = pd.read_parquet(Path(folder) / "test.parquet")
+    automl = AutoML()
+    metric = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}[task]
+    automl.fit(train.drop(columns=[target]), train[target], metric=metric, seed=0, verbose=0,
+               task="regression" if task == "regression" else "classification",
+               time_budget=float(budget))
+    fn = automl.predict if task == "regression" else automl.predict_proba
+    Path(out).write_text(json.dumps({"best_estimator": automl.best_estimator,
+                                     **_rates(fn, test)}))
+
+
+def memory_check(rows: int, budget: float, cache: Path, chunk_rows: int) -> dict[str, Any]:
+    """Peak resident memory of ``mlwright predict`` on a Parquet file of ``rows`` rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    result = _champion("telco_churn", None, budget, cache)
+    _, test, target, _ = _split("telco_churn")
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        data, out = Path(tmp) / "big.parquet", Path(tmp) / "scored.parquet"
+        start = time.perf_counter()
+        writer = None
+        for first in range(0, rows, 500_000):  # written in pieces: this process stays small
+            piece = test.drop(columns=target).iloc[
+                rng.integers(0, len(test), min(500_000, rows - first))]
+            table = pa.Table.from_pandas(piece, preserve_index=False)
+            writer = writer or pq.ParquetWriter(str(data), table.schema)
+            writer.write_table(table, row_group_size=100_000)
+        assert writer is not None
+        writer.close()
+        built = time.perf_counter() - start
+        folder = cache / "telco_churn"
+        start = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-m", "mlwright", "predict", str(folder),
+                                  str(data), "-o", str(out), "--chunk-rows", str(chunk_rows)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+        assert child.stdout is not None and child.stderr is not None
+        message = (child.stdout.read() + child.stderr.read()).decode()[-400:]
+        scored = pq.ParquetFile(str(out)).metadata.num_rows if out.exists() else 0
+        return {"rows": rows, "file_mb": data.stat().st_size / 2**20 if data.exists() else 0,
+                "build_s": built, "predict_s": seconds, "chunk_rows": chunk_rows,
+                "exit_status": os.waitstatus_to_exitcode(status), "scored_rows": scored,
+                "peak_rss_mb": usage.ru_maxrss / 1024, "output": message,
+                "members": result.model.describe()}
+
+
+def _fmt(r: dict[str, Any] | None, key: str) -> str:
+    if not r or key not in r:
+        return "-"
+    return f"{r[key]['rows_per_s']:,.0f}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--flaml-worker":
+        flaml_worker(*sys.argv[2:7])
+        return
+    from mlwright.datasets import suite_names
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", action="append", help="suite tables (default: all)")
+    parser.add_argument("--budget", type=float, default=30.0, help="training seconds")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir())
+                        / "mlwright-inference-runs", help="trained champions, reused")
+    parser.add_argument("--flaml", help="python of a virtual environment with FLAML")
+    parser.add_argument("--no-gbdt", action="store_true", help="skip the LightGBM-only line")
+    parser.add_argument("--memory-rows", type=int, default=0,
+                        help="also score a Parquet file of this many rows (peak memory)")
+    parser.add_argument("--chunk-rows", type=int, default=100_000)
+    args = parser.parse_args(argv)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    names = args.dataset or suite_names(tabular_only=True)
+    jobs: list[tuple[str, list[str] | None]] = [(n, None) for n in names]
+    if not args.no_gbdt:
+        jobs.append(("diamonds", ["lightgbm"]))
+    results = []
+    for name, families in jobs:
+        row = run_mlwright(name, families, args.budget, args.cache, reference=True)
+        if args.flaml and families is None:
+            row["flaml"] = run_flaml(args.flaml, name, args.budget)
+        results.append(row)
+        print(f"done {row['dataset']}", file=sys.stderr, flush=True)
+    memory = (memory_check(args.memory_rows, args.budget, args.cache, args.chunk_rows)
+              if args.memory_rows else None)
+    print("| dataset | test rows | members | 1-row p50 µs (frame / record) | rows/s 100 | "
+          "rows/s 10k | rows/s all | reference rows/s all | FLAML rows/s 100 / 10k / all |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        c, f = r["compiled"], r.get("flaml")
+        flaml = (f"{_fmt(f, '100')} / {_fmt(f, '10k')} / {_fmt(f, 'all')}" if f else "-")
+        print(f"| {r['dataset']} | {r['test_rows']:,} | {', '.join(r['members'])} | "
+              f"{c['1']['p50_us']:,.0f} / {r['record_p50_us']:,.0f} | {_fmt(c, '100')} | "
+              f"{_fmt(c, '10k')} | {_fmt(c, 'all')} | {_fmt(r.get('reference'), 'all')} | "
+              f"{flaml} |")
+    if memory:
+        print(f"\nmlwright predict on {memory['rows']:,} rows ({memory['file_mb']:.0f} MB "
+              f"Parquet): {memory['predict_s']:.1f} s, peak RSS {memory['peak_rss_mb']:,.0f} "
+              f"MB, exit {memory['exit_status']}, {memory['scored_rows']:,} rows written")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "python": platform.python_version(), "load_avg": os.getloadavg()},
+        "args": {k: str(v) for k, v in vars(args).items()}, "results": results,
+        "memory": memory}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
