@@ -38,6 +38,7 @@ __all__ = ["RateLimitMiddleware", "RateLimits", "describe"]
 log = get_logger(__name__)
 
 ANONYMOUS = "anonymous"
+_MAX_BLOCKED = 10_000
 
 
 class RateLimits:
@@ -53,6 +54,9 @@ class RateLimits:
         self.by_key: dict[str, RateLimitItem | None] = {}
         self.enabled = False
         self._limiter: Any = None
+        # Who is refused until when (unix seconds): a flood over the limit is answered from
+        # here, without the limiter (its answer could not change before then).
+        self._blocked: dict[str, float] = {}
         self.update(())
 
     def update(self, keys: Iterable[ApiKey]) -> None:
@@ -74,6 +78,7 @@ class RateLimits:
         if self.anonymous is not None:
             shown[(ANONYMOUS, ANONYMOUS)] = (self.anonymous.amount, self.anonymous.get_expiry())
         self.by_key = by_key
+        self._blocked = {}
         self.enabled = bool(shown)
         if self.enabled and self._limiter is None:
             from limits.storage import MemoryStorage
@@ -88,11 +93,24 @@ class RateLimits:
 
     def wait(self, item: RateLimitItem, who: str) -> int:
         """Count one request of ``who``: 0 when allowed, else the seconds until it would be."""
+        blocked = self._blocked
+        until = blocked.get(who)
+        if until is not None:
+            now = time.time()
+            if now < until:
+                return max(1, math.ceil(until - now))
+            del blocked[who]
         limiter = self._limiter
         if limiter.hit(item, who):
             return 0
-        reset = limiter.get_window_stats(item, who).reset_time
-        return max(1, math.ceil(reset - time.time()))
+        # Fixed window: when the window ends; moving window: when its oldest request leaves.
+        until = limiter.get_window_stats(item, who).reset_time
+        if len(blocked) >= _MAX_BLOCKED:  # many anonymous addresses: drop the expired ones
+            now = time.time()
+            for gone in [w for w, t in blocked.items() if t <= now]:
+                del blocked[gone]
+        blocked[who] = until
+        return max(1, math.ceil(until - time.time()))
 
 
 def describe(item: RateLimitItem) -> str:
