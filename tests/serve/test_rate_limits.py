@@ -64,6 +64,8 @@ def test_a_burst_gets_the_configured_share_of_429s(limited: Any,
     assert set(codes) == {200, 429}
     refused = [a for a in answers if a.status_code == 429]
     expected = (sent - 40) / sent                      # 40 of them per minute
+    print(f"burst: {codes.count(200)} answered, {len(refused)} refused (429) of {sent}; "
+          f"429 share {len(refused) / sent:.3f}, configured {expected:.3f}")
     assert abs(len(refused) / sent - expected) <= 0.05 * expected, codes.count(200)
     for answer in refused:
         wait = int(answer.headers["retry-after"])

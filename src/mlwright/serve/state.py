@@ -1,5 +1,6 @@
 """The server's state in one object: model slots and the A/B router, the micro-batchers,
-the prediction-log writer, the record validator, Prometheus metrics, API keys and settings.
+the prediction-log writer, the record validator, Prometheus metrics, API keys with their
+rate limits, and settings.
 
 ``create_app`` builds one :class:`ServerState` and stores it on ``app.state.server``; routes
 and middleware read it from there (or are handed it), so nothing lives in closures.
