@@ -8,7 +8,7 @@ address. The health checks and the API's documentation are never limited.
 
 The counting is the limits package's (fixed or moving window, ``serve.rate_limit_strategy``)
 in this process's memory: checked after the key (the caller is known) and before the body
-is read, at a few microseconds per request. With ``--workers N`` each worker counts its own
+is read, in microseconds per request (``benchmarks/api_keys.py``). With ``--workers N`` each worker counts its own
 requests, so a caller spread over N workers may get up to N times its rate.
 """
 
@@ -88,7 +88,7 @@ class RateLimits:
         self.metrics.show_limits(shown)
 
     def limit_of(self, key: ApiKey) -> RateLimitItem | None:
-        # A key created since the last refresh is not in by_key yet: the default holds.
+        # Every key the server holds went through update(); the default is only a fallback.
         return self.by_key.get(key.id, self.default)
 
     def wait(self, item: RateLimitItem, who: str) -> int:
