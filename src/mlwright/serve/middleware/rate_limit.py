@@ -8,8 +8,9 @@ address. The health checks and the API's documentation are never limited.
 
 The counting is the limits package's (fixed or moving window, ``serve.rate_limit_strategy``)
 in this process's memory: checked after the key (the caller is known) and before the body
-is read, in microseconds per request (``benchmarks/api_keys.py``). With ``--workers N`` each worker counts its own
-requests, so a caller spread over N workers may get up to N times its rate.
+is read, in microseconds per request (``benchmarks/api_keys.py``). With ``--workers N``
+each worker counts its own requests, so a caller spread over N workers may get up to N
+times its rate.
 """
 
 from __future__ import annotations
