@@ -20,9 +20,7 @@ import asyncio
 import json
 import os
 import platform
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,31 +31,19 @@ from typing import Any
 import numpy as np
 import orjson
 
+from _serving import (
+    free_port,
+    read_response,
+    request_head,
+    server_env,
+    start_mlwright,
+    train_champion,
+    wait_ready,
+)
+
 ROOT = Path(__file__).resolve().parent
 LEVELS = (1, 8, 32)
 SIZES = (1, 100)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 300) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}; see {process.args}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"{url} not ready after {timeout} s")
 
 
 # A request still unanswered this long after the cell's time limit counts as an error and
@@ -85,28 +71,10 @@ async def _client(port: int, path: str, bodies: list[bytes], stop_at: float,
 
 async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str,
                    body: bytes, latencies: list[float], errors: list[str]) -> None:
-    request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
-               f"application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    request = request_head(path, len(body))
     started = time.perf_counter()
     writer.write(request + body)
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = 0
-    chunked = False
-    for line in head.split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        if name.lower() == b"content-length":
-            length = int(value)
-        elif name.lower() == b"transfer-encoding" and b"chunked" in value.lower():
-            chunked = True
-    if chunked:
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
-            await reader.readexactly(size + 2)
-            if size == 0:
-                break
-    else:
-        await reader.readexactly(length)
+    status, _, _ = await read_response(reader)
     latencies.append(time.perf_counter() - started)
     if status != 200:
         errors.append(str(status))
@@ -185,26 +153,9 @@ def main() -> None:
                              "champion in every run: a budget-bound search differs with load)")
     args = parser.parse_args()
 
-    import mlwright as mw
-    from mlwright.datasets import load_suite
-    from mlwright.registry import Registry, load_model
-
     work = Path(tempfile.mkdtemp(prefix="mlwright-bench-serve-"))
-    uri = f"sqlite:///{work / 'mlflow.db'}"
-    df = load_suite("telco_churn")
-    train, test = df.iloc[:5000], df.iloc[5000:].drop(columns="churn")
-    if args.run is None:
-        print(f"training on {len(train)} rows ({args.budget:g} s)…", flush=True)
-        result = mw.train(train, "churn", time_budget=args.budget, seed=0)
-        result.save(work / "run")
-    else:
-        from mlwright.run import load_run
-
-        result = load_run(args.run)
-        shutil.copytree(args.run, work / "run")
-    Registry(uri).register(result, work / "run", name="churn", sample=train.head(5))
-    loaded = load_model("churn@champion", tracking_uri=uri)
-    records = test.astype(object).where(test.notna(), None).to_dict("records")
+    champion = train_champion(work, args.budget, run=args.run)
+    uri, loaded, records = champion.tracking_uri, champion.loaded, champion.records
 
     def mlwright_body(rows: int, i: int) -> bytes:
         start = (i * rows) % (len(records) - rows)
@@ -214,19 +165,15 @@ def main() -> None:
         start = (i * rows) % (len(records) - rows)
         return orjson.dumps({"dataframe_records": records[start:start + rows]})
 
-    # mlflow runs `uvicorn` from PATH: the venv's bin must come first.
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri,
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = server_env(uri)
     servers = {}
     # Server output goes to files: an unread pipe fills up (mlflow logs every request) and
     # blocks the server mid-benchmark.
     logs = {name: open(work / f"{name}.log", "wb")  # noqa: SIM115 - closed below
             for name in ("mlwright", "mlflow")}
     port = free_port()
-    servers["mlwright serve"] = (subprocess.Popen(
-        [sys.executable, "-c", "from mlwright.cli import main; main()", "serve",
-         "churn@champion", "--port", str(port), "--database", f"sqlite:///{work / 'log.db'}"],
-        env=env, cwd=work, stdout=logs["mlwright"], stderr=subprocess.STDOUT),
+    servers["mlwright serve"] = (
+        start_mlwright(work, uri, port, work / "log.db", logs["mlwright"]),
         port, "/v1/predict", "/readyz", mlwright_body)
     if not args.skip_mlflow:
         port = free_port()
@@ -281,7 +228,7 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "python": platform.python_version()},
         "settings": {"requests_per_cell": args.requests, "seconds_per_cell": args.seconds,
-                     "train_budget": args.budget, "train_rows": len(train),
+                     "train_budget": args.budget, "train_rows": champion.train_rows,
                      "members": loaded.model.describe()},
         "results": results}, indent=2))
     print(f"wrote {out}")

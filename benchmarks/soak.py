@@ -1,0 +1,719 @@
+"""Soak: mlwright serve under a steady valid stream while a hostile client attacks it, then a
+million requests for memory growth, with SIGTERM under load and a prediction-log check.
+
+The full run, one command (about 30 minutes on 2 cores: training 1, quiet baseline 2, hostile
+10, memory phase ~15 at ~1,200 req/s, start-ups and checks ~2; run it on a quiet machine):
+
+    .venv/bin/python benchmarks/soak.py                 # writes benchmarks/results/soak.json
+    .venv/bin/python benchmarks/soak.py --quick         # ~3 min smoke: results/soak-quick.json
+
+What it does, on loopback only, against ``mlwright serve churn@champion`` (telco_churn,
+trained and registered as benchmarks/serve.py does) in its own process:
+
+1. **Valid stream** (this process): single-row and 100-row requests at fixed rates,
+   open-loop: each request has a scheduled send time and its latency is measured from that
+   time, so a stalled server shows up as latency (no coordinated omission); keep-alive
+   connections (at most ``--connections``), a client timeout per request, every failure
+   counted. It runs through a quiet baseline, the hostile phase, and SIGTERM.
+2. **Hostile client** (benchmarks/_hostile.py, a process of its own): huge invalid batches
+   (100k and 3M empty objects, every field of the wrong type, under the body limit), the
+   largest valid batch, a record with ~650k unknown fields, deep nesting, slow bodies, slow
+   headers, 500 idle connections, and bursts over the rate limit when the server has per-key
+   limits. Each attack runs alone for ``--solo-seconds`` (to tell which one hurts), then all
+   together for the rest of ``--minutes``.
+3. **SIGTERM under load** at the end of the hostile phase (both clients still sending):
+   every request answered 200 (or 422 for records breaking the contract) must then be in
+   the prediction log, with one row per record.
+4. **Memory**: a fresh server answers ``--requests-total`` requests from pipelined
+   keep-alive clients (1 in 20 breaks the contract: the error path is exercised too); its
+   RSS (/proc/PID/status) after 10,000 requests against after all of them; then SIGTERM
+   under load and the same log check.
+
+The server runs on one CPU and the clients on the others (``--no-pin`` to leave placement to
+the OS); the generator's lag behind its schedule and both sides' CPU use are reported, so a
+saturated client shows. Prints tables; writes JSON to benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import os
+import platform
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from _serving import (
+    HOST,
+    free_port,
+    read_response,
+    request_head,
+    rss_mb,
+    server_env,
+    start_mlwright,
+    stop,
+    train_in_subprocess,
+    wait_ready,
+)
+
+ROOT = Path(__file__).resolve().parent
+PATH = "/v1/predict"
+ATTACKS = ("empty_100k", "empty_3m", "wrong_types", "valid_max", "wide_record", "deep",
+           "slow_body", "slow_headers", "idle", "burst")
+MEMORY_CHECKPOINTS = (10_000, 50_000, 100_000, 250_000, 500_000, 750_000)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (/proc/PID/stat), None once gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- the valid stream ----------------------------------------------------------------------
+
+class Pool:
+    """Keep-alive connections, at most ``limit`` at once; a request waits for one (inside
+    its own time limit). A connection idle longer than the server keeps it, or closed by it,
+    is not reused; a reused one that fails before any answer is retried once on a new one
+    (as HTTP clients do)."""
+
+    IDLE_S = 4.0  # uvicorn closes keep-alive connections idle for 5 s
+
+    def __init__(self, port: int, limit: int) -> None:
+        self.port = port
+        self.slots = asyncio.Semaphore(limit)
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+        self.opened = 0
+        self.retried = 0
+
+    async def post(self, raw: bytes) -> tuple[int, dict[bytes, bytes]]:
+        async with self.slots:
+            now = time.monotonic()
+            while self.idle:
+                reader, writer, since = self.idle.pop()
+                if now - since < self.IDLE_S and not reader.at_eof() \
+                        and not writer.is_closing():
+                    try:
+                        return await self._exchange(reader, writer, raw)
+                    except (ConnectionError, asyncio.IncompleteReadError):
+                        self.retried += 1
+                        break
+                writer.close()
+            self.opened += 1
+            reader, writer = await asyncio.open_connection(HOST, self.port)
+            return await self._exchange(reader, writer, raw)
+
+    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        raw: bytes) -> tuple[int, dict[bytes, bytes]]:
+        try:
+            writer.write(raw)
+            status, headers, _ = await read_response(reader)
+        except BaseException:
+            writer.close()
+            raise
+        if headers.get(b"connection", b"").lower() == b"close":
+            writer.close()
+        else:
+            self.idle.append((reader, writer, time.monotonic()))
+        return status, headers
+
+    def close(self) -> None:
+        for _, writer, _ in self.idle:
+            writer.close()
+        self.idle.clear()
+
+
+@dataclass
+class Stream:
+    """Requests of one size sent at ``rate`` per second from ``start`` until ``end`` (which
+    may be moved while it runs). Outcomes: (scheduled, lag, latency from schedule, status or
+    0, error, request id answered)."""
+
+    name: str                      # "1" or "100": rows per request
+    rate: float
+    bodies: list[bytes]
+    start: float
+    end: float
+    timeout: float
+    headers: str = ""              # extra header lines (the API key)
+    outcomes: list[tuple[float, float, float, int, str, str]] = field(default_factory=list)
+
+    async def run(self, pool: Pool) -> None:
+        tasks: set[asyncio.Task[None]] = set()
+        i = 0
+        while True:
+            scheduled = self.start + i / self.rate
+            if scheduled >= self.end:
+                break
+            delay = scheduled - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                if scheduled >= self.end:  # moved while asleep
+                    break
+            task = asyncio.create_task(self._one(pool, i, scheduled))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            i += 1
+        if tasks:
+            await asyncio.gather(*tasks)
+
+    async def _one(self, pool: Pool, i: int, scheduled: float) -> None:
+        lag = time.monotonic() - scheduled
+        rid = f"v{self.name}-{i}"
+        body = self.bodies[i % len(self.bodies)]
+        raw = request_head(PATH, len(body), f"X-Request-ID: {rid}\r\n{self.headers}") + body
+        status, error, answered = 0, "", ""
+        try:
+            async with asyncio.timeout(scheduled + self.timeout - time.monotonic()):
+                status, headers = await pool.post(raw)
+            answered = headers.get(b"x-request-id", b"").decode()
+            if status != 200:
+                error = str(status)
+        except TimeoutError:
+            error = "timeout"
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            error = type(exc).__name__
+        self.outcomes.append((scheduled, lag, time.monotonic() - scheduled, status, error,
+                              answered))
+
+
+def stream_stats(outcomes: list[tuple[float, float, float, int, str, str]],
+                 seconds: float) -> dict[str, Any]:
+    """Latency from the schedule (a failed request counts as never answered: a percentile
+    that falls on one is None), failures by kind, and the generator's lag behind its
+    schedule."""
+    latency = np.array([o[2] if o[3] == 200 else np.inf for o in outcomes]) * 1000
+    lag = np.array([o[1] for o in outcomes]) * 1000
+    failures = Counter(o[4] for o in outcomes if o[3] != 200)
+
+    def pct(arr: np.ndarray, q: float) -> float | None:
+        if not arr.size:
+            return None
+        value = float(np.percentile(arr, q, method="inverted_cdf"))
+        return round(value, 3) if np.isfinite(value) else None
+    return {"requests": len(outcomes), "ok": len(outcomes) - sum(failures.values()),
+            "failed": sum(failures.values()), "failures": dict(failures),
+            "req_per_s": round(len(outcomes) / seconds, 1),
+            "p50_ms": pct(latency, 50), "p99_ms": pct(latency, 99),
+            "max_ms": pct(latency, 100), "lag_p50_ms": pct(lag, 50),
+            "lag_p99_ms": pct(lag, 99), "lag_max_ms": pct(lag, 100)}
+
+
+def within(outcomes: Iterable[tuple[float, ...]], start: float, end: float) -> list[Any]:
+    return [o for o in outcomes if start <= o[0] < end]
+
+
+# -- the prediction log ----------------------------------------------------------------------
+
+def logged_rows(database: Path) -> Iterable[tuple[str, int]]:
+    """(request id, rows) of every request in the prediction log (champion rows)."""
+    with sqlite3.connect(database) as conn:
+        yield from conn.execute("select request_id, count(*) from predictions "
+                                "where role = 'champion' group by request_id")
+
+
+def log_check(database: Path, expected: dict[str, int]) -> dict[str, Any]:
+    """Every answered request (id -> records) is in the log with one row per record."""
+    found = {rid: rows for rid, rows in logged_rows(database) if rid in expected}
+    missing = [rid for rid in expected if rid not in found]
+    short = [rid for rid, rows in found.items() if rows != expected[rid]]
+    return {"answered": len(expected), "in_log": len(found), "missing": len(missing),
+            "wrong_row_count": len(short), "examples": (missing + short)[:5],
+            "complete": not missing and not short}
+
+
+# -- phase 1-3: quiet, hostile, SIGTERM ------------------------------------------------------
+
+def records_bodies(records: list[dict[str, Any]]) -> tuple[list[bytes], list[bytes]]:
+    singles = [orjson.dumps(r) for r in records[:1000]]
+    batches = [orjson.dumps(records[s:s + 100]) for s in range(0, len(records) - 100, 97)][:50]
+    return singles, batches
+
+
+def hostile_plan(minutes: float, solo: float, attacks: list[str], tail: float
+                 ) -> list[tuple[list[str], float]]:
+    total = minutes * 60
+    plan = [([name], solo) for name in attacks] if solo else []
+    rest = total - solo * len(plan)
+    if rest <= 0:
+        raise SystemExit(f"--minutes {minutes:g} leaves no time for all attacks together "
+                         f"after {len(plan)} solo segments of {solo:g} s")
+    return [*plan, (attacks, rest), (attacks, tail)]
+
+
+async def soak_phase(args: argparse.Namespace, work: Path, process: subprocess.Popen[bytes],
+                     port: int, records: list[dict[str, Any]], client_cpus: set[int] | None,
+                     keys: dict[str, str] | None) -> dict[str, Any]:
+    singles, batches = records_bodies(records)
+    tail = 15.0  # the hostile client keeps going while the server shuts down
+    attacks = [a for a in args.attacks.split(",") if a and (a != "burst" or keys)]
+    valid_key = f"X-API-Key: {keys['soak-valid']}\r\n" if keys else ""
+    config = work / "hostile.json"
+    config.write_bytes(orjson.dumps({
+        "port": port, "records": records[:2000], "cpus": sorted(client_cpus or ()),
+        "plan": hostile_plan(args.minutes, args.solo_seconds, attacks, tail),
+        "options": {"body_limit": args.body_limit, "timeout": args.hostile_timeout,
+                    "pause": args.pause, "idle": args.idle, "slow": args.slow,
+                    "burst": args.burst,
+                    "key_header": f"X-API-Key: {keys['soak-hostile']}\r\n" if keys else ""}}))
+    hostile_out = work / "hostile-result.json"
+    hostile_out.unlink(missing_ok=True)
+    loop = asyncio.get_running_loop()
+    hostile = subprocess.Popen([sys.executable, str(ROOT / "_hostile.py"), str(config),
+                                str(hostile_out)], cwd=work, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE)
+    assert hostile.stdin is not None and hostile.stdout is not None
+    if await loop.run_in_executor(None, hostile.stdout.readline) != b"ready\n":
+        raise RuntimeError(f"the hostile client did not start (exit {hostile.wait()})")
+    pool = Pool(port, args.connections)
+    for body in singles[:200] + batches[:20]:  # warm-up, not measured
+        await pool.post(request_head(PATH, len(body), valid_key) + body)
+    quiet_start = time.monotonic() + 1
+    hostile_start = quiet_start + args.baseline_minutes * 60
+    hostile_end = hostile_start + args.minutes * 60
+    hostile.stdin.write(f"{hostile_start!r}\n".encode())
+    hostile.stdin.close()
+    streams = [Stream("1", args.rate, singles, quiet_start, hostile_end + 120, args.timeout,
+                      valid_key),
+               Stream("100", args.batch_rate, batches, quiet_start, hostile_end + 120,
+                      args.timeout, valid_key)]
+    samples: list[tuple[float, float | None, float | None]] = []
+    sigterm: dict[str, Any] = {}
+
+    async def sample() -> None:
+        while process.poll() is None:
+            samples.append((time.monotonic(), rss_mb(process.pid), cpu_seconds(process.pid)))
+            await asyncio.sleep(1.0)
+
+    async def shutdown() -> None:
+        """SIGTERM at the end of the hostile phase; the streams stop once the server is
+        gone (or ``--shutdown-wait`` s later, when it is killed)."""
+        await asyncio.sleep(max(0.0, hostile_end - time.monotonic()))
+        sigterm["sent_at"] = time.monotonic()
+        if process.poll() is None:
+            process.terminate()
+        while process.poll() is None and time.monotonic() < sigterm["sent_at"] + \
+                args.shutdown_wait:
+            await asyncio.sleep(0.05)
+        sigterm["exit_s"] = round(time.monotonic() - sigterm["sent_at"], 2)
+        if process.poll() is None:
+            process.kill()
+            sigterm["killed"] = True
+        sigterm["returncode"] = process.wait()
+        for s in streams:
+            s.end = min(s.end, time.monotonic())
+
+    sampler = asyncio.create_task(sample())
+    await asyncio.gather(*(s.run(pool) for s in streams), shutdown())
+    pool.close()
+    await loop.run_in_executor(None, hostile.wait)
+    await sampler
+    result = orjson.loads(hostile_out.read_bytes()) if hostile_out.exists() else {
+        "segments": [], "attacks": {}, "logged": [], "error": f"exit {hostile.returncode}"}
+
+    # Tag the valid stream by phase and by hostile segment (from the client's own times).
+    end = sigterm["sent_at"]
+    out: dict[str, Any] = {"quiet": {}, "hostile": {}, "shutdown": {}, "segments": []}
+    for s in streams:
+        out["quiet"][s.name] = stream_stats(within(s.outcomes, quiet_start, hostile_start),
+                                            hostile_start - quiet_start)
+        out["hostile"][s.name] = stream_stats(within(s.outcomes, hostile_start, end),
+                                              end - hostile_start)
+        after = within(s.outcomes, end, float("inf"))
+        out["shutdown"][s.name] = {"requests": len(after),
+                                   "ok": sum(o[3] == 200 for o in after),
+                                   "failures": dict(Counter(o[4] for o in after if o[4]))}
+    for segment in result["segments"]:
+        begin, until = segment["start"], min(segment["end"], end)  # up to SIGTERM
+        if until - begin < 1:
+            continue
+        out["segments"].append({
+            "attacks": segment["attacks"], "seconds": round(until - begin),
+            **{s.name: stream_stats(within(s.outcomes, begin, until), until - begin)
+               for s in streams}})
+    expected = {o[5]: int(s.name) for s in streams for o in s.outcomes if o[3] == 200}
+    expected.update({rid: records for rid, status, records in result["logged"]})
+    mismatched = sum(1 for s in streams for i, o in enumerate(s.outcomes)
+                     if o[3] == 200 and not o[5].startswith(f"v{s.name}-"))
+
+    def phase(t: float) -> str:
+        return "quiet" if t < hostile_start else "hostile" if t < end else "shutdown"
+    rss = [{"t": round(t - quiet_start, 1), "phase": phase(t), "rss_mb": r, "cpu_s": c}
+           for t, r, c in samples if r is not None]
+    if not keys and "burst" in args.attacks.split(","):
+        result["burst_skipped"] = ("this mlwright has no per-key rate limits "
+                                   "('mlwright keys create NAME --rate 100/second' failed)")
+    return {"valid": out, "hostile": {k: v for k, v in result.items() if k != "logged"},
+            "sigterm": sigterm, "rss": rss, "pool": {"opened": pool.opened,
+                                                     "retried": pool.retried},
+            "log": {**log_check(work / "soak-log.db", expected),
+                    "request_id_mismatches": mismatched}}
+
+
+def create_keys(work: Path, database: Path, tracking_uri: str, rate: str
+                ) -> dict[str, str] | None:
+    """Two API keys in the soak server's database: the valid stream's (no rate limit) and
+    the hostile client's (``rate``); None when this mlwright has no per-key rate limits."""
+    keys = {}
+    for name, limit in (("soak-valid", "unlimited"), ("soak-hostile", rate)):
+        done = subprocess.run(
+            [sys.executable, "-c", "from mlwright.cli import main; main()", "keys", "create",
+             name, "--rate", limit, "--database", f"sqlite:///{database}"],
+            cwd=work, env=server_env(tracking_uri), capture_output=True, text=True)
+        found = re.findall(r"\bmlw_[A-Za-z0-9_-]+", done.stdout)
+        if done.returncode or not found:
+            return None
+        keys[name] = found[-1]
+    return keys
+
+
+# -- phase 4: memory -----------------------------------------------------------------------
+
+async def memory_phase(args: argparse.Namespace, process: subprocess.Popen[bytes], port: int,
+                       records: list[dict[str, Any]]) -> dict[str, Any]:
+    """``--requests-total`` requests over pipelined keep-alive connections, then SIGTERM
+    while ``tail`` more are in flight. Request i carries the id ``m{i}``."""
+    total = args.requests_total
+    tail = max(2000, args.memory_connections * args.depth * 4)
+    singles = [orjson.dumps(r) for r in records[:1000]]
+    names = list(records[0])
+    invalid = orjson.dumps({**records[0], names[1]: ["not", "a", "value"]})
+    status = bytearray(total + tail)   # 0: unanswered, 1: 200, 2: 422, 3: other
+    counter = iter(range(total + tail))
+    done = [0]
+    mismatched = [0]
+    checkpoints: list[dict[str, Any]] = []
+    sigterm: dict[str, Any] = {}
+    pid = process.pid
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        window = asyncio.Semaphore(args.depth)
+        sent: asyncio.Queue[int | None] = asyncio.Queue()
+
+        async def send() -> None:
+            try:
+                for i in counter:
+                    await window.acquire()
+                    body = invalid if i % 20 == 19 else singles[i % len(singles)]
+                    writer.write(request_head(PATH, len(body), f"X-Request-ID: m{i}\r\n")
+                                 + body)
+                    sent.put_nowait(i)
+                    await writer.drain()
+            except OSError:
+                pass  # the server closed it (SIGTERM): receive() ends too
+            finally:
+                sent.put_nowait(None)
+
+        async def receive() -> None:
+            while (i := await sent.get()) is not None:
+                code, headers, _ = await read_response(reader)
+                window.release()
+                status[i] = 1 if code == 200 else 2 if code == 422 else 3
+                if headers.get(b"x-request-id") != b"m%d" % i:
+                    mismatched[0] += 1
+                done[0] += 1
+
+        sender = asyncio.create_task(send())
+        try:
+            await receive()
+        except (OSError, asyncio.IncompleteReadError):
+            pass  # the server closed it (SIGTERM)
+        finally:
+            sender.cancel()
+            writer.close()
+
+    async def watch() -> None:
+        marks = [c for c in MEMORY_CHECKPOINTS if c < total] + [total]
+        while marks and process.poll() is None:
+            if done[0] >= marks[0]:
+                checkpoints.append({"requests": done[0], "t": time.monotonic(),
+                                    "rss_mb": rss_mb(pid), "server_cpu_s": cpu_seconds(pid),
+                                    "client_cpu_s": time.process_time()})
+                marks.pop(0)
+                if not marks:  # the target: stop the server while the tail is in flight
+                    sigterm["sent_at_requests"] = done[0]
+                    sigterm["sent_at"] = time.monotonic()
+                    process.terminate()
+            await asyncio.sleep(0.05)
+
+    watcher = asyncio.create_task(watch())
+    started = time.monotonic()
+    clients = asyncio.gather(*(connection() for _ in range(args.memory_connections)))
+    await watcher
+    if "sent_at" in sigterm:
+        while process.poll() is None and \
+                time.monotonic() < sigterm["sent_at"] + args.shutdown_wait:
+            await asyncio.sleep(0.05)
+        sigterm["exit_s"] = round(time.monotonic() - sigterm.pop("sent_at"), 2)
+        sigterm["killed"] = process.poll() is None
+        if sigterm["killed"]:
+            process.kill()
+    with contextlib.suppress(TimeoutError):  # connections left open end with the server
+        await asyncio.wait_for(clients, 30)
+    elapsed = time.monotonic() - started
+    answered = Counter(status)
+    first, last = (checkpoints[0], checkpoints[-1]) if checkpoints else ({}, {})
+    span = (last.get("t", 0) - first.get("t", 0)) or 1
+    for c in checkpoints:
+        c["t"] = round(c.pop("t") - started, 1)
+    return {"requests_total": total, "answered": answered[1] + answered[2],
+            "answered_200": answered[1], "answered_422": answered[2], "other": answered[3],
+            "unanswered": answered[0], "request_id_mismatches": mismatched[0],
+            "seconds": round(elapsed, 1),
+            "req_per_s": round((last.get("requests", 0) - first.get("requests", 0)) / span),
+            # CPU seconds per second between the first and the last checkpoint: a client
+            # near 1.0 would be the bottleneck; the server's near 1.0 is saturated.
+            "server_cpu": round(((last.get("server_cpu_s") or 0) -
+                                 (first.get("server_cpu_s") or 0)) / span, 2),
+            "client_cpu": round((last.get("client_cpu_s", 0) - first.get("client_cpu_s", 0))
+                                / span, 2),
+            "checkpoints": checkpoints, "sigterm": sigterm, "status": status}
+
+
+# -- report ----------------------------------------------------------------------------------
+
+def reference() -> dict[str, Any]:
+    """serve.json's mlwright serve figures at concurrency 1, for the quiet baseline."""
+    path = ROOT / "results" / "serve.json"
+    if not path.exists():
+        return {}
+    rows = json.loads(path.read_text())["results"]
+    return {str(r["rows"]): {"p50_ms": round(r["p50_ms"], 3), "p99_ms": round(r["p99_ms"], 3)}
+            for r in rows if r["system"] == "mlwright serve" and r["concurrency"] == 1}
+
+
+def verdicts(soak: dict[str, Any], memory: dict[str, Any]) -> dict[str, Any]:
+    valid = soak["valid"]
+    ratios = {k: (valid["hostile"][k]["p99_ms"] / valid["quiet"][k]["p99_ms"]
+                  if valid["hostile"][k]["p99_ms"] and valid["quiet"][k]["p99_ms"] else None)
+              for k in valid["quiet"]}
+    failed = sum(v["failed"] for v in valid["hostile"].values())
+    marks = memory["checkpoints"]
+    growth = (marks[-1]["rss_mb"] / marks[0]["rss_mb"] - 1) if len(marks) > 1 and \
+        marks[-1]["rss_mb"] and marks[0]["rss_mb"] else None
+    return {
+        "p99_ratio_hostile_vs_quiet": {k: None if r is None else round(r, 2)
+                                       for k, r in ratios.items()},
+        "p99_within_3x": all(r is not None and r <= 3 for r in ratios.values()),
+        "valid_failures_under_attack": failed,
+        "memory_growth": None if growth is None else round(growth, 4),
+        "memory_within_10pct": growth is not None and abs(growth) <= 0.10
+        and marks[-1]["requests"] >= memory["requests_total"],
+        "log_complete_after_soak_and_sigterm": soak["log"]["complete"],
+        "log_complete_after_memory_and_sigterm": memory["log"]["complete"],
+    }
+
+
+def print_report(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=150)
+    soak = report["soak"]
+    table = Table(title="Valid stream (latency from the scheduled send time)",
+                  title_justify="left")
+    for col in ("phase", "rows", "requests", "failed", "p50 ms", "p99 ms", "max ms",
+                "lag p99 ms"):
+        table.add_column(col, justify="left" if col == "phase" else "right")
+
+    def fmt(v: Any) -> str:
+        return "-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
+    for rows, ref in report["reference"].items():
+        table.add_row("serve.json c=1", rows, "", "", fmt(ref["p50_ms"]), fmt(ref["p99_ms"]),
+                      "", "")
+    rows_of = [("quiet", soak["valid"]["quiet"]), ("hostile (all)", soak["valid"]["hostile"])]
+    rows_of += [("+ " + ",".join(s["attacks"]) if len(s["attacks"]) == 1 else "+ all together",
+                 {k: s[k] for k in ("1", "100")}) for s in soak["valid"]["segments"]]
+    for label, by_rows in rows_of:
+        for rows, st in by_rows.items():
+            table.add_row(label, rows, str(st["requests"]),
+                          f"{st['failed']}" + (f" {st['failures']}" if st["failed"] else ""),
+                          fmt(st["p50_ms"]), fmt(st["p99_ms"]), fmt(st["max_ms"]),
+                          fmt(st["lag_p99_ms"]))
+    console.print(table)
+    attacks = Table(title="Hostile client", title_justify="left")
+    for col in ("attack", "sent", "MB sent", "outcomes", "median s", "max s"):
+        attacks.add_column(col, justify="left" if col in ("attack", "outcomes") else "right")
+    for name, a in soak["hostile"].get("attacks", {}).items():
+        attacks.add_row(name, str(a["sent"]), fmt(a["mb_sent"]),
+                        ", ".join(f"{k}: {v}" for k, v in sorted(a["outcomes"].items())),
+                        fmt(a["median_s"]), fmt(a["max_s"]))
+    console.print(attacks)
+    hostile = soak["hostile"]
+    if hostile.get("bursts"):
+        bursts = hostile["bursts"]
+        console.print(f"Bursts over the hostile key's rate limit "
+                      f"({report['settings']['burst_rate']}): {len(bursts)} bursts, answered "
+                      f"200 / 429 / other: " + ", ".join(
+                          f"{b['ok']}/{b['limited']}/{b['other']} in {b['seconds']:.2f} s"
+                          for b in bursts[:6]) + (" …" if len(bursts) > 6 else ""))
+    elif hostile.get("burst_skipped"):
+        console.print(f"Bursts skipped: {hostile['burst_skipped']}")
+    rss = soak["rss"]
+    if rss:
+        by_phase: dict[str, list[float]] = {}
+        for s in rss:
+            by_phase.setdefault(s["phase"], []).append(s["rss_mb"])
+        console.print("Soak server RSS (MiB): " + "; ".join(
+            f"{p} {v[0]:.0f} -> {v[-1]:.0f} (max {max(v):.0f})" for p, v in by_phase.items()))
+    mem = report["memory"]
+    console.print("Memory phase: " + ", ".join(
+        f"{c['requests']:,}: {c['rss_mb']:.0f} MiB" for c in mem["checkpoints"] if c["rss_mb"])
+        + f"; {mem['req_per_s']} req/s, server CPU {mem['server_cpu']}, client CPU "
+        f"{mem['client_cpu']}")
+    console.print(f"SIGTERM: soak server exited in {soak['sigterm'].get('exit_s')} s"
+                  f"{' (killed)' if soak['sigterm'].get('killed') else ''}, memory server in "
+                  f"{mem['sigterm'].get('exit_s')} s")
+    console.print(f"Prediction log: soak {soak['log']}; memory {mem['log']}")
+    console.print(f"Done means: {report['verdicts']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="hostile phase")
+    parser.add_argument("--baseline-minutes", type=float, default=2.0, help="quiet phase")
+    parser.add_argument("--solo-seconds", type=float, default=30.0,
+                        help="each attack alone first (0: all together from the start)")
+    parser.add_argument("--requests-total", type=int, default=1_000_000,
+                        help="memory phase: requests answered before RSS is read again")
+    parser.add_argument("--rate", type=float, default=50.0, help="single-row requests/s")
+    parser.add_argument("--batch-rate", type=float, default=5.0, help="100-row requests/s")
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="client time limit of a valid request, from its scheduled time")
+    parser.add_argument("--connections", type=int, default=256,
+                        help="most keep-alive connections of the valid stream")
+    parser.add_argument("--attacks", default=",".join(ATTACKS))
+    parser.add_argument("--hostile-timeout", type=float, default=60.0)
+    parser.add_argument("--pause", type=float, default=0.5,
+                        help="an attack's pause between its requests (s)")
+    parser.add_argument("--idle", type=int, default=500, help="idle connections held")
+    parser.add_argument("--slow", type=int, default=20,
+                        help="connections trickling a body (and as many trickling headers)")
+    parser.add_argument("--burst", type=int, default=2000,
+                        help="requests per burst over the rate limit (every 10 s)")
+    parser.add_argument("--burst-rate", default="100/second",
+                        help="the hostile client's API key rate limit")
+    parser.add_argument("--memory-connections", type=int, default=32)
+    parser.add_argument("--depth", type=int, default=8, help="pipelined requests per connection")
+    parser.add_argument("--shutdown-wait", type=float, default=90.0,
+                        help="seconds a server may take to stop after SIGTERM before a kill")
+    parser.add_argument("--budget", type=float, default=30.0, help="training budget (s)")
+    parser.add_argument("--run", type=Path, default=None,
+                        help="serve this saved run folder instead of training one")
+    parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
+                        help="server on the last CPU, clients on the others")
+    parser.add_argument("--work", type=Path, help="folder kept (a trained model is reused)")
+    parser.add_argument("--quick", action="store_true",
+                        help="1-minute hostile phase, 20 s baseline, 20,000 requests")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if args.quick:
+        args.minutes, args.baseline_minutes, args.solo_seconds = 1.0, 1 / 3, 4.0
+        args.requests_total = min(args.requests_total, 20_000)
+        args.budget = min(args.budget, 15.0)
+    out = args.out or ROOT / "results" / ("soak-quick.json" if args.quick else "soak.json")
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="mlwright-soak-"))
+    work.mkdir(parents=True, exist_ok=True)
+    champion = train_in_subprocess(work, args.budget, args.run)
+    records = champion["records"]
+    args.body_limit = champion["body_limit"]
+    # Everything allocated so far stays out of the collector's way: a full collection over
+    # it would show as lag in the schedule.
+    gc.collect()
+    gc.freeze()
+    cpus = sorted(os.sched_getaffinity(0))
+    server_cpus = {cpus[-1]} if args.pin and len(cpus) > 1 else None
+    client_cpus = set(cpus[:-1]) if server_cpus else None
+    if client_cpus:
+        os.sched_setaffinity(0, client_cpus)
+    run = asyncio.run
+    try:
+        import uvloop
+
+        run = uvloop.run
+    except ImportError:
+        pass
+    started = time.monotonic()
+    report: dict[str, Any] = {
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "server_cpus": sorted(server_cpus) if server_cpus else None},
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "members": champion["members"], "reference": reference()}
+    try:
+        for name in ("soak", "memory"):
+            log_db = work / f"{name}-log.db"
+            log_db.unlink(missing_ok=True)
+            port = free_port()
+            keys = create_keys(work, log_db, champion["tracking_uri"], args.burst_rate) \
+                if name == "soak" and "burst" in args.attacks.split(",") else None
+            with open(work / f"{name}-server.log", "wb") as log:
+                process = start_mlwright(work, champion["tracking_uri"], port, log_db, log,
+                                         cpus=server_cpus,
+                                         args=("--require-api-key",) if keys else ())
+                try:
+                    wait_ready(f"http://{HOST}:{port}/readyz", process)
+                    print(f"{name} phase on port {port} (pid {process.pid})…", flush=True)
+                    if name == "soak":
+                        report["soak"] = run(soak_phase(args, work, process, port,
+                                                        records, client_cpus, keys))
+                    else:
+                        mem = run(memory_phase(args, process, port, records))
+                        status = mem.pop("status")
+                        mem["log"] = memory_log_check(log_db, status)
+                        report["memory"] = mem
+                finally:
+                    stop(process, 10)
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    report["seconds"] = round(time.monotonic() - started)
+    report["verdicts"] = verdicts(report["soak"], report["memory"])
+    print_report(report)
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(f"wrote {out}")
+
+
+def memory_log_check(database: Path, status: bytearray) -> dict[str, Any]:
+    """Every request of the memory phase answered 200 or 422 has its one row in the log."""
+    seen = bytearray(len(status))
+    extra = 0
+    for rid, rows in logged_rows(database):
+        if rid.startswith("m") and rid[1:].isdigit() and int(rid[1:]) < len(seen):
+            seen[int(rid[1:])] = min(rows, 255)
+        else:
+            extra += 1
+    answered = [i for i, s in enumerate(status) if s in (1, 2)]
+    missing = [i for i in answered if not seen[i]]
+    wrong = [i for i in answered if seen[i] > 1]
+    return {"answered": len(answered), "in_log": len(answered) - len(missing),
+            "missing": len(missing), "wrong_row_count": len(wrong),
+            "examples": [f"m{i}" for i in (missing + wrong)[:5]],
+            "complete": not missing and not wrong}
+
+
+if __name__ == "__main__":
+    main()
