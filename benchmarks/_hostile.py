@@ -333,6 +333,9 @@ class Hostile:
             tally.outcomes["timeout"] += 1
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             tally.outcomes[type(exc).__name__] += 1
+        except asyncio.CancelledError:
+            tally.outcomes["unfinished"] += 1
+            raise
         finally:
             if writer is not None:
                 writer.close()
