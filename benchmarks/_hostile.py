@@ -304,11 +304,13 @@ class Hostile:
             began = time.monotonic()
             before = Counter(tally.outcomes)
             per = -(-self.burst // 8)
-            await asyncio.gather(*(self._pipeline(tally, body, c, per) for c in range(8)))
-            got = tally.outcomes - before
-            self.bursts.append({"seconds": round(time.monotonic() - began, 3),
-                                "ok": got["200"], "limited": got["429"],
-                                "other": sum(got.values()) - got["200"] - got["429"]})
+            try:
+                await asyncio.gather(*(self._pipeline(tally, body, c, per) for c in range(8)))
+            finally:  # a burst cut off by the end of its segment is listed too
+                got = tally.outcomes - before
+                self.bursts.append({
+                    "seconds": round(time.monotonic() - began, 3), "ok": got["200"],
+                    "limited": got["429"], "other": sum(got.values()) - got["200"] - got["429"]})
             await asyncio.sleep(max(0.0, began + self.burst_every - time.monotonic()))
 
     async def _pipeline(self, tally: Tally, body: bytes, conn: int, n: int) -> None:

@@ -157,6 +157,7 @@ class Stream:
     timeout: float
     headers: str = ""              # extra header lines (the API key)
     outcomes: list[tuple[float, float, float, int, str, str]] = field(default_factory=list)
+    mismatched: int = 0            # answers whose X-Request-ID is not the request's
 
     async def run(self, pool: Pool) -> None:
         tasks: set[asyncio.Task[None]] = set()
@@ -187,6 +188,8 @@ class Stream:
             async with asyncio.timeout(scheduled + self.timeout - time.monotonic()):
                 status, headers = await pool.post(raw)
             answered = headers.get(b"x-request-id", b"").decode()
+            if answered != rid:
+                self.mismatched += 1
             if status != 200:
                 error = str(status)
         except TimeoutError:
@@ -265,7 +268,11 @@ async def soak_phase(args: argparse.Namespace, work: Path, process: subprocess.P
                      port: int, records: list[dict[str, Any]], client_cpus: set[int] | None,
                      keys: dict[str, str] | None) -> dict[str, Any]:
     singles, batches = records_bodies(records)
-    tail = 15.0  # the hostile client keeps going while the server shuts down
+    # After the hostile phase both clients keep going: for one client time limit (so every
+    # valid request of the phase has had all of its time before SIGTERM), then through the
+    # shutdown.
+    drain = args.timeout
+    tail = drain + 15.0
     attacks = [a for a in args.attacks.split(",") if a and (a != "burst" or keys)]
     valid_key = f"X-API-Key: {keys['soak-valid']}\r\n" if keys else ""
     config = work / "hostile.json"
@@ -293,10 +300,10 @@ async def soak_phase(args: argparse.Namespace, work: Path, process: subprocess.P
     hostile_end = hostile_start + args.minutes * 60
     hostile.stdin.write(f"{hostile_start!r}\n".encode())
     hostile.stdin.close()
-    streams = [Stream("1", args.rate, singles, quiet_start, hostile_end + 120, args.timeout,
-                      valid_key),
-               Stream("100", args.batch_rate, batches, quiet_start, hostile_end + 120,
-                      args.timeout, valid_key)]
+    until = hostile_end + drain + args.shutdown_wait  # moved once the server is gone
+    streams = [Stream("1", args.rate, singles, quiet_start, until, args.timeout, valid_key),
+               Stream("100", args.batch_rate, batches, quiet_start, until, args.timeout,
+                      valid_key)]
     samples: list[tuple[float, float | None, float | None]] = []
     sigterm: dict[str, Any] = {}
 
@@ -308,7 +315,7 @@ async def soak_phase(args: argparse.Namespace, work: Path, process: subprocess.P
     async def shutdown() -> None:
         """SIGTERM at the end of the hostile phase; the streams stop once the server is
         gone (or ``--shutdown-wait`` s later, when it is killed)."""
-        await asyncio.sleep(max(0.0, hostile_end - time.monotonic()))
+        await asyncio.sleep(max(0.0, hostile_end + drain - time.monotonic()))
         sigterm["sent_at"] = time.monotonic()
         if process.poll() is None:
             process.terminate()
@@ -333,18 +340,19 @@ async def soak_phase(args: argparse.Namespace, work: Path, process: subprocess.P
 
     # Tag the valid stream by phase and by hostile segment (from the client's own times).
     end = sigterm["sent_at"]
-    out: dict[str, Any] = {"quiet": {}, "hostile": {}, "shutdown": {}, "segments": []}
+    out: dict[str, Any] = {"quiet": {}, "hostile": {}, "drain": {}, "shutdown": {},
+                           "segments": []}
     for s in streams:
-        out["quiet"][s.name] = stream_stats(within(s.outcomes, quiet_start, hostile_start),
-                                            hostile_start - quiet_start)
-        out["hostile"][s.name] = stream_stats(within(s.outcomes, hostile_start, end),
-                                              end - hostile_start)
+        for name, begin, until in (("quiet", quiet_start, hostile_start),
+                                   ("hostile", hostile_start, hostile_end),
+                                   ("drain", hostile_end, end)):
+            out[name][s.name] = stream_stats(within(s.outcomes, begin, until), until - begin)
         after = within(s.outcomes, end, float("inf"))
         out["shutdown"][s.name] = {"requests": len(after),
                                    "ok": sum(o[3] == 200 for o in after),
                                    "failures": dict(Counter(o[4] for o in after if o[4]))}
-    for segment in result["segments"]:
-        begin, until = segment["start"], min(segment["end"], end)  # up to SIGTERM
+    for segment in result["segments"][:-1]:  # the last one is the tail
+        begin, until = segment["start"], min(segment["end"], hostile_end)
         if until - begin < 1:
             continue
         out["segments"].append({
@@ -353,11 +361,11 @@ async def soak_phase(args: argparse.Namespace, work: Path, process: subprocess.P
                for s in streams}})
     expected = {o[5]: int(s.name) for s in streams for o in s.outcomes if o[3] == 200}
     expected.update({rid: records for rid, status, records in result["logged"]})
-    mismatched = sum(1 for s in streams for i, o in enumerate(s.outcomes)
-                     if o[3] == 200 and not o[5].startswith(f"v{s.name}-"))
+    mismatched = sum(s.mismatched for s in streams)
 
     def phase(t: float) -> str:
-        return "quiet" if t < hostile_start else "hostile" if t < end else "shutdown"
+        return ("quiet" if t < hostile_start else "hostile" if t < hostile_end
+                else "drain" if t < end else "shutdown")
     rss = [{"t": round(t - quiet_start, 1), "phase": phase(t), "rss_mb": r, "cpu_s": c}
            for t, r, c in samples if r is not None]
     if not keys and "burst" in args.attacks.split(","):
@@ -508,7 +516,8 @@ def verdicts(soak: dict[str, Any], memory: dict[str, Any]) -> dict[str, Any]:
     ratios = {k: (valid["hostile"][k]["p99_ms"] / valid["quiet"][k]["p99_ms"]
                   if valid["hostile"][k]["p99_ms"] and valid["quiet"][k]["p99_ms"] else None)
               for k in valid["quiet"]}
-    failed = sum(v["failed"] for v in valid["hostile"].values())
+    # The drain: the hostile client is still at it, and its late answers come in.
+    failed = sum(v["failed"] for phase in ("hostile", "drain") for v in valid[phase].values())
     marks = memory["checkpoints"]
     growth = (marks[-1]["rss_mb"] / marks[0]["rss_mb"] - 1) if len(marks) > 1 and \
         marks[-1]["rss_mb"] and marks[0]["rss_mb"] else None
@@ -542,7 +551,8 @@ def print_report(report: dict[str, Any]) -> None:
     for rows, ref in report["reference"].items():
         table.add_row("serve.json c=1", rows, "", "", fmt(ref["p50_ms"]), fmt(ref["p99_ms"]),
                       "", "")
-    rows_of = [("quiet", soak["valid"]["quiet"]), ("hostile (all)", soak["valid"]["hostile"])]
+    rows_of = [("quiet", soak["valid"]["quiet"]), ("hostile", soak["valid"]["hostile"]),
+               ("drain (then SIGTERM)", soak["valid"]["drain"])]
     rows_of += [("+ " + ",".join(s["attacks"]) if len(s["attacks"]) == 1 else "+ all together",
                  {k: s[k] for k in ("1", "100")}) for s in soak["valid"]["segments"]]
     for label, by_rows in rows_of:
@@ -625,13 +635,15 @@ def main() -> None:
                         help="server on the last CPU, clients on the others")
     parser.add_argument("--work", type=Path, help="folder kept (a trained model is reused)")
     parser.add_argument("--quick", action="store_true",
-                        help="1-minute hostile phase, 20 s baseline, 20,000 requests")
+                        help="1-minute hostile phase, 20 s baseline, 20,000 requests, 10 s "
+                        "client time limit")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.quick:
         args.minutes, args.baseline_minutes, args.solo_seconds = 1.0, 1 / 3, 4.0
         args.requests_total = min(args.requests_total, 20_000)
         args.budget = min(args.budget, 15.0)
+        args.timeout = min(args.timeout, 10.0)
     out = args.out or ROOT / "results" / ("soak-quick.json" if args.quick else "soak.json")
 
     work = args.work or Path(tempfile.mkdtemp(prefix="mlwright-soak-"))
