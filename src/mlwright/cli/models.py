@@ -65,14 +65,17 @@ def default_name(data: str, table: str | None = None) -> str:
 
 
 def register_training(result: TrainResult, folder: Path, *, name: str, store: Path | None,
-                      config: dict[str, Any], sample: Any = None) -> Any:
-    """What ``mlwright train`` calls last: log the run and register the version."""
+                      config: dict[str, Any], sample: Any = None,
+                      alias: str | None = None) -> Any:
+    """What ``mlwright train`` calls last: log the run and register the version (with
+    ``alias``, or the registry's default: champion for the first version)."""
     from mlwright.registry import Registry
 
     reg = Registry(tracking_uri_for(store))
     started = time.monotonic()
     with err_console.status(f"Registering [bold]{name}[/] in MLflow…"):
-        info = reg.register(result, folder, name=name, config=config, sample=sample)
+        info = reg.register(result, folder, name=name, config=config, sample=sample,
+                            alias=alias)
     console.print(f"Registered [bold]{info.name}/{info.version}[/] "
                   f"({', '.join(info.aliases) or 'no alias'}) in {reg.tracking_uri} "
                   f"[dim]({time.monotonic() - started:.1f} s)[/]; load it with "

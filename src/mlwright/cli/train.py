@@ -43,6 +43,23 @@ def _board_table(board: Any, metric: str, limit: int = 10) -> Table:
     return table
 
 
+def _outside_check(folder: Path) -> str | None:
+    """Why the run must not become champion, or None: its test score fell outside the
+    range its CV predicted (a model other than the evaluated one, or a test table unlike
+    the training data)."""
+    import json
+
+    path = folder / RunFolder.EVALUATION
+    if not path.exists():
+        return None
+    for h in json.loads(path.read_text()).get("honesty", [])[:1]:
+        if h.get("inside") is False:
+            low, high = h["interval"]["low"], h["interval"]["high"]
+            return (f"its test {h['metric']} ({h['test_score']:.4g}) fell outside the range "
+                    f"its CV predicted ([{low:.4g}, {high:.4g}])")
+    return None
+
+
 def _prefetch_registry() -> None:
     import contextlib
 
@@ -116,6 +133,9 @@ def train(
         "--store", help="Store folder of the MLflow registry (default .mlwright).")] = None,
     no_register: Annotated[bool, typer.Option(
         "--no-register", help="Do not log the run to MLflow nor register the model.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Register as champion (when there is none) even if the --test score "
+        "falls outside the range the CV predicted.")] = False,
 ) -> None:
     """Train the best model a time budget allows: search, ensemble, refit; then save it."""
     from mlwright.api import train as train_api
@@ -190,15 +210,28 @@ def train(
     write_report(result, folder, data=df, test=test_df, sensitive=sensitive)
     if not no_register:  # last: the run folder (report included) is complete by now
         from mlwright.cli.models import default_name, register_training
+        from mlwright.registry import CHALLENGER
 
-        register_training(result, folder, name=name or default_name(data, table),
+        model_name = name or default_name(data, table)
+        alias = None
+        why = _outside_check(folder)
+        if why is not None and not force:
+            alias = CHALLENGER
+            console.print(
+                f"[yellow]Not promoted to champion[/]: {why}. Registered as {CHALLENGER}; "
+                f"'mlwright models promote {model_name} VERSION' makes it champion, or train "
+                f"again with --force.", soft_wrap=True)
+        elif why is not None:
+            console.print(f"[yellow]--force[/]: registered as usual although {why}.",
+                          soft_wrap=True)
+        register_training(result, folder, name=model_name,
                           store=store, config={
                               "data": data, "target": target, "budget": budget,
                               "metric": metric, "task": task, "seed": seed, "trials": trials,
                               "search": search, "families": families, "cv": cv,
                               "groups": groups, "time": time_col,
                               "class_weight": class_weight, "threshold": threshold},
-                          sample=df.drop(columns=[target]).head(5))
+                          sample=df.drop(columns=[target]).head(5), alias=alias)
 
 
 def register(app: typer.Typer) -> None:

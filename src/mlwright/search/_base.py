@@ -62,6 +62,9 @@ class ModelFamily(abc.ABC):
     relative_cost: ClassVar[float] = 1.0
     #: Tried in portfolio order: lower first.
     priority: ClassVar[int] = 50
+    #: Whether ``fit`` stops at its deadline with what it has (boosted rounds, trees,
+    #: solver chunks). A family that cannot is never started when it would not finish.
+    stops_at_deadline: ClassVar[bool] = True
 
     def is_available(self) -> bool:
         return self.requires is None or importlib.util.find_spec(self.requires) is not None

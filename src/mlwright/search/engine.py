@@ -10,6 +10,8 @@ Order of work, all inside one wall-clock budget (fit + ensembling + refit):
 4. a refit of the chosen members on all rows, with the iterations early stopping found.
 
 Time for step 4 is reserved while searching, from the measured cost of the best trials.
+The shipped model is always the one the CV evaluated: a member whose refit cannot finish
+within the budget ships as its fold models (a bagged member), never as a fit cut short.
 
 Modules: ``session`` (clock, caches, cost model, one trial), ``portfolio`` (the order of
 trials), ``refit`` (the final model), ``records`` (TrialRecord, SearchResult, leaderboard).
@@ -155,11 +157,12 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], *, time_budget: floa
     clock, task, metric_obj, y_enc, splits = s.clock, s.task, s.metric, s.y, s.splits
     _search_loop(s, study, zoo)
     if not any(r.status in ("complete", "partial") or r.error for r in s.records):
-        # A budget too short for even one fold (or a machine too busy): a model slightly
-        # late beats an error, so run one default trial past the budget.
-        log.warning("%.3g s was too short for one trial; running one default trial past "
-                    "the budget", time_budget)
-        clock.deadline = time.monotonic() + max(30.0, 2 * time_budget)
+        # The budget ran out before any trial (loading the table took it all): a model
+        # slightly late beats an error, so one default trial runs at its smallest, each fold
+        # stopping at its first round or chunk (its deadline is the run's, already past).
+        log.warning("%.3g s was too short for one trial; running one default trial at its "
+                    "smallest, slightly past the budget", time_budget)
+        s.last_chance = True
         s.n_trials = len(s.records) + 1
         _search_loop(s, study, zoo, first_number=len(s.records))
 
@@ -202,7 +205,7 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], *, time_budget: floa
     else:
         model = _holdout_ensemble(s, members_rec, weights, classes, columns)
     for r in s.records:
-        r.estimator = None  # only the ensemble keeps models
+        r.estimator = r.fold_models = None  # only the ensemble keeps models
     timings["refit"] = time.monotonic() - t0
     if threshold is not None and task is Task.BINARY:
         model.threshold = _choose_threshold(y_enc[s.mask], oof[s.mask], threshold)

@@ -128,8 +128,16 @@ class Ensemble(BaseEstimator):
         return self.classes_[idx]
 
     def describe(self) -> list[dict[str, Any]]:
-        return [{"family": m["family"], "weight": m["weight"], "trial": m["trial"]}
-                for m in self.members]
+        """One entry per trial: family, weight, trial, and ``folds`` (the number of fold
+        models) for a member shipped as its fold models instead of a refit."""
+        out: dict[int, dict[str, Any]] = {}
+        for m in self.members:
+            entry = out.setdefault(m["trial"], {"family": m["family"], "weight": 0.0,
+                                                "trial": m["trial"]})
+            entry["weight"] += m["weight"]
+            if "fold" in m:
+                entry["folds"] = entry.get("folds", 0) + 1
+        return list(out.values())
 
     def _compiled(self) -> Any:
         """The compiled predictor of these members, built once (None if it cannot be)."""

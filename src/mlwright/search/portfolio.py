@@ -1,6 +1,9 @@
 """The order of trials: the families' default configurations first (cheapest, most
 reliable first, interleaved across families), then Optuna's suggestions, each only when the
-cost model says it fits in what the budget has left."""
+cost model says it fits in what the budget has left. Every family that can stop at a
+deadline gets its first default even when the estimate says it will not finish (it stops
+at its share of the time, see ``_Search.trial_deadline``), and a configuration equal to
+one already tried (floats to two significant digits) is not run again."""
 
 from __future__ import annotations
 
@@ -12,6 +15,21 @@ from mlwright.search._base import ModelFamily
 from mlwright.search.session import _Search
 
 log = get_logger(__name__)
+
+#: Suggestions in a row equal to tried configurations before one comes from random
+#: sampling instead of TPE, and before the search stops (the space is used up).
+_RANDOM_AFTER_DUPLICATES = 3
+_STOP_AFTER_DUPLICATES = 100
+
+
+def config_key(family: str, params: dict[str, Any], target_transform: str | None
+               ) -> tuple[Any, ...]:
+    """What makes two configurations the same: floats to two significant digits (0.00100
+    and 0.00104 fit the same model for every purpose the search has)."""
+    def rounded(v: Any) -> Any:
+        return float(f"{v:.2g}") if isinstance(v, float) else v
+
+    return (family, target_transform, tuple(sorted((k, rounded(v)) for k, v in params.items())))
 
 
 def _portfolio(search: _Search) -> list[tuple[ModelFamily, dict[str, Any], str | None]]:
@@ -43,13 +61,18 @@ def _search_loop(s: _Search, study: Any, zoo: list[ModelFamily], *,
     names = [f.name for f in zoo]
     by_name = {f.name: f for f in zoo}
     number = first_number
+    timed = not (s.reproducible or s.last_chance)
+    seen = {config_key(r.family, r.params, r.target_transform) for r in s.records
+            if r.status != "skipped"}
+    duplicates = 0
     while s.n_trials is None or number < s.n_trials:
         left = s.clock.left() - s.refit_reserve()
-        if left <= 0:
+        if left <= 0 and timed:
             break
         if portfolio:
             family, config, tf = portfolio.pop(0)
-            if s.estimate_seconds(family) > left and s.n_trials is None:
+            first = family.stops_at_deadline and not s.tried(family.name)
+            if timed and s.estimate_seconds(family) > left and not first:
                 log.info("skipping %s default: expected %.1fs, %.1fs left", family.name,
                          s.estimate_seconds(family), left)
                 continue
@@ -59,7 +82,13 @@ def _search_loop(s: _Search, study: Any, zoo: list[ModelFamily], *,
             study.enqueue_trial(fixed, skip_if_exists=False)
         elif s.search == "grid":
             break
-        trial = study.ask()
+        sampler = study.sampler
+        if duplicates >= _RANDOM_AFTER_DUPLICATES:  # TPE keeps proposing what was tried
+            study.sampler = optuna.samplers.RandomSampler(seed=s.seed + number + duplicates)
+        try:
+            trial = study.ask()
+        finally:
+            study.sampler = sampler
         fam_name = trial.suggest_categorical("family", names)
         family = by_name[fam_name]
         ctx = s.ctx(family.prep_style)
@@ -67,8 +96,9 @@ def _search_loop(s: _Search, study: Any, zoo: list[ModelFamily], *,
         if s.log_target:
             tf = trial.suggest_categorical("target_transform", ["log", "none"])
             tf = None if tf == "none" else tf
-        if not family.supports(ctx) or (s.n_trials is None and
-                                        s.estimate_seconds(family) > left):
+        if not family.supports(ctx) or (timed and s.estimate_seconds(family) > left
+                                        and not (family.stops_at_deadline
+                                                 and not s.tried(family.name))):
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             # TPE learns to avoid it; stop when nothing affordable is left.
             if all(s.estimate_seconds(f) > left or not f.supports(s.ctx(f.prep_style))
@@ -76,6 +106,18 @@ def _search_loop(s: _Search, study: Any, zoo: list[ModelFamily], *,
                 break
             continue
         params = family.suggest(trial, ctx)
+        key = config_key(family.name, params, tf)
+        if key in seen:
+            # Told as pruned (no value): TPE moves away from it, and no time is spent.
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            duplicates += 1
+            if duplicates >= _STOP_AFTER_DUPLICATES:
+                log.info("%d suggestions in a row were tried before: search stops",
+                         duplicates)
+                break
+            continue
+        seen.add(key)
+        duplicates = 0
         rec = s.run_trial(number, family, params, tf, trial)
         number += 1
         if rec.status == "complete":

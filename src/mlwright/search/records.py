@@ -34,6 +34,9 @@ class TrialRecord:
     oof: np.ndarray | None = None
     covered: np.ndarray | None = None  # rows with an out-of-fold prediction ("partial")
     estimator: Any = None  # the fitted model, kept in holdout mode (no refit there)
+    # The k fold models (k-fold CV, best trials only): what the CV scored, shipped as a
+    # bagged member when the refit on all rows cannot finish within the budget.
+    fold_models: list[Any] | None = None
     error: str | None = None
     finished_at: float = 0.0
 

@@ -1,8 +1,10 @@
 """The final model: the chosen members refit on all rows within the deadline (k-fold), or
-the holdout models kept as they are; the decision threshold of a binary model."""
+as their fold models when a refit cannot finish (never a refit cut short), or the holdout
+models kept as they are; the decision threshold of a binary model."""
 
 from __future__ import annotations
 
+import time
 import warnings
 from typing import Any
 
@@ -23,8 +25,15 @@ def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
            classes: list[Any] | None, feature_names: list[str],
            clock: _Clock) -> tuple[Ensemble, dict[int, float]]:
     """Fit the chosen members on all rows, in parallel single-threaded fits (see
-    ``_Search.fold_workers``). Members that cannot finish before the deadline are dropped,
-    lightest weight first; boosted members stop at the deadline with the rounds they have."""
+    ``_Search.fold_workers``), heaviest weight first.
+
+    The model shipped is the model evaluated: a member whose refit is not expected to
+    finish before the deadline, or whose refit the deadline cut short, ships as its k fold
+    models with its weight split among them (a bagged member: what the CV scored). A member
+    without kept fold models (rare: outside the best ``KEEP_FOLD_MODELS`` trials) is refit
+    to the end, past the deadline if it must, with a warning. With a number of trials
+    (``s.reproducible``) every member is refit to the end.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     by_name = {f.name: f for f in s.families}
@@ -32,36 +41,50 @@ def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
     # The same threads per fit as the search measured with, so its reserve holds.
     workers = s.fold_workers
     threads = max(1, s.n_jobs // workers)
+    deadline = None if s.reproducible else clock.deadline
     order = sorted(members, key=lambda r: -weights[r.number])
-    kept_recs: list[TrialRecord] = []
+    refit_recs: list[TrialRecord] = []
+    bagged: list[TrialRecord] = []
     lanes = [0.0] * workers  # expected busy seconds per worker thread
+    prep_cost: dict[str, float] = {}
     for rec in order:
         cost = float(np.mean(rec.fold_seconds)) * grow
+        prep = 0.0 if rec.style in prep_cost else s._prep_seconds.get(rec.style, 0.0) * grow
         lane = int(np.argmin(lanes))
-        if kept_recs and lanes[lane] + cost > clock.left():
-            log.warning("no time left to refit %s (trial %d); dropped from the ensemble",
-                        rec.family, rec.number)
-            continue
+        fits = sum(prep_cost.values()) + prep + lanes[lane] + cost <= clock.left()
+        if deadline is not None and not fits:
+            if rec.fold_models:
+                log.warning("no time left to refit %s (trial %d) on all rows; it ships as its "
+                            "%d fold models", rec.family, rec.number, len(rec.fold_models))
+                bagged.append(rec)
+                continue
+            log.warning("no time left to refit %s (trial %d) on all rows, and its fold models "
+                        "were not kept: refitting it past the budget", rec.family, rec.number)
+        prep_cost.setdefault(rec.style, prep)
         lanes[lane] += cost
-        kept_recs.append(rec)
+        refit_recs.append(rec)
     preps: dict[str, tuple[Any, Any]] = {}
-    for style in dict.fromkeys(r.style for r in kept_recs):
+    for style in dict.fromkeys(r.style for r in refit_recs):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             prep = s._prep(style)
             preps[style] = (prep, prep.fit_transform(s.X, s.y))
 
-    def fit_member(rec: TrialRecord) -> dict[str, Any]:
+    def fit_member(rec: TrialRecord) -> dict[str, Any] | None:
         family = by_name[rec.family]
         Xt = preps[rec.style][1]
         ctx = FitContext(**{**s.ctx(rec.style).__dict__, "n_features": Xt.shape[1],
                             "n_jobs": threads})
         est = family.build(family.refit_params(dict(rec.params), rec.infos, ctx), ctx)
         y = np.log1p(s.y) if rec.target_transform == "log" else s.y
+        until = deadline if rec.fold_models else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            # Boosted members stop at the deadline with the rounds they have.
-            family.fit(est, Xt, y, ctx, deadline=clock.deadline)
+            # Boosted members stop at the deadline with the rounds they have: such a fit
+            # was not evaluated by anything, so it is not shipped (see above).
+            family.fit(est, Xt, y, ctx, deadline=until)
+        if until is not None and time.monotonic() > until:
+            return None
         member = {"family": rec.family, "trial": rec.number, "style": rec.style,
                   "estimator": est, "weight": weights[rec.number],
                   "target_transform": rec.target_transform}
@@ -71,16 +94,51 @@ def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
         return member
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        fitted = list(pool.map(fit_member, kept_recs))
+        outcomes = list(pool.map(fit_member, refit_recs))
+    fitted: list[dict[str, Any]] = []
+    model_preps = {k: v[0] for k, v in preps.items()}
+    for rec, member in zip(refit_recs, outcomes, strict=True):
+        if member is None:
+            log.warning("the refit of %s (trial %d) on all rows was cut short by the "
+                        "deadline; it ships as its %d fold models", rec.family, rec.number,
+                        len(rec.fold_models or []))
+            bagged.append(rec)
+        else:
+            fitted.append(member)
+    for rec in sorted(bagged, key=lambda r: -weights[r.number]):
+        fitted.extend(_fold_members(s, rec, weights[rec.number], model_preps))
     for member in fitted:
         _single_threaded(member["estimator"])
     total = sum(m["weight"] for m in fitted)
+    kept: dict[int, float] = {}
     for m in fitted:
         m["weight"] = m["weight"] / total
-    kept = {m["trial"]: m["weight"] for m in fitted}
-    model = Ensemble({k: v[0] for k, v in preps.items()}, fitted, s.task, classes,
-                     feature_names)
+        kept[m["trial"]] = kept.get(m["trial"], 0.0) + m["weight"]
+    # Members of a style shared by refit and bagged ones keep one order: refit first.
+    model_preps = {k: model_preps[k] for k in dict.fromkeys(m["style"] for m in fitted)}
+    model = Ensemble(model_preps, fitted, s.task, classes, feature_names)
     return model, kept
+
+
+def _fold_members(s: _Search, rec: TrialRecord, weight: float,
+                  preps: dict[str, Any]) -> list[dict[str, Any]]:
+    """``rec``'s fold models as ensemble members, each with its fold's preprocessing (under
+    the style ``"<style>#<fold>"``) and an equal part of ``weight``: on fold j's validation
+    rows, fold j's member predicts exactly the out-of-fold prediction the CV scored."""
+    assert rec.fold_models  # callers pick members that kept them
+    out = []
+    k = len(rec.fold_models)
+    for j, est in enumerate(rec.fold_models):
+        key = f"{rec.style}#{j}"
+        preps[key] = s._fold_preps[rec.style][j]
+        member = {"family": rec.family, "trial": rec.number, "style": key, "fold": j,
+                  "estimator": est, "weight": weight / k,
+                  "target_transform": rec.target_transform}
+        if s.task is Task.REGRESSION:  # the clip the search applied to this fold
+            tr = s.splits.folds[j][0]
+            member["clip"] = (float(s.y[tr].min()), float(s.y[tr].max()))
+        out.append(member)
+    return out
 
 
 def _holdout_ensemble(s: _Search, members: list[TrialRecord], weights: dict[int, float],

@@ -29,6 +29,9 @@ log = get_logger(__name__)
 # Leave this share of the budget (at least 1 s) for ensembling and bookkeeping.
 _SAFETY = 0.03
 MAX_TRIAL_SHARE = 0.4
+#: Complete trials (best first) whose fold models are kept: the ensemble's members are
+#: nearly always among them, and a member whose refit cannot finish ships as its fold models.
+KEEP_FOLD_MODELS = 10
 
 
 class _Clock:
@@ -68,6 +71,12 @@ class _Search:
         self.splits, self.clock, self.seed, self.n_jobs = splits, clock, seed, n_jobs
         self.class_weight, self.n_classes, self.on_trial = class_weight, n_classes, on_trial
         self.n_trials, self.search = n_trials, search
+        # With a number of trials the clock decides nothing: every trial and the refit run
+        # to the end, so that --seed and --trials reproduce a run at any budget.
+        self.reproducible = n_trials is not None
+        # Set when the budget ran out before any trial: one default trial runs with the
+        # run's (past) deadline, each fold stopping at its first round or chunk.
+        self.last_chance = False
         self.kinds = kinds
         self.plan = plan_columns(kinds)
         self.families = families
@@ -157,10 +166,13 @@ class _Search:
         """Seconds to keep for refitting the likely ensemble members on all rows.
 
         The best three trials stand in for the members; their fits are packed into parallel
-        lanes as ``_refit`` runs them, after the preprocessing of their styles.
+        lanes as ``_refit`` runs them, after the preprocessing of their styles. Trying every
+        family comes first: while a family that can stop at a deadline waits for its first
+        trial, only the safety margin is kept (members that then cannot be refit ship as
+        their fold models, see ``_refit``).
         """
         safety = max(1.0, _SAFETY * (self.clock.deadline - self.clock.start))
-        if not self.refits:
+        if not self.refits or self.untried(stoppable=True):
             return safety
         done = sorted((r for r in self.records if r.status == "complete"), key=lambda r: r.loss)
         grow = self.refit_grow()
@@ -172,6 +184,44 @@ class _Search:
         prep = sum(self._prep_seconds.get(st, 0.0) * grow for st in styles)
         return prep + max(lanes) + safety
 
+    def tried(self, name: str) -> bool:
+        return any(r.family == name and r.status != "skipped" for r in self.records)
+
+    def untried(self, *, stoppable: bool = False,
+                but: ModelFamily | None = None) -> list[ModelFamily]:
+        """Families fit for the problem that have had no trial yet (``stoppable``: only
+        those that can stop at a deadline, which always get their first default)."""
+        return [f for f in self.families if f is not but and not self.tried(f.name)
+                and (f.stops_at_deadline or not stoppable)
+                and f.supports(self.ctx(f.prep_style))]
+
+    def trial_deadline(self, family: ModelFamily) -> float | None:
+        """When a trial of ``family`` must stop: never past the run's deadline less the refit
+        reserve, nor past MAX_TRIAL_SHARE of the budget; and while other families wait for
+        their first trial and the estimates say not all of them fit, an equal share of what
+        is left, so that a short budget tries every family (boosted, linear and forest fits
+        stop there with what they have)."""
+        if self.reproducible:
+            return None
+        if self.last_chance:
+            return self.clock.deadline
+        now = time.monotonic()
+        end = self.clock.deadline - self.refit_reserve()
+        deadline = min(end, now + MAX_TRIAL_SHARE * (self.clock.deadline - self.clock.start))
+        untried = self.untried(but=family)
+        if untried:
+            need = self.estimate_seconds(family) + sum(self.estimate_seconds(f)
+                                                       for f in untried)
+            if need > end - now:
+                deadline = min(deadline, now + (end - now) / (1 + len(untried)))
+        return deadline
+
+    def _keep_best_fold_models(self) -> None:
+        kept = sorted((r for r in self.records if r.fold_models is not None),
+                      key=lambda r: r.loss)
+        for r in kept[KEEP_FOLD_MODELS:]:
+            r.fold_models = None
+
     # ---- trials --------------------------------------------------------------------------------
     @property
     def fold_workers(self) -> int:
@@ -181,10 +231,14 @@ class _Search:
         return max(1, min(self.n_jobs, self.splits.n_folds))
 
     def _fit_fold(self, family: ModelFamily, params: dict[str, Any], ctx: FitContext,
-                  j: int, target_transform: str | None, deadline: float
-                  ) -> tuple[np.ndarray, FitInfo, Any]:
+                  j: int, target_transform: str | None, deadline: float | None,
+                  span: float) -> tuple[np.ndarray, FitInfo, Any]:
         (tr, _va), (Xtr, Xva) = self.splits.folds[j], self._folds[family.prep_style][j]
         f0 = time.monotonic()
+        if deadline is not None:
+            # Each wave of parallel folds gets its part of the trial's time: the last folds
+            # must not start after the first ones used it all.
+            deadline = min(deadline, f0 + span)
         ytr, yva = self.y[tr], self.y[_va]
         if target_transform == "log":
             ytr, yva = np.log1p(ytr), np.log1p(yva)
@@ -214,14 +268,18 @@ class _Search:
             workers = self.fold_workers
             if workers > 1:
                 ctx = FitContext(**{**ctx.__dict__, "n_jobs": max(1, self.n_jobs // workers)})
-            # No single trial may take more than MAX_TRIAL_SHARE of the budget: boosted fits
-            # stop there with the rounds they have, so one slow family cannot starve the rest.
-            budget = self.clock.deadline - self.clock.start
-            trial_deadline = min(self.clock.deadline - self.refit_reserve(),
-                                 time.monotonic() + MAX_TRIAL_SHARE * budget)
+            # No single trial may take more than its share of the budget (trial_deadline):
+            # boosted fits stop there with the rounds they have, so one slow family cannot
+            # starve the rest.
+            trial_deadline = self.trial_deadline(family)
             oof = (np.zeros((len(self.y), self.n_classes)) if self.task is not Task.REGRESSION
                    else np.zeros(len(self.y)))
             n_folds = self.splits.n_folds
+            span = (math.inf if trial_deadline is None else
+                    (trial_deadline - time.monotonic()) / math.ceil(n_folds / workers))
+            models: list[Any] = []
+            timed = trial_deadline is not None and not self.last_chance
+            stop_at = math.inf if trial_deadline is None else trial_deadline
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 pending: dict[int, Future[tuple[np.ndarray, FitInfo, Any]]] = {}
                 submitted = 0
@@ -230,24 +288,25 @@ class _Search:
                     while submitted < n_folds and len(pending) < workers:
                         pending[submitted] = pool.submit(self._fit_fold, family, params, ctx,
                                                          submitted, target_transform,
-                                                         trial_deadline)
+                                                         trial_deadline, span)
                         submitted += 1
                     # Folds are read in order, so pruning decisions do not depend on timing.
                     pred, info, est = pending.pop(j).result()
                     if not self.refits:
                         rec.estimator = est
+                    models.append(est)
                     va = self.splits.folds[j][1]
                     rec.infos.append(info)
                     rec.fold_seconds.append(info.seconds)
                     oof[va] = pred
                     rec.fold_losses.append(self.metric.loss(self.y[va], pred))
-                    if j < n_folds - 1 and self._first_trial_too_slow(rec, j):
-                        # Without a finished trial there is no model: keep the folds done.
-                        rec.status = "partial"
-                        rec.oof, rec.covered = oof, self._covered(j)
-                        rec.loss = self.metric.loss(self.y[rec.covered], oof[rec.covered])
-                    elif time.monotonic() > trial_deadline and j < n_folds - 1:
-                        rec.status = "timeout"
+                    if timed and submitted < n_folds and time.monotonic() > stop_at:
+                        # Folds that never started: cut short. The first trial keeps its
+                        # folds (a model at a short budget); a later one is a timeout.
+                        if self._has_complete(rec):
+                            rec.status = "timeout"
+                        else:
+                            self._partial(rec, oof, j)
                     elif trial is not None and n_folds > 1:
                         trial.report(float(np.mean(rec.fold_losses)), j)
                         if trial.should_prune():
@@ -259,6 +318,9 @@ class _Search:
             if rec.status == "complete":
                 rec.oof = oof
                 rec.loss = self.metric.loss(self.y[self.mask], oof[self.mask])
+            if self.refits and rec.status in ("complete", "partial"):
+                rec.fold_models = models  # fold j's model first j+1 (a partial trial's)
+                self._keep_best_fold_models()
         except MlwrightError:
             raise
         except Exception as exc:  # a family failing on odd data must not end the search
@@ -282,14 +344,14 @@ class _Search:
             mask[va] = True
         return mask
 
-    def _first_trial_too_slow(self, rec: TrialRecord, j: int) -> bool:
-        """While no trial has finished: would finishing this one leave no time to refit?"""
-        if any(r.status == "complete" for r in self.records):
-            return False
-        per_fold = float(np.mean(rec.fold_seconds))
-        left_folds = math.ceil((self.splits.n_folds - 1 - j) / self.fold_workers)
-        refit = per_fold * 1.3 + self._prep_seconds.get(rec.style, 0.0) * 1.3
-        return time.monotonic() + left_folds * per_fold + refit > self.clock.deadline
+    def _has_complete(self, rec: TrialRecord) -> bool:
+        """Whether a trial other than ``rec`` (marked complete while it runs) finished."""
+        return any(r.status == "complete" for r in self.records if r is not rec)
+
+    def _partial(self, rec: TrialRecord, oof: np.ndarray, j: int) -> None:
+        rec.status = "partial"
+        rec.oof, rec.covered = oof, self._covered(j)
+        rec.loss = self.metric.loss(self.y[rec.covered], oof[rec.covered])
 
     def _predict(self, est: Any, X: Any, target_transform: str | None) -> np.ndarray:
         if self.task is Task.REGRESSION:

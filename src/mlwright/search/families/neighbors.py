@@ -14,6 +14,7 @@ class KNNFamily(ModelFamily):
     prep_style = "linear"
     relative_cost = 0.5
     priority = 90
+    stops_at_deadline = False
 
     def supports(self, ctx: FitContext) -> bool:
         # Distances lose meaning in wide or sparse spaces and prediction cost grows with rows.

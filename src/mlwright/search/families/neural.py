@@ -14,6 +14,7 @@ class MLPFamily(ModelFamily):
     prep_style = "linear"
     relative_cost = 3.0
     priority = 70
+    stops_at_deadline = False
 
     def supports(self, ctx: FitContext) -> bool:
         # scikit-learn's MLP cannot be stopped mid-fit and crawls on wide sparse input
