@@ -195,7 +195,9 @@ def train(
     result = state["result"]
     folder = result.save(out)
     console.print(_board_table(result.leaderboard, result.metric))
-    members = ", ".join(f"{m['family']} {m['weight']:.0%}" for m in result.model.describe())
+    members = ", ".join(f"{m['family']} {m['weight']:.0%}"
+                        + (f" ({m['folds']} fold models)" if "folds" in m else "")
+                        for m in result.model.describe())
     console.print(
         f"\n[bold]{result.task.value}[/] on [bold]{target}[/]: CV {result.metric} "
         f"[bold]{result.cv_score:.5g}[/] (folds: "

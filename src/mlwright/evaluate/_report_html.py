@@ -229,7 +229,9 @@ def model_card(ev: Evaluation) -> str:
                    + ".")
     out += ["", "## Model", ""]
     out.append("Weighted ensemble: " + ", ".join(
-        f"{m['family']} (trial {m['trial']}, weight {m['weight']:.0%})" for m in ev.members)
+        f"{m['family']} (trial {m['trial']}, weight {m['weight']:.0%}"
+        + (f", its {m['folds']} fold models: no time to refit it on all rows)" if "folds" in m
+           else ")") for m in ev.members)
         + "." if ev.members else "Single model.")
     if ev.threshold is not None:
         out.append(f"Decision threshold on P({ev.classes[1] if ev.classes else 1}): "

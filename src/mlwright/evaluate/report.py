@@ -168,8 +168,10 @@ def _training_rows(result: TrainResult,
 
 def _members(model: Any) -> list[dict[str, Any]]:
     try:
+        # "folds": a member shipped as its fold models, its refit not finishing in time.
         return [{"family": m["family"], "weight": round(float(m["weight"]), 4),
-                 "trial": int(m["trial"])} for m in model.describe()]
+                 "trial": int(m["trial"]), **({"folds": int(m["folds"])} if "folds" in m
+                                              else {})} for m in model.describe()]
     except (AttributeError, KeyError, TypeError):
         return []
 

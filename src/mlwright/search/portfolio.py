@@ -50,6 +50,11 @@ def _portfolio(search: _Search) -> list[tuple[ModelFamily, dict[str, Any], str |
     return [(f, c, tf) for _, _, f, c, tf in items]
 
 
+def _overrun(s: _Search) -> float:
+    """How far past the budget a first trial at its smallest may still start."""
+    return 0.05 * (s.clock.deadline - s.clock.start) + 2.0
+
+
 def _search_loop(s: _Search, study: Any, zoo: list[ModelFamily], *,
                  first_number: int = 0) -> None:
     import optuna
@@ -65,9 +70,20 @@ def _search_loop(s: _Search, study: Any, zoo: list[ModelFamily], *,
     seen = {config_key(r.family, r.params, r.target_transform) for r in s.records
             if r.status != "skipped"}
     duplicates = 0
+    smallest = False  # time is up: only first defaults, at their smallest
     while s.n_trials is None or number < s.n_trials:
         left = s.clock.left() - s.refit_reserve()
         if left <= 0 and timed:
+            # Time is up. Each family that can stop at a deadline and has had no trial still
+            # gets its first default, at its smallest (the run's deadline has passed, so each
+            # fold stops at its first round or chunk), while the run stays well inside the
+            # acceptance bound of budget x 1.05 + 5 s; nothing else runs.
+            firsts: dict[str, tuple[ModelFamily, dict[str, Any], str | None]] = {}
+            for item in portfolio:
+                if item[0].stops_at_deadline and not s.tried(item[0].name):
+                    firsts.setdefault(item[0].name, item)
+            portfolio, timed, s.last_chance, smallest = list(firsts.values()), False, True, True
+        if smallest and (not portfolio or s.clock.left() < -_overrun(s)):
             break
         if portfolio:
             family, config, tf = portfolio.pop(0)

@@ -278,7 +278,10 @@ class _Search:
             span = (math.inf if trial_deadline is None else
                     (trial_deadline - time.monotonic()) / math.ceil(n_folds / workers))
             models: list[Any] = []
-            timed = trial_deadline is not None and not self.last_chance
+            # A family's first trial is never a timeout: folds that start after its deadline
+            # stop at their first round, so every family gets a model it can be judged by.
+            first = not any(r.family == family.name for r in self.records if r is not rec)
+            timed = trial_deadline is not None and not self.last_chance and not first
             stop_at = math.inf if trial_deadline is None else trial_deadline
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 pending: dict[int, Future[tuple[np.ndarray, FitInfo, Any]]] = {}

@@ -61,7 +61,8 @@ class _Forest(ModelFamily):
         # Batches a multiple of the threads, so that no thread idles within one.
         threads = max(1, int(estimator.n_jobs or 1))
         step = max(threads, -(-total // BATCHES // threads) * threads)
-        grown = min(step, total)
+        # Past the deadline already: one tree per thread, the smallest forest there is.
+        grown = min(threads if time.monotonic() >= deadline else step, total)
         estimator.set_params(warm_start=True, n_estimators=grown)
         try:
             estimator.fit(X, y)

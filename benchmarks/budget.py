@@ -1,0 +1,152 @@
+"""Short budgets on the public suite (issue 15): does `mlwright train` hold its budget, try
+every allowed family, and ship a model whose test score lands inside the CV's range?
+
+    python benchmarks/budget.py                  # every tabular dataset, quiet machine
+    python benchmarks/budget.py --busy           # the same with a second training running
+    python benchmarks/budget.py --datasets telco_churn --runs 5   # a smoke run
+
+Each run is one `mlwright train TRAIN --target T --budget B [--families F] --test TEST
+--no-register` process on the protocol's split (benchmarks/automl.py: 75/25,
+random_state=0). Runs: `--budget 5`, `--budget 15 --families lightgbm,catboost` and
+`--budget 30`. "train s" is what the budget covers (reading the table, search, ensembling,
+refit: the `Time:` line); "command s" adds Python's start, the report and the honesty check.
+The bound is budget x 1.05 + 5 s on train s. `--busy` starts a second training (the same
+table, a long budget) before each run and stops it after, so that the 2 cores are shared.
+Prints a table; writes benchmarks/results/budget[-busy].json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from automl import prepare
+from mlwright.datasets import suite_names
+from mlwright.search._base import registered_families
+
+HERE = Path(__file__).resolve().parent
+RUNS: list[tuple[float, str | None]] = [(5, None), (15, "lightgbm,catboost"), (30, None)]
+
+
+def bound(budget: float) -> float:
+    return budget * 1.05 + 5.0
+
+
+def _busy(split: Path, target: str) -> subprocess.Popen[bytes]:
+    """A second training on the same table, long enough to outlast the measured one."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlwright", "train", str(split / "train.parquet"), "--target",
+         target, "--budget", "600", "--no-register", "--out",
+         tempfile.mkdtemp(prefix="budget-busy-")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)  # its own session: the training and nothing else
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def run_one(split: Path, meta: dict, budget: float, families: str | None,
+            busy: bool) -> dict:
+    out = Path(tempfile.mkdtemp(prefix="budget-run-"))
+    cmd = [sys.executable, "-m", "mlwright", "train", str(split / "train.parquet"),
+           "--target", meta["target"], "--budget", f"{budget:g}", "--test",
+           str(split / "test.parquet"), "--no-register", "--out", str(out)]
+    if families:
+        cmd += ["--families", families]
+    loader = _busy(split, meta["target"]) if busy else None
+    try:
+        if loader is not None:
+            time.sleep(5)  # past its imports: the cores are shared from the first trial
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=budget * 4 + 300)
+        command_s = time.perf_counter() - t0
+    finally:
+        if loader is not None:
+            _stop(loader)
+    row: dict = {"dataset": meta["name"], "budget": budget, "families": families or "all",
+                 "busy": busy, "command_s": round(command_s, 2), "bound_s": bound(budget)}
+    if proc.returncode != 0:
+        row["error"] = (proc.stderr or proc.stdout)[-1500:]
+        return row
+    metrics = json.loads((out / "metrics.json").read_text())
+    board = pd.read_csv(out / "leaderboard.csv")
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    allowed = families.split(",") if families else list(registered_families())
+    tried = sorted(set(board.loc[board["status"] != "skipped", "family"]))
+    honesty = evaluation["honesty"][0]
+    row.update({
+        "train_s": round(metrics["timings"]["total"], 2),
+        "within": metrics["timings"]["total"] <= bound(budget),
+        "tried": tried, "not_tried": [f for f in allowed if f not in tried],
+        "trials": len(board), "metric": honesty["metric"],
+        "cv_low": honesty["interval"]["low"], "cv_high": honesty["interval"]["high"],
+        "test": honesty["test_score"], "inside": honesty["inside"],
+        "shipped": [f"{m['family']}" + (f"x{m['folds']}" if "folds" in m else "")
+                    for m in evaluation.get("members", [])],
+    })
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| dataset | run | busy | train s | bound | ok | command s | families tried | "
+            "not tried | CV range | test | inside |")
+    lines = [head, "|" + "---|" * 12]
+    for r in rows:
+        run = f"{r['budget']:g} s" + ("" if r["families"] == "all" else f" {r['families']}")
+        if "error" in r:
+            lines.append(f"| {r['dataset']} | {run} | {r['busy']} | error | | | "
+                         f"{r['command_s']:.1f} | | | | | |")
+            continue
+        lines.append(
+            f"| {r['dataset']} | {run} | {'yes' if r['busy'] else 'no'} | "
+            f"{r['train_s']:.1f} | {r['bound_s']:.2f} | {'yes' if r['within'] else 'NO'} | "
+            f"{r['command_s']:.1f} | {len(r['tried'])}: {','.join(r['tried'])} | "
+            f"{','.join(r['not_tried']) or '-'} | {r['metric']} [{r['cv_low']:.4g}, "
+            f"{r['cv_high']:.4g}] | {r['test']:.4g} | "
+            f"{'inside' if r['inside'] else 'OUTSIDE' if r['inside'] is False else '?'} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default=",".join(suite_names(tabular_only=True)))
+    parser.add_argument("--busy", action="store_true",
+                        help="run a second training on the same cores during each run")
+    parser.add_argument("--runs", type=int, default=len(RUNS),
+                        help="only the first N of: 5 s; 15 s lightgbm,catboost; 30 s")
+    parser.add_argument("--out", default=str(HERE / "results"))
+    args = parser.parse_args()
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="budget-splits-") as tmp:
+        for name in args.datasets.split(","):
+            split = Path(tmp) / name
+            meta = prepare(name, split)
+            for budget, families in RUNS[: args.runs]:
+                row = run_one(split, meta, budget, families, args.busy)
+                rows.append(row)
+                print(table([row]).splitlines()[-1], flush=True)
+    print()
+    print(table(rows))
+    out = Path(args.out) / f"budget{'-busy' if args.busy else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2, default=str))
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
