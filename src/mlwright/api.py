@@ -49,7 +49,8 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
         metric: "auto" / None (ROC AUC, log loss, RMSE by task) or a metric name.
         task: "auto" / None, "binary", "multiclass" or "regression".
         seed: the random seed of every split, sampler and model.
-        n_trials: stop after this many trials; with ``seed``, runs are reproducible.
+        n_trials: run this many trials, each (and the refit) to the end whatever the
+            budget; with ``seed``, runs are reproducible at any budget.
         search: "bayes" (Optuna TPE), "random" or "grid".
         families: restrict the model zoo (e.g. ["lightgbm", "linear"]).
         cv: "auto", a number of folds, or "holdout".

@@ -102,7 +102,8 @@ def train(
                                              "(inferred by default).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed of splits, sampler and models.")] = 0,
     trials: Annotated[int | None, typer.Option("--trials", min=1,
-                                               help="Stop after N trials (reproducible).")
+                                               help="Run N trials, each to the end whatever the "
+                                               "budget (reproducible with --seed).")
                       ] = None,
     search: Annotated[str, typer.Option(help="bayes (Optuna TPE), random or grid.")
                       ] = "bayes",
