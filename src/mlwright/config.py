@@ -89,6 +89,20 @@ class ServeConfig(_Section):
     max_batch: int = Field(1024, ge=1, description="rows gathered into one model call")
     max_wait_ms: float = Field(2.0, ge=0, description="longest wait to fill a micro-batch")
     max_body_mb: float = Field(10.0, gt=0, description="larger request bodies get 413")
+    # Bounded work per request (issue 16): what one request may cost the others.
+    max_records: int = Field(
+        10_000, ge=1, description="records per JSON request; more get 413 (upload a table "
+        "to /v1/predict/batch instead)")
+    max_upload_rows: int = Field(
+        1_000_000, ge=1, description="rows per /v1/predict/batch upload; more get 413")
+    request_timeout_s: float = Field(
+        30.0, gt=0, description="a request not answered by then gets 503 (a streamed "
+        "answer, once started, is not cut)")
+    body_timeout_s: float = Field(
+        20.0, gt=0, description="a request body not fully received by then gets 408")
+    shutdown_grace_s: float = Field(
+        30.0, ge=0, description="on SIGTERM, in-flight requests get this long to finish "
+        "(then they are cancelled); the prediction log is flushed either way")
     require_api_key: bool | None = Field(
         None, description="default: required whenever host is not loopback")
     cors_origins: list[str] = Field(default_factory=list, description="CORS is off when empty")

@@ -19,6 +19,7 @@ from mlwright.serve.middleware import (
     MIDDLEWARE,
     ApiKeyMiddleware,
     BodyLimitMiddleware,
+    DeadlineMiddleware,
     ErrorsMiddleware,
     MetricsMiddleware,
     RateLimitMiddleware,
@@ -45,7 +46,8 @@ def test_every_route_is_mounted_once(run_a: Path, tmp_path: Path) -> None:
 
 
 def test_middleware_order(run_a: Path, tmp_path: Path) -> None:
-    assert (MetricsMiddleware, ErrorsMiddleware, ApiKeyMiddleware, RateLimitMiddleware,
+    assert (MetricsMiddleware, ErrorsMiddleware, DeadlineMiddleware, ApiKeyMiddleware,
+            RateLimitMiddleware,
             BodyLimitMiddleware) == MIDDLEWARE
     db = f"sqlite:///{tmp_path / 'log.db'}"
     app = create_app(str(run_a), database_url=db)

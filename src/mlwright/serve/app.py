@@ -133,7 +133,9 @@ def run_server(model: str, *, challenger: str | None = None, config: ServeConfig
     workers = workers or config.workers
     options: dict[str, Any] = {"host": host, "port": port, "access_log": False,
                                "log_level": "warning", "loop": "auto", "http": "auto",
-                               "timeout_graceful_shutdown": 30}
+                               # SIGTERM: in-flight requests get this long, then the
+                               # lifespan's shutdown flushes the prediction log.
+                               "timeout_graceful_shutdown": config.shutdown_grace_s}
     if workers > 1:
         # Each worker process builds its own app from this spec (uvicorn needs an import path).
         os.environ["MLWRIGHT_SERVE_SPEC"] = orjson.dumps({

@@ -27,7 +27,10 @@ log = get_logger(__name__)
 
 
 def _json(value: Any) -> str:
-    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError as exc:  # nested deeper than orjson writes (a hostile refused record)
+        return orjson.dumps({"not_logged": f"{type(value).__name__}: {exc}"}).decode()
 
 
 PREDICTION_COLUMNS = ("request_id", "row", "ts", "model", "version", "role", "key", "inputs",
@@ -191,7 +194,14 @@ class LogWriter:
         pred_rows: list[tuple[Any, ...]] = []
         fb_rows: list[tuple[Any, ...]] = []
         for entry in batch:
-            (pred_rows if isinstance(entry, PredictionEntry) else fb_rows).extend(entry.values())
+            try:
+                rows = entry.values()
+            except Exception:  # one bad entry must not stop the writer (nor lose the rest)
+                self.failed += len(entry.records if isinstance(entry, PredictionEntry)
+                                   else entry.items)
+                log.exception("could not encode a log entry")
+                continue
+            (pred_rows if isinstance(entry, PredictionEntry) else fb_rows).extend(rows)
         awaited = [e for e in batch if isinstance(e, FeedbackEntry) and e.done is not None]
         for attempt in range(3):
             try:

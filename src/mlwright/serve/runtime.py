@@ -293,29 +293,37 @@ class MicroBatcher:
 
     async def _dispatch(self, batch: list[_Pending], rows: int) -> None:
         assert self._idle is not None
-        self._idle.clear()
+        idle = self._idle
+        idle.clear()
         self._arrived_at_start = self.arrived
+        call: asyncio.Future[Any] | None = None
         try:
-            await self._predict(batch, rows)
-        finally:
-            self._idle.set()
-
-    async def _predict(self, batch: list[_Pending], rows: int) -> None:
-        active = self.slot.active
-        if active is None:
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(ServingError(
-                        f"No {self.slot.role} model is loaded."))
-            return
-        records = batch[0].records if len(batch) == 1 else [
-            r for item in batch for r in item.records]
-        if self.on_batch is not None:
-            self.on_batch(rows)
-        try:
+            active = self.slot.active
+            if active is None:
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(ServingError(
+                            f"No {self.slot.role} model is loaded."))
+                return
+            records = batch[0].records if len(batch) == 1 else [
+                r for item in batch for r in item.records]
+            if self.on_batch is not None:
+                self.on_batch(rows)
             started = time.perf_counter()
-            preds, proba = await asyncio.get_running_loop().run_in_executor(
+            call = asyncio.get_running_loop().run_in_executor(
                 self.executor, active.predict, records)
+            # The model thread is free when the call ends, not when its caller stops
+            # waiting (a request cancelled by its time limit): no second call overlaps it.
+            call.add_done_callback(lambda _: idle.set())
+            await self._predict(batch, rows, active, call, started)
+        finally:
+            if call is None:
+                idle.set()
+
+    async def _predict(self, batch: list[_Pending], rows: int, active: Active,
+                       call: asyncio.Future[Any], started: float) -> None:
+        try:
+            preds, proba = await asyncio.shield(call)
             self._timed(active, rows, time.perf_counter() - started)
         except Exception as exc:  # the model failed: every waiting request gets the error
             log.exception("%s model %s failed on a batch of %d rows", self.slot.role,

@@ -96,6 +96,8 @@ class ServerState:
                                            initializer=one_thread_kernels)
         self.heavy = ThreadPoolExecutor(1, thread_name_prefix="mlwright-batch",
                                         initializer=one_thread_kernels)
+        # Large JSON requests are validated here, one at a time, off the event loop.
+        self.validating = ThreadPoolExecutor(1, thread_name_prefix="mlwright-validate")
         wait = config.max_wait_ms / 1000
         self.batchers = {
             slot.role: MicroBatcher(slot, self.executor, max_batch=config.max_batch,
@@ -154,6 +156,7 @@ class ServerState:
         await self.log.close()
         self.executor.shutdown(wait=True)
         self.heavy.shutdown(wait=True)
+        self.validating.shutdown(wait=True)
 
     async def _refresh_keys(self) -> None:
         loop = asyncio.get_running_loop()

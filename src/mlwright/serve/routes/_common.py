@@ -4,6 +4,7 @@ refused records."""
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,8 @@ from mlwright.serve.records import Issue
 if TYPE_CHECKING:
     from mlwright.serve.state import ServerState
 
-__all__ = ["JSON_OBJECT", "MAX_SHOWN_ISSUES", "BadRequest", "body_schema", "error_body",
+__all__ = ["JSON_OBJECT", "MAX_SHOWN_ISSUES", "BadRequest", "body_schema", "count_containers",
+           "error_body",
            "issue_map", "json_response", "log_rejected", "read_json", "request_id",
            "responses", "server_of"]
 
@@ -68,10 +70,37 @@ def issue_map(warnings: list[Issue]) -> dict[int, list[dict[str, Any]]] | None:
     return out
 
 
-async def read_json(request: Request) -> Any:
+# A JSON string (escapes included): removed before counting braces, which it may hold.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def count_containers(body: bytes, at_most: int) -> int:
+    """The JSON objects and arrays of ``body``, counted without parsing it; any count up to
+    ``at_most`` may include braces inside strings (only a count over it is made exact)."""
+    quick = body.count(b"{") + body.count(b"[")
+    if quick <= at_most:
+        return quick
+    bare = _JSON_STRING.sub(b"", body)
+    return bare.count(b"{") + bare.count(b"[")
+
+
+async def read_json(request: Request, *, max_records: int | None = None,
+                    max_containers: int = 0) -> Any:
+    """The request's JSON body. With ``max_records``, a body of more than ``max_containers``
+    objects and arrays is refused (413) before parsing: parsing millions of tiny objects
+    holds the interpreter for a second, whatever thread does it."""
     body = await request.body()
     if not body:
         raise BadRequest(400, "The request body is empty; expected JSON.")
+    if max_records is not None and len(body) > 2 * max_containers:  # "{}" is 2 bytes
+        found = count_containers(body, max_containers)
+        if found > max_containers:
+            raise BadRequest(413, (
+                f"The request holds {found:,} JSON objects and arrays, more than the "
+                f"{max_containers:,} of a request within the limit of {max_records:,} "
+                f"records (serve.max_records: one object per record, values not nested). "
+                f"Send at most {max_records:,} records per request, or upload a table to "
+                f"/v1/predict/batch."))
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -102,17 +131,18 @@ async def log_rejected(server: ServerState, request_id: str, ts: float, records:
 
 def responses(ok: dict[str, Any], *codes: int) -> dict[int | str, dict[str, Any]]:
     """The documented answers of an operation: 200 with ``ok``, the error ``codes``, and
-    the 401 / 403 / 413 / 429 every operation may get from the middleware."""
+    the 401 / 403 / 408 / 413 / 429 / 503 every operation may get from the middleware."""
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     described = {400: "Malformed JSON or an unreadable upload", 401: "No valid API key",
                  403: "The API key lacks the scope this route needs",
-                 413: "Request body over the size limit",
+                 408: "Request body not received in time",
+                 413: "Request body over the size limit, or too many records",
                  429: "Over the API key's rate limit (see Retry-After)",
                  415: "Unsupported content type", 422: "Input breaks the data contract",
                  500: "Internal error", 501: "Not available in this installation",
-                 503: "No model available for this request"}
+                 503: "No model available, or not answered within the time limit"}
     out: dict[int | str, dict[str, Any]] = {200: {"description": "OK", "content": ok}}
-    for code in (*codes, 401, 403, 413, 429):
+    for code in (*codes, 401, 403, 408, 413, 429, 503):
         out[code] = {"description": described[code], "content": error}
     return out
 

@@ -63,7 +63,7 @@ def _repeated_names(body: bytes, encoding: str, delimiter: str) -> list[str]:
                  "application/vnd.apache.parquet": {"schema": {"type": "string",
                                                                "format": "binary"}}}}},
              responses=responses({"text/csv": {"schema": {"type": "string"}}},
-                                 400, 415, 422, 503))
+                                 400, 413, 415, 422, 503))
 async def predict_batch(request: Request) -> Response:
     import pandas as pd
 
@@ -110,6 +110,13 @@ async def predict_batch(request: Request) -> Response:
                                         f"{str(exc)[:300]}"), 400)
     if frame.empty:
         return json_response(error_body("The upload holds no rows."), 422)
+    limit = server.config.max_upload_rows
+    if len(frame) > limit:
+        metrics.errors.labels("/v1/predict/batch", "too_large").inc()
+        return json_response(error_body(
+            f"The upload holds {len(frame):,} rows; the limit is {limit:,} per upload "
+            f"(serve.max_upload_rows). Split the table into uploads of at most {limit:,} "
+            f"rows."), 413, {"x-request-id": rid})
     if repeated:
         # pandas would read them as x and x.1: an "extra" column and, often, a missing one.
         metrics.errors.labels("/v1/predict/batch", "contract").inc()
@@ -153,15 +160,17 @@ async def predict_batch(request: Request) -> Response:
             if proba is not None and classes:
                 for j, c in enumerate(classes):
                     out[f"proba_{c}"] = [p[j] for p in proba]
-            yield out.to_csv(index=False, header=False).encode()
             metrics.predictions.labels(active.name, active.version, "champion").inc(
                 len(chunk))
             issues = {i - start: by_row[i] for i in range(start, start + len(chunk))
                       if i in by_row}
+            # Logged before it is sent: a row the client got is in the log, even when a
+            # shutdown's grace period ends the stream after it.
             await server.log.put(PredictionEntry(
                 rid, ts, active.name, active.version, "champion", chunk, None,
                 preds, proba, (time.perf_counter() - started) * 1000, 200,
                 issues or None, first_row=start))
+            yield out.to_csv(index=False, header=False).encode()
 
     # The warnings (unknown categories, out of range) travel in headers: the body is
     # the prediction table. Each one is in the prediction log, by row.

@@ -31,17 +31,29 @@ from mlwright.serve.routes._common import (
 if TYPE_CHECKING:
     from mlwright.serve.state import ServerState
 
-__all__ = ["records_of", "router"]
+__all__ = ["THREAD_FROM", "records_of", "router", "too_many"]
 
 log = get_logger(__name__)
 
 router = APIRouter()
 
 
+# From this many records on, a request is validated on a worker thread: the event loop
+# keeps answering others meanwhile (a few ms of validation inline cost less than the hop).
+THREAD_FROM = 256
+
+
+def too_many(records: int, limit: int) -> BadRequest:
+    return BadRequest(413, f"The request holds {records:,} records; the limit is {limit:,} "
+                      f"per request (serve.max_records). Send them in requests of at most "
+                      f"{limit:,} records, or upload a table to /v1/predict/batch.")
+
+
 def records_of(server: ServerState, payload: Any
                ) -> tuple[list[Any], list[str | None] | None]:
     """The records of a predict body, and the caller's keys if given."""
     features = server.validator.names
+    limit = server.config.max_records
     keys: Any = None
     if isinstance(payload, list):
         records = payload
@@ -58,6 +70,8 @@ def records_of(server: ServerState, payload: Any
         if len(lengths) > 1:
             raise BadRequest(422, f"Every list in 'columns' must have the same length; "
                              f"got lengths {sorted(lengths)}.")
+        if lengths and max(lengths) > limit:
+            raise too_many(max(lengths), limit)
         names = list(columns)
         records = [dict(zip(names, values, strict=True))
                    for values in zip(*columns.values(), strict=True)]
@@ -69,6 +83,8 @@ def records_of(server: ServerState, payload: Any
                          f"{type(payload).__name__}.")
     if not records:
         raise BadRequest(422, "The request holds no records.")
+    if len(records) > limit:
+        raise too_many(len(records), limit)
     if keys is not None:
         if not isinstance(keys, list) or len(keys) != len(records) or not all(
                 isinstance(k, str | int) and not isinstance(k, bool) for k in keys):
@@ -111,7 +127,7 @@ async def _shadow_predict(server: ServerState, records: list[dict[str, Any]],
 @router.post("/v1/predict", summary="Predict for one record, a list, or columns",
              openapi_extra=body_schema("PredictRequest"),
              responses=responses({"application/json": {"schema": {
-                 "$ref": "#/components/schemas/PredictResponse"}}}, 400, 422, 503))
+                 "$ref": "#/components/schemas/PredictResponse"}}}, 400, 413, 422, 503))
 async def predict(request: Request) -> Response:
     started = time.perf_counter()
     ts = time.time()
@@ -119,14 +135,25 @@ async def predict(request: Request) -> Response:
     server = server_of(request)
     metrics = server.metrics
     server.arriving(1)
+    counted = True  # in the batchers' count of requests on their way
     try:
         try:
-            payload = await read_json(request)
+            limit = server.config.max_records
+            payload = await read_json(request, max_records=limit,
+                                      max_containers=limit + len(server.validator.names) + 16)
             records, keys = records_of(server, payload)
         except BadRequest as exc:
-            metrics.errors.labels("/v1/predict", "bad_request").inc()
+            metrics.errors.labels("/v1/predict", "too_large" if exc.status == 413
+                                  else "bad_request").inc()
             return json_response(error_body(exc.detail), exc.status, {"x-request-id": rid})
-        clean, warnings, errors = server.validator.validate(records)
+        if len(records) < THREAD_FROM:
+            clean, warnings, errors = server.validator.validate(records)
+        else:
+            # Not on its way to a batcher for a while: lone requests need not wait for it.
+            server.arriving(-1)
+            counted = False
+            clean, warnings, errors = await asyncio.get_running_loop().run_in_executor(
+                server.validating, server.validator.validate, records)
         if errors:
             metrics.errors.labels("/v1/predict", "contract").inc()
             await log_rejected(server, rid, ts, records, keys, errors, started)
@@ -138,7 +165,8 @@ async def predict(request: Request) -> Response:
                          and server.router.to_challenger(sticky or rid))
         role = "challenger" if to_challenger else "champion"
     finally:
-        server.arriving(-1)
+        if counted:
+            server.arriving(-1)
     metrics.request_rows.observe(len(clean))
     try:
         active, preds, proba = await server.batchers[role].submit(clean)
