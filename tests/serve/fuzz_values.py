@@ -87,3 +87,38 @@ def json_ready(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
+
+
+@st.composite
+def requests(draw: st.DrawFn, rows: list[dict[str, Any]], names: list[str]
+             ) -> list[dict[str, Any]]:
+    """Real rows with up to three fields fuzzed: each field's values are drawn from a small
+    pool, so that a request repeats values (the column-wise path checks each distinct
+    value once, and 1 == True == 1.0 share a key there)."""
+    n = draw(st.sampled_from([1, 3, 8, 12]))
+    fuzzed = draw(st.lists(st.sampled_from(names), min_size=1, max_size=3, unique=True))
+    pools = {name: draw(st.lists(VALUES, min_size=1, max_size=3)) for name in fuzzed}
+    start = draw(st.integers(0, len(rows) - n))
+    out = []
+    for row in rows[start:start + n]:
+        record = dict(row)
+        for name, pool in pools.items():
+            record[name] = draw(st.sampled_from(pool))
+        out.append(record)
+    return out
+
+
+def damaged_parquet() -> bytes:
+    """A Parquet file whose string column holds bytes that are not UTF-8 (a damaged file:
+    the reader's metadata checks pass, the text does not decode)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"contract": ["Month-to-month"] * 4, "tenure": [1, 2, 3, 4]}),
+                   sink, compression="none", use_dictionary=False, write_statistics=False)
+    body = sink.getvalue()
+    at = body.index(b"Month")
+    return body[:at] + b"\xff\xfe" + body[at + 2:]

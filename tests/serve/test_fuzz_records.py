@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from fuzz_values import DEEP, QUICK, VALUES, contracts, with_dates
+from fuzz_values import DEEP, QUICK, contracts, requests, with_dates
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -129,25 +129,6 @@ _POLICY_OF = {"unknown_category": "on_unknown", "out_of_range": "on_out_of_range
               "missing_value": "on_missing"}
 
 
-@st.composite
-def requests(draw: st.DrawFn, rows: list[dict[str, Any]], names: list[str]
-             ) -> list[dict[str, Any]]:
-    """Real rows with up to three fields fuzzed: each field's values are drawn from a small
-    pool, so that a request repeats values (the column-wise path checks each distinct
-    value once, and 1 == True == 1.0 share a key there)."""
-    n = draw(st.sampled_from([1, 3, 8, 12]))
-    fuzzed = draw(st.lists(st.sampled_from(names), min_size=1, max_size=3, unique=True))
-    pools = {name: draw(st.lists(VALUES, min_size=1, max_size=3)) for name in fuzzed}
-    start = draw(st.integers(0, len(rows) - n))
-    out = []
-    for row in rows[start:start + n]:
-        record = dict(row)
-        for name, pool in pools.items():
-            record[name] = draw(st.sampled_from(pool))
-        out.append(record)
-    return out
-
-
 def _property(by_policy: dict[str, Contract], rows: list[dict[str, Any]]) -> Any:
     names = by_policy["default"].feature_names
 
@@ -206,8 +187,9 @@ def test_a_date_column_refuses_other_types_as_type_errors(by_policy: dict[str, C
 def test_an_int_beyond_a_double_among_floats(by_policy: dict[str, Contract],
                                              rows: list[dict[str, Any]]) -> None:
     """The column-wise path summed a number column to test it at once: an int beyond a
-    double among floats raised OverflowError out of the validator (a 500 had it come
-    through a route); now it is out of range, as the reference says."""
+    double among floats raised OverflowError out of the validator; and an int beyond a
+    double reached the model, whose float conversion failed (a CSV upload's 200 with no
+    rows). Now it is ±inf, out of range, as the reference says."""
     values = [10**400, 20.5, -(10**400), 30.25, 20.5, 20.5, 40.0, 50.0, 10**400]
     records = [{**row, "monthly_charges": v} for row, v in zip(rows, values, strict=False)]
     for n in (1, 9):
@@ -215,6 +197,13 @@ def test_an_int_beyond_a_double_among_floats(by_policy: dict[str, Contract],
     _, _, warnings = _reference(by_policy["default"], records)
     assert {(i, c) for i, c, rule in warnings if rule == "out_of_range"} == {
         (0, "monthly_charges"), (2, "monthly_charges"), (8, "monthly_charges")}
+    # The model gets ±inf (as for the digits written as text), never an int it cannot read,
+    # with a range to check or without one (the ignore policy).
+    for policy in ("default", "ignore"):
+        for n in (1, 9):
+            clean, _, errors = RecordValidator(by_policy[policy]).validate(records[:n])
+            assert not errors and clean[0]["monthly_charges"] == math.inf
+            assert n == 1 or clean[2]["monthly_charges"] == -math.inf
 
 
 def test_text_and_numbers_in_a_string_column_are_read_alike() -> None:

@@ -29,8 +29,13 @@ log = get_logger(__name__)
 def _json(value: Any) -> str:
     try:
         return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-    except TypeError as exc:  # nested deeper than orjson writes (a hostile refused record)
-        return orjson.dumps({"not_logged": f"{type(value).__name__}: {exc}"}).decode()
+    except TypeError as exc:  # nested deeper than orjson writes (a hostile refused record),
+        import json  # or an int beyond 64 bits (a CSV upload's digits), which json writes
+
+        try:
+            return json.dumps(value, default=str)
+        except (RecursionError, TypeError, ValueError):
+            return orjson.dumps({"not_logged": f"{type(value).__name__}: {exc}"}).decode()
 
 
 PREDICTION_COLUMNS = ("request_id", "row", "ts", "model", "version", "role", "key", "inputs",

@@ -16,6 +16,7 @@ or mode in its place, ``ignore`` nothing).
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -27,6 +28,7 @@ from mlwright.data.contract import ColumnSpec, Contract, LogicalType, Policy, ru
 __all__ = ["Errors", "Issue", "RecordError", "RecordValidator"]
 
 _MAX_SHOWN = 8
+_DOUBLE = sys.float_info.max  # a number column's values lie within ±_DOUBLE (or are ±inf)
 _MISSING = object()  # a field absent from the record (not the same as null)
 
 
@@ -207,14 +209,16 @@ class _Column:
         """A cheap test of values that ``check`` would return unchanged with no issue (the
         common case), or None when every value needs ``check`` (dates are parsed)."""
         allowed, lo, hi = self.allowed, self.lo, self.hi
+        if lo is None:  # no range to keep: a double's (an int beyond it is read as ±inf)
+            lo, hi = -sys.float_info.max, sys.float_info.max
         if self.dtype is LogicalType.FLOAT:
             def number(v: Any) -> bool:
                 return (type(v) is float or type(v) is int) and v - v == 0 and (
-                    lo is None or lo <= v <= hi) and (allowed is None or v in allowed)
+                    lo <= v <= hi) and (allowed is None or v in allowed)
             return number
         if self.dtype is LogicalType.INTEGER:  # floats may need a not-integer warning
             def integer(v: Any) -> bool:
-                return type(v) is int and (lo is None or lo <= v <= hi) and (
+                return type(v) is int and lo <= v <= hi and (
                     allowed is None or v in allowed)
             return integer
         if self.dtype is LogicalType.STRING:
@@ -241,8 +245,9 @@ class _Column:
             kinds = set(map(type, values))
             if self.dtype is LogicalType.FLOAT or self.dtype is LogicalType.INTEGER:
                 numbers = {float, int} if self.dtype is LogicalType.FLOAT else {int}
+                lo, hi = (-_DOUBLE, _DOUBLE) if self.lo is None else (self.lo, self.hi)
                 if kinds <= numbers and math.isfinite(sum(values)) and (
-                        self.lo is None or (self.lo <= min(values) and max(values) <= self.hi)
+                        lo <= min(values) and max(values) <= hi
                 ) and (self.allowed is None or self.allowed.issuperset(values)):
                     return []
             elif kinds <= {str, bool, int, float}:  # few distinct values: check each once

@@ -33,10 +33,13 @@ an optional zone ``Z``/``±HH``/``±HHMM``/``±HH:MM``. Values are compared in U
 without a zone is taken to be UTC. Other spellings (``08/11/2016``: 8 November or 11
 August?) are not dates. Dates must lie within the years 1678-2261, the range of the
 nanosecond timestamps that pandas, the contract statistics and the model's date features use.
+A value that is neither text nor a date (a number, a boolean, a list) is a type error, text
+that reads as no date an ``unparseable_datetime`` error.
 
 Text (string columns): compared exactly as given: no stripping, no case folding, no
 Unicode normalisation (the model's encoders see exactly these strings). Numbers and
-booleans given for text are read as their ``str()``.
+booleans given for text are read as their ``str()`` (:func:`to_string`); a list, an object
+(JSON, or a Parquet list or struct column) or a date is not text: a type error.
 
 Labels (feedback for the target, :func:`to_label`): a class is read by the rules of the
 classes' type, and the stored label is the class itself: ``10.0`` and ``"10"`` are the
@@ -51,6 +54,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -179,10 +183,13 @@ def to_boolean(value: Any) -> bool | None:
 
 def to_number(value: Any) -> int | float | None:
     """The number ``value`` stands for (ints stay ints, text becomes a float), or None when
-    it is not one. NaN is missing, not a number: check :func:`is_missing` first."""
+    it is not one. NaN is missing, not a number: check :func:`is_missing` first. An int
+    beyond a double's range is ±inf, as its digits written as text are (no model reads it)."""
     kind = type(value)  # exact types first: this runs per value of a request
-    if kind is int or kind is float:
+    if kind is float:
         return value
+    if kind is int:
+        return value if -_DOUBLE <= value <= _DOUBLE else math.inf if value > 0 else -math.inf
     if kind is str:
         return _text_number(value)
     if isinstance(value, bool | np.bool_):
@@ -190,7 +197,7 @@ def to_number(value: Any) -> int | float | None:
     if isinstance(value, np.integer | np.floating):
         return value.item()
     if isinstance(value, int | float):
-        return value
+        return to_number(float(value) if isinstance(value, float) else int(value))
     if isinstance(value, str):
         return to_number(str(value))
     return None
@@ -211,6 +218,9 @@ def to_string(value: Any) -> str | None:
     if isinstance(value, bool | int | float):
         return str(value)
     return None
+
+
+_DOUBLE = sys.float_info.max
 
 
 def _text_number(value: str) -> float | None:

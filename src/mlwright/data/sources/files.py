@@ -109,7 +109,9 @@ def _detect_delimiter(text: str, complete: bool) -> str:
     best, best_fields = None, 1
     for delimiter in _DELIMITERS:
         try:
-            rows = [r for r in csv.reader(io.StringIO(sample), delimiter=delimiter) if r]
+            # newline="": csv's own line splitting, so a lone "\r" (old Mac files) ends a line.
+            rows = [r for r in csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter)
+                    if r]
         except csv.Error:
             continue
         widths = {len(r) for r in rows}
@@ -218,7 +220,8 @@ class CSVSource(DataSource):
                 delimiter = _detect_delimiter(text, complete=len(head) < _SNIFF_BYTES)
         header: list[str] = []
         if len(delimiter) == 1:
-            header = next(csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=delimiter), [])
+            header = next(csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""),
+                                     delimiter=delimiter), [])
         names = _pandas_style_names(header)
         seen: set[str] = set()
         repeated: dict[str, str] = {}
@@ -365,6 +368,8 @@ class ParquetSource(DataSource):
                 table = dataset.to_table(columns=columns)
             else:
                 table = self._take(dataset, positions, columns)
+            # Text that is not UTF-8 (a damaged file) fails here, not in to_pandas.
+            table.validate(full=True)
         except ColumnNotFoundError:
             raise
         except Exception as exc:  # pyarrow raises several unrelated types for bad files

@@ -47,7 +47,7 @@ def _repeated_names(body: bytes, encoding: str, delimiter: str) -> list[str]:
     import csv
 
     text = body[:65536].decode(encoding, errors="replace").lstrip("\ufeff")
-    header = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+    header = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])
     seen: set[str] = set()
     repeated: list[str] = []
     for name in header:
@@ -84,7 +84,12 @@ async def predict_batch(request: Request) -> Response:
 
     def read() -> pd.DataFrame:
         if parquet:
-            return pd.read_parquet(io.BytesIO(body))
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(io.BytesIO(body))
+            # Text that is not UTF-8 (a damaged file) fails here, as a 400, not in to_pandas.
+            table.validate(full=True)
+            return table.to_pandas()
         from mlwright.data.sources import sniff_csv
 
         encoding, delimiter = sniff_csv(body)  # ';' from a European Excel, tabs...
