@@ -351,7 +351,8 @@ def test_the_worst_bodies_against_a_real_server(app: Any, rows: list[dict[str, A
         return row.replace('"tenure":', f'"tenure":{text},"x":').encode()
 
     cases = [
-        ("/v1/predict", "application/json", b"[" * 100_000 + b"]" * 100_000, 400),
+        # Refused before parsing (413, more objects than a request may hold) or by it.
+        ("/v1/predict", "application/json", b"[" * 100_000 + b"]" * 100_000, (400, 413)),
         ("/v1/predict", "application/json", tenure("NaN"), 400),
         ("/v1/predict", "application/json", tenure("1e400"), 400),
         ("/v1/predict", "application/json", b'{"tenure": "\xff\xfe"}', 400),
@@ -364,7 +365,8 @@ def test_the_worst_bodies_against_a_real_server(app: Any, rows: list[dict[str, A
                                                  timeout=ANSWER_WITHIN_S) as http:
         for path, content_type, body, status in cases:
             answer = http.post(path, content=body, headers={"content-type": content_type})
-            assert answer.status_code == status, (body[:80], answer.text[:500])
+            assert answer.status_code in (status if isinstance(status, tuple) else (status,)), (
+                body[:80], answer.text[:500])
             if status == 200:
                 assert {w["rule"] for w in answer.json()["warnings"]} >= {"out_of_range"}
             else:
