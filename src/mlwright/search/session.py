@@ -166,13 +166,10 @@ class _Search:
         """Seconds to keep for refitting the likely ensemble members on all rows.
 
         The best three trials stand in for the members; their fits are packed into parallel
-        lanes as ``_refit`` runs them, after the preprocessing of their styles. Trying every
-        family comes first: while a family that can stop at a deadline waits for its first
-        trial, only the safety margin is kept (members that then cannot be refit ship as
-        their fold models, see ``_refit``).
+        lanes as ``_refit`` runs them, after the preprocessing of their styles.
         """
         safety = max(1.0, _SAFETY * (self.clock.deadline - self.clock.start))
-        if not self.refits or self.untried(stoppable=True):
+        if not self.refits:
             return safety
         done = sorted((r for r in self.records if r.status == "complete"), key=lambda r: r.loss)
         grow = self.refit_grow()
@@ -278,9 +275,11 @@ class _Search:
             span = (math.inf if trial_deadline is None else
                     (trial_deadline - time.monotonic()) / math.ceil(n_folds / workers))
             models: list[Any] = []
-            # A family's first trial is never a timeout: folds that start after its deadline
-            # stop at their first round, so every family gets a model it can be judged by.
-            first = not any(r.family == family.name for r in self.records if r is not rec)
+            # A family's first trial is no timeout before the run's deadline: folds that
+            # start after the trial's stop at their first round, so every family gets a
+            # model it can be judged by.
+            first = (not any(r.family == family.name for r in self.records if r is not rec)
+                     and time.monotonic() < self.clock.deadline)
             timed = trial_deadline is not None and not self.last_chance and not first
             stop_at = math.inf if trial_deadline is None else trial_deadline
             with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -298,6 +298,13 @@ class HistGradientBoostingFamily(ModelFamily):
     def supports(self, ctx: FitContext) -> bool:
         return not ctx.sparse
 
+    def default_configs(self, ctx: FitContext) -> list[dict[str, Any]]:
+        # scikit-learn's own defaults (its l2 of 0 as the space's floor): every family gets
+        # a default trial before any is tuned (issue 15).
+        p = "hist_gb__"
+        return [{f"{p}learning_rate": 0.1, f"{p}max_leaf_nodes": 31,
+                 f"{p}min_samples_leaf": 20, f"{p}l2_regularization": 1e-6}]
+
     def suggest(self, trial: Any, ctx: FitContext) -> dict[str, Any]:
         p = "hist_gb__"
         return {
