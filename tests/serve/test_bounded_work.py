@@ -170,7 +170,7 @@ def _raw(port: int, head: bytes, pieces: list[bytes], pause: float) -> bytes:
 
 def test_time_limits_answer_408_and_503_naming_the_limit(
         run_a: Path, tmp_path: Path, telco_rows: pd.DataFrame) -> None:
-    config = ServeConfig(body_timeout_s=0.2, request_timeout_s=0.3)
+    config = ServeConfig(body_timeout_s=0.2, request_timeout_s=0.3, max_upload_rows=100)
     app = create_app(str(run_a), config=config, database_url=f"sqlite:///{tmp_path / 'l.db'}")
     rows = records(telco_rows)
     with LiveServer(app) as server:
@@ -192,5 +192,11 @@ def test_time_limits_answer_408_and_503_naming_the_limit(
             for row in rows[:20]:
                 assert client.post("/v1/predict", json=row).status_code == 200
             assert client.get("/healthz").status_code == 200
+            upload = telco_rows.head(101).to_csv(index=False).encode()
+            big = client.post("/v1/predict/batch", content=upload,
+                              headers={"content-type": "text/csv"})
+            assert big.status_code == 413, big.text
+            assert big.json()["detail"].startswith("The upload holds 101 rows; the limit is "
+                                                   "100 per upload (serve.max_upload_rows)")
             metrics = client.get("/metrics").text
         assert 'kind="body_timeout"' in metrics and 'kind="timeout"' in metrics

@@ -45,7 +45,7 @@ async def explain(request: Request) -> Response:
             f"{len(records)}."), 422)
     clean, _warnings, errors = server.validator.validate(records)
     if errors:
-        return json_response(error_body("Records break the data contract.", errors), 422)
+        return json_response(error_body(f"{errors.describe(len(records))}.", errors), 422)
     try:
         from mlwright.evaluate.explain.local import explain as _explain
     except ImportError:
