@@ -264,10 +264,13 @@ class Hostile:
 
     async def _idle(self, tally: Tally) -> None:
         """``idle`` connections that never send a byte; one closed by the server is opened
-        again 2 s later, so the count stays up."""
+        again, so the count stays up."""
         tally.note = f"{self.idle} connections"
 
-        async def one() -> None:
+        async def one(k: int) -> None:
+            # Opened 100 a second (a storm of connects would load this client's CPU, which
+            # the valid stream's generator shares), then again 2 s after the server closes it.
+            await asyncio.sleep(k / 100)
             while True:
                 tally.sent += 1
                 started = time.monotonic()
@@ -291,7 +294,7 @@ class Hostile:
                     if writer is not None:
                         writer.close()
                 await asyncio.sleep(2.0)
-        await asyncio.gather(*(one() for _ in range(self.idle)))
+        await asyncio.gather(*(one(k) for k in range(self.idle)))
 
     # -- over the rate limit ---------------------------------------------------------------
 

@@ -304,12 +304,13 @@ async def soak_phase(args: argparse.Namespace, work: Path, process: subprocess.P
     streams = [Stream("1", args.rate, singles, quiet_start, until, args.timeout, valid_key),
                Stream("100", args.batch_rate, batches, quiet_start, until, args.timeout,
                       valid_key)]
-    samples: list[tuple[float, float | None, float | None]] = []
+    samples: list[tuple[float, float | None, float | None, float, float | None]] = []
     sigterm: dict[str, Any] = {}
 
     async def sample() -> None:
         while process.poll() is None:
-            samples.append((time.monotonic(), rss_mb(process.pid), cpu_seconds(process.pid)))
+            samples.append((time.monotonic(), rss_mb(process.pid), cpu_seconds(process.pid),
+                            time.process_time(), cpu_seconds(hostile.pid)))
             await asyncio.sleep(1.0)
 
     async def shutdown() -> None:
@@ -366,8 +367,9 @@ async def soak_phase(args: argparse.Namespace, work: Path, process: subprocess.P
     def phase(t: float) -> str:
         return ("quiet" if t < hostile_start else "hostile" if t < hostile_end
                 else "drain" if t < end else "shutdown")
-    rss = [{"t": round(t - quiet_start, 1), "phase": phase(t), "rss_mb": r, "cpu_s": c}
-           for t, r, c in samples if r is not None]
+    rss = [{"t": round(t - quiet_start, 1), "phase": phase(t), "rss_mb": r, "cpu_s": c,
+            "generator_cpu_s": round(g, 2), "hostile_cpu_s": h}
+           for t, r, c, g, h in samples if r is not None]
     if not keys and "burst" in args.attacks.split(","):
         result["burst_skipped"] = ("this mlwright has no per-key rate limits "
                                    "('mlwright keys create NAME --rate 100/second' failed)")
@@ -582,11 +584,20 @@ def print_report(report: dict[str, Any]) -> None:
         console.print(f"Bursts skipped: {hostile['burst_skipped']}")
     rss = soak["rss"]
     if rss:
-        by_phase: dict[str, list[float]] = {}
+        by_phase: dict[str, list[dict[str, Any]]] = {}
         for s in rss:
-            by_phase.setdefault(s["phase"], []).append(s["rss_mb"])
+            by_phase.setdefault(s["phase"], []).append(s)
         console.print("Soak server RSS (MiB): " + "; ".join(
-            f"{p} {v[0]:.0f} -> {v[-1]:.0f} (max {max(v):.0f})" for p, v in by_phase.items()))
+            f"{p} {v[0]['rss_mb']:.0f} -> {v[-1]['rss_mb']:.0f} "
+            f"(max {max(x['rss_mb'] for x in v):.0f})" for p, v in by_phase.items()))
+
+        def busy(v: list[dict[str, Any]], key: str) -> str:
+            ends = [x[key] for x in (v[0], v[-1])]
+            span = v[-1]["t"] - v[0]["t"]
+            return "-" if None in ends or span <= 0 else f"{(ends[1] - ends[0]) / span:.2f}"
+        console.print("CPU seconds per second (server / valid generator / hostile client): "
+                      + "; ".join(f"{p} {busy(v, 'cpu_s')} / {busy(v, 'generator_cpu_s')} / "
+                                  f"{busy(v, 'hostile_cpu_s')}" for p, v in by_phase.items()))
     mem = report["memory"]
     console.print("Memory phase: " + ", ".join(
         f"{c['requests']:,}: {c['rss_mb']:.0f} MiB" for c in mem["checkpoints"] if c["rss_mb"])
