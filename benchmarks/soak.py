@@ -563,8 +563,10 @@ def print_report(report: dict[str, Any]) -> None:
                  {k: s[k] for k in ("1", "100")}) for s in soak["valid"]["segments"]]
     for label, by_rows in rows_of:
         for rows, st in by_rows.items():
-            table.add_row(label, rows, str(st["requests"]),
-                          f"{st['failed']}" + (f" {st['failures']}" if st["failed"] else ""),
+            failed = f"{st['failed']}" + (f" {st['failures']}" if st["failed"] else "")
+            if st["failed"] and "failed_before_sigterm" in st:
+                failed += f", {st['failed_before_sigterm']} before SIGTERM"
+            table.add_row(label, rows, str(st["requests"]), failed,
                           fmt(st["p50_ms"]), fmt(st["p99_ms"]), fmt(st["max_ms"]),
                           fmt(st["lag_p99_ms"]))
     console.print(table)
