@@ -181,6 +181,17 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (/proc/PID/stat), None once gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["train"]:
         _train_main(Path(sys.argv[2]), float(sys.argv[3]),

@@ -1,37 +1,45 @@
 """Soak: mlwright serve under a steady valid stream while a hostile client attacks it, then a
 million requests for memory growth, with SIGTERM under load and a prediction-log check.
 
-The full run, one command (about 30 minutes on 2 cores: training 1, quiet baseline 2, hostile
-10, memory phase ~15 at ~1,200 req/s, start-ups and checks ~2; run it on a quiet machine):
+The full run is one command (about 35 minutes on 2 cores: training ~1, quiet baseline 2,
+hostile phase 10, drain and shutdown ~1, memory phase ~15-20 at 800-1,100 req/s, start-ups
+and log checks ~1; run it on a quiet machine):
 
     .venv/bin/python benchmarks/soak.py                 # writes benchmarks/results/soak.json
-    .venv/bin/python benchmarks/soak.py --quick         # ~3 min smoke: results/soak-quick.json
+    .venv/bin/python benchmarks/soak.py --quick         # ~4 min smoke: results/soak-quick.json
+
+``--run RUN_FOLDER`` serves a saved run instead of training one (as benchmarks/serve.py
+does); ``--work DIR`` keeps the trained model, the server logs and the log databases.
 
 What it does, on loopback only, against ``mlwright serve churn@champion`` (telco_churn,
 trained and registered as benchmarks/serve.py does) in its own process:
 
-1. **Valid stream** (this process): single-row and 100-row requests at fixed rates,
-   open-loop: each request has a scheduled send time and its latency is measured from that
-   time, so a stalled server shows up as latency (no coordinated omission); keep-alive
-   connections (at most ``--connections``), a client timeout per request, every failure
-   counted. It runs through a quiet baseline, the hostile phase, and SIGTERM.
+1. **Valid stream** (this process; benchmarks/_openloop.py): single-row and 100-row
+   requests at fixed rates, open-loop: each request has a scheduled send time and its
+   latency is measured from that time, so a stalled server shows up as latency (no
+   coordinated omission); keep-alive connections (at most ``--connections``), a client time
+   limit per request, every failure counted. It runs through a quiet baseline, the hostile
+   phase, a drain and SIGTERM.
 2. **Hostile client** (benchmarks/_hostile.py, a process of its own): huge invalid batches
    (100k and 3M empty objects, every field of the wrong type, under the body limit), the
    largest valid batch, a record with ~650k unknown fields, deep nesting, slow bodies, slow
-   headers, 500 idle connections, and bursts over the rate limit when the server has per-key
-   limits. Each attack runs alone for ``--solo-seconds`` (to tell which one hurts), then all
-   together for the rest of ``--minutes``.
-3. **SIGTERM under load** at the end of the hostile phase (both clients still sending):
-   every request answered 200 (or 422 for records breaking the contract) must then be in
-   the prediction log, with one row per record.
+   headers, 500 idle connections, and bursts over its API key's rate limit (when the server
+   has per-key limits: then both clients send keys and the server requires them). Each
+   attack runs alone for ``--solo-seconds`` (to tell which one hurts; a solo row also pays
+   for work the server still does for the attack before it), then all together for the
+   rest of ``--minutes``.
+3. **SIGTERM under load**: one client time limit after the hostile phase (so each of its
+   requests had all of its time), both clients still sending. Every request answered 200
+   (or 422 for records breaking the contract) must then be in the prediction log, with one
+   row per record.
 4. **Memory**: a fresh server answers ``--requests-total`` requests from pipelined
    keep-alive clients (1 in 20 breaks the contract: the error path is exercised too); its
    RSS (/proc/PID/status) after 10,000 requests against after all of them; then SIGTERM
    under load and the same log check.
 
 The server runs on one CPU and the clients on the others (``--no-pin`` to leave placement to
-the OS); the generator's lag behind its schedule and both sides' CPU use are reported, so a
-saturated client shows. Prints tables; writes JSON to benchmarks/results/.
+the OS); the generator's lag behind its schedule and each process's CPU use are reported, so
+a saturated client shows. Prints tables; writes JSON to benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -52,15 +60,15 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 
+from _openloop import Pool, Stream, stream_stats, within
 from _serving import (
     HOST,
+    cpu_seconds,
     free_port,
     read_response,
     request_head,
@@ -77,153 +85,6 @@ PATH = "/v1/predict"
 ATTACKS = ("empty_100k", "empty_3m", "wrong_types", "valid_max", "wide_record", "deep",
            "slow_body", "slow_headers", "idle", "burst")
 MEMORY_CHECKPOINTS = (10_000, 50_000, 100_000, 250_000, 500_000, 750_000)
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process (/proc/PID/stat), None once gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-# -- the valid stream ----------------------------------------------------------------------
-
-class Pool:
-    """Keep-alive connections, at most ``limit`` at once; a request waits for one (inside
-    its own time limit). A connection idle longer than the server keeps it, or closed by it,
-    is not reused; a reused one that fails before any answer is retried once on a new one
-    (as HTTP clients do)."""
-
-    IDLE_S = 4.0  # uvicorn closes keep-alive connections idle for 5 s
-
-    def __init__(self, port: int, limit: int) -> None:
-        self.port = port
-        self.slots = asyncio.Semaphore(limit)
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
-        self.opened = 0
-        self.retried = 0
-
-    async def post(self, raw: bytes) -> tuple[int, dict[bytes, bytes]]:
-        async with self.slots:
-            now = time.monotonic()
-            while self.idle:
-                reader, writer, since = self.idle.pop()
-                if now - since < self.IDLE_S and not reader.at_eof() \
-                        and not writer.is_closing():
-                    try:
-                        return await self._exchange(reader, writer, raw)
-                    except (ConnectionError, asyncio.IncompleteReadError):
-                        self.retried += 1
-                        break
-                writer.close()
-            self.opened += 1
-            reader, writer = await asyncio.open_connection(HOST, self.port)
-            return await self._exchange(reader, writer, raw)
-
-    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                        raw: bytes) -> tuple[int, dict[bytes, bytes]]:
-        try:
-            writer.write(raw)
-            status, headers, _ = await read_response(reader)
-        except BaseException:
-            writer.close()
-            raise
-        if headers.get(b"connection", b"").lower() == b"close":
-            writer.close()
-        else:
-            self.idle.append((reader, writer, time.monotonic()))
-        return status, headers
-
-    def close(self) -> None:
-        for _, writer, _ in self.idle:
-            writer.close()
-        self.idle.clear()
-
-
-@dataclass
-class Stream:
-    """Requests of one size sent at ``rate`` per second from ``start`` until ``end`` (which
-    may be moved while it runs). Outcomes: (scheduled, lag, latency from schedule, status or
-    0, error, request id answered)."""
-
-    name: str                      # "1" or "100": rows per request
-    rate: float
-    bodies: list[bytes]
-    start: float
-    end: float
-    timeout: float
-    headers: str = ""              # extra header lines (the API key)
-    outcomes: list[tuple[float, float, float, int, str, str]] = field(default_factory=list)
-    mismatched: int = 0            # answers whose X-Request-ID is not the request's
-
-    async def run(self, pool: Pool) -> None:
-        tasks: set[asyncio.Task[None]] = set()
-        i = 0
-        while True:
-            scheduled = self.start + i / self.rate
-            if scheduled >= self.end:
-                break
-            delay = scheduled - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-                if scheduled >= self.end:  # moved while asleep
-                    break
-            task = asyncio.create_task(self._one(pool, i, scheduled))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-            i += 1
-        if tasks:
-            await asyncio.gather(*tasks)
-
-    async def _one(self, pool: Pool, i: int, scheduled: float) -> None:
-        lag = time.monotonic() - scheduled
-        rid = f"v{self.name}-{i}"
-        body = self.bodies[i % len(self.bodies)]
-        raw = request_head(PATH, len(body), f"X-Request-ID: {rid}\r\n{self.headers}") + body
-        status, error, answered = 0, "", ""
-        try:
-            async with asyncio.timeout(scheduled + self.timeout - time.monotonic()):
-                status, headers = await pool.post(raw)
-            answered = headers.get(b"x-request-id", b"").decode()
-            if answered != rid:
-                self.mismatched += 1
-            if status != 200:
-                error = str(status)
-        except TimeoutError:
-            error = "timeout"
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            error = type(exc).__name__
-        self.outcomes.append((scheduled, lag, time.monotonic() - scheduled, status, error,
-                              answered))
-
-
-def stream_stats(outcomes: list[tuple[float, float, float, int, str, str]],
-                 seconds: float) -> dict[str, Any]:
-    """Latency from the schedule (a failed request counts as never answered: a percentile
-    that falls on one is None), failures by kind, and the generator's lag behind its
-    schedule."""
-    latency = np.array([o[2] if o[3] == 200 else np.inf for o in outcomes]) * 1000
-    lag = np.array([o[1] for o in outcomes]) * 1000
-    failures = Counter(o[4] for o in outcomes if o[3] != 200)
-
-    def pct(arr: np.ndarray, q: float) -> float | None:
-        if not arr.size:
-            return None
-        value = float(np.percentile(arr, q, method="inverted_cdf"))
-        return round(value, 3) if np.isfinite(value) else None
-    return {"requests": len(outcomes), "ok": len(outcomes) - sum(failures.values()),
-            "failed": sum(failures.values()), "failures": dict(failures),
-            "req_per_s": round(len(outcomes) / seconds, 1),
-            "p50_ms": pct(latency, 50), "p99_ms": pct(latency, 99),
-            "max_ms": pct(latency, 100), "lag_p50_ms": pct(lag, 50),
-            "lag_p99_ms": pct(lag, 99), "lag_max_ms": pct(lag, 100)}
-
-
-def within(outcomes: Iterable[tuple[float, ...]], start: float, end: float) -> list[Any]:
-    return [o for o in outcomes if start <= o[0] < end]
 
 
 # -- the prediction log ----------------------------------------------------------------------

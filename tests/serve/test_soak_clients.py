@@ -1,4 +1,4 @@
-"""The soak benchmark's clients (benchmarks/soak.py and benchmarks/_hostile.py): the valid
+"""The soak benchmark's clients (benchmarks/_openloop.py and _hostile.py): the valid
 stream measures latency from each request's scheduled time, so a stall cannot hide behind a
 queued client (coordinated omission); the hostile client is bounded in time, counts every
 outcome, and every request a real server answered is then in its prediction log."""
@@ -26,14 +26,15 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 @pytest.fixture(scope="module")
 def bench() -> Iterator[SimpleNamespace]:
-    """benchmarks/soak.py and _hostile.py, imported as their scripts import each other."""
+    """benchmarks/soak.py and its modules, imported as the script imports them."""
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(BENCHMARKS))
         import _hostile
+        import _openloop
         import soak
 
-        yield SimpleNamespace(soak=soak, hostile=_hostile)
-        for name in ("soak", "_hostile", "_serving"):
+        yield SimpleNamespace(soak=soak, hostile=_hostile, openloop=_openloop)
+        for name in ("soak", "_hostile", "_openloop", "_serving"):
             sys.modules.pop(name, None)
 
 
@@ -64,8 +65,8 @@ def test_a_stall_shows_in_the_latency_of_every_request_scheduled_during_it(
         port = server.sockets[0].getsockname()[1]
         start = time.monotonic() + 0.05
         hold.update({"from": start + 0.3, "until": start + 0.8})
-        stream = bench.soak.Stream("1", 100, [b"{}"], start, start + 1.2, timeout=5)
-        pool = bench.soak.Pool(port, 1)
+        stream = bench.openloop.Stream("1", 100, [b"{}"], start, start + 1.2, timeout=5)
+        pool = bench.openloop.Pool(port, 1)
         await stream.run(pool)
         pool.close()
         server.close()
@@ -79,7 +80,7 @@ def test_a_stall_shows_in_the_latency_of_every_request_scheduled_during_it(
     assert len(during) >= 45
     for scheduled, latency in during:
         assert latency >= stall_until - scheduled - 1e-3, (scheduled - stall_from, latency)
-    stats = bench.soak.stream_stats(stream.outcomes, 1.2)
+    stats = bench.openloop.stream_stats(stream.outcomes, 1.2)
     assert stats["max_ms"] >= (stall_until - stall_from) * 1000 - 20
     assert stats["failed"] == 0
 
@@ -88,7 +89,7 @@ def test_stream_stats_count_a_failed_request_as_never_answered(bench: SimpleName
                                                               ) -> None:
     ok = [(float(i), 0.0, 0.010, 200, "", f"v1-{i}") for i in range(98)]
     failed = [(98.0, 0.0, 30.0, 0, "timeout", ""), (99.0, 0.0, 0.5, 503, "503", "v1-99")]
-    stats = bench.soak.stream_stats(ok + failed, 100)
+    stats = bench.openloop.stream_stats(ok + failed, 100)
     assert stats["failed"] == 2 and stats["failures"] == {"timeout": 1, "503": 1}
     assert stats["p50_ms"] == pytest.approx(10.0)
     assert stats["p99_ms"] is None and stats["max_ms"] is None  # falls on a failure
