@@ -15,6 +15,7 @@ or mode in its place, ``ignore`` nothing).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from collections.abc import Callable, Iterable
@@ -385,19 +386,19 @@ class RecordValidator:
                 refused: set[tuple[type, Any]] = set()  # values that failed in this column
                 for i in todo:
                     value = values[i]
-                    try:
-                        key: tuple[type, Any] | None = (type(value), value)
-                        if key in refused:
-                            failed.add(i)
-                            continue
-                    except TypeError:  # unhashable (a list): checked every time
-                        key = None
+                    if refused:  # looked up only once a value failed: the valid path pays 0
+                        try:
+                            if (type(value), value) in refused:
+                                failed.add(i)
+                                continue
+                        except TypeError:  # unhashable (a list): checked every time
+                            pass
                     try:
                         values[i] = col.check(value, i, warnings)
                     except RecordError:
                         failed.add(i)
-                        if key is not None:
-                            refused.add(key)
+                        with contextlib.suppress(TypeError):
+                            refused.add((type(value), value))
                 if len(failed) != before:
                     alive = [i for i in (range(len(records)) if alive is None else alive)
                              if i not in failed]
