@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 import sys
 from datetime import UTC, date, datetime
 from typing import Any
@@ -148,9 +149,26 @@ def expected(dtype: str) -> str:
     return EXPECTED[dtype]
 
 
+def _short_repr() -> reprlib.Repr:
+    short = reprlib.Repr()
+    short.maxlevel = 3  # a list nested 1,000 deep must not reach the recursion limit
+    short.maxlist = short.maxtuple = short.maxset = short.maxdict = 6
+    short.maxstring = short.maxother = 40
+    return short
+
+
+_SHORT = _short_repr()
+
+
 def show(value: Any) -> str:
-    """A value as a message quotes it: its repr, cut at 80 characters."""
-    text = repr(value.item() if isinstance(value, np.generic) else value)
+    """A value as a message quotes it: its repr, cut at 80 characters. Containers are
+    written a few items and levels deep (a request's value may be nested thousands deep or
+    hold a million items); an integer too long for repr is named by its digits."""
+    value = value.item() if isinstance(value, np.generic) else value
+    try:
+        text = _SHORT.repr(value) if isinstance(value, dict | list | tuple | set) else repr(value)
+    except ValueError:  # int beyond sys.get_int_max_str_digits()
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1:,} digits"
     return text if len(text) <= 80 else text[:77] + "..."
 
 
