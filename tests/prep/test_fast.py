@@ -207,11 +207,16 @@ def _odd_frame(frame: pd.DataFrame, model: Ensemble, seed: int) -> pd.DataFrame:
     return odd
 
 
-def test_batch_path_equals_the_pandas_path(case):
+def test_batch_path_equals_the_pandas_path(case, monkeypatch):
     """The column-wise path (DataFrame in: Ensemble.predict, predict_frame) on the typed
-    table, as given and with odd values, and on the records' frame (strings for dates)."""
+    table, as given and with odd values, and on the records' frame (strings for dates);
+    boosters on every core, as for large batches."""
+    import mlwright.search.predictor as compiled
+
+    monkeypatch.setattr(compiled, "THREADED_ROWS", 1)
     model, contract, records, frame = case
     predictor = compile_predictor(model, contract)
+    assert "pandas" not in {d["path"] for d in predictor.describe()}
     for batch in (frame, _odd_frame(frame, model, seed=len(frame)),
                   pd.DataFrame(records, columns=model.feature_names)):
         pred, proba = predictor.predict_frame(batch)
