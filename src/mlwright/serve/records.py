@@ -16,6 +16,7 @@ or mode in its place, ``ignore`` nothing).
 from __future__ import annotations
 
 import contextlib
+import heapq
 import math
 import sys
 from collections.abc import Callable, Iterable
@@ -412,7 +413,10 @@ class RecordValidator:
             for i, row in enumerate(zip(*columns_out, strict=True)) if i not in failed]
         n_columns = len(self.columns)
         known = self._known
-        extra = {k for r in records if len(r) != n_columns for k in r if k not in known}
+        extra: set[Any] = set()
+        for r in records:
+            if len(r) != n_columns:
+                extra.update(r.keys() - known)  # set arithmetic in C: a record may be wide
         return clean, warnings, failed, extra
 
     def _validate_records(self, records: list[Any]
@@ -436,9 +440,9 @@ class RecordValidator:
                 failed.add(index)
                 continue
             if len(record) != len(columns):
-                extra.update(k for k in record if k not in out)
+                extra.update(record.keys() - out.keys())
             clean.append(out)
-        return clean, warnings, failed, {k for k in extra if k not in self._known}
+        return clean, warnings, failed, extra - self._known
 
     def _list_errors(self, records: list[Any], failed: list[int]) -> tuple[list[Issue], int]:
         """The errors of the first failed records, every field of each, up to the cap; and
@@ -471,13 +475,14 @@ class RecordValidator:
         """One warning per field outside the contract (the first few names, sorted)."""
         if not extra:
             return []
-        names = sorted(str(e) for e in extra)
         shown = self.max_extra_shown
+        # The first few in sorted order without sorting them all (650,000 fields: 1 s).
+        names = heapq.nsmallest(shown, map(str, extra))
         out = [Issue(-1, name, "extra_field", "warning",
                      f"field {name!r} is not in the contract; it was ignored.")
-               for name in names[:shown]]
-        if len(names) > shown:
+               for name in names]
+        if len(extra) > shown:
             out.append(Issue(-1, "", "extra_field", "warning",
-                             f"{len(names) - shown:,} more fields not in the contract (after "
-                             f"{names[shown - 1]!r} in sorted order) were ignored."))
+                             f"{len(extra) - shown:,} more fields not in the contract (after "
+                             f"{names[-1]!r} in sorted order) were ignored."))
         return out
