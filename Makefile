@@ -5,12 +5,13 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 PYTEST_ARGS ?=
 
-.PHONY: quickstart test test-fast bench lint assets browser clean help
+.PHONY: quickstart test test-fast fuzz bench lint assets browser clean help
 
 help:
 	@echo "make quickstart  create .venv, install, run the whole loop on telco_churn (quickstart/)"
 	@echo "make test        install test dependencies (incl. headless chromium), run all the tests"
 	@echo "make test-fast   the tests not marked slow (a few minutes)"
+	@echo "make fuzz        the long fuzzing runs of the parsers of outside input (~5 min)"
 	@echo "make bench       run the benchmarks in benchmarks/ (slow; not part of make test)"
 	@echo "make lint        ruff, mypy over the whole package, import layering (lint-imports)"
 
@@ -42,13 +43,17 @@ browser:
 quickstart: $(VENV)/.installed-suite
 	$(BIN)/python examples/quickstart.py --budget 30 --folder quickstart
 
+# The long fuzzing runs are `make fuzz` (the short ones of the same properties run here).
 test: $(VENV)/.installed-dev browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not deep" $(PYTEST_ARGS)
 
 # Skips the tests marked slow (real trainings through the CLI, server processes, workers,
 # the quickstart); CI runs them all.
 test-fast: $(VENV)/.installed-dev browser
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow and not deep" $(PYTEST_ARGS)
+
+fuzz: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -m deep $(PYTEST_ARGS)
 
 # AutoML against peers: pass FLAML=/path/to/venv/bin/python AUTOGLUON=/path/to/venv/bin/python
 bench: $(VENV)/.installed-dev

@@ -122,7 +122,7 @@ def test_any_delimiter_and_encoding_read_back(slice_: pd.DataFrame) -> None:
     QUICK(_round_trip(slice_))()
 
 
-@pytest.mark.slow
+@pytest.mark.deep
 def test_sniffing_deeply(slice_: pd.DataFrame) -> None:
     DEEP(_any_bytes(slice_))()
     DEEP(_round_trip(slice_))()

@@ -151,7 +151,7 @@ def test_predict_answers_as_the_reference(client: TestClient, contract: Contract
     PREDICTS(_predict_property(client, contract, rows))()
 
 
-@pytest.mark.slow
+@pytest.mark.deep
 def test_predict_answers_as_the_reference_deeply(client: TestClient, contract: Contract,
                                                  rows: list[dict[str, Any]]) -> None:
     DEEP(_predict_property(client, contract, rows))()
@@ -333,7 +333,7 @@ def test_parquet_upload_answers_as_the_reference(client: TestClient, contract: C
     UPLOADS(_parquet_property(client, contract, rows))()
 
 
-@pytest.mark.slow
+@pytest.mark.deep
 def test_uploads_answer_as_the_reference_deeply(client: TestClient, contract: Contract,
                                                 rows: list[dict[str, Any]]) -> None:
     DEEP(_csv_property(client, contract, rows))()

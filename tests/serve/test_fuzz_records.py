@@ -144,7 +144,7 @@ def test_record_validator_agrees_with_the_reference(by_policy: dict[str, Contrac
     QUICK(_property(by_policy, rows))()
 
 
-@pytest.mark.slow
+@pytest.mark.deep
 def test_record_validator_agrees_with_the_reference_deeply(
         by_policy: dict[str, Contract], rows: list[dict[str, Any]]) -> None:
     DEEP(_property(by_policy, rows))()
