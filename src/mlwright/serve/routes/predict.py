@@ -38,17 +38,11 @@ log = get_logger(__name__)
 router = APIRouter()
 
 
-# From this many records (or as many fields as they hold) on, a request is validated on a
-# worker thread: the event loop keeps answering others meanwhile (a few ms of validation
-# inline cost less than the hop). Fields count too: one record can hold 650,000 of them.
+# From this many records, or a body this large, on, a request is validated on a worker
+# thread: the event loop keeps answering others meanwhile (a few ms of validation inline
+# cost less than the hop). The body counts too: one record can hold 650,000 fields.
 THREAD_FROM = 256
-
-
-def _validate_inline(records: list[Any], columns: int) -> bool:
-    if len(records) >= THREAD_FROM:
-        return False
-    fields = sum(len(r) for r in records if isinstance(r, dict))
-    return fields < THREAD_FROM * max(columns, 1)
+THREAD_FROM_BYTES = 256 * 1024
 
 
 def too_many(records: int, limit: int) -> BadRequest:
@@ -154,7 +148,7 @@ async def predict(request: Request) -> Response:
             metrics.errors.labels("/v1/predict", "too_large" if exc.status == 413
                                   else "bad_request").inc()
             return json_response(error_body(exc.detail), exc.status, {"x-request-id": rid})
-        if _validate_inline(records, len(server.validator.names)):
+        if len(records) < THREAD_FROM and len(await request.body()) < THREAD_FROM_BYTES:
             clean, warnings, errors = server.validator.validate(records)
         else:
             # Not on its way to a batcher for a while: lone requests need not wait for it.
