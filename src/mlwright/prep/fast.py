@@ -416,17 +416,8 @@ class CompiledTable:
             codes = [[get(v, -1) for v in cols.labels(c)] for c, get in self.ordinal_get]
             dense.append(np.array(codes, dtype=np.float64).T.reshape(n, -1))
         if self.numeric:
-            num = np.array([cols.numbers(c) for c in self.numeric]).T.reshape(n, -1)
-            if self.linear:
-                num = np.where(np.isfinite(num), num, np.nan)
-                s = self.num_stats
-                missing = np.isnan(num)
-                filled = np.where(missing, s["median"], np.clip(num, s["lo"], s["hi"]))
-                dense.append((filled - s["mean"]) / s["std"])
-                if self.indicator is not None:
-                    dense.append(missing[:, self.indicator].astype(np.float64))
-            else:
-                dense.append(num)
+            dense += self._numbers(
+                np.array([cols.numbers(c) for c in self.numeric]).T.reshape(n, -1))
         if self.booleans:
             encoded = np.array([_bools(cols.labels(c), positive)
                                 for c, (positive, _) in self.booleans],
@@ -453,10 +444,7 @@ class CompiledTable:
             dense.append((te - self.te_mean) / self.te_std)
         if self.dates is not None:
             parts = self.dates.transform(cols)
-            if self.linear:
-                s = self.date_stats
-                parts = (np.where(np.isnan(parts), s["median"], parts) - s["mean"]) / s["std"]
-            dense.append(parts)
+            dense.append(self._date_parts(parts))
         if not self.linear:
             dense += [scorer.transform(cols.texts(c)) for c, scorer in self.text]
         matrix = (dense[0] if len(dense) == 1 else np.hstack(dense)) if dense \
@@ -470,6 +458,26 @@ class CompiledTable:
                  for c, vec in self.text]
         return sp.hstack([sp.csr_matrix(matrix), *texts], format="csr")
 
+    def _numbers(self, num: np.ndarray) -> list[np.ndarray]:
+        """The numeric block as the style wants it: raw for trees; for linear models
+        clipped, median-filled and standardised, with the missing indicators."""
+        if not self.linear:
+            return [num]
+        num = np.where(np.isfinite(num), num, np.nan)
+        s = self.num_stats
+        missing = np.isnan(num)
+        filled = np.where(missing, s["median"], np.clip(num, s["lo"], s["hi"]))
+        out = [(filled - s["mean"]) / s["std"]]
+        if self.indicator is not None:
+            out.append(missing[:, self.indicator].astype(np.float64))
+        return out
+
+    def _date_parts(self, parts: np.ndarray) -> np.ndarray:
+        if not self.linear:
+            return parts
+        s = self.date_stats
+        return (np.where(np.isnan(parts), s["median"], parts) - s["mean"]) / s["std"]
+
     def _transform_batch(self, cols: Any) -> Any:
         """:meth:`transform` with every lookup made once per distinct value."""
         n = cols.n
@@ -479,17 +487,7 @@ class CompiledTable:
                 cols.lookup(c, lambda v, get=get: get(v, -1)) for c, get in self.ordinal_get
             ]).astype(np.float64))
         if self.numeric:
-            num = cols.number_block(self.numeric)
-            if self.linear:
-                num = np.where(np.isfinite(num), num, np.nan)
-                s = self.num_stats
-                missing = np.isnan(num)
-                filled = np.where(missing, s["median"], np.clip(num, s["lo"], s["hi"]))
-                dense.append((filled - s["mean"]) / s["std"])
-                if self.indicator is not None:
-                    dense.append(missing[:, self.indicator].astype(np.float64))
-            else:
-                dense.append(num)
+            dense += self._numbers(cols.number_block(self.numeric))
         if self.booleans:
             encoded = np.column_stack([
                 cols.lookup(c, lambda v, positive=positive: _bool(v, positive))
@@ -513,10 +511,7 @@ class CompiledTable:
             dense.append((te - self.te_mean) / self.te_std)
         if self.dates is not None:
             parts = self.dates.fitted.transform(cols.frame[list(self.dates.parts)])
-            if self.linear:
-                s = self.date_stats
-                parts = (np.where(np.isnan(parts), s["median"], parts) - s["mean"]) / s["std"]
-            dense.append(parts)
+            dense.append(self._date_parts(parts))
         if not self.linear:
             dense += [scorer.batch(cols, c) for c, scorer in self.text]
         matrix = np.hstack(dense) if dense else np.empty((n, 0))
