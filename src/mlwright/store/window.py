@@ -75,14 +75,14 @@ def window_filter(engine: Engine, model: str, spec: WindowSpec, *, end: float | 
                 spec.rows - 1).limit(2)).scalars().all()
             if edge:
                 start = edge[0]
-                where.append(p.c.ts >= start)
                 if len(edge) == 2 and edge[1] == start:
                     above = conn.execute(select(func.count()).select_from(p).where(
-                        *where[:-1], p.c.ts > start)).scalar_one()
-                    start_id = conn.execute(select(p.c.id).where(*where[:-1], p.c.ts == start)
+                        *where, p.c.ts > start)).scalar_one()
+                    start_id = conn.execute(select(p.c.id).where(*where, p.c.ts == start)
                                             .order_by(p.c.id.desc())
                                             .offset(spec.rows - 1 - above).limit(1)).scalar_one()
                     where.append(or_(p.c.ts > start, p.c.id >= start_id))
+                where.append(p.c.ts >= start)
         else:
             if end is None:
                 end = conn.execute(select(func.max(p.c.ts)).where(*where)).scalar()
