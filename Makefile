@@ -5,11 +5,11 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 PYTEST_ARGS ?=
 
-.PHONY: quickstart test test-fast fuzz bench lint assets browser clean help
+.PHONY: quickstart test test-fast fuzz bench lint assets browser postgres clean help
 
 help:
 	@echo "make quickstart  create .venv, install, run the whole loop on telco_churn (quickstart/)"
-	@echo "make test        install test dependencies (incl. headless chromium), run all the tests"
+	@echo "make test        install test dependencies (incl. headless chromium, PostgreSQL), run all the tests"
 	@echo "make test-fast   the tests not marked slow (a few minutes)"
 	@echo "make fuzz        the long fuzzing runs of the parsers of outside input (~5 min)"
 	@echo "make bench       run the benchmarks in benchmarks/ (slow; not part of make test)"
@@ -38,18 +38,31 @@ browser:
 	    echo "The browser tests need chromium: sudo apt-get install chromium"; exit 1; \
 	  fi; }
 
+# Debian's PostgreSQL server binaries: tests/postgres starts its own server from them (initdb
+# + pg_ctl in a temporary folder, on a free loopback port); it never uses a running one.
+PG_BIN ?= /usr/lib/postgresql/15/bin
+postgres:
+	@test -x $(PG_BIN)/initdb -a -x $(PG_BIN)/pg_ctl || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing Debian's postgresql for the PostgreSQL tests..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
+	  else \
+	    echo "The PostgreSQL tests need $(PG_BIN)/initdb and pg_ctl: sudo apt-get install postgresql"; exit 1; \
+	  fi; }
+	@test -x $(PG_BIN)/initdb || { echo "$(PG_BIN)/initdb is still missing (another PostgreSQL version? make postgres PG_BIN=... and MLWRIGHT_PG_BIN=...)"; exit 1; }
+
 # The whole loop on telco_churn in quickstart/: profile, train + report + register, serve,
 # live traffic with drift injected halfway, monitor, retrain, compare, promote or refuse.
 quickstart: $(VENV)/.installed-suite
 	$(BIN)/python examples/quickstart.py --budget 30 --folder quickstart
 
 # The long fuzzing runs are `make fuzz` (the short ones of the same properties run here).
-test: $(VENV)/.installed-dev browser
+test: $(VENV)/.installed-dev browser postgres
 	$(BIN)/python -m pytest -m "not deep" $(PYTEST_ARGS)
 
 # Skips the tests marked slow (real trainings through the CLI, server processes, workers,
 # the quickstart); CI runs them all.
-test-fast: $(VENV)/.installed-dev browser
+test-fast: $(VENV)/.installed-dev browser postgres
 	$(BIN)/python -m pytest -m "not slow and not deep" $(PYTEST_ARGS)
 
 fuzz: $(VENV)/.installed-dev

@@ -161,3 +161,44 @@ def test_database_url_defaults_to_sqlite_in_the_store_folder(tmp_path: Path) -> 
     from mlwright.config import StoreConfig
 
     assert StoreConfig(root=tmp_path).database_url() == database_url(tmp_path)
+
+
+def _version_2_log(url: str, rows: list[dict[str, object]]) -> None:
+    """A version 2 database: the log with its plain (request_id, row) index, and ``rows``."""
+    old = create_engine(url)
+    with old.begin() as conn:
+        conn.execute(text(str(CreateTable(predictions).compile(old))))
+        conn.execute(text("CREATE INDEX ix_predictions_request ON predictions (request_id, row)"))
+        conn.execute(text(str(CreateTable(schema_version).compile(old))))
+        conn.execute(schema_version.insert().values(id=1, version=2, ts=0))
+        if rows:
+            conn.execute(predictions.insert(), rows)
+    old.dispose()
+
+
+def _record(ts: float) -> dict[str, object]:
+    return {"request_id": "r", "row": 0, "ts": ts, "model": "m", "version": "1",
+            "role": "champion", "inputs": "{}", "status": 200}
+
+
+def test_version_3_makes_a_logged_record_unique(tmp_path: Path) -> None:
+    url = f"sqlite:///{(tmp_path / 'v2.db').as_posix()}"
+    _version_2_log(url, [_record(1.0), _record(2.0)])  # one id reused at two times: kept
+    migrate(create_engine(url))
+    layout = _layout(url)["predictions"]
+    assert "ux_predictions_record" in layout and "ix_predictions_request" not in layout
+    with create_engine(url).connect() as conn:
+        assert current_version(conn) == SCHEMA_VERSION
+        assert conn.execute(text("SELECT count(*) FROM predictions")).scalar() == 2
+
+
+def test_an_older_log_with_a_record_twice_keeps_its_plain_index(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    url = f"sqlite:///{(tmp_path / 'dup.db').as_posix()}"
+    _version_2_log(url, [_record(1.0), _record(1.0)])
+    migrate(create_engine(url))
+    layout = _layout(url)["predictions"]
+    assert "ix_predictions_request" in layout and "ux_predictions_record" not in layout
+    assert "ux_predictions_record" in caplog.text and "plain index" in caplog.text
+    with create_engine(url).connect() as conn:
+        assert current_version(conn) == SCHEMA_VERSION

@@ -5,7 +5,10 @@ library's logger), so every stage may use it:
 
 * :mod:`~mlwright.store.schema`: every table in one ``metadata``;
 * :mod:`~mlwright.store.engine`: :func:`database_url`, :func:`open_database` (one cached
-  engine per URL; SQLite with WAL and a busy timeout; the schema brought up to date);
+  engine per URL; SQLite with WAL and a busy timeout, PostgreSQL through psycopg 3 with a
+  pool that survives a restart; the schema brought up to date), :func:`mlflow_uri` (MLflow
+  in its own schema of a shared PostgreSQL database), :func:`insert_new` (idempotent
+  appends);
 * :mod:`~mlwright.store.migrate`: the ``schema_version`` row and idempotent creation;
 * :mod:`~mlwright.store.window`: what a window of the prediction log is (``"5000"``, ``"1d"``);
 * :mod:`~mlwright.store.feedback`: the one join of predictions with their feedback labels.
@@ -13,7 +16,17 @@ library's logger), so every stage may use it:
 
 from __future__ import annotations
 
-from mlwright.store.engine import database_url, get_engine, open_database
+from mlwright.store.engine import (
+    MLFLOW_SCHEMA,
+    database_url,
+    get_engine,
+    insert_new,
+    is_postgres,
+    mlflow_uri,
+    normalize_url,
+    open_database,
+    project_database_of,
+)
 from mlwright.store.feedback import labelled_records, unmatched_reasons
 from mlwright.store.migrate import current_version, migrate
 from mlwright.store.schema import (
@@ -29,7 +42,9 @@ from mlwright.store.schema import (
 )
 from mlwright.store.window import WindowSpec, parse_window, window_filter
 
-__all__ = ["SCHEMA_VERSION", "WindowSpec", "api_keys", "audit", "current_version",
-           "database_url", "events", "feedback", "get_engine", "labelled_records",
-           "loop_state", "metadata", "migrate", "open_database", "parse_window",
-           "predictions", "schema_version", "unmatched_reasons", "window_filter"]
+__all__ = ["MLFLOW_SCHEMA", "SCHEMA_VERSION", "WindowSpec", "api_keys", "audit",
+           "current_version", "database_url", "events", "feedback", "get_engine",
+           "insert_new", "is_postgres", "labelled_records", "loop_state", "metadata",
+           "migrate", "mlflow_uri", "normalize_url", "open_database", "parse_window",
+           "predictions", "project_database_of", "schema_version", "unmatched_reasons",
+           "window_filter"]

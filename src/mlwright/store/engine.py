@@ -2,8 +2,11 @@
 
 SQLite is made safe for several processes: WAL so readers (the monitor) never block the
 writer (the server), and a busy timeout instead of "database is locked" when two
-processes write at once. :func:`open_database` also brings the schema up to date, once
-per URL and process, so every caller finds every table.
+processes write at once. PostgreSQL (the shared store: ``postgresql://`` URLs go through
+psycopg 3) gets a pool that tests a connection before lending it, so a server outlives a
+database restart, and a short connect timeout, so a database that is down is reported
+in seconds. :func:`open_database` also brings the schema up to date, once per URL and
+process, so every caller finds every table.
 """
 
 from __future__ import annotations
@@ -13,10 +16,17 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import Table, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql import Insert
 
-__all__ = ["database_url", "get_engine", "open_database"]
+__all__ = ["MLFLOW_SCHEMA", "database_url", "get_engine", "insert_new", "is_postgres",
+           "mlflow_uri", "normalize_url", "open_database", "project_database_of"]
+
+#: On PostgreSQL, MLflow's tables live in this schema of the project's database (its
+#: migrations own ~60 tables whose names grow with each release; mlwright's are in public).
+MLFLOW_SCHEMA = "mlflow"
+_MLFLOW_OPTIONS = f"-csearch_path={MLFLOW_SCHEMA}"
 
 _engines: dict[str, Engine] = {}
 _migrated: weakref.WeakSet[Engine] = weakref.WeakSet()
@@ -29,6 +39,64 @@ def database_url(root: str | Path = ".mlwright", database: str | None = None) ->
     return database or f"sqlite:///{(Path(root) / 'mlwright.db').resolve().as_posix()}"
 
 
+def normalize_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3 (SQLAlchemy would pick psycopg2,
+    which mlwright does not install); other URLs are returned as given."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url.removeprefix(scheme)
+    return url
+
+
+def is_postgres(url: str) -> bool:
+    """Whether ``url`` names a PostgreSQL database (any driver)."""
+    return normalize_url(url).split("://", 1)[0].split("+", 1)[0] == "postgresql"
+
+
+def mlflow_uri(url: str) -> str:
+    """The MLflow tracking URI of the shared database ``url``: on PostgreSQL the same
+    database, its sessions on the ``mlflow`` schema (``options=-csearch_path=mlflow``,
+    unless ``url`` sets its own options); any other URL as given."""
+    url = normalize_url(url)
+    if not is_postgres(url):
+        return url
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if "options" in parsed.query:
+        return url
+    return parsed.update_query_dict({"options": _MLFLOW_OPTIONS}).render_as_string(
+        hide_password=False)
+
+
+def project_database_of(tracking_uri: str) -> str | None:
+    """The project database that shares a PostgreSQL tracking URI's database (the URI
+    without :func:`mlflow_uri`'s options); None for any other URI."""
+    if "://" not in tracking_uri or not is_postgres(tracking_uri):
+        return None
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(normalize_url(tracking_uri))
+    if parsed.query.get("options") == _MLFLOW_OPTIONS:
+        parsed = parsed.difference_update_query(["options"])
+    return parsed.render_as_string(hide_password=False)
+
+
+def insert_new(table: Table, dialect: str) -> Insert:
+    """An INSERT into ``table`` that skips rows a unique index already holds (SQLite and
+    PostgreSQL: ``ON CONFLICT DO NOTHING``), so a batch written again after a commit whose
+    answer was lost (a database restart) adds no duplicate."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
+    return table.insert()
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=30000")
@@ -39,6 +107,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
 
 def get_engine(url: str) -> Engine:
     """The process's engine for ``url`` (created on first use; the schema is not touched)."""
+    url = normalize_url(url)
     with _lock:
         engine = _engines.get(url)
         if engine is None:
@@ -46,7 +115,17 @@ def get_engine(url: str) -> Engine:
                 path = url.removeprefix("sqlite:///")
                 if path and path != ":memory:":
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, future=True)
+            options: dict[str, Any] = {}
+            if is_postgres(url):
+                from mlwright._lazy import require
+
+                require("psycopg", feature="a PostgreSQL store", package="psycopg[binary]",
+                        extra="postgres")
+                # pre_ping: a pooled connection from before a restart is replaced, not
+                # handed out broken; connect_timeout: "down" in seconds, not minutes.
+                options = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10,
+                           "connect_args": {"connect_timeout": 5}}
+            engine = create_engine(url, future=True, **options)
             if engine.dialect.name == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)
             _engines[url] = engine
@@ -58,7 +137,7 @@ def open_database(database: str | Engine) -> Engine:
     schema created or upgraded; the migration runs once per engine and process."""
     from mlwright.store.migrate import migrate
 
-    engine = get_engine(database) if isinstance(database, str) else database
+    engine = get_engine(normalize_url(database)) if isinstance(database, str) else database
     if engine not in _migrated:
         with _lock:
             if engine not in _migrated:

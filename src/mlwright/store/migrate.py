@@ -7,8 +7,11 @@ database written before the row existed is version 0; its missing tables and ind
 added (logs of older versions lack newer indexes: a one-off cost of a few seconds per
 million records). Columns added to an existing table since (version 2: ``api_keys.scopes``
 and ``api_keys.rate``) are added to older databases as NULL, which each column's reader
-takes as "as before" (a key without scopes has them all). A database of a newer mlwright is
-refused rather than altered.
+takes as "as before" (a key without scopes has them all). Version 3 makes a logged record
+unique (``ux_predictions_record`` replaces ``ix_predictions_request``); an older log that
+holds the same record twice keeps its plain index and is told so. A database of a newer
+mlwright is refused rather than altered. On PostgreSQL, migrations of one database take
+an advisory lock, so replicas that start together migrate one after the other.
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ def current_version(conn: Connection) -> int:
     return int(found or 0)
 
 
+#: Indexes a later version replaced: dropped once their successor exists.
+_REPLACED = {"ux_predictions_record": ("predictions", "ix_predictions_request")}
+#: Any constant: the key of the advisory lock that serialises migrations on PostgreSQL.
+_MIGRATION_LOCK = 0x6D6C7772  # "mlwr"
+
+
 def _create_missing(conn: Connection) -> None:
     metadata.create_all(conn, checkfirst=True)
     # create_all adds the indexes of the tables it creates only: older tables get theirs here.
@@ -44,8 +53,22 @@ def _create_missing(conn: Connection) -> None:
     for table in metadata.sorted_tables:
         have = {ix["name"] for ix in inspector.get_indexes(table.name)}
         for index in table.indexes:
-            if index.name not in have:
-                index.create(conn)
+            if index.name in have:
+                continue
+            try:
+                with conn.begin_nested():  # a failed CREATE must not end the transaction
+                    index.create(conn)
+            except IntegrityError:
+                log.warning(
+                    "The project database's %s table holds rows that break the unique index "
+                    "%s (written before version 3); it keeps its plain index, and a record "
+                    "written again after a failed commit may be logged twice.",
+                    table.name, index.name)
+                continue
+            replaced = _REPLACED.get(str(index.name))
+            if replaced is not None and replaced[1] in have:
+                quote = conn.dialect.identifier_preparer.quote
+                conn.execute(text(f"DROP INDEX {quote(replaced[1])}"))
 
 
 def _add_missing_columns(conn: Connection) -> None:
@@ -70,6 +93,8 @@ def _add_missing_columns(conn: Connection) -> None:
 
 def _migrate_once(engine: Engine) -> None:
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # released at commit
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         found = current_version(conn)
         if found > SCHEMA_VERSION:
             raise ConfigError(
@@ -79,7 +104,8 @@ def _migrate_once(engine: Engine) -> None:
         if found == SCHEMA_VERSION:
             return
         _create_missing(conn)
-        # Upgrade steps from ``found`` to SCHEMA_VERSION: 1 -> 2 added nullable columns.
+        # Upgrade steps from ``found`` to SCHEMA_VERSION: 1 -> 2 added nullable columns;
+        # 2 -> 3 an index (above).
         _add_missing_columns(conn)
         if found == 0:
             conn.execute(schema_version.insert().values(id=1, version=SCHEMA_VERSION,

@@ -7,19 +7,29 @@ keys, ``events`` the monitor's alerts, ``audit`` alias moves and loop decisions,
 schema the database holds (see :mod:`mlwright.store.migrate`).
 
 Only portable types: JSON is kept as text and times as unix seconds (floats), so the same
-definitions serve SQLite (embedded default) and PostgreSQL (shared).
+definitions serve SQLite (embedded default) and PostgreSQL (shared). The log's ids are
+64-bit on PostgreSQL (SQLite's rowid is already).
+
+The prediction log is append-only: nothing updates or deletes its rows, and a record is
+logged once: the unique index on (request id, record index, role, arrival time) lets the
+log writer write a batch again after a database restart without a duplicate (two requests
+that reuse a caller's ``x-request-id`` arrive at different times and are both kept).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, String, Table, Text
 
 __all__ = ["SCHEMA_VERSION", "api_keys", "audit", "events", "feedback", "loop_state",
            "metadata", "predictions", "schema_version"]
 
 #: The version :func:`mlwright.store.migrate.migrate` brings a database to. Raise it with
 #: each change to the tables below, and add the step that upgrades an older database.
-SCHEMA_VERSION = 2  # 2: api_keys.scopes and api_keys.rate
+SCHEMA_VERSION = 3  # 2: api_keys.scopes and api_keys.rate; 3: ux_predictions_record
+
+#: A log's id: BIGINT on PostgreSQL (a shared log passes 2**31 records), INTEGER on SQLite
+#: (only an INTEGER PRIMARY KEY is the rowid, and autoincrements).
+LOG_ID = BigInteger().with_variant(Integer(), "sqlite")
 
 metadata = MetaData()
 
@@ -33,7 +43,7 @@ schema_version = Table(
 # --- the prediction log (written by serve/, read by monitor/ and loop/) -------------------
 predictions = Table(
     "predictions", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", LOG_ID, primary_key=True, autoincrement=True),
     Column("request_id", String(64), nullable=False),
     Column("row", Integer, nullable=False),          # index of the record in its request
     Column("ts", Float, nullable=False),             # unix seconds, when the request arrived
@@ -50,18 +60,24 @@ predictions = Table(
 )
 # The monitor's window index: it bounds a window by time and counts its records by version,
 # status and role without touching the rows (covering), so only the sampled records' JSON
-# is ever read. Records with contract violations, rare, have an index of their own.
+# is ever read. Records with contract violations, rare, have an index of their own. On
+# PostgreSQL the window reads are index-only scans of it (the append-only table is kept
+# all-visible by autovacuum): their cost follows the window, not the log (see
+# docs/decisions/, PostgreSQL as the shared store, for the plans and figures).
 Index("ix_predictions_window", predictions.c.model, predictions.c.ts, predictions.c.role,
       predictions.c.version, predictions.c.status, predictions.c.row)
 Index("ix_predictions_violations", predictions.c.model, predictions.c.ts,
       sqlite_where=predictions.c.violations.is_not(None),
       postgresql_where=predictions.c.violations.is_not(None))
-Index("ix_predictions_request", predictions.c.request_id, predictions.c.row)
+# A record is logged once (see above); its prefix serves the feedback join's lookups by
+# (request_id, row). Version 3 replaced the plain index ix_predictions_request with it.
+Index("ux_predictions_record", predictions.c.request_id, predictions.c.row,
+      predictions.c.role, predictions.c.ts, unique=True)
 Index("ix_predictions_key", predictions.c.key)
 
 feedback = Table(
     "feedback", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", LOG_ID, primary_key=True, autoincrement=True),
     Column("request_id", String(64)),
     Column("row", Integer),                          # NULL: the request's record 0
     Column("key", String(200)),
