@@ -4,11 +4,20 @@ Requests put one entry each (not one per record) and only wait when the queue is
 that is the back-pressure that keeps memory bounded when the database is slower than the
 traffic. JSON encoding of inputs and outputs happens in the writer thread, off the event
 loop. ``close()`` drains everything, so a graceful shutdown (SIGTERM) loses nothing.
+
+When the database cannot be reached (a PostgreSQL restart, a locked SQLite file) the batch
+in hand is retried, with a growing pause up to 2 s, for as long as the outage lasts (up to
+``outage_s``): meanwhile requests fill the queue, and once it is full they wait for it, so
+an answered prediction is never dropped. :attr:`LogWriter.down` says since when writes fail
+(``/readyz`` reports it). A write is idempotent (the log's unique record index and ``ON
+CONFLICT DO NOTHING``), so a batch whose commit succeeded but whose answer was lost is not
+logged twice when it is written again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +27,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Engine
 
 from mlwright._logging import get_logger
-from mlwright.store import feedback, predictions, unmatched_reasons
+from mlwright.store import feedback, insert_new, predictions, unmatched_reasons
 
 __all__ = ["FEEDBACK_COLUMNS", "PREDICTION_COLUMNS", "FeedbackEntry", "LogWriter",
            "PredictionEntry"]
@@ -100,8 +109,14 @@ class LogWriter:
     ``flush_interval`` seconds after they arrive."""
 
     def __init__(self, engine: Engine, *, max_queue: int = 10_000, batch_rows: int = 2_000,
-                 flush_interval: float = 0.05) -> None:
+                 flush_interval: float = 0.05, outage_s: float = 600.0,
+                 close_outage_s: float = 30.0) -> None:
         self.engine = engine
+        self.outage_s = outage_s              # how long a batch is retried while serving
+        self.close_outage_s = close_outage_s  # ... and once the server is shutting down
+        #: (monotonic time the writes started failing, the last error) while they fail
+        self.down: tuple[float, str] | None = None
+        self.closing = False
         self.flush_interval = flush_interval
         self.max_queue = max_queue
         self.batch_rows = batch_rows
@@ -129,6 +144,7 @@ class LogWriter:
         """Write everything queued, then stop."""
         if self._queue is None or self._task is None:
             return
+        self.closing = True
         await self._queue.put(None)
         await self._task
         self._task = None
@@ -181,8 +197,8 @@ class LogWriter:
             return
         compiled = self._inserts.get(table.name)
         if compiled is None:
-            compiled = table.insert().compile(dialect=self.engine.dialect,
-                                              column_keys=list(columns))
+            compiled = insert_new(table, self.engine.dialect.name).compile(
+                dialect=self.engine.dialect, column_keys=list(columns))
             self._inserts[table.name] = compiled
         if compiled.positional and tuple(compiled.positiontup or ()) == columns:
             params: list[Any] = values
@@ -208,22 +224,50 @@ class LogWriter:
                 continue
             (pred_rows if isinstance(entry, PredictionEntry) else fb_rows).extend(rows)
         awaited = [e for e in batch if isinstance(e, FeedbackEntry) and e.done is not None]
-        for attempt in range(3):
+        attempt = 0
+        while True:
             try:
                 with self.engine.begin() as conn:
                     self._insert(conn, predictions, PREDICTION_COLUMNS, pred_rows)
                     matched = {id(e): unmatched_reasons(conn, e.items) for e in awaited}
                     self._insert(conn, feedback, FEEDBACK_COLUMNS, fb_rows)
                 self.written += len(pred_rows) + len(fb_rows)
+                if self.down is not None:
+                    log.warning("the project database is back after %.1f s; the buffered "
+                                "log entries are written", time.monotonic() - self.down[0])
+                    self.down = None
                 return matched
-            except Exception:  # a locked or unreachable database: retry, then report
-                if attempt == 2:
+            except Exception as exc:
+                attempt += 1
+                if _unreachable(exc):  # retried for as long as the outage lasts
+                    if self.down is None:
+                        self.down = (time.monotonic(), _describe(exc))
+                        log.warning("the project database cannot be reached (%s); log "
+                                    "entries are kept in memory and retried", self.down[1])
+                    else:
+                        self.down = (self.down[0], _describe(exc))
+                    limit = self.close_outage_s if self.closing else self.outage_s
+                    give_up = time.monotonic() - self.down[0] > limit
+                else:  # a bad row, a missing table: not fixed by waiting
+                    give_up = attempt >= 3
+                if give_up:
+                    self.down = None  # the next batch finds out afresh
                     self.failed += len(pred_rows) + len(fb_rows)
                     log.exception("could not write %d log rows",
                                   len(pred_rows) + len(fb_rows))
                     return {}
-                else:
-                    import time
+                time.sleep(min(2.0, 0.2 * attempt))
 
-                    time.sleep(0.2 * (attempt + 1))
-        return {}
+
+def _unreachable(exc: BaseException) -> bool:
+    """A database that is down, restarting or locked: waiting fixes it."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

@@ -107,6 +107,7 @@ class ServerState:
         self.log = LogWriter(self.engine)
         self.metrics.log_queue.set_function(lambda: self.log.depth)
         self.ready = False
+        self.database_error: str | None = None  # the last failed probe, None while it answers
         self.background: set[asyncio.Task[Any]] = set()
         self.tasks: list[asyncio.Task[Any]] = []
 
@@ -140,6 +141,7 @@ class ServerState:
             self.tasks.append(loop.create_task(self._watch()))
         if self.require_key:
             self.tasks.append(loop.create_task(self._refresh_keys()))
+        self.tasks.append(loop.create_task(self._probe_database()))
         self.ready = True
 
     async def stop(self) -> None:
@@ -157,6 +159,33 @@ class ServerState:
         self.executor.shutdown(wait=True)
         self.heavy.shutdown(wait=True)
         self.validating.shutdown(wait=True)
+
+    def database_problem(self) -> str | None:
+        """Why the project database cannot take the log now (the log writer's failing
+        writes, or the last probe), None while it can."""
+        if self.log.down is not None:
+            return self.log.down[1]
+        return self.database_error
+
+    async def _probe_database(self, every: float = 1.0) -> None:
+        """``SELECT 1`` every second, so /readyz reports a database that went down even
+        while no request is being logged."""
+        from sqlalchemy import text
+
+        def probe() -> None:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(None, probe)
+                self.database_error = None
+            except Exception as exc:
+                from mlwright.serve.logwriter import _describe
+
+                self.database_error = _describe(exc)
+            await asyncio.sleep(every)
 
     async def _refresh_keys(self) -> None:
         loop = asyncio.get_running_loop()

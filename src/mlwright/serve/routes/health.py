@@ -1,5 +1,10 @@
-"""``GET /healthz`` (the process is up) and ``GET /readyz`` (a champion is loaded and the
-server has started: what a load balancer waits for). Both are open without an API key."""
+"""``GET /healthz`` (the process is up) and ``GET /readyz`` (a champion is loaded, the
+server has started and the project database takes the prediction log: what a load balancer
+waits for). Both are open without an API key.
+
+While the database is down /readyz answers 503 with ``"status": "database_down"``; the
+server still answers predictions, keeping their log entries in memory until it is back
+(see :mod:`mlwright.serve.logwriter`)."""
 
 from __future__ import annotations
 
@@ -21,6 +26,14 @@ async def healthz() -> Response:
 @router.get("/readyz", summary="Ready to predict", responses=responses(JSON_OBJECT, 503))
 async def readyz(request: Request) -> Response:
     server = server_of(request)
+    problem = server.database_problem()
+    if problem is not None:
+        return json_response({
+            "status": "database_down",
+            "detail": f"The project database cannot be reached ({problem}); predictions "
+                      f"are answered and their log entries kept in memory "
+                      f"({server.log.depth} queued) until it is back.",
+            "log_queue": server.log.depth}, 503)
     if server.ready and server.champion.active is not None:
         return json_response({"status": "ready"})
     return json_response({"detail": "not ready"}, 503)
