@@ -37,6 +37,7 @@ from mlwright.search.ensemble import greedy_selection
 from mlwright.search.portfolio import _search_loop
 from mlwright.search.records import SearchResult, TrialRecord
 from mlwright.search.refit import _choose_threshold, _holdout_ensemble, _refit, check_threshold
+from mlwright.search.runner import LocalTrials, TrialRunner
 from mlwright.search.session import _Clock, _encode_target, _Search
 from mlwright.search.splits import Splits, make_splits, rare_class_rows
 
@@ -58,11 +59,14 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
                seed: int = 0, n_jobs: int = -1, class_weight: str | dict[Any, float] | None = None,
                threshold: str | float | None = None, kinds: dict[str, ColumnKind] | None = None,
                on_trial: Callable[[TrialRecord, Any], None] | None = None,
-               started_at: float | None = None) -> SearchResult:
+               started_at: float | None = None,
+               runner: TrialRunner | None = None) -> SearchResult:
     """Search, ensemble and refit within ``time_budget`` seconds. See module docstring.
 
     ``started_at`` (a ``time.monotonic()`` value) counts earlier work, such as loading the
-    data and learning the contract, against the same budget.
+    data and learning the contract, against the same budget. ``runner`` says where trials
+    run (default: this process; ``mlwright.cluster.DaskTrials``: a Dask cluster's workers);
+    ensembling and the refit run here either way.
     """
     import optuna
 
@@ -123,20 +127,27 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
                 clock=clock, families=zoo, n_trials=n_trials, search=search, seed=seed,
                 n_jobs=n_jobs, class_weight=class_weight, n_classes=n_classes,
                 on_trial=on_trial)
+    runner = runner if runner is not None else LocalTrials()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler: optuna.samplers.BaseSampler = (
             optuna.samplers.RandomSampler(seed=seed) if search != "bayes" else
+            # Trials running at once: TPE treats the running ones as bad (constant liar),
+            # so that it does not suggest the same region to every idle worker.
             optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                       n_startup_trials=8)
+                                       n_startup_trials=8, constant_liar=runner.slots > 1)
         )
         study = optuna.create_study(
             direction="minimize", sampler=sampler,
             pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1))
-    with _one_blas_thread():
-        return _finish(s, study, zoo, time_budget=time_budget, threshold=threshold,
-                       classes=classes, columns=list(X.columns))
+    runner.open(s)
+    try:
+        with _one_blas_thread():
+            return _finish(s, study, zoo, runner, time_budget=time_budget,
+                           threshold=threshold, classes=classes, columns=list(X.columns))
+    finally:
+        runner.close(s)
 
 
 def _one_blas_thread() -> Any:
@@ -150,12 +161,13 @@ def _one_blas_thread() -> Any:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _finish(s: _Search, study: Any, zoo: list[ModelFamily], *, time_budget: float,
+def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner, *,
+            time_budget: float,
             threshold: str | float | None, classes: list[Any] | None,
             columns: list[str]) -> SearchResult:
     """Search, ensemble selection and refit (see the module docstring)."""
     clock, task, metric_obj, y_enc, splits = s.clock, s.task, s.metric, s.y, s.splits
-    _search_loop(s, study, zoo)
+    _search_loop(s, study, zoo, runner)
     if not any(r.status in ("complete", "partial") or r.error for r in s.records):
         # The budget ran out before any trial (loading the table took it all): a model
         # slightly late beats an error, so one default trial runs at its smallest, each fold
@@ -164,7 +176,7 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], *, time_budget: floa
                     "smallest, slightly past the budget", time_budget)
         s.last_chance = True
         s.n_trials = len(s.records) + 1
-        _search_loop(s, study, zoo, first_number=len(s.records))
+        _search_loop(s, study, zoo, runner, first_number=len(s.records))
 
     timings = {"search": clock.elapsed()}
     done = [r for r in s.records if r.status == "complete"]

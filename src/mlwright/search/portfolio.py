@@ -12,6 +12,8 @@ from typing import Any
 
 from mlwright._logging import get_logger
 from mlwright.search._base import ModelFamily
+from mlwright.search.records import TrialRecord
+from mlwright.search.runner import TrialRunner
 from mlwright.search.session import _Search
 
 log = get_logger(__name__)
@@ -55,8 +57,10 @@ def _overrun(s: _Search) -> float:
     return 0.05 * (s.clock.deadline - s.clock.start) + 2.0
 
 
-def _search_loop(s: _Search, study: Any, zoo: list[ModelFamily], *,
+def _search_loop(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner, *,
                  first_number: int = 0) -> None:
+    """Start trials on ``runner`` until the budget or ``s.n_trials`` says stop, then wait
+    for the running ones: exactly ``s.n_trials`` trials when a number is given."""
     import optuna
 
     portfolio = _portfolio(s)
@@ -134,16 +138,27 @@ def _search_loop(s: _Search, study: Any, zoo: list[ModelFamily], *,
             continue
         seen.add(key)
         duplicates = 0
-        rec = s.run_trial(number, family, params, tf, trial)
+        runner.start(s, number, family, params, tf, trial)
         number += 1
-        if rec.status == "complete":
-            study.tell(trial, rec.loss)
-        elif rec.status in ("pruned", "timeout", "skipped"):
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        else:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        if log.isEnabledFor(logging.INFO):
-            log.info("trial %d %s: %s loss=%.5f (%.1fs)", rec.number, rec.family, rec.status,
-                     rec.loss, rec.seconds)
-        if s.on_trial is not None:
-            s.on_trial(rec, s)
+        for rec, told in runner.finished(s, wait=runner.running >= runner.slots):
+            _tell(s, study, rec, told)
+    while runner.running:
+        for rec, told in runner.finished(s, wait=True):
+            _tell(s, study, rec, told)
+
+
+def _tell(s: _Search, study: Any, rec: TrialRecord, trial: Any) -> None:
+    """Optuna learns the trial's outcome; the caller's callback sees the record."""
+    import optuna
+
+    if rec.status == "complete":
+        study.tell(trial, rec.loss)
+    elif rec.status in ("pruned", "timeout", "skipped"):
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    else:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    if log.isEnabledFor(logging.INFO):
+        log.info("trial %d %s: %s loss=%.5f (%.1fs)", rec.number, rec.family, rec.status,
+                 rec.loss, rec.seconds)
+    if s.on_trial is not None:
+        s.on_trial(rec, s)

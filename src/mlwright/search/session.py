@@ -8,6 +8,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,20 @@ MAX_TRIAL_SHARE = 0.4
 #: Complete trials (best first) whose fold models are kept: the ensemble's members are
 #: nearly always among them, and a member whose refit cannot finish ships as its fold models.
 KEEP_FOLD_MODELS = 10
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """What the search state decides about one trial before its folds run: its deadline
+    (``time.monotonic()`` of the process that runs it; None: run to the end), whether it
+    is its family's first trial (never a timeout), whether another trial has completed
+    (else a trial cut short keeps its folds as a partial result), and whether it is the
+    last-chance trial of a budget used up before any trial."""
+
+    deadline: float | None
+    first: bool
+    others_complete: bool
+    last_chance: bool
 
 
 class _Clock:
@@ -78,6 +93,9 @@ class _Search:
         # run's (past) deadline, each fold stopping at its first round or chunk.
         self.last_chance = False
         self.kinds = kinds
+        # Threads of the process that runs each trial when it is not this one (a Dask
+        # worker's, see mlwright.cluster): its folds run that many at a time.
+        self.trial_threads: int | None = None
         self.plan = plan_columns(kinds)
         self.families = families
         self.records: list[TrialRecord] = []
@@ -146,8 +164,10 @@ class _Search:
             else:
                 unit = 1e-6 * len(self.y) * max(1, self.X.shape[1]) ** 0.5
             per_fold = unit * family.cost(self.ctx(family.prep_style))
-        prep = 0.0 if family.prep_style in self._folds else 1.5 * len(self.y) * 2e-5 * n_folds
-        return per_fold * math.ceil(n_folds / self.fold_workers) + prep
+        prep = (0.0 if family.prep_style in self._prep_seconds
+                else 1.5 * len(self.y) * 2e-5 * n_folds)
+        lanes = max(1, min(self.trial_threads or self.n_jobs, n_folds))
+        return per_fold * math.ceil(n_folds / lanes) + prep
 
     @property
     def refits(self) -> bool:
@@ -249,38 +269,64 @@ class _Search:
         info.seconds = time.monotonic() - f0
         return pred, info, est
 
+    def plan_trial(self, rec: TrialRecord, family: ModelFamily) -> TrialPlan:
+        """What the search state decides about a trial before it runs (see TrialPlan)."""
+        deadline = self.trial_deadline(family)
+        # A family's first trial is no timeout before the run's deadline: folds that start
+        # after the trial's stop at their first round, so every family gets a model it can
+        # be judged by.
+        first = (not any(r.family == family.name for r in self.records if r is not rec)
+                 and time.monotonic() < self.clock.deadline)
+        return TrialPlan(deadline=deadline, first=first,
+                         others_complete=self._has_complete(rec),
+                         last_chance=self.last_chance)
+
     def run_trial(self, number: int, family: ModelFamily, params: dict[str, Any],
                   target_transform: str | None, trial: Any) -> TrialRecord:
-        from concurrent.futures import Future, ThreadPoolExecutor
-
         rec = TrialRecord(number, family.name, params, family.prep_style, target_transform)
         self.records.append(rec)
+        self.run_planned(rec, family, lambda: self.plan_trial(rec, family), trial)
+        rec.finished_at = self.clock.elapsed()
+        self.finish_trial(rec)
+        return rec
+
+    def finish_trial(self, rec: TrialRecord) -> None:
+        """Bookkeeping once ``rec`` ran: the fold models kept, the best-so-far history."""
+        if rec.fold_models is not None:
+            self._keep_best_fold_models()
+        if rec.status == "complete":
+            best = min(r.loss for r in self.records if r.status == "complete")
+            self.history.append((rec.finished_at, best))
+
+    def run_planned(self, rec: TrialRecord, family: ModelFamily,
+                    plan: Callable[[], TrialPlan], trial: Any) -> None:
+        """Run ``rec``'s folds, in parallel, into ``rec``. ``plan`` is called once the
+        folds' preprocessing is ready (a search on a Dask worker gets its plan from the
+        client's search state). ``trial`` reports and prunes (Optuna's Trial, or None)."""
+        from concurrent.futures import Future, ThreadPoolExecutor
+
         t0 = time.monotonic()
         try:
             self.folds(family.prep_style)
             ctx = self.ctx(family.prep_style)
             if not family.supports(ctx):
                 rec.status = "skipped"
-                return rec
+                return
             workers = self.fold_workers
             if workers > 1:
                 ctx = FitContext(**{**ctx.__dict__, "n_jobs": max(1, self.n_jobs // workers)})
             # No single trial may take more than its share of the budget (trial_deadline):
             # boosted fits stop there with the rounds they have, so one slow family cannot
             # starve the rest.
-            trial_deadline = self.trial_deadline(family)
+            p = plan()
+            trial_deadline = p.deadline
             oof = (np.zeros((len(self.y), self.n_classes)) if self.task is not Task.REGRESSION
                    else np.zeros(len(self.y)))
             n_folds = self.splits.n_folds
             span = (math.inf if trial_deadline is None else
                     (trial_deadline - time.monotonic()) / math.ceil(n_folds / workers))
             models: list[Any] = []
-            # A family's first trial is no timeout before the run's deadline: folds that
-            # start after the trial's stop at their first round, so every family gets a
-            # model it can be judged by.
-            first = (not any(r.family == family.name for r in self.records if r is not rec)
-                     and time.monotonic() < self.clock.deadline)
-            timed = trial_deadline is not None and not self.last_chance and not first
+            timed = trial_deadline is not None and not p.last_chance and not p.first
             stop_at = math.inf if trial_deadline is None else trial_deadline
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 pending: dict[int, Future[tuple[np.ndarray, FitInfo, Any]]] = {}
@@ -288,8 +334,8 @@ class _Search:
                 rec.status = "complete"
                 for j in range(n_folds):
                     while submitted < n_folds and len(pending) < workers:
-                        pending[submitted] = pool.submit(self._fit_fold, family, params, ctx,
-                                                         submitted, target_transform,
+                        pending[submitted] = pool.submit(self._fit_fold, family, rec.params, ctx,
+                                                         submitted, rec.target_transform,
                                                          trial_deadline, span)
                         submitted += 1
                     # Folds are read in order, so pruning decisions do not depend on timing.
@@ -305,7 +351,7 @@ class _Search:
                     if timed and submitted < n_folds and time.monotonic() > stop_at:
                         # Folds that never started: cut short. The first trial keeps its
                         # folds (a model at a short budget); a later one is a timeout.
-                        if self._has_complete(rec):
+                        if p.others_complete:
                             rec.status = "timeout"
                         else:
                             self._partial(rec, oof, j)
@@ -322,20 +368,14 @@ class _Search:
                 rec.loss = self.metric.loss(self.y[self.mask], oof[self.mask])
             if self.refits and rec.status in ("complete", "partial"):
                 rec.fold_models = models  # fold j's model first j+1 (a partial trial's)
-                self._keep_best_fold_models()
         except MlwrightError:
             raise
         except Exception as exc:  # a family failing on odd data must not end the search
             rec.status = "failed"
             rec.error = f"{type(exc).__name__}: {exc}"
-            log.warning("trial %d (%s) failed: %s", number, family.name, rec.error)
+            log.warning("trial %d (%s) failed: %s", rec.number, family.name, rec.error)
         finally:
             rec.seconds = time.monotonic() - t0
-            rec.finished_at = self.clock.elapsed()
-        if rec.status == "complete":
-            best = min(r.loss for r in self.records if r.status == "complete")
-            self.history.append((rec.finished_at, best))
-        return rec
 
     def _family(self, name: str) -> ModelFamily:
         return next(f for f in self.families if f.name == name)
