@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from time import monotonic
 from typing import TYPE_CHECKING, Any
@@ -39,7 +40,7 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
           groups: str | None = None, time: str | None = None, n_jobs: int = -1,
           class_weight: str | dict[Any, float] | None = None, threshold: str | float | None = None,
           on_trial: Callable[..., None] | None = None, started_at: float | None = None,
-          **load_options: Any) -> TrainResult:
+          cluster: Any = None, **load_options: Any) -> TrainResult:
     """Train the best model ``time_budget`` seconds allow for ``target``.
 
     Args:
@@ -63,6 +64,9 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
         started_at: the ``time.monotonic()`` the budget counts from (default: now), for a
             caller that spent part of it already (the CLI reading the table); at least a
             second is left. The recorded ``time_budget`` stays the one given.
+        cluster: a Dask scheduler address (``tcp://HOST:8786``) or a ``distributed.Client``:
+            the trials run on its workers, sharing one study and the budget; ensembling
+            and the refit run here (``mlwright[cluster]``). None: everything runs here.
     """
     from mlwright.data.contract import learn_contract
     from mlwright.data.sources import load
@@ -88,12 +92,18 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
     X = df.drop(columns=[c for c in (target, groups) if c is not None])
     # The contract's kinds decide preparation, so serving prepares exactly as training did.
     kinds = {c: ColumnKind(contract.kinds[c]) for c in X.columns}
-    result = run_search(
-        X, df[target], task=resolved_task, metric=metric, time_budget=time_budget,
-        n_trials=n_trials, search=search, families=families, cv=cv,
-        groups=df[groups] if groups else None, time_column=df[time] if time else None,
-        seed=seed, n_jobs=n_jobs, class_weight=class_weight, threshold=threshold,
-        kinds=kinds, on_trial=on_trial, started_at=started_at)
+    with contextlib.ExitStack() as stack:
+        runner = None
+        if cluster is not None:
+            from mlwright.cluster import DaskTrials, connect
+
+            runner = DaskTrials(stack.enter_context(connect(cluster)))
+        result = run_search(
+            X, df[target], task=resolved_task, metric=metric, time_budget=time_budget,
+            n_trials=n_trials, search=search, families=families, cv=cv,
+            groups=df[groups] if groups else None, time_column=df[time] if time else None,
+            seed=seed, n_jobs=n_jobs, class_weight=class_weight, threshold=threshold,
+            kinds=kinds, on_trial=on_trial, started_at=started_at, runner=runner)
     if result.classes is None:
         oof = pd.DataFrame({"y": df[target].to_numpy(), "prediction": result.oof})
     else:

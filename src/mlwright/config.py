@@ -183,6 +183,9 @@ class LoopConfig(_Section):
 
 class ProjectConfig(_Section):
     name: str = Field(description="project name; also the registered model's name")
+    cluster: str | None = Field(
+        None, description="Dask scheduler address (tcp://HOST:8786): trials and "
+        "'mlwright predict' run on its workers; default: everything runs here")
     data: DataConfig
     train: TrainConfig = TrainConfig()
     store: StoreConfig = StoreConfig()
@@ -236,6 +239,8 @@ def render_config(config: ProjectConfig) -> str:
         "[project]",
         "# Also the name of the registered model.",
         f"name = {_toml_value(config.name)}",
+        f"# {ProjectConfig.model_fields['cluster'].description}",
+        f"cluster = {_toml_value(config.cluster)}" if config.cluster else "# cluster = ",
         "",
     ]
     for section in ("data", "train", "store", "evaluate", "serve", "monitor", "loop"):

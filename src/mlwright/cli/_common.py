@@ -19,9 +19,10 @@ from mlwright.exceptions import MlwrightError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CliState", "DataArg", "DelimiterOpt", "EncodingOpt", "OptionalTargetOpt",
-           "QueryOpt", "SampleOpt", "TableOpt", "TargetOpt", "console", "err_console",
-           "load_table", "print_error", "run_guarded"]
+__all__ = ["CliState", "ClusterOpt", "DataArg", "DelimiterOpt", "EncodingOpt",
+           "OptionalTargetOpt", "QueryOpt", "SampleOpt", "TableOpt", "TargetOpt",
+           "cluster_address", "console", "err_console", "load_table", "print_error",
+           "run_guarded"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -39,6 +40,9 @@ EncodingOpt = Annotated[
     str | None, typer.Option("--encoding", help="CSV encoding (detected by default).")
 ]
 _TARGET = typer.Option("--target", "-t", help="The column to predict.")
+ClusterOpt = Annotated[str | None, typer.Option(
+    "--cluster", help="Dask scheduler address, e.g. tcp://HOST:8786: the work runs on its "
+    "workers (default: mlwright.toml's cluster, else here).")]
 TargetOpt = Annotated[str, _TARGET]
 OptionalTargetOpt = Annotated[str | None, _TARGET]
 DataArg = Annotated[
@@ -65,6 +69,22 @@ def load_table(data: str, *, table: str | None, query: str | None, sample: int |
     what = f"a random sample of {sample:,} rows of {data}" if sample else data
     with err_console.status(f"Reading {what}…"):
         return load(data, table=table, query=query, sample=sample, columns=columns, **options)
+
+
+def cluster_address(option: str | None, project: Any = None) -> str | None:
+    """--cluster, else the project's ``cluster =`` (``project``: a loaded mlwright.toml;
+    None reads ./mlwright.toml when it exists), else None: run here."""
+    if option is not None:
+        return option
+    if project is None:
+        from pathlib import Path
+
+        from mlwright.config import CONFIG_FILE, load_config
+
+        if not Path(CONFIG_FILE).exists():
+            return None
+        project = load_config(CONFIG_FILE)
+    return project.cluster
 
 
 def print_error(message: str) -> None:

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mlwright.cli._common import (
+    ClusterOpt,
     DataArg,
     DelimiterOpt,
     EncodingOpt,
@@ -21,6 +22,7 @@ from mlwright.cli._common import (
     SampleOpt,
     TableOpt,
     TargetOpt,
+    cluster_address,
     console,
     load_table,
 )
@@ -137,11 +139,13 @@ def train(
     force: Annotated[bool, typer.Option(
         "--force", help="Register as champion (when there is none) even if the --test score "
         "falls outside the range the CV predicted.")] = False,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Train the best model a time budget allows: search, ensemble, refit; then save it."""
     from mlwright.api import train as train_api
 
     started = time.monotonic()
+    address = cluster_address(cluster)
     df = load_table(data, table=table, query=query, sample=sample, delimiter=delimiter,
                encoding=encoding)
     test_df = _check_report_arguments(df, target, test, sensitive)
@@ -169,7 +173,7 @@ def train(
                 metric=metric, task=task, seed=seed, n_trials=trials, search=search,
                 families=families.split(",") if families else None, cv=cv_value,
                 groups=groups, time=time_col, n_jobs=n_jobs, class_weight=class_weight,
-                threshold=thr, on_trial=on_trial)
+                threshold=thr, on_trial=on_trial, cluster=address)
         except BaseException as exc:  # re-raised in the main thread
             state["error"] = exc
 

@@ -39,6 +39,7 @@ class TrialRecord:
     fold_models: list[Any] | None = None
     error: str | None = None
     finished_at: float = 0.0
+    worker: str | None = None  # the Dask worker that ran it (mlwright.cluster), else None
 
 
 @dataclass
