@@ -12,11 +12,13 @@ from typing import Annotated, Any
 import typer
 
 from mlwright.cli._common import (
+    ClusterOpt,
     DataArg,
     DelimiterOpt,
     EncodingOpt,
     QueryOpt,
     TableOpt,
+    cluster_address,
     console,
     err_console,
 )
@@ -57,8 +59,12 @@ def predict(
     encoding: EncodingOpt = None,
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
-    """Score DATA with a model into OUT, in chunks, each checked against the contract."""
+    """Score DATA with a model into OUT, in chunks, each checked against the contract.
+
+    With --cluster, DATA (a Parquet file or dataset folder) is scored on the Dask
+    cluster's workers, partition by partition, into OUT: a folder of Parquet parts."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -71,10 +77,16 @@ def predict(
     from mlwright.serve.runtime import load_source
 
     _check_model(model)
+    project = _project(config)
+    address = cluster_address(cluster, project) if project is not None else cluster
+    if address is not None:
+        _predict_on_cluster(model, data, out, address, project, id_column=id_column,
+                            chunk_rows=chunk_rows, log=log)
+        return
     if out.suffix.lower() not in OUTPUT_FORMATS:  # before loading anything
         raise ConfigError(f"Cannot write predictions to {str(out)!r}: expected a file ending "
                           f"in {' or '.join(OUTPUT_FORMATS)}.")
-    store = _store(_project(config))
+    store = _store(project)
     with err_console.status(f"Loading {model}…"):
         loaded = load_source(model, tracking_uri=store.resolved_tracking_uri())
     options: dict[str, Any] = {k: v for k, v in (("delimiter", delimiter),
@@ -98,6 +110,10 @@ def predict(
                   f"({summary.rows_per_s:,.0f} rows/s) into {out}"
                   + (f"; {summary.logged:,} rows logged" if log else "") + ".",
                   highlight=False, soft_wrap=True)
+    _print_warnings(summary)
+
+
+def _print_warnings(summary: Any) -> None:
     if summary.warnings:
         from rich.table import Table
 
@@ -105,6 +121,30 @@ def predict(
         for (column, rule), count in summary.warnings.most_common():
             shown.add_row(column, rule, f"{count:,}", summary.examples[(column, rule)])
         console.print(shown)
+
+
+def _predict_on_cluster(model: str, data: str, out: Path, address: str, project: Any, *,
+                        id_column: str | None, chunk_rows: int, log: bool) -> None:
+    from mlwright.cluster import connect, score_dataset
+    from mlwright.serve.runtime import load_source
+
+    if log:
+        raise ConfigError("--log is not available with --cluster yet: the workers do not "
+                          "write the prediction log. Score without --cluster to log the rows.")
+    if out.suffix.lower() == ".csv":
+        raise ConfigError(f"With --cluster, OUT is a folder of Parquet parts, not a CSV file: "
+                          f"give a folder name instead of {str(out)!r}.")
+    store = _store(project)
+    with err_console.status(f"Loading {model}…"):
+        loaded = load_source(model, tracking_uri=store.resolved_tracking_uri())
+    with connect(address) as client, err_console.status(f"Scoring on {address}…"):
+        summary = score_dataset(loaded, data, out, client, id_column=id_column,
+                                chunk_rows=chunk_rows)
+    console.print(f"Scored [bold]{summary.rows:,}[/] rows with {loaded.name} "
+                  f"(version {loaded.version}) on {address} in {summary.seconds:.1f} s "
+                  f"({summary.rows_per_s:,.0f} rows/s, {summary.chunks:,} partitions) into "
+                  f"{out}/.", highlight=False, soft_wrap=True)
+    _print_warnings(summary)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ Nothing here is imported unless a cluster is asked for (``--cluster``, ``cluster
 """
 
 from mlwright.cluster.client import connect
+from mlwright.cluster.scoring import score_dataset
 from mlwright.cluster.trials import DaskTrials
 
-__all__ = ["DaskTrials", "connect"]
+__all__ = ["DaskTrials", "connect", "score_dataset"]

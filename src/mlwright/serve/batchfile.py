@@ -31,7 +31,8 @@ import pandas as pd
 from mlwright._logging import get_logger
 from mlwright.exceptions import ColumnNotFoundError, ConfigError, ContractError
 
-__all__ = ["OUTPUT_FORMATS", "ScoreSummary", "read_chunks", "score_file"]
+__all__ = ["OUTPUT_FORMATS", "Checked", "ScoreSummary", "check_chunk", "predict_chunk",
+           "read_chunks", "score_file"]
 
 log = get_logger(__name__)
 
@@ -98,30 +99,82 @@ def read_chunks(data: Any, *, chunk_rows: int, table: str | None = None,
                         for i in range(0, len(whole), chunk_rows))
 
 
-def _check(chunk: pd.DataFrame, contract: Any, first: int, summary: ScoreSummary,
-           data: str, out: Path) -> None:
-    """Contract errors stop the run, naming the rows; warnings are counted."""
+@dataclass
+class Checked:
+    """A chunk checked against the contract, in a form that travels (a Dask worker's):
+    the warnings counted by (column, rule) with one message each, and what refuses the
+    chunk, if anything (its first rows, 0-based within the chunk, and messages)."""
+
+    n_rows: int
+    warnings: Counter[tuple[str, str]] = field(default_factory=Counter)
+    examples: dict[tuple[str, str], str] = field(default_factory=dict)
+    refused_rows: list[int] | None = None  # None: no error; []: every row
+    refused_count: int = 0
+    messages: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.refused_rows is None
+
+    def add_to(self, summary: ScoreSummary) -> None:
+        summary.warnings.update(self.warnings)
+        for key, message in self.examples.items():
+            summary.examples.setdefault(key, message)
+
+    def refusal(self, first: int, data: str, out: Path) -> ContractError:
+        """The error that stops the run; ``first``: DATA's row number of the chunk's first
+        row (the chunk was checked with DATA's row numbers as its index)."""
+        rows = self.refused_rows or []
+        where = (f"rows {', '.join(str(r) for r in rows[:_SHOWN_ROWS])}"
+                 + (f" and {self.refused_count - _SHOWN_ROWS:,} more"
+                    if self.refused_count > _SHOWN_ROWS else "")
+                 if rows else "every row")
+        return ContractError(
+            f"{data}: the chunk of rows {first:,}-{first + self.n_rows - 1:,} breaks the "
+            f"model's data contract, {self.refused_count or self.n_rows:,} rows refused "
+            f"({where}; 0-based row numbers of DATA). {self.messages}. Nothing was written "
+            f"to {str(out)!r}. Fix those rows or columns (`mlwright validate DATA --contract "
+            f"...` lists every problem) and run again.")
+
+
+def check_chunk(chunk: pd.DataFrame, contract: Any) -> Checked:
+    """Errors refuse the chunk, naming its rows (its index: DATA's row numbers); warnings
+    are counted."""
     from mlwright.data.contract import validate
 
     result = validate(chunk, contract)
+    checked = Checked(len(chunk))
     for v in result.warnings:
         key = (v.column, v.rule)
-        summary.warnings[key] += 1
-        summary.examples.setdefault(key, v.message)
-    if result.ok:
-        return
-    errors = result.errors
-    rows = result.rows_with_errors()
-    where = (f"rows {', '.join(str(r) for r in rows[:_SHOWN_ROWS])}"
-             + (f" and {len(rows) - _SHOWN_ROWS:,} more" if len(rows) > _SHOWN_ROWS else "")
-             if rows else "every row")
-    shown = "; ".join(v.message.rstrip(".") for v in errors[:_SHOWN_MESSAGES])
-    raise ContractError(
-        f"{data}: the chunk of rows {first:,}-{first + len(chunk) - 1:,} breaks the model's "
-        f"data contract, {len(rows) or len(chunk):,} rows refused ({where}; 0-based row "
-        f"numbers of DATA). {shown}. Nothing was written to {str(out)!r}. Fix those rows or "
-        f"columns (`mlwright validate DATA --contract ...` lists every problem) and run "
-        f"again.")
+        checked.warnings[key] += 1
+        checked.examples.setdefault(key, v.message)
+    if not result.ok:
+        rows = result.rows_with_errors()
+        checked.refused_rows = [int(r) for r in rows[:_SHOWN_ROWS]]
+        checked.refused_count = len(rows)
+        checked.messages = "; ".join(v.message.rstrip(".")
+                                     for v in result.errors[:_SHOWN_MESSAGES])
+    return checked
+
+
+def _check(chunk: pd.DataFrame, contract: Any, first: int, summary: ScoreSummary,
+           data: str, out: Path) -> None:
+    checked = check_chunk(chunk, contract)
+    checked.add_to(summary)
+    if not checked.ok:
+        raise checked.refusal(first, data, out)
+
+
+def predict_chunk(predictor: Any, classes: list[Any] | None,
+                  inputs: pd.DataFrame) -> tuple[pd.DataFrame, Any, Any]:
+    """(the output columns: prediction and proba_<class>, the predictions, the
+    probabilities or None) of the compiled ``predictor`` on ``inputs``."""
+    preds, proba = predictor.predict_frame(inputs)
+    frame = pd.DataFrame({"prediction": preds})
+    if proba is not None and classes:
+        for j, c in enumerate(classes):
+            frame[f"proba_{c}"] = proba[:, j]
+    return frame, preds, proba
 
 
 class _Writer:
@@ -243,14 +296,11 @@ def score_file(model: Any, data: str, out: str | Path, *, id_column: str | None 
                 else chunk.drop(columns=[id_column])
             _check(inputs, contract, first, summary, data, target)
             t0 = time.perf_counter()
-            preds, proba = predictor.predict_frame(inputs[features])
+            frame, preds, proba = predict_chunk(predictor, classes, inputs[features])
             key_name = id_column or "row"
             keys = chunk[id_column].to_numpy() if id_column else np.arange(
                 first, first + len(chunk))
-            frame = pd.DataFrame({key_name: keys, "prediction": preds})
-            if proba is not None and classes:
-                for j, c in enumerate(classes):
-                    frame[f"proba_{c}"] = proba[:, j]
+            frame.insert(0, key_name, keys)
             writer.write(frame)
             if logger is not None:
                 from mlwright.serve.logwriter import PredictionEntry
