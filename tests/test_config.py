@@ -59,3 +59,33 @@ def test_every_command_has_help(tmp_path):
         assert done.returncode == 0 and "Usage" in done.stdout, command
     version = _cli("--version", cwd=tmp_path)
     assert version.returncode == 0 and version.stdout.startswith("mlwright ")
+
+
+def test_one_store_url_names_the_project_database_and_mlflows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlwright.config import StoreConfig
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://elsewhere:5000")
+    store = StoreConfig(root=tmp_path, url="postgresql://u@db:5432/mlw")
+    assert store.database_url() == "postgresql+psycopg://u@db:5432/mlw"
+    assert store.resolved_tracking_uri() == (
+        "postgresql+psycopg://u@db:5432/mlw?options=-csearch_path%3Dmlflow")
+    # The folder store is unchanged: sqlite files in root, MLFLOW_TRACKING_URI still read.
+    plain = StoreConfig(root=tmp_path)
+    assert plain.database_url() == f"sqlite:///{(tmp_path / 'mlwright.db').as_posix()}"
+    assert plain.resolved_tracking_uri() == "http://elsewhere:5000"
+    # --store: a URL replaces every location, a folder means the sqlite store in it.
+    assert store.with_option(str(tmp_path / "b")).database_url().endswith("/b/mlwright.db")
+    assert plain.with_option("postgresql://u@h/x").database_url() \
+        == "postgresql+psycopg://u@h/x"
+    assert plain.with_option(None) is plain
+    assert StoreConfig(artifacts="s3://bucket/m").artifact_location() == "s3://bucket/m"
+
+
+def test_a_store_url_that_is_a_folder_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "mlwright.toml"
+    path.write_text('[project]\nname = "x"\n[data]\nsource = "a.csv"\ntarget = "y"\n'
+                    '[store]\nurl = "/srv/db"\n')
+    with pytest.raises(ConfigError, match=r"store\.url: .*must be a database URL such as "
+                       r"postgresql://"):
+        load_config(path)

@@ -37,11 +37,20 @@ class TrainConfig(_Section):
 
 class StoreConfig(_Section):
     root: Path = Field(Path(".mlwright"), description="the project's store folder")
+    url: str | None = Field(
+        None, description="one database URL for everything the project shares, e.g. "
+        "postgresql://user@host/mlwright: the prediction log, feedback, keys, alerts, audit "
+        "and loop state, and MLflow's runs and registry (in its own schema, mlflow); "
+        "default: sqlite files in root")
+    artifacts: str | None = Field(
+        None, description="where MLflow keeps model files (a folder or URI every host "
+        "reaches, e.g. a shared mount or s3://bucket/mlwright); default: root/artifacts")
     tracking_uri: str | None = Field(
-        None, description="MLflow tracking URI; default: MLFLOW_TRACKING_URI, else sqlite in root")
+        None, description="MLflow tracking URI; default: url, else MLFLOW_TRACKING_URI, else "
+        "sqlite in root")
     database: str | None = Field(
         None, description="SQLAlchemy URL of the prediction log, feedback, events and audit "
-        "tables; default: sqlite in root")
+        "tables; default: url, else sqlite in root")
 
     @field_validator("root")
     @classmethod
@@ -50,24 +59,52 @@ class StoreConfig(_Section):
             raise ValueError("store.root must be a folder path")
         return v
 
+    @field_validator("url")
+    @classmethod
+    def _a_url(cls, v: str | None) -> str | None:
+        if v is not None and "://" not in v:
+            raise ValueError("store.url must be a database URL such as "
+                             "postgresql://user@host:5432/mlwright (a folder goes in "
+                             "store.root)")
+        return v
+
+    def with_option(self, store: str | Path | None) -> StoreConfig:
+        """The store a command's ``--store`` names: a database URL (``postgresql://...``:
+        everything shared goes there) or a folder (the sqlite store in it)."""
+        if store is None or str(store) == "":
+            return self
+        if "://" in str(store):
+            return self.model_copy(update={"url": str(store), "tracking_uri": None,
+                                           "database": None})
+        return self.model_copy(update={"root": Path(store), "url": None,
+                                       "tracking_uri": None, "database": None})
+
     def resolved_tracking_uri(self) -> str:
-        """The config's URI, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///ROOT/mlflow.db``."""
+        """The config's URI, else ``url`` (MLflow in its schema there), else
+        ``MLFLOW_TRACKING_URI``, else ``sqlite:///ROOT/mlflow.db``."""
         import os
 
         if self.tracking_uri:
             return self.tracking_uri
+        if self.url:
+            from mlwright.store import mlflow_uri
+
+            return mlflow_uri(self.url)
         if os.environ.get("MLFLOW_TRACKING_URI"):
             return os.environ["MLFLOW_TRACKING_URI"]
         return f"sqlite:///{(self.root / 'mlflow.db').resolve().as_posix()}"
 
     def artifact_location(self) -> str:
-        """Where MLflow keeps artifacts for a local sqlite store."""
+        """Where MLflow keeps artifacts: ``artifacts``, else ROOT/artifacts."""
+        if self.artifacts:
+            return self.artifacts if "://" in self.artifacts else \
+                Path(self.artifacts).resolve().as_uri()
         return (self.root / "artifacts").resolve().as_uri()
 
     def database_url(self) -> str:
         from mlwright.store import database_url
 
-        return database_url(self.root, self.database)
+        return database_url(self.root, self.database or self.url)
 
 
 class EvaluateConfig(_Section):

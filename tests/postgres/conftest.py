@@ -9,6 +9,7 @@ import itertools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -40,13 +41,19 @@ def telco_pg() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def telco_run(telco_pg: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run folder: a linear model on 600 rows (3 trials, reproducible)."""
+def telco_trained(telco_pg: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
+                  ) -> tuple[Any, Path]:
+    """(TrainResult, run folder): a linear model on 600 rows (3 trials, reproducible)."""
     import mlwright as mw
 
     result = mw.train(telco_pg.iloc[:600], "churn", time_budget=30, n_trials=3,
                       families=["linear"], seed=0, n_jobs=1)
-    return Path(result.save(tmp_path_factory.mktemp("pg-run") / "run"))
+    return result, Path(result.save(tmp_path_factory.mktemp("pg-run") / "run"))
+
+
+@pytest.fixture(scope="session")
+def telco_run(telco_trained: tuple[Any, Path]) -> Path:
+    return telco_trained[1]
 
 
 @pytest.fixture(scope="session")

@@ -157,7 +157,7 @@ def test_one_engine_per_url_with_wal_and_a_busy_timeout(tmp_path: Path) -> None:
 
 def test_database_url_defaults_to_sqlite_in_the_store_folder(tmp_path: Path) -> None:
     assert database_url(tmp_path) == f"sqlite:///{(tmp_path / 'mlwright.db').as_posix()}"
-    assert database_url(tmp_path, "postgresql://h/db") == "postgresql://h/db"
+    assert database_url(tmp_path, "postgresql://h/db") == "postgresql+psycopg://h/db"
     from mlwright.config import StoreConfig
 
     assert StoreConfig(root=tmp_path).database_url() == database_url(tmp_path)

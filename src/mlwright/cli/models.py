@@ -17,24 +17,31 @@ models_app = typer.Typer(
     name="models", no_args_is_help=True,
     help="Registered models: versions, aliases (champion/challenger), lineage, audit log.")
 
-StoreOpt = Annotated[Path | None, typer.Option(
-    "--store", help="The project's store folder (default .mlwright, or mlwright.toml's).")]
+StoreOpt = Annotated[str | None, typer.Option(
+    "--store", help="The project's store: a folder (default .mlwright, or mlwright.toml's) or "
+    "a database URL such as postgresql://user@host/mlwright (registry and project database "
+    "there).")]
 UriOpt = Annotated[str | None, typer.Option(
     "--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else the "
     "store's sqlite).")]
 ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why; kept in the audit log.")]
 
 
-def tracking_uri_for(store: Path | None, tracking_uri: str | None = None) -> str | None:
-    """``--tracking-uri`` wins; ``--store ROOT`` means the sqlite store in ROOT."""
+def tracking_uri_for(store: str | Path | None, tracking_uri: str | None = None) -> str | None:
+    """``--tracking-uri`` wins; ``--store URL`` means MLflow in that database (its own
+    schema on PostgreSQL), ``--store ROOT`` the sqlite store in ROOT."""
     if tracking_uri:
         return tracking_uri
+    if store is not None and "://" in str(store):
+        from mlwright.store import mlflow_uri
+
+        return mlflow_uri(str(store))
     if store is not None:
-        return f"sqlite:///{(store / 'mlflow.db').resolve().as_posix()}"
+        return f"sqlite:///{(Path(store) / 'mlflow.db').resolve().as_posix()}"
     return None
 
 
-def _registry(store: Path | None, tracking_uri: str | None) -> Any:
+def _registry(store: str | None, tracking_uri: str | None) -> Any:
     from mlwright.registry import Registry
 
     return Registry(tracking_uri_for(store, tracking_uri))
@@ -64,7 +71,7 @@ def default_name(data: str, table: str | None = None) -> str:
     return Path(data).stem or "project"
 
 
-def register_training(result: TrainResult, folder: Path, *, name: str, store: Path | None,
+def register_training(result: TrainResult, folder: Path, *, name: str, store: str | None,
                       config: dict[str, Any], sample: Any = None,
                       alias: str | None = None) -> Any:
     """What ``mlwright train`` calls last: log the run and register the version (with

@@ -22,12 +22,16 @@ def _project(config: Path | None) -> Any:
     return load_config("mlwright.toml") if Path("mlwright.toml").exists() else None
 
 
-def _reference_of(name: str, project: Any) -> str:
+def _reference_of(name: str, project: Any, store: str | None = None) -> str:
     """The champion's run folder from the registry (the reference when none is given)."""
     from mlwright.exceptions import MonitorError, RegistryError
     from mlwright.registry import Registry
 
     uri = project.store.resolved_tracking_uri() if project is not None else None
+    if store is not None:
+        from mlwright.cli.models import tracking_uri_for
+
+        uri = tracking_uri_for(store)
     try:
         return Registry(uri).load(f"{name}@champion").source
     except RegistryError as exc:
@@ -58,6 +62,9 @@ def monitor(
                         ] = None,
     no_alerts: Annotated[bool, typer.Option("--no-alerts", help="Do not record or send "
                                             "alerts.")] = False,
+    store: Annotated[str | None, typer.Option(
+        "--store", help="The project's store: a folder or a database URL such as "
+        "postgresql://user@host/mlwright (the log and the registry there).")] = None,
 ) -> None:
     """Drift, data quality and live performance of NAME's latest window; writes an HTML report."""
     from mlwright._json import dumps
@@ -66,8 +73,9 @@ def monitor(
 
     project = _project(config)
     cfg = project.monitor if project is not None else MonitorConfig()
-    url = db or (project.store if project is not None else StoreConfig()).database_url()
-    ref = reference or _reference_of(name, project)
+    url = db or (project.store if project is not None else StoreConfig()).with_option(
+        store).database_url()
+    ref = reference or _reference_of(name, project, store)
     with err_console.status(f"Monitoring {name} (window {window or cfg.window})…"):
         report = run_monitor(url, name, reference=ref, window=window, config=cfg,
                              version=version, alerts=not no_alerts)

@@ -17,6 +17,10 @@ ConfigOpt = Annotated[Path | None, typer.Option(
     "./mlwright.toml when it exists).")]
 DatabaseOpt = Annotated[str | None, typer.Option(
     "--database", help="SQLAlchemy URL of the project database (default: store.database).")]
+StoreOpt = Annotated[str | None, typer.Option(
+    "--store", help="The project's store: a folder, or a database URL such as "
+    "postgresql://user@host/mlwright for the registry and the prediction log (default: "
+    "mlwright.toml's [store]).")]
 
 
 def _project(config: Path | None) -> Any:
@@ -29,10 +33,11 @@ def _project(config: Path | None) -> Any:
     return None
 
 
-def _store(project: Any) -> Any:
+def _store(project: Any, store: str | None = None) -> Any:
     from mlwright.config import StoreConfig
 
-    return project.store if project is not None else StoreConfig.model_validate({})
+    base = project.store if project is not None else StoreConfig.model_validate({})
+    return base.with_option(store)
 
 
 def serve(
@@ -56,6 +61,7 @@ def serve(
         help="Default: required whenever HOST is not loopback.")] = None,
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
+    store_option: StoreOpt = None,
 ) -> None:
     """Serve a model over HTTP: predict, batch, explain, feedback, monitor, metrics."""
     from mlwright.loop.service import SERVER_EXTENSIONS
@@ -71,7 +77,7 @@ def serve(
         serve_config.challenger_share = share
     if shadow is not None:
         serve_config.shadow = shadow
-    store = _store(project)
+    store = _store(project, store_option)
     bind = host or serve_config.host
     shown_port = serve_config.port if port is None else port
     console.print(f"Serving [bold]{model}[/] on http://{bind}:{shown_port} "

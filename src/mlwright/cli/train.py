@@ -132,8 +132,9 @@ def train(
     name: Annotated[str | None, typer.Option(
         "--name", help="Registered model name (default: mlwright.toml's project, else the "
         "data file's name).")] = None,
-    store: Annotated[Path | None, typer.Option(
-        "--store", help="Store folder of the MLflow registry (default .mlwright).")] = None,
+    store: Annotated[str | None, typer.Option(
+        "--store", help="Where to register: a store folder (default .mlwright) or a database "
+        "URL such as postgresql://user@host/mlwright.")] = None,
     no_register: Annotated[bool, typer.Option(
         "--no-register", help="Do not log the run to MLflow nor register the model.")] = False,
     force: Annotated[bool, typer.Option(

@@ -61,6 +61,29 @@ def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
     return StoreConfig.model_validate({}).resolved_tracking_uri()
 
 
+def _prepare_postgres(uri: str) -> str:
+    """psycopg 3 for a ``postgresql://`` URI; on the project's shared database, the
+    ``mlflow`` schema that :func:`mlwright.store.mlflow_uri` points MLflow's sessions at,
+    and MLflow's tables, made under an advisory lock (eight trainings that start at once
+    on a new database would otherwise run MLflow's migrations eight times over)."""
+    from mlwright.store import MLFLOW_SCHEMA, get_engine, normalize_url, project_database_of
+
+    uri = normalize_url(uri)
+    shared = project_database_of(uri)
+    if shared is None or MLFLOW_SCHEMA not in uri:
+        return uri
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from sqlalchemy import text
+
+    with _advisory_lock(shared, _MLFLOW_INIT_LOCK):
+        with get_engine(shared).begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {MLFLOW_SCHEMA}"))
+        store = SqlAlchemyStore(uri, local_artifact_root(uri) or
+                                str(_project_store().artifact_location()))
+        store.engine.dispose()
+    return uri
+
+
 def _sqlite_path(uri: str) -> Path | None:
     if uri.startswith("sqlite:///"):
         path = uri.removeprefix("sqlite:///").split("?", 1)[0]
@@ -68,14 +91,36 @@ def _sqlite_path(uri: str) -> Path | None:
     return None
 
 
+def _project_store() -> Any:
+    """mlwright.toml's store section when the working folder has a valid one, else the
+    defaults."""
+    from mlwright.config import CONFIG_FILE, StoreConfig, load_config
+
+    if Path(CONFIG_FILE).exists():
+        try:
+            return load_config(CONFIG_FILE).store
+        except Exception:  # an invalid config is reported by the command that reads it
+            pass
+    return StoreConfig.model_validate({})
+
+
 def local_artifact_root(uri: str) -> str | None:
-    """For a sqlite store, artifacts live beside the database (``ROOT/artifacts``)."""
+    """For a sqlite store, artifacts live beside the database (``ROOT/artifacts``); for a
+    database server, in mlwright.toml's ``store.artifacts`` (default ``ROOT/artifacts``:
+    on several hosts, make it a folder they all reach); other URIs keep MLflow's default."""
     path = _sqlite_path(uri)
-    return None if path is None else (path.resolve().parent / "artifacts").as_uri()
+    if path is not None:
+        return (path.resolve().parent / "artifacts").as_uri()
+    from mlwright.store import project_database_of
+
+    if project_database_of(uri) is not None:
+        return str(_project_store().artifact_location())
+    return None
 
 
 def database_url_for(uri: str, database_url: str | None = None) -> str:
-    """The project database: given, else beside a sqlite store, else the config's default."""
+    """The project database: given, else beside a sqlite store, else the PostgreSQL
+    database MLflow's tables are in, else the config's default."""
     if database_url:
         return database_url
     path = _sqlite_path(uri)
@@ -83,9 +128,12 @@ def database_url_for(uri: str, database_url: str | None = None) -> str:
         from mlwright.store import database_url as default_url
 
         return default_url(path.resolve().parent)
-    from mlwright.config import StoreConfig
+    from mlwright.store import project_database_of
 
-    return StoreConfig.model_validate({}).database_url()
+    shared = project_database_of(uri)
+    if shared is not None:
+        return shared
+    return str(_project_store().database_url())
 
 
 def _build_sqlite_store(tmp: Path, artifacts: str) -> None:
@@ -183,11 +231,14 @@ def client(tracking_uri: str) -> Any:
             return cached
         quiet_mlflow()
         path = _sqlite_path(tracking_uri)
+        uri = tracking_uri
         if path is not None and not path.exists():
             _create_sqlite_store(path.resolve(), tracking_uri)
+        elif "://" in tracking_uri and tracking_uri.split(":", 1)[0].startswith("postgres"):
+            uri = _prepare_postgres(tracking_uri)
         from mlflow import MlflowClient
 
-        made = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        made = MlflowClient(tracking_uri=uri, registry_uri=uri)
         _clients[tracking_uri] = made
         return made
 
@@ -199,7 +250,8 @@ def alias_lock(tracking_uri: str) -> Iterator[None]:
     MLflow sets an alias by reading it and then inserting or updating the row, so two
     trainings that register at once can both find no champion and collide on the insert.
     For a sqlite store (one machine by nature) an exclusive ``flock`` on a file beside the
-    database closes that window; other stores get a retry in the caller instead.
+    database closes that window; on PostgreSQL (trainings on several hosts) a session-level
+    advisory lock of the database does; other stores get a retry in the caller instead.
     """
     with _lock:
         local = _alias_locks.setdefault(tracking_uri, threading.Lock())
@@ -209,6 +261,13 @@ def alias_lock(tracking_uri: str) -> Iterator[None]:
             import fcntl
         except ImportError:  # not POSIX: the in-process lock is all there is
             fcntl = None  # type: ignore[assignment]
+        from mlwright.store import project_database_of
+
+        shared = project_database_of(tracking_uri)
+        if shared is not None:
+            with _advisory_lock(shared):
+                yield
+            return
         if path is None or fcntl is None:
             yield
             return
@@ -216,3 +275,27 @@ def alias_lock(tracking_uri: str) -> Iterator[None]:
         with open(f"{path}.aliases.lock", "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
             yield
+
+
+#: Any constants: the advisory lock keys of alias changes and of MLflow's first migrations
+#: on a PostgreSQL store.
+_ALIAS_LOCK = 0x6D6C7761  # "mlwa"
+_MLFLOW_INIT_LOCK = 0x6D6C7769  # "mlwi"
+
+
+@contextlib.contextmanager
+def _advisory_lock(database_url: str, key: int = _ALIAS_LOCK) -> Iterator[None]:
+    """``pg_advisory_lock`` held on one connection of the project database while the block
+    runs (released by unlock, or by the server when the connection dies with its process)."""
+    from sqlalchemy import text
+
+    from mlwright.store import get_engine
+
+    with get_engine(database_url).connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            conn.commit()

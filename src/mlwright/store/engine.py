@@ -34,9 +34,12 @@ _lock = threading.Lock()
 
 
 def database_url(root: str | Path = ".mlwright", database: str | None = None) -> str:
-    """``database`` when set, else the embedded default: ``sqlite:///ROOT/mlwright.db``
-    (absolute, so every process of the project finds the same file)."""
-    return database or f"sqlite:///{(Path(root) / 'mlwright.db').resolve().as_posix()}"
+    """``database`` when set (``postgresql://`` as psycopg 3's URL), else the embedded
+    default: ``sqlite:///ROOT/mlwright.db`` (absolute, so every process of the project finds
+    the same file)."""
+    if database:
+        return normalize_url(database)
+    return f"sqlite:///{(Path(root) / 'mlwright.db').resolve().as_posix()}"
 
 
 def normalize_url(url: str) -> str:
