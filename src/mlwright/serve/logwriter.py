@@ -30,12 +30,13 @@ from mlwright._logging import get_logger
 from mlwright.store import feedback, insert_new, predictions, unmatched_reasons
 
 __all__ = ["FEEDBACK_COLUMNS", "PREDICTION_COLUMNS", "FeedbackEntry", "LogWriter",
-           "PredictionEntry"]
+           "PredictionEntry", "encode"]
 
 log = get_logger(__name__)
 
 
-def _json(value: Any) -> str:
+def encode(value: Any) -> str:
+    """``value`` as the log's JSON text (a placeholder when it cannot be written)."""
     try:
         return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError as exc:  # nested deeper than orjson writes (a hostile refused record),
@@ -69,18 +70,20 @@ class PredictionEntry:
     status: int
     issues: dict[int, list[dict[str, Any]]] | None = None   # record index -> violations
     first_row: int = 0   # row number of records[0] (a batch upload is logged in chunks)
+    encoded: bool = False  # records are JSON text already (a large body's, from its worker)
 
     def values(self) -> list[tuple[Any, ...]]:
         """One tuple per record, in ``PREDICTION_COLUMNS`` order."""
         issues = self.issues or {}
         keys = self.keys or ()
         predictions, proba, first = self.predictions, self.proba, self.first_row
+        encoded = self.encoded
         return [(self.request_id, first + i, self.ts, self.model, self.version, self.role,
-                 keys[i] if i < len(keys) else None, _json(record),
-                 None if predictions is None else _json(predictions[i]),
-                 None if proba is None else _json(proba[i]),
+                 keys[i] if i < len(keys) else None, record if encoded else encode(record),
+                 None if predictions is None else encode(predictions[i]),
+                 None if proba is None else encode(proba[i]),
                  self.latency_ms, self.status,
-                 _json(issues[i]) if issues.get(i) else None)
+                 encode(issues[i]) if issues.get(i) else None)
                 for i, record in enumerate(self.records)]
 
     def rows(self) -> list[dict[str, Any]]:
@@ -98,7 +101,7 @@ class FeedbackEntry:
     def values(self) -> list[tuple[Any, ...]]:
         """One tuple per item, in ``FEEDBACK_COLUMNS`` order."""
         return [(item.get("request_id"), item.get("row"), item.get("key"),
-                 _json(item["label"]), item["ts"]) for item in self.items]
+                 encode(item["label"]), item["ts"]) for item in self.items]
 
     def rows(self) -> list[dict[str, Any]]:
         return [dict(zip(FEEDBACK_COLUMNS, v, strict=True)) for v in self.values()]

@@ -17,6 +17,7 @@ from typing import Any
 from mlwright._logging import get_logger
 from mlwright.config import ServeConfig
 from mlwright.exceptions import MlwrightError, ServingError
+from mlwright.serve.bodies import BodyWorker
 from mlwright.serve.keys import ApiKey, active_keys
 from mlwright.serve.logwriter import LogWriter
 from mlwright.serve.middleware.rate_limit import RateLimits
@@ -96,8 +97,10 @@ class ServerState:
                                            initializer=one_thread_kernels)
         self.heavy = ThreadPoolExecutor(1, thread_name_prefix="mlwright-batch",
                                         initializer=one_thread_kernels)
-        # Large JSON requests are validated here, one at a time, off the event loop.
+        # Requests of many records are validated here, one at a time, off the event loop;
+        # large bodies are parsed and validated in a worker process (serve/bodies.py).
         self.validating = ThreadPoolExecutor(1, thread_name_prefix="mlwright-validate")
+        self.bodies = BodyWorker(loaded.contract, config.max_records, config.sticky_key)
         wait = config.max_wait_ms / 1000
         self.batchers = {
             slot.role: MicroBatcher(slot, self.executor, max_batch=config.max_batch,
@@ -136,6 +139,7 @@ class ServerState:
         for batcher in self.batchers.values():
             batcher.start()
         self.log.start()
+        await self.bodies.start()
         loop = asyncio.get_running_loop()
         if self.champion.watchable or self.challenger.watchable:
             self.tasks.append(loop.create_task(self._watch()))
@@ -159,6 +163,7 @@ class ServerState:
         self.executor.shutdown(wait=True)
         self.heavy.shutdown(wait=True)
         self.validating.shutdown(wait=True)
+        self.bodies.stop()
 
     def database_problem(self) -> str | None:
         """Why the project database cannot take the log now (the log writer's failing

@@ -4,7 +4,6 @@ refused records."""
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -13,6 +12,7 @@ import orjson
 from fastapi import Request
 from fastapi.responses import Response
 
+from mlwright.serve.bodies import BadRequest, count_containers, parse_json
 from mlwright.serve.logwriter import PredictionEntry
 from mlwright.serve.records import Issue
 
@@ -26,16 +26,6 @@ __all__ = ["JSON_OBJECT", "MAX_SHOWN_ISSUES", "BadRequest", "body_schema", "coun
 
 MAX_SHOWN_ISSUES = 50
 JSON_OBJECT = {"application/json": {"schema": {"type": "object"}}}
-
-
-class BadRequest(Exception):
-    """Bad input found by a handler: answered with ``status`` and a JSON error body."""
-
-    def __init__(self, status: int, detail: str, errors: list[Issue] | None = None) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.errors = errors or []
 
 
 def server_of(request: Request) -> ServerState:
@@ -70,41 +60,11 @@ def issue_map(warnings: list[Issue]) -> dict[int, list[dict[str, Any]]] | None:
     return out
 
 
-# A JSON string (escapes included): removed before counting braces, which it may hold.
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-
-
-def count_containers(body: bytes, at_most: int) -> int:
-    """The JSON objects and arrays of ``body``, counted without parsing it; any count up to
-    ``at_most`` may include braces inside strings (only a count over it is made exact)."""
-    quick = body.count(b"{") + body.count(b"[")
-    if quick <= at_most:
-        return quick
-    bare = _JSON_STRING.sub(b"", body)
-    return bare.count(b"{") + bare.count(b"[")
-
-
 async def read_json(request: Request, *, max_records: int | None = None,
                     max_containers: int = 0) -> Any:
-    """The request's JSON body. With ``max_records``, a body of more than ``max_containers``
-    objects and arrays is refused (413) before parsing: parsing millions of tiny objects
-    holds the interpreter for a second, whatever thread does it."""
-    body = await request.body()
-    if not body:
-        raise BadRequest(400, "The request body is empty; expected JSON.")
-    if max_records is not None and len(body) > 2 * max_containers:  # "{}" is 2 bytes
-        found = count_containers(body, max_containers)
-        if found > max_containers:
-            raise BadRequest(413, (
-                f"The request holds {found:,} JSON objects and arrays, more than the "
-                f"{max_containers:,} of a request within the limit of {max_records:,} "
-                f"records (serve.max_records: one object per record, values not nested). "
-                f"Send at most {max_records:,} records per request, or upload a table to "
-                f"/v1/predict/batch."))
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(400, f"The request body is not valid JSON: {exc}.") from None
+    """The request's JSON body (:func:`~mlwright.serve.bodies.parse_json`)."""
+    return parse_json(await request.body(), max_records=max_records,
+                      max_containers=max_containers)
 
 
 def request_id(request: Request) -> str:
@@ -116,8 +76,9 @@ def request_id(request: Request) -> str:
 
 async def log_rejected(server: ServerState, request_id: str, ts: float, records: list[Any],
                        keys: list[str | None] | None, errors: list[Issue], started: float,
-                       first_row: int = 0) -> None:
-    """Log records refused by the contract (status 422), with their issues by row."""
+                       first_row: int = 0, encoded: bool = False) -> None:
+    """Log records refused by the contract (status 422), with their issues by row
+    (``encoded``: the records are the log's JSON text already)."""
     active = server.champion.active
     issues: dict[int, list[dict[str, Any]]] = {}
     for issue in errors:
@@ -126,7 +87,8 @@ async def log_rejected(server: ServerState, request_id: str, ts: float, records:
     await server.log.put(PredictionEntry(
         request_id, ts, active.name if active else "", active.version if active else "",
         "champion", records, keys, None, None,
-        (time.perf_counter() - started) * 1000, 422, issues, first_row=first_row))
+        (time.perf_counter() - started) * 1000, 422, issues, first_row=first_row,
+        encoded=encoded))
 
 
 def responses(ok: dict[str, Any], *codes: int) -> dict[int | str, dict[str, Any]]:

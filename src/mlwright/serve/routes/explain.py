@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from mlwright.exceptions import MlwrightError
+from mlwright.serve.bodies import records_of
 from mlwright.serve.routes._common import (
     JSON_OBJECT,
     BadRequest,
@@ -20,7 +21,6 @@ from mlwright.serve.routes._common import (
     responses,
     server_of,
 )
-from mlwright.serve.routes.predict import records_of
 
 __all__ = ["router"]
 
@@ -36,7 +36,7 @@ async def explain(request: Request) -> Response:
     server = server_of(request)
     try:
         payload = await read_json(request)
-        records, _ = records_of(server, payload)
+        records, _ = records_of(payload, server.validator.names, server.config.max_records)
     except BadRequest as exc:
         return json_response(error_body(exc.detail), exc.status)
     if len(records) > _MAX_RECORDS:
