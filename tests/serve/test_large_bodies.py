@@ -1,14 +1,18 @@
 """Large requests do not hold up small ones (issue 16): a body of LARGE_BODY bytes or more
 is parsed and validated in the body worker process (same answers, refused records logged,
-a dead worker replaced)."""
+a dead worker replaced), and a request of many rows goes to the model in parts, so a
+single-row request sent meanwhile is predicted between them."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,8 @@ from serve_helpers import LiveServer, records
 
 from mlwright.serve import create_app
 from mlwright.serve.bodies import LARGE_BODY
+from mlwright.serve.records import RecordValidator
+from mlwright.serve.runtime import Active, MicroBatcher, Slot, load_source, make_predictor
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +100,46 @@ def test_a_dead_body_worker_costs_one_503_and_is_replaced(served: Any,
     again = client.post("/v1/predict", content=body)
     assert again.status_code == 200, again.text
     assert client.get("/readyz").status_code == 200
+
+
+def test_a_single_row_is_predicted_between_the_parts_of_a_large_request(
+        run_a: Path, telco_rows: pd.DataFrame) -> None:
+    loaded = load_source(str(run_a))
+    predict = make_predictor(loaded)
+    calls: list[set[int]] = []   # the records of each model call, by identity
+    first_part = threading.Event()
+    go_on = threading.Event()
+
+    def recording(batch: list[dict[str, Any]]) -> Any:
+        calls.append({id(r) for r in batch})
+        if len(calls) == 1:  # hold the first part until the single row is queued
+            first_part.set()
+            go_on.wait(30)
+        return predict(batch)
+
+    rows = RecordValidator(loaded.contract).validate(records(telco_rows))[0]
+    big = [dict(rows[i % len(rows)]) for i in range(5 * MicroBatcher.part_rows + 1)]
+    single = [dict(rows[0])]
+
+    async def run() -> tuple[Any, Any]:
+        batcher = MicroBatcher(Slot("champion", None, Active(loaded, recording)),
+                               ThreadPoolExecutor(1), max_batch=1024, max_wait=0.002)
+        batcher.start()
+        large = asyncio.create_task(batcher.submit(big))
+        await asyncio.get_running_loop().run_in_executor(None, first_part.wait, 30)
+        small = asyncio.create_task(batcher.submit(single))
+        await asyncio.sleep(0.05)  # the single row is queued behind the first part
+        go_on.set()
+        out = await asyncio.gather(large, small)
+        await batcher.stop()
+        return out[0], out[1]
+
+    (_, preds, proba), (_, one, _) = asyncio.run(run())
+    assert len(calls[0]) == MicroBatcher.part_rows
+    single_call = next(i for i, c in enumerate(calls) if id(single[0]) in c)
+    last_part = next(i for i, c in enumerate(calls) if id(big[-1]) in c)
+    assert 0 < single_call < last_part, [len(c) for c in calls]
+    # The parts, glued in order, are the whole request's predictions.
+    whole, whole_proba = predict(big)
+    assert preds == whole and proba == whole_proba
+    assert one == predict(single)[0]

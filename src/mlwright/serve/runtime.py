@@ -172,6 +172,10 @@ class MicroBatcher:
     # moving average over them, so one slow call, a GC pause say, does not end it).
     inline_rows = 4
     inline_limit_s = 0.005
+    # A request of more rows goes to the model in parts of this many, one after another:
+    # a request queued meanwhile waits for one part (~10 ms on the telco champion), not for
+    # the whole request (10,000 rows: ~0.1-0.3 s).
+    part_rows = 256
 
     def __init__(self, slot: Slot, executor: Executor, *, max_batch: int, max_wait: float,
                  on_batch: Callable[[int], None] | None = None) -> None:
@@ -210,6 +214,24 @@ class MicroBatcher:
 
     async def submit(self, records: list[dict[str, Any]]
                      ) -> tuple[Active, list[Any], list[list[float]] | None]:
+        """The model's predictions (and probabilities) for ``records``, and the model."""
+        size = min(self.part_rows, self.max_batch)
+        if len(records) <= size:
+            return await self._submit(records)
+        for _ in range(3):
+            parts = [await self._submit(records[start:start + size])
+                     for start in range(0, len(records), size)]
+            active = parts[0][0]
+            if all(part[0] is active for part in parts):  # one model answers the request
+                preds = [p for part in parts for p in part[1]]
+                proba = None if parts[0][2] is None else [
+                    p for part in parts for p in part[2] or ()]
+                return active, preds, proba
+        raise ServingError(f"The {self.slot.role} model was swapped three times while this "
+                           f"request was predicted; retry it.")
+
+    async def _submit(self, records: list[dict[str, Any]]
+                      ) -> tuple[Active, list[Any], list[list[float]] | None]:
         assert self._queue is not None and self._idle is not None, "the batcher was not started"
         if self._idle.is_set() and self._queue.empty() and self._carry is None \
                 and not self._holding and self.arriving <= 0:
