@@ -137,6 +137,10 @@ class ServeConfig(_Section):
         "answer, once started, is not cut)")
     body_timeout_s: float = Field(
         20.0, gt=0, description="a request body not fully received by then gets 408")
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="a request head (request line and headers) not received "
+        "within this long of its first byte, or of the connection, gets 408 and the "
+        "connection is closed (slow-header clients)")
     shutdown_grace_s: float = Field(
         30.0, ge=0, description="on SIGTERM, in-flight requests get this long to finish "
         "(then they are cancelled); the prediction log is flushed either way")

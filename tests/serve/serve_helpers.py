@@ -59,11 +59,12 @@ def serve_process(args: list[str], cwd: Path, env: dict[str, str] | None = None,
 class LiveServer:
     """A uvicorn server for ``app`` in a thread; ``stop()`` runs the graceful shutdown."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, http: Any = "auto") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False))
+            app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False,
+            http=http))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:

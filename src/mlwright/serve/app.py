@@ -28,7 +28,7 @@ from mlwright.serve.prometheus import MULTIPROC_ENV, worker_exited
 from mlwright.serve.routes import ROUTERS, contract_openapi
 from mlwright.serve.state import ServerState
 
-__all__ = ["LOOPBACK", "ServeContext", "create_app", "run_server"]
+__all__ = ["LOOPBACK", "ServeContext", "create_app", "http_protocol", "run_server"]
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -132,7 +132,8 @@ def run_server(model: str, *, challenger: str | None = None, config: ServeConfig
     port = config.port if port is None else port
     workers = workers or config.workers
     options: dict[str, Any] = {"host": host, "port": port, "access_log": False,
-                               "log_level": "warning", "loop": "auto", "http": "auto",
+                               "log_level": "warning", "loop": "auto",
+                               "http": http_protocol(config, workers),
                                # SIGTERM: in-flight requests get this long, then the
                                # lifespan's shutdown flushes the prediction log.
                                "timeout_graceful_shutdown": config.shutdown_grace_s}
@@ -163,6 +164,18 @@ def run_server(model: str, *, challenger: str | None = None, config: ServeConfig
                      tracking_uri=tracking_uri, host=host, require_api_key=require_api_key,
                      extensions=extensions, project=project)
     uvicorn.Server(uvicorn.Config(app, **options)).run()
+
+
+def http_protocol(config: ServeConfig, workers: int = 1) -> Any:
+    """uvicorn's ``http`` option: its httptools protocol with serve.header_timeout_s
+    (serve/connections.py), or uvicorn's choice where httptools is not installed."""
+    try:
+        from mlwright.serve.connections import protocol_for
+    except ImportError:
+        return "auto"
+    if workers > 1:  # each worker process builds the class from the spec in its environment
+        return "mlwright.serve.connections:from_environment"
+    return protocol_for(config.header_timeout_s)
 
 
 def app_from_environment() -> FastAPI:
