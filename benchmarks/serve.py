@@ -11,6 +11,7 @@ benchmarks/results/serve.json.
     .venv/bin/python benchmarks/serve.py                 # full run
     .venv/bin/python benchmarks/serve.py --requests 200 --seconds 10   # small
     .venv/bin/python benchmarks/serve.py --run RUN_FOLDER  # serve a saved run (A/B runs)
+    .venv/bin/python benchmarks/serve.py --run RUN --skip-mlflow --out /tmp/a.json  # short A/B
 """
 
 from __future__ import annotations
@@ -151,6 +152,8 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=None,
                         help="serve this saved run folder instead of training one (the same "
                              "champion in every run: a budget-bound search differs with load)")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "serve.json",
+                        help="where the JSON goes (short A/B runs: elsewhere)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="mlwright-bench-serve-"))
@@ -222,8 +225,8 @@ def main() -> None:
                       f"{r['p95_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['req_per_s']:.0f}",
                       f"{r['rows_per_s']:.0f}", str(r["errors"]))
     Console().print(table)
-    out = ROOT / "results" / "serve.json"
-    out.parent.mkdir(exist_ok=True)
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "python": platform.python_version()},

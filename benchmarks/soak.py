@@ -517,11 +517,12 @@ def main() -> None:
                         "client time limit")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    if args.quick:
-        args.minutes, args.baseline_minutes, args.solo_seconds = 1.0, 1 / 3, 4.0
-        args.requests_total = min(args.requests_total, 20_000)
-        args.budget = min(args.budget, 15.0)
-        args.timeout = min(args.timeout, 10.0)
+    if args.quick:  # its settings, where the command line does not name others
+        quick = {"minutes": 1.0, "baseline_minutes": 1 / 3, "solo_seconds": 4.0,
+                 "requests_total": 20_000, "budget": 15.0, "timeout": 10.0}
+        for name, value in quick.items():
+            if getattr(args, name) == parser.get_default(name):
+                setattr(args, name, value)
     out = args.out or ROOT / "results" / ("soak-quick.json" if args.quick else "soak.json")
 
     work = args.work or Path(tempfile.mkdtemp(prefix="mlwright-soak-"))
