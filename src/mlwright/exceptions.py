@@ -16,6 +16,7 @@ __all__ = [
     "ContractError",
     "DataSourceError",
     "EmptyDataError",
+    "ExportError",
     "IntegrityError",
     "LoopError",
     "MissingDependencyError",
@@ -106,3 +107,7 @@ class MonitorError(MlwrightError):
 
 class LoopError(MlwrightError):
     """A retraining, comparison or promotion step that cannot be carried out."""
+
+
+class ExportError(MlwrightError):
+    """A model (a member, a column) that cannot be exported exactly in the asked format."""

@@ -1,0 +1,130 @@
+"""An exported ONNX model run by onnxruntime, with the compiled predictor's interface.
+
+:class:`OnnxPredictor` reads what :func:`mlwright.export.graph.build_graph` stored in the
+model's metadata (the task, the classes, what each input column is fed as, and the data
+contract when :func:`mlwright.export.core.export_onnx` wrote the file) and answers
+``predict_frame(frame)`` and ``predict_records(records)`` with (predictions, probabilities
+or None), as :class:`~mlwright.search.predictor.CompiledPredictor` does. Its feeder turns
+a DataFrame into the graph's inputs by the preprocessing's own rules: categories as their
+labels (``""`` for missing), numbers by the contract's number rules, dates as whole
+seconds since the epoch in UTC.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlwright._lazy import require
+from mlwright.exceptions import ColumnNotFoundError, ExportError
+
+__all__ = ["OnnxPredictor", "feed"]
+
+META_CONTRACT = "mlwright.contract"
+META_NAME = "mlwright.name"
+META_VERSION = "mlwright.version"
+
+
+def feed(frame: Any, kinds: dict[str, str]) -> dict[str, np.ndarray]:
+    """The graph's inputs for ``frame``: one ``[N, 1]`` array per column of ``kinds``."""
+    from mlwright.prep.table import _labels, _number_block
+    from mlwright.prep.transformers import _utc_values
+
+    missing = [c for c in kinds if c not in frame.columns]
+    if missing:
+        raise ColumnNotFoundError(missing[0], frame.columns, role="feature column")
+    out: dict[str, np.ndarray] = {}
+    for column, kind in kinds.items():
+        if kind == "number":
+            values = _number_block(frame, [column]).reshape(-1, 1)
+        elif kind == "date":
+            stamps = _utc_values(frame[column])
+            seconds = stamps.astype("datetime64[s]").astype(np.int64).astype(np.float64)
+            values = np.where(np.isnat(stamps), np.nan, seconds).reshape(-1, 1)
+        else:
+            labels = _labels(frame[column])
+            labels[labels == None] = ""  # noqa: E711 (an object array: elementwise)
+            values = labels.astype(str).reshape(-1, 1)
+        out[column] = values
+    return out
+
+
+class OnnxPredictor:
+    """predictions and probabilities of an exported model through onnxruntime.
+
+    Args:
+        model: a path to an ``.onnx`` file written by ``mlwright export``, or its bytes.
+        threads: onnxruntime's intra-op threads (0: its default, every core).
+    """
+
+    def __init__(self, model: str | Path | bytes, *, threads: int = 0) -> None:
+        ort = require("onnxruntime", feature="Scoring an ONNX model", extra="onnx")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3  # its shape warnings on dynamic batches are noise
+        source = model if isinstance(model, bytes) else str(model)
+        shown = "the ONNX model" if isinstance(model, bytes) else repr(str(model))
+        try:
+            self.session = ort.InferenceSession(source, options,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ExportError(f"Cannot load {shown}: {exc}") \
+                from exc
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "mlwright.inputs" not in meta:
+            raise ExportError(
+                f"{shown} was not written by 'mlwright export' (it has no "
+                f"mlwright metadata); export the model with 'mlwright export NAME@alias "
+                f"--format onnx -o model.onnx'.")
+        self.kinds: dict[str, str] = json.loads(meta["mlwright.inputs"])
+        self.task = meta["mlwright.task"]
+        self.regression = self.task == "regression"
+        classes = json.loads(meta["mlwright.classes"])
+        self.classes_ = None if classes is None else np.asarray(classes, dtype=object)
+        self._by_label = None if classes is None else {str(c): c for c in classes}
+        self.contract_json = meta.get(META_CONTRACT)
+        self.name = meta.get(META_NAME, "model")
+        self.version = meta.get(META_VERSION, "0")
+        self.feature_names = list(self.kinds)
+        self._outputs = ["prediction"] if self.regression else ["label", "probabilities"]
+
+    def contract(self) -> Any:
+        """The data contract stored in the file (None if it holds none)."""
+        if self.contract_json is None:
+            return None
+        from mlwright.data.contract import Contract
+
+        return Contract.from_json(self.contract_json, origin="the ONNX model's contract")
+
+    def run(self, frame: Any) -> list[np.ndarray]:
+        """The raw outputs: ``[prediction]`` or ``[label, probabilities]``."""
+        return list(self.session.run(self._outputs, feed(frame, self.kinds)))
+
+    def predict_frame(self, frame: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """(predictions in the model's label space, class probabilities or None)."""
+        if len(frame) == 0:
+            width = 0 if self.classes_ is None else len(self.classes_)
+            return (np.empty(0, dtype=float if self.regression else object),
+                    None if self.regression else np.empty((0, width)))
+        outputs = self.run(frame)
+        if self.regression:
+            return np.asarray(outputs[0], dtype=np.float64), None
+        assert self._by_label is not None
+        by_label = self._by_label
+        labels = np.empty(len(outputs[0]), dtype=object)
+        labels[:] = [by_label[str(v)] for v in outputs[0]]
+        return labels, np.asarray(outputs[1], dtype=np.float64)
+
+    def predict_records(self, records: list[dict[str, Any]]
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Records (dicts keyed by column) as ``predict_frame`` of their DataFrame."""
+        import pandas as pd
+
+        frame = pd.DataFrame(records)
+        absent = [c for c in self.feature_names if c not in frame.columns]
+        if absent:  # absent everywhere: missing, as an absent key is in one record
+            frame = pd.DataFrame(records, columns=[*frame.columns, *absent])
+        return self.predict_frame(frame)

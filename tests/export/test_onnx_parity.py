@@ -1,0 +1,196 @@
+"""ONNX export: parity with the Python predictor per model family and per task, on real
+slices of the public suite (held-back rows plus the export's probe rows: NaN, unseen and
+non-ASCII categories, empty strings, values exactly at split thresholds), and the clear
+refusals of what has no exact ONNX form."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from mlwright.datasets import load_suite
+from mlwright.exceptions import ExportError
+from mlwright.export.core import export_onnx, parity_rows, to_onnx
+from mlwright.export.parity import PROBA_ATOL, VALUE_RTOL, check_parity
+from mlwright.export.runtime import OnnxPredictor
+from mlwright.registry.model import LoadedModel
+
+TASKS = {"binary": ("telco_churn", "churn"), "multiclass": ("hpc_jobs", "class"),
+         "regression": ("diamonds", "price")}
+TRAIN_ROWS = 600
+
+
+@functools.cache
+def _table(task: str, numeric_only: bool = False) -> pd.DataFrame:
+    name, target = TASKS[task]
+    df = load_suite(name, nrows=900, seed=1)
+    if numeric_only:  # CatBoost's exporter takes no categorical features
+        keep = [c for c in df.columns if c == target or df[c].dtype.kind in "fiub"]
+        df = df[keep]
+    return df
+
+
+@functools.cache
+def _loaded(task: str, family: str, numeric_only: bool = False) -> LoadedModel:
+    import mlwright as mw
+
+    df = _table(task, numeric_only)
+    target = TASKS[task][1]
+    result = mw.train(df.iloc[:TRAIN_ROWS], target, time_budget=60, n_trials=1,
+                      families=[family], seed=0, n_jobs=1)
+    return LoadedModel(model=result.model, contract=result.contract, name=f"{task}-{family}",
+                       version="1")
+
+
+def _held_back(task: str, numeric_only: bool = False) -> pd.DataFrame:
+    df = _table(task, numeric_only)
+    return df.iloc[TRAIN_ROWS:].drop(columns=TASKS[task][1]).reset_index(drop=True)
+
+
+def _assert_parity(loaded: LoadedModel, rows: pd.DataFrame) -> None:
+    """The export's own check holds, and the figures it reports are the real ones."""
+    exported = to_onnx(loaded, rows=rows)
+    predictor = OnnxPredictor(exported.data)
+    frame = parity_rows(loaded, rows)
+    assert len(frame) > len(rows) + 3  # the probes were added
+    parity = check_parity(loaded.model, predictor, frame)
+    assert parity.ok, parity.failures[:3]
+    model = loaded.model
+    ref = model.raw_predict(frame)
+    pred, proba = predictor.predict_frame(frame)
+    fine = parity.near == 0
+    if str(model.task) == "regression":
+        error = np.abs(pred - ref) / np.maximum(np.abs(ref), 1e-6)
+        assert (error <= VALUE_RTOL).all() or not fine, error.max()
+        assert np.isfinite(pred).all()
+    else:
+        error = np.abs(proba - ref).max(axis=1)
+        assert (error <= PROBA_ATOL).all() or not fine, error.max()
+        expected = model.predict(frame)
+        same = np.asarray([a == b for a, b in zip(pred, expected, strict=True)])
+        assert same.mean() > 0.99 and (same.all() or parity.ties or parity.near)
+    # Only LightGBM compares in double what ONNX compares in float32.
+    if not any(type(m["estimator"]).__module__.startswith("lightgbm")
+               for m in model.members):
+        assert parity.near == 0
+
+
+FAMILIES = ["lightgbm", "xgboost", "random_forest", "extra_trees", "hist_gb", "linear", "mlp"]
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.slow
+def test_parity_per_family_and_task(family: str, task: str) -> None:
+    _assert_parity(_loaded(task, family), _held_back(task))
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+@pytest.mark.slow
+def test_catboost_parity_without_categorical_features(task: str) -> None:
+    _assert_parity(_loaded(task, "catboost", True), _held_back(task, True))
+
+
+@pytest.mark.slow
+def test_dates_and_an_ensemble_of_styles() -> None:
+    """mpls_person_search: a datetime column (year ... hour parts by epoch arithmetic), a
+    tree and a linear member blended."""
+    import mlwright as mw
+
+    df = load_suite("mpls_person_search", nrows=1200, seed=2)
+    result = mw.train(df.iloc[:800], "personSearch", time_budget=60, n_trials=1,
+                      families=["lightgbm", "linear"], seed=0, n_jobs=1)
+    loaded = LoadedModel(model=result.model, contract=result.contract, name="mpls")
+    assert result.model.preps["tree"].dates_ is not None
+    rows = df.iloc[800:].drop(columns="personSearch").reset_index(drop=True)
+    _assert_parity(loaded, rows)
+
+
+def test_date_parts_are_exact_before_and_after_the_epoch() -> None:
+    """The graph's civil-from-days arithmetic against DatetimeFeatures on dates from 1700
+    to 2250, leap days and times included (an exact property: synthetic dates)."""
+    from onnx import TensorProto, helper
+
+    from mlwright.export.graph import _date_parts, _Graph
+    from mlwright.prep.transformers import DatetimeFeatures
+
+    rng = np.random.default_rng(0)
+    seconds = rng.integers(-8_520_000_000, 8_800_000_000, 3000)
+    fixed = pd.to_datetime(["1900-02-28 23:59:59", "1900-03-01 00:00:00",
+                            "2000-02-29 12:30:00",
+                            "1969-12-31 23:59:59", "1970-01-01 00:00:00",
+                            "2100-03-01 00:00:01",
+                            "1804-02-29 06:00:00"]).astype("int64") // 10**9
+    seconds = np.concatenate([seconds, fixed.to_numpy()])
+    stamps = pd.DataFrame({"when": pd.to_datetime(seconds, unit="s")})
+    features = DatetimeFeatures().fit(stamps)
+    parts = features.parts_["when"]
+    assert "hour" in parts
+    g = _Graph()
+    outs = _date_parts(g, "when", parts, float(features.origin_["when"]))
+    result = g.op("Concat", outs, axis=1)
+    g.nodes.append(helper.make_node("Identity", [result], ["out"]))
+    graph = helper.make_graph(
+        g.nodes, "dates", [helper.make_tensor_value_info("when", TensorProto.DOUBLE, [None, 1])],
+        [helper.make_tensor_value_info("out", TensorProto.DOUBLE, [None, None])],
+        g.initializers)
+    onx = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"when": seconds.astype(np.float64).reshape(-1, 1)})[0]
+    np.testing.assert_array_equal(got, features.transform(stamps))
+
+
+# ---- refusals ---------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_knn_is_refused_naming_the_member_and_the_fix(tmp_path: Any) -> None:
+    out = tmp_path / "model.onnx"
+    with pytest.raises(ExportError, match=r"member 0 \(knn\).*k-nearest.*--families"):
+        export_onnx(_loaded("binary", "knn"), out)
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_catboost_with_categorical_features_is_refused(tmp_path: Any) -> None:
+    out = tmp_path / "model.onnx"
+    with pytest.raises(ExportError, match=r"CatBoost model with categorical features.*"
+                                          r"--families"):
+        export_onnx(_loaded("binary", "catboost"), out)
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_hist_gb_categorical_splits_are_refused() -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    loaded = _loaded("binary", "linear")
+    model = loaded.model
+    df = _table("binary")
+    tree = _loaded("binary", "lightgbm").model.preps["tree"]
+    X = tree.transform(df.drop(columns="churn"))
+    hgb = HistGradientBoostingClassifier(max_iter=5, categorical_features=[0]).fit(
+        X, df["churn"].map({model.classes_[0]: 0, model.classes_[1]: 1}))
+    refused = type(model)(preps={"tree": tree}, members=[
+        {"style": "tree", "weight": 1.0, "estimator": hgb, "family": "hist_gb", "trial": 0}],
+        task=model.task, classes=model.classes, feature_names=model.feature_names)
+    with pytest.raises(ExportError, match=r"member 0 \(hist_gb\).*categorical splits"):
+        to_onnx(LoadedModel(model=refused, contract=loaded.contract))
+
+
+@pytest.mark.slow
+def test_text_columns_are_refused_naming_the_column() -> None:
+    import mlwright as mw
+
+    df = load_suite("trump_tweet_source", nrows=500)
+    result = mw.train(df, "source", time_budget=60, n_trials=1, families=["linear"], seed=0,
+                      n_jobs=1)
+    with pytest.raises(ExportError, match=r"Text column 'text'.*Retrain without"):
+        to_onnx(LoadedModel(model=result.model, contract=result.contract))
