@@ -157,6 +157,10 @@ class ServeConfig(_Section):
         "replaces it); none by default")
     anonymous_rate_limit: str | None = Field(
         None, description="rate limit per client address when no API key is required")
+    runtime: Literal["python", "onnx"] = Field(
+        "python", description="what predicts: the compiled Python predictor, or the model "
+        "exported to ONNX run by onnxruntime (its logged export, else exported at start, "
+        "parity checked; needs mlwright[onnx])")
     rate_limit_strategy: Literal["fixed-window", "moving-window"] = Field(
         "fixed-window", description="fixed-window: constant cost per request; moving-window: "
         "no burst at a window's edge, a cost that grows with the limit")

@@ -16,6 +16,7 @@ import typer
 from mlwright import __version__
 from mlwright.cli import (
     data,
+    export,
     loop,
     models,
     monitor,
@@ -29,7 +30,7 @@ from mlwright.cli._common import CliState, console, err_console, run_guarded
 
 __all__ = ["COMMANDS", "app", "build_app", "main"]
 
-COMMANDS = (project, data, loop, models, monitor, predict, report, serve, train)
+COMMANDS = (project, data, loop, models, monitor, predict, export, report, serve, train)
 
 
 def _version_callback(value: bool) -> None:

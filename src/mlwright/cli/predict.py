@@ -28,18 +28,11 @@ from mlwright.exceptions import ConfigError
 __all__ = ["predict", "register"]
 
 
-def _check_model(model: str) -> None:
-    if model.lower().endswith(".onnx"):
-        raise ConfigError(
-            f"{model!r} is an ONNX file, which 'mlwright predict' does not score yet (ONNX "
-            f"export and scoring come with 'mlwright export'). Give the registry reference "
-            f"(NAME@champion, NAME/VERSION) or the run folder the model was trained into.")
-
-
 def predict(
     model: Annotated[str, typer.Argument(
-        help="NAME@alias or NAME/VERSION (the registry), or a run folder written by "
-        "'mlwright train'.")],
+        help="NAME@alias or NAME/VERSION (the registry), a run folder written by "
+        "'mlwright train', or an .onnx file written by 'mlwright export' (run by "
+        "onnxruntime).")],
     data: DataArg,
     out: Annotated[Path, typer.Option(
         "--out", "-o", help="Where to write the predictions: a .parquet or .csv file "
@@ -76,7 +69,6 @@ def predict(
     from mlwright.serve.batchfile import OUTPUT_FORMATS, score_file
     from mlwright.serve.runtime import load_source
 
-    _check_model(model)
     project = _project(config)
     address = cluster_address(cluster, project) if project is not None else cluster
     if address is not None:
@@ -128,6 +120,9 @@ def _predict_on_cluster(model: str, data: str, out: Path, address: str, project:
     from mlwright.cluster import connect, score_dataset
     from mlwright.serve.runtime import load_source
 
+    if model.lower().endswith(".onnx"):
+        raise ConfigError(f"{model!r} is an ONNX file, which is scored without --cluster (the "
+                          f"workers load registered models or run folders).")
     if log:
         raise ConfigError("--log is not available with --cluster yet: the workers do not "
                           "write the prediction log. Score without --cluster to log the rows.")

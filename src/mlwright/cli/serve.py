@@ -59,6 +59,10 @@ def serve(
     require_api_key: Annotated[bool | None, typer.Option(
         "--require-api-key/--no-api-key",
         help="Default: required whenever HOST is not loopback.")] = None,
+    runtime: Annotated[str | None, typer.Option(
+        "--runtime", help="python (the compiled predictor) or onnx (the model's ONNX "
+        "export run by onnxruntime: the one 'mlwright export' logged, else exported now "
+        "with its parity check). Default serve.runtime.")] = None,
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
     store_option: StoreOpt = None,
@@ -77,6 +81,12 @@ def serve(
         serve_config.challenger_share = share
     if shadow is not None:
         serve_config.shadow = shadow
+    if runtime is not None:
+        if runtime not in ("python", "onnx"):
+            from mlwright.exceptions import ConfigError
+
+            raise ConfigError(f"--runtime {runtime!r}: expected python or onnx.")
+        serve_config.runtime = runtime
     store = _store(project, store_option)
     bind = host or serve_config.host
     shown_port = serve_config.port if port is None else port

@@ -259,8 +259,8 @@ def score_file(model: Any, data: str, out: str | Path, *, id_column: str | None 
     """Score DATA with a loaded model into OUT (.parquet or .csv); see the module docstring.
 
     Args:
-        model: a ``LoadedModel`` (``serve.runtime.load_source`` of a run folder or a
-            registry reference).
+        model: a ``LoadedModel`` (``serve.runtime.load_source`` of a run folder, a
+            registry reference or an ``.onnx`` file from ``mlwright export``).
         id_column: the column keying each output row (else ``row``, the 0-based number).
         log_database: a SQLAlchemy URL: the rows also go to its prediction log (monitoring).
         on_chunk: called after each chunk with (rows done, rows in total when known).
@@ -277,7 +277,9 @@ def score_file(model: Any, data: str, out: str | Path, *, id_column: str | None 
         raise ConfigError(f"chunk_rows must be at least 1, got {chunk_rows}.")
     contract = model.contract
     features = list(contract.feature_names)
-    predictor = compile_predictor(model.model, contract)
+    # An .onnx file's LoadedModel holds its onnxruntime predictor already.
+    predictor = model.model if hasattr(model.model, "predict_frame") else compile_predictor(
+        model.model, contract)
     classes = model.classes
     summary = ScoreSummary(out=target)
     total, chunks = read_chunks(data, chunk_rows=chunk_rows, table=table, query=query,

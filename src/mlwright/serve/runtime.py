@@ -52,8 +52,37 @@ def _pandas_predictor(loaded: Any) -> Predictor:
     return predict
 
 
-def make_predictor(loaded: Any) -> Predictor:
-    """The function a batch of validated records goes through (the one place to switch)."""
+def _onnx_predictor(loaded: Any, tracking_uri: str | None) -> Predictor:
+    """The model exported to ONNX, run by onnxruntime (one thread: the server spreads
+    requests over its cores, as for the Python predictor)."""
+    import numpy as np
+
+    from mlwright.export.core import onnx_predictor
+
+    if hasattr(loaded.model, "predict_records"):  # an .onnx file, already a session
+        session = loaded.model
+    else:
+        registry = None
+        if loaded.run_id:
+            from mlwright.registry import Registry
+
+            registry = Registry(tracking_uri)
+        session = onnx_predictor(loaded, registry=registry, threads=1)
+
+    def predict(records: list[dict[str, Any]]) -> tuple[list[Any], list[list[float]] | None]:
+        preds, proba = session.predict_records(records)
+        return (np.asarray(preds).tolist(),
+                None if proba is None else np.asarray(proba, dtype=float).tolist())
+
+    return predict
+
+
+def make_predictor(loaded: Any, *, runtime: str = "python",
+                   tracking_uri: str | None = None) -> Predictor:
+    """The function a batch of validated records goes through (the one place to switch):
+    the compiled Python predictor, or with ``runtime="onnx"`` the ONNX export."""
+    if runtime == "onnx" or hasattr(loaded.model, "predict_records"):
+        return _onnx_predictor(loaded, tracking_uri)
     try:
         from mlwright.search.predictor import compile_predictor
     except ImportError:
@@ -77,7 +106,8 @@ def is_registry_ref(source: str) -> bool:
 
 
 def load_source(source: Any, *, tracking_uri: str | None = None) -> Any:
-    """A ``LoadedModel`` from a run folder, a registry reference, or one already loaded."""
+    """A ``LoadedModel`` from a run folder, a registry reference, an ``.onnx`` file written
+    by ``mlwright export``, or one already loaded."""
     from mlwright.registry.model import LoadedModel
     from mlwright.run import RunFolder, file_sha256
 
@@ -85,6 +115,8 @@ def load_source(source: Any, *, tracking_uri: str | None = None) -> Any:
         return source
     text = str(source)
     folder = Path(text)
+    if folder.suffix.lower() == ".onnx" and folder.is_file():
+        return _load_onnx(folder)
     if folder.is_dir():
         # A folder has no registry version; the model file's hash names it.
         digest = file_sha256(folder / RunFolder.MODEL)[:12] if (
@@ -102,6 +134,23 @@ def load_source(source: Any, *, tracking_uri: str | None = None) -> Any:
             f"Cannot load {text!r}: this mlwright has no model registry yet ({exc}). Serve "
             f"a run folder instead.") from exc
     return load_model(text, tracking_uri=tracking_uri)
+
+
+def _load_onnx(path: Path) -> Any:
+    """A ``LoadedModel`` around an ONNX file written by ``mlwright export`` (its contract,
+    name and version come from the file's metadata)."""
+    from mlwright.export.runtime import OnnxPredictor
+    from mlwright.registry.model import LoadedModel
+
+    predictor = OnnxPredictor(path)
+    contract = predictor.contract()
+    if contract is None:
+        raise ServingError(
+            f"{str(path)!r} holds no data contract, which scoring checks every row against; "
+            f"export the model again with 'mlwright export NAME@alias --format onnx -o "
+            f"{path.name}'.")
+    return LoadedModel(model=predictor, contract=contract, name=predictor.name,
+                       version=predictor.version, source=str(path))
 
 
 def resolve(source: str, *, tracking_uri: str | None = None) -> str | None:

@@ -127,7 +127,8 @@ class ServerState:
         return str(active.loaded.source) if active is not None else ""
 
     def _activate(self, loaded: Any) -> Active:
-        active = Active(loaded, make_predictor(loaded))
+        active = Active(loaded, make_predictor(loaded, runtime=self.config.runtime,
+                                                tracking_uri=self.tracking_uri))
         if hasattr(self, "warm_record"):
             active.predict([dict(self.warm_record)])  # first call pays one-off costs here
         return active
