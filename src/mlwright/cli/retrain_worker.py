@@ -49,7 +49,8 @@ def run_job(folder: Path) -> dict[str, Any]:
                    metric=None if config.train.metric == "auto" else config.train.metric,
                    task=None if config.train.task == "auto" else config.train.task,
                    seed=int(opts.get("seed", config.train.seed)),
-                   n_trials=opts.get("n_trials"), families=opts.get("families"))
+                   n_trials=opts.get("n_trials"), families=opts.get("families"),
+                   cluster=config.cluster)
     run_folder = result.save(folder / "run")
     _write_json(folder / "status.json", {"stage": "registering", "pid": os.getpid()})
     registry = Registry(config.store.resolved_tracking_uri(),
