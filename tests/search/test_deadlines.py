@@ -17,7 +17,7 @@ import mlwright as mw
 from mlwright.data.kinds import Task, infer_kinds
 from mlwright.prep import build_preprocessor, plan_columns
 from mlwright.search._base import FitContext, FitInfo
-from mlwright.search.families.boosting import HGB_CHUNK, HistGradientBoostingFamily
+from mlwright.search.families.boosting import HGB_CHUNK, HGB_FIRST, HistGradientBoostingFamily
 from mlwright.search.families.forests import RandomForestFamily
 from mlwright.search.families.linear import CHUNK, MAX_ITER, LinearFamily
 
@@ -100,13 +100,17 @@ def test_hist_gradient_boosting_stops_at_the_deadline(telco):
     # A slow learner that early stopping does not end within one chunk of rounds.
     params = {"learning_rate": 0.01, "max_leaf_nodes": 8, "min_samples_leaf": 20,
               "l2_regularization": 1.0}
-    free = family.fit(family.build(dict(params), ctx), Xt, y, ctx,
-                      deadline=time.monotonic() + 3600)
+    chunked, single = family.build(dict(params), ctx), family.build(dict(params), ctx)
+    free = family.fit(chunked, Xt, y, ctx, deadline=time.monotonic() + 3600)
     assert free.n_iter is not None and free.n_iter > HGB_CHUNK
+    # Chunks that end before the deadline grow the very model a single fit grows.
+    family.fit(single, Xt, y, ctx)
+    assert chunked.n_iter_ == single.n_iter_
+    np.testing.assert_allclose(chunked.predict_proba(Xt), single.predict_proba(Xt))
 
     est = family.build(dict(params), ctx)
     info = family.fit(est, Xt, y, ctx, deadline=PAST)
-    assert info.n_iter == est.n_iter_ == HGB_CHUNK
+    assert info.n_iter == est.n_iter_ == HGB_FIRST  # one small chunk, not HGB_CHUNK rounds
     assert est.max_iter == 1000 and est.warm_start is False
 
 

@@ -17,7 +17,11 @@ from mlwright.data.kinds import Task
 from mlwright.search._base import FitContext, FitInfo, ModelFamily, register_family
 
 MAX_ROUNDS = 3000
-#: HistGradientBoosting rounds per warm-started chunk (it has no callbacks to stop it).
+#: HistGradientBoosting has no callbacks to stop it: it grows in warm-started chunks of
+#: rounds, the first small (on a loaded machine 100 rounds of a multiclass model can take
+#: longer than a whole 5 s budget), each next one doubled but never longer than the time left
+#: at the rounds' measured pace, and at most HGB_CHUNK rounds.
+HGB_FIRST = 10
 HGB_CHUNK = 100
 
 
@@ -332,13 +336,19 @@ class HistGradientBoostingFamily(ModelFamily):
             return FitInfo(n_iter=int(estimator.n_iter_))
         # No callbacks: warm-started chunks of rounds, with a look at the deadline between.
         cap = int(estimator.max_iter)
-        estimator.set_params(warm_start=True, max_iter=min(HGB_CHUNK, cap))
+        step = min(HGB_FIRST, cap)
+        start = time.monotonic()
+        estimator.set_params(warm_start=True, max_iter=step)
         try:
             estimator.fit(X, y)
             # Fewer rounds than allowed: early stopping ended it.
-            while (estimator.n_iter_ == estimator.max_iter < cap
-                   and time.monotonic() < deadline):
-                estimator.set_params(max_iter=min(cap, estimator.max_iter + HGB_CHUNK))
+            while estimator.n_iter_ == estimator.max_iter < cap:
+                now = time.monotonic()
+                if now >= deadline:
+                    break
+                per_round = (now - start) / estimator.n_iter_
+                step = int(min(2 * step, HGB_CHUNK, max(1, (deadline - now) / per_round)))
+                estimator.set_params(max_iter=min(cap, estimator.max_iter + step))
                 estimator.fit(X, y)
         finally:
             estimator.set_params(warm_start=False, max_iter=cap)
