@@ -1,15 +1,18 @@
 """Slow clients cannot hold connections (issue 16): a request head (request line and
 headers) not received within serve.header_timeout_s of its first byte, or of the
 connection, gets 408 and the connection is closed; a head that arrived in time is not cut
-while its body or its answer takes longer."""
+while its body or its answer takes longer; a client that leaves during its body costs no
+traceback."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import orjson
 import pandas as pd
 import pytest
@@ -72,3 +75,19 @@ def test_a_head_in_time_is_not_cut_while_its_body_is_slow(port: int,
         sock.sendall(body[10:])
         answer = _until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+
+
+def test_a_client_that_leaves_during_its_body_is_counted_not_logged_as_an_error(
+        port: int, caplog: pytest.LogCaptureFixture) -> None:
+    head = (b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000\r\n\r\n")
+    with caplog.at_level(logging.INFO, logger="mlwright"):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(head + b'[{"tenure": 1')
+            time.sleep(0.3)  # the request is in the app, reading its body
+        line = 'mlwright_errors_total{endpoint="/v1/predict",kind="client_gone"} 1.0'
+        deadline = time.monotonic() + 20
+        while line not in (text := httpx.get(f"http://127.0.0.1:{port}/metrics").text):
+            assert time.monotonic() < deadline, text
+            time.sleep(0.1)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text

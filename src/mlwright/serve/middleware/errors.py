@@ -1,9 +1,14 @@
 """No traceback reaches a client: an unexpected exception is logged and answered with a
-plain 500 JSON body (when no response has started yet)."""
+plain 500 JSON body (when no response has started yet). A client that leaves while its
+body is read is no error of the server's: counted (kind ``client_gone``), not logged with
+a traceback (twenty such tracebacks, rendered by the CLI's log handler, held the event loop
+0.4 s in the soak)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from starlette.requests import ClientDisconnect
 
 from mlwright._logging import get_logger
 from mlwright.serve.middleware._base import ASGIApp, Message, Receive, Scope, Send, reply
@@ -36,6 +41,8 @@ class ErrorsMiddleware:
 
         try:
             await self.app(scope, receive, watch)
+        except ClientDisconnect:  # nobody to answer
+            self.state.metrics.errors.labels(endpoint_label(scope["path"]), "client_gone").inc()
         except Exception:
             path = scope["path"]
             log.exception("unexpected error on %s", path)
