@@ -21,7 +21,7 @@ import numpy as np
 from mlwright._lazy import require
 from mlwright.exceptions import ColumnNotFoundError, ExportError
 
-__all__ = ["OnnxPredictor", "feed"]
+__all__ = ["OnnxPredictor", "feed", "feed_records"]
 
 META_CONTRACT = "mlwright.contract"
 META_NAME = "mlwright.name"
@@ -49,6 +49,29 @@ def feed(frame: Any, kinds: dict[str, str]) -> dict[str, np.ndarray]:
             labels[labels == None] = ""  # noqa: E711 (an object array: elementwise)
             values = labels.astype(str).reshape(-1, 1)
         out[column] = values
+    return out
+
+
+def feed_records(records: list[dict[str, Any]], kinds: dict[str, str]
+                 ) -> dict[str, np.ndarray]:
+    """:func:`feed` of ``pd.DataFrame(records)`` without pandas (the compiled predictor's
+    record reader, which follows pandas' dtype rules); raises
+    :class:`~mlwright.prep.fast.FallbackNeeded` for a value it cannot read exactly."""
+    from mlwright.prep.fast import RecordColumns
+
+    cols = RecordColumns(records, list(kinds))
+    out: dict[str, np.ndarray] = {}
+    for column, kind in kinds.items():
+        if kind == "number":
+            values = cols.numbers(column)
+        elif kind == "date":
+            stamps = cols.datetimes(column)
+            seconds = stamps.astype("datetime64[s]").astype(np.int64).astype(np.float64)
+            values = np.where(np.isnat(stamps), np.nan, seconds)
+        else:
+            values = np.asarray(["" if v is None else v for v in cols.labels(column)],
+                                dtype=object)
+        out[column] = values.reshape(-1, 1)
     return out
 
 
@@ -109,7 +132,9 @@ class OnnxPredictor:
             width = 0 if self.classes_ is None else len(self.classes_)
             return (np.empty(0, dtype=float if self.regression else object),
                     None if self.regression else np.empty((0, width)))
-        outputs = self.run(frame)
+        return self._finish(self.run(frame))
+
+    def _finish(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         if self.regression:
             return np.asarray(outputs[0], dtype=np.float64), None
         assert self._by_label is not None
@@ -123,6 +148,15 @@ class OnnxPredictor:
         """Records (dicts keyed by column) as ``predict_frame`` of their DataFrame."""
         import pandas as pd
 
+        from mlwright.prep.fast import FallbackNeeded
+
+        if records:
+            try:
+                inputs = feed_records(records, self.kinds)
+            except FallbackNeeded:
+                pass
+            else:
+                return self._finish(list(self.session.run(self._outputs, inputs)))
         frame = pd.DataFrame(records)
         absent = [c for c in self.feature_names if c not in frame.columns]
         if absent:  # absent everywhere: missing, as an absent key is in one record
