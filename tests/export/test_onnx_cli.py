@@ -135,3 +135,16 @@ def test_serve_runtime_onnx_answers_and_validates_as_python(project, monkeypatch
     assert onnx[0]["classes"] == python[0]["classes"]
     np.testing.assert_allclose(onnx[0]["probabilities"], python[0]["probabilities"],
                                atol=1e-5, rtol=0)
+
+
+def test_a_run_folder_exports_without_mlflow(project, monkeypatch, capsys):
+    monkeypatch.chdir(project["root"])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", project["uri"])
+    code, out, err = _cli(["export", "runs/telco", "-o", "folder.onnx"], monkeypatch, capsys)
+    assert code == 0, err
+    assert "to folder.onnx" in out and "parity holds" in out and "Logged" not in out
+    from mlwright.export.runtime import OnnxPredictor
+
+    predictor = OnnxPredictor("folder.onnx")
+    assert predictor.contract().feature_names == project["result"].contract.feature_names
+    assert list(predictor.classes_) == list(project["result"].model.classes_)

@@ -9,9 +9,10 @@ text as ``string`` (``""`` is missing). Inside it:
   encodings), the linear style's clipping, median fill, missing indicators and scaling,
   boolean tokens, and date parts by epoch arithmetic (civil-from-days in doubles, exact for
   whole seconds);
-* every member, converted by skl2onnx (forests, HistGradientBoosting, linear models, MLP),
-  onnxmltools (LightGBM, XGBoost) or CatBoost's own exporter, fed float32 (trees, which
-  compare in float32) or double (linear models and MLPs);
+* every member, converted by onnxmltools (LightGBM, XGBoost), CatBoost's own exporter,
+  skl2onnx (linear models, MLP) or :mod:`mlwright.export.trees` (scikit-learn forests and
+  HistGradientBoosting, exact), fed float32 (trees that compare in float32) or double
+  (HistGradientBoosting, linear models, MLPs);
 * the blend in doubles: each member's probabilities spread over the ensemble's classes,
   target transforms and clips, weights; then the label (threshold or argmax).
 
