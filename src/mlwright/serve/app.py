@@ -26,7 +26,7 @@ from mlwright.exceptions import ServingError
 from mlwright.serve.middleware import MIDDLEWARE
 from mlwright.serve.prometheus import MULTIPROC_ENV, worker_exited
 from mlwright.serve.routes import ROUTERS, contract_openapi
-from mlwright.serve.state import ServerState
+from mlwright.serve.state import ServerState, settle_heap
 
 __all__ = ["LOOPBACK", "ServeContext", "create_app", "http_protocol", "run_server"]
 
@@ -163,6 +163,7 @@ def run_server(model: str, *, challenger: str | None = None, config: ServeConfig
     app = create_app(model, challenger=challenger, config=config, database_url=database_url,
                      tracking_uri=tracking_uri, host=host, require_api_key=require_api_key,
                      extensions=extensions, project=project)
+    settle_heap()
     uvicorn.Server(uvicorn.Config(app, **options)).run()
 
 
@@ -181,9 +182,11 @@ def http_protocol(config: ServeConfig, workers: int = 1) -> Any:
 def app_from_environment() -> FastAPI:
     """The app factory of each worker process (``--workers N``)."""
     spec = orjson.loads(os.environ["MLWRIGHT_SERVE_SPEC"])
-    return create_app(spec["model"], challenger=spec["challenger"],
-                      config=ServeConfig(**spec["config"]), database_url=spec["database_url"],
-                      tracking_uri=spec["tracking_uri"], host=spec["host"],
-                      require_api_key=spec["require_api_key"], extensions=spec["extensions"],
-                      project=None if spec["project"] is None else ProjectConfig.model_validate(
-                          spec["project"]))
+    app = create_app(spec["model"], challenger=spec["challenger"],
+                     config=ServeConfig(**spec["config"]), database_url=spec["database_url"],
+                     tracking_uri=spec["tracking_uri"], host=spec["host"],
+                     require_api_key=spec["require_api_key"], extensions=spec["extensions"],
+                     project=None if spec["project"] is None else ProjectConfig.model_validate(
+                         spec["project"]))
+    settle_heap()
+    return app
