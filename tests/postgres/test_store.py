@@ -204,3 +204,34 @@ def test_the_monitors_window_reads_stay_on_the_window_index(pg_url: str) -> None
              if statement.lstrip().startswith(("SELECT predictions.ts", "SELECT max("))]
     assert len(edges) == 2
     assert all("Index Only Scan Backward using ix_predictions_window" in p for p in edges)
+
+
+def test_the_log_writer_stores_on_postgresql_what_it_stores_on_sqlite(
+        pg_url: str, tmp_path: Path) -> None:
+    """The COPY path keeps every value as the executemany path does: text with tabs,
+    newlines, backslashes, quotes and non-ASCII; missing values; a feedback item in the same
+    batch; and a batch written twice adds nothing."""
+    from mlwright.serve.logwriter import FeedbackEntry, LogWriter, PredictionEntry
+
+    awkward = [{"name": "tab\there", "path": "C:\\new\\table", "note": 'say "hi"\nbye',
+                "city": "Zürich ☃", "empty": "", "none": None, "n": 1.5e300}] * 3
+    batch: list[Any] = [
+        PredictionEntry("r1", 1.25, "m", "1", "champion", awkward, ["k\t1", None, "k3"],
+                        ["Yes", "No", None], [[0.25, 0.75], [0.9, 0.1], [0.5, 0.5]], 3.5, 200,
+                        {1: [{"field": "city", "rule": "unknown_category"}]}),
+        PredictionEntry("r2", 2.5, "m", "1", "champion", awkward[:1], None, None, None, 0.25,
+                        422),
+        FeedbackEntry([{"request_id": "r1", "row": 2, "key": None, "label": "Yes",
+                        "ts": 3.0}])]
+    tables: list[list[tuple[Any, ...]]] = []
+    for url in (pg_url, f"sqlite:///{(tmp_path / 'log.db').as_posix()}"):
+        writer = LogWriter(open_database(url))
+        writer._write(batch)
+        writer._write(batch)                       # again: ON CONFLICT DO NOTHING
+        engine = open_database(url)
+        with engine.connect() as conn:
+            tables.append([tuple(r) for r in conn.execute(
+                select(predictions).order_by(predictions.c.id))]
+                + [tuple(r) for r in conn.execute(select(feedback).order_by(feedback.c.id))])
+    assert len(tables[0]) == 4 + 2                  # 4 records, the feedback item twice
+    assert tables[0] == tables[1]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from mlwright.store.engine import (
     MLFLOW_SCHEMA,
+    copy_new,
     database_url,
     get_engine,
     insert_new,
@@ -43,7 +44,7 @@ from mlwright.store.schema import (
 from mlwright.store.window import WindowSpec, parse_window, window_filter
 
 __all__ = ["MLFLOW_SCHEMA", "SCHEMA_VERSION", "WindowSpec", "api_keys", "audit",
-           "current_version", "database_url", "events", "feedback", "get_engine",
+           "copy_new", "current_version", "database_url", "events", "feedback", "get_engine",
            "insert_new", "is_postgres", "labelled_records", "loop_state", "metadata",
            "migrate", "mlflow_uri", "normalize_url", "open_database", "parse_window",
            "predictions", "project_database_of", "schema_version", "unmatched_reasons",
