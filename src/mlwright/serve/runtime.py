@@ -115,7 +115,10 @@ def load_source(source: Any, *, tracking_uri: str | None = None) -> Any:
         return source
     text = str(source)
     folder = Path(text)
-    if folder.suffix.lower() == ".onnx" and folder.is_file():
+    if folder.suffix.lower() == ".onnx":
+        if not folder.is_file():
+            raise ServingError(f"The ONNX file {text!r} does not exist; write it with "
+                               f"'mlwright export NAME@alias --format onnx -o {folder.name}'.")
         return _load_onnx(folder)
     if folder.is_dir():
         # A folder has no registry version; the model file's hash names it.
