@@ -3,6 +3,7 @@ code paths as the sqlite store: one URL (mlwright.toml's store.url or --store)."
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,13 @@ def test_one_url_holds_the_registry_and_the_project_database(
     assert audited == 3
     # The model files live in the store's artifact folder (store.artifacts; here the default).
     assert (tmp_path / ".mlwright" / "artifacts").is_dir()
+    # The command line names the same store with --store URL.
+    listed = subprocess.run(
+        [sys.executable, "-m", "mlwright", "models", "list", "--store",
+         pg_url.replace("postgresql+psycopg://", "postgresql://")],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert listed.returncode == 0, listed.stderr
+    assert "telco" in listed.stdout and "champion" in listed.stdout
 
 
 def _train(cwd: Path, i: int) -> subprocess.Popen[bytes]:
