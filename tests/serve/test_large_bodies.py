@@ -23,7 +23,7 @@ import pytest
 from serve_helpers import LiveServer, records
 
 from mlwright.serve import create_app
-from mlwright.serve.bodies import LARGE_BODY
+from mlwright.serve.bodies import LARGE_BODY, WORKER_NICE
 from mlwright.serve.records import RecordValidator
 from mlwright.serve.runtime import Active, MicroBatcher, Slot, load_source, make_predictor
 
@@ -100,6 +100,15 @@ def test_a_dead_body_worker_costs_one_503_and_is_replaced(served: Any,
     again = client.post("/v1/predict", content=body)
     assert again.status_code == 200, again.text
     assert client.get("/readyz").status_code == 200
+
+
+def test_the_body_worker_gives_way_to_the_server(served: Any) -> None:
+    _, state, _ = served
+    workers = list(state.bodies._pool._processes)
+    assert workers
+    for pid in workers:
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(
+            19, os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICE)
 
 
 def test_a_single_row_is_predicted_between_the_parts_of_a_large_request(
