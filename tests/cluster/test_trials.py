@@ -92,3 +92,35 @@ def test_an_unreachable_scheduler_is_a_clear_error():
                                           r"'tcp://127.0.0.1:9'.*dask scheduler"), \
             connect("tcp://127.0.0.1:9", timeout=2):
         pass
+
+
+def test_a_worker_killed_mid_search_loses_no_trial(dask_client, telco_1000):
+    """One worker process is killed (SIGKILL) while trials run: Dask runs its trial again
+    on a worker alive (the nanny starts a new one); the search still ends with exactly N
+    trials, each once."""
+    import os
+    import signal
+
+    pids = dask_client.run(os.getpid)
+    killed: list[str] = []
+
+    def on_trial(record, search) -> None:
+        if killed:
+            return
+        # A worker in the middle of a trial: its trial must not be lost.
+        busy = [address for address, keys in dask_client.processing().items()
+                if any(str(k).startswith("mlwright-trial-") for k in keys)]
+        if busy:
+            os.kill(pids[busy[0]], signal.SIGKILL)
+            killed.append(busy[0])
+
+    result = mw.train(telco_1000, "churn", n_trials=8, families=["lightgbm", "linear"],
+                      seed=3, cluster=dask_client, on_trial=on_trial)
+    assert killed
+    trials = result.search.trials
+    assert sorted(t.number for t in trials) == list(range(8))
+    keys = {config_key(t.family, t.params, t.target_transform) for t in trials}
+    assert len(keys) == 8
+    assert all(t.status in ("complete", "pruned") for t in trials), \
+        [(t.number, t.status, t.error) for t in trials]
+    dask_client.wait_for_workers(2, timeout=120)  # the nanny's new worker, for later tests

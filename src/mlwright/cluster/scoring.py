@@ -7,8 +7,8 @@ order the in-process scorer reads them. A piece's row numbers are known from the
 footers before anything is read, so each partition carries DATA's own row numbers as its
 index: the checks name the same rows and the ``row`` keys are the same as
 ``serve.batchfile.score_file``'s. Each partition is checked against the contract and
-predicted by the same compiled predictor (built once per worker from one broadcast copy
-of the model), and written by its worker as one part file of a Parquet dataset. OUT is
+predicted by the same compiled predictor (built once per worker from the model, one task
+of the graph), and written by its worker as one part file of a Parquet dataset. OUT is
 that dataset's folder; it must be reachable at the same path from the client and every
 worker (one machine, or a shared file system). The parts go to a temporary folder beside
 OUT, renamed onto OUT once every partition passed: a refused partition leaves nothing.
@@ -175,7 +175,9 @@ def score_dataset(model: Any, data: str, out: str | Path, client: Any, *,
     tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.part"
     tmp.mkdir()
     key = f"mlwright-model-{uuid.uuid4().hex}"
-    shared = client.scatter(model, broadcast=True, hash=False)
+    # The model as a task of the graph rather than scattered data: a worker that dies
+    # holding its only copy does not lose it (the scheduler can compute it again).
+    shared = dask.delayed(model, name=key)
     futures: list[Any] = []
     try:
         meta = _read_piece(_Piece(pieces[0].path, (), 0, 0, pieces[0].partition_keys)) \
@@ -212,7 +214,6 @@ def score_dataset(model: Any, data: str, out: str | Path, client: Any, *,
     finally:
         with contextlib.suppress(Exception):
             client.run(_forget, key)
-        shared.release()
     summary.seconds = time.perf_counter() - started
     log.info("scored %d rows of %s into %s on the cluster in %.1f s", summary.rows, data,
              target, summary.seconds)

@@ -17,6 +17,7 @@ Deadlines travel as seconds left, not clock readings, so hosts need not share a 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -121,12 +122,17 @@ def _run_remote(spec: _Spec, number: int, family_name: str, params: dict[str, An
 class DaskTrials(TrialRunner):
     """Runs trials on ``client``'s workers, one per worker thread at a time."""
 
+    #: Starts of one trial, the first included, before it is recorded as failed (a trial
+    #: starts again when its worker's death lost the search's data, see ``finished``).
+    MAX_STARTS = 3
+
     def __init__(self, client: Any) -> None:
         self.client = client
         self.slots = 1
         self._spec: Any = None
+        self._spec_value: _Spec | None = None
         self._key = ""
-        self._running: dict[Any, tuple[TrialRecord, Any]] = {}
+        self._running: dict[Any, tuple[TrialRecord, Any, int]] = {}
 
     def open(self, s: _Search) -> None:
         workers = self.client.scheduler_info(n_workers=-1)["workers"]
@@ -137,17 +143,19 @@ class DaskTrials(TrialRunner):
                  "splits": s.splits, "families": s.families, "n_trials": s.n_trials,
                  "search": s.search, "seed": s.seed, "class_weight": s.class_weight,
                  "n_classes": s.n_classes}
-        self._spec = self.client.scatter(_Spec(self._key, state), broadcast=True, hash=False)
+        self._spec_value = _Spec(self._key, state)
+        self._spec = self._scatter()
         log.info("trials run on %d Dask worker threads (%d workers)", self.slots,
                  len(workers))
+
+    def _scatter(self) -> Any:
+        return self.client.scatter(self._spec_value, broadcast=True, hash=False)
 
     def close(self, s: _Search) -> None:
         for future in self._running:
             future.cancel()
         self._running.clear()
         if self._spec is not None:
-            import contextlib
-
             with contextlib.suppress(Exception):  # a cluster gone by now keeps nothing
                 self.client.run(_forget, self._key)
             self._spec.release()
@@ -159,10 +167,15 @@ class DaskTrials(TrialRunner):
 
     def start(self, s: _Search, number: int, family: ModelFamily, params: dict[str, Any],
               target_transform: str | None, trial: Any) -> None:
-        import optuna
 
         rec = TrialRecord(number, family.name, params, family.prep_style, target_transform)
         s.records.append(rec)  # tried from now on (status "running")
+        self._submit(s, rec, family, trial, 1)
+
+    def _submit(self, s: _Search, rec: TrialRecord, family: ModelFamily, trial: Any,
+                starts: int) -> None:
+        import optuna
+
         p = s.plan_trial(rec, family)
         plan = _Plan(None if p.deadline is None else p.deadline - time.monotonic(),
                      p.first, p.others_complete, p.last_chance)
@@ -173,19 +186,31 @@ class DaskTrials(TrialRunner):
                                          states=(optuna.trial.TrialState.COMPLETE,))
             pruning = _Pruning(study.pruner, completed)
         future = self.client.submit(
-            _run_remote, self._spec, number, family.name, params, target_transform, plan,
-            pruning, family.prep_style not in s._fold_preps, pure=False,
-            key=f"mlwright-trial-{number}-{uuid.uuid4().hex[:8]}")
-        self._running[future] = (rec, trial)
+            _run_remote, self._spec, rec.number, family.name, rec.params,
+            rec.target_transform, plan, pruning, family.prep_style not in s._fold_preps,
+            pure=False, key=f"mlwright-trial-{rec.number}-{uuid.uuid4().hex[:8]}")
+        self._running[future] = (rec, trial, starts)
 
     def finished(self, s: _Search, *, wait: bool) -> list[tuple[TrialRecord, Any]]:
         from distributed import wait as wait_for
+        from distributed.client import FuturesCancelledError
 
         if wait and self._running:
-            wait_for(list(self._running), return_when="FIRST_COMPLETED")
+            # A cancelled trial (below) ends the wait too.
+            with contextlib.suppress(FuturesCancelledError):
+                wait_for(list(self._running), return_when="FIRST_COMPLETED")
         out = []
         for future in [f for f in self._running if f.done()]:
-            rec, trial = self._running.pop(future)
+            rec, trial, starts = self._running.pop(future)
+            if future.status == "cancelled" and starts < self.MAX_STARTS:
+                # The worker that died held the only copy of the search's data (Dask keeps
+                # one replica of data no task waits for): send it again, start the trial
+                # again under its own number.
+                log.warning("trial %d lost its worker; starting it again", rec.number)
+                if self._spec.status != "finished":
+                    self._spec = self._scatter()
+                self._submit(s, rec, s._family(rec.family), trial, starts + 1)
+                continue
             self._adopt(s, rec, trial, future)
             out.append((rec, trial))
         return out
