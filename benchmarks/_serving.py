@@ -192,6 +192,28 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def descendants_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the processes started below ``pid`` (the server's body
+    worker and its forkserver), those still running (/proc/PID/task/TID/children)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:  # gone meanwhile
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children", "rb") as listed:
+                    found = [int(c) for c in listed.read().split()]
+            except OSError:
+                continue
+            for child in found:
+                total += cpu_seconds(child) or 0.0
+                todo.append(child)
+    return total
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["train"]:
         _train_main(Path(sys.argv[2]), float(sys.argv[3]),

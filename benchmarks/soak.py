@@ -69,6 +69,7 @@ from _openloop import Pool, Stream, stream_stats, within
 from _serving import (
     HOST,
     cpu_seconds,
+    descendants_cpu_seconds,
     free_port,
     read_response,
     request_head,
@@ -165,13 +166,14 @@ async def soak_phase(args: argparse.Namespace, work: Path, process: subprocess.P
     streams = [Stream("1", args.rate, singles, quiet_start, until, args.timeout, valid_key),
                Stream("100", args.batch_rate, batches, quiet_start, until, args.timeout,
                       valid_key)]
-    samples: list[tuple[float, float | None, float | None, float, float | None]] = []
+    samples: list[tuple[float, float | None, float | None, float, float | None, float]] = []
     sigterm: dict[str, Any] = {}
 
     async def sample() -> None:
         while process.poll() is None:
             samples.append((time.monotonic(), rss_mb(process.pid), cpu_seconds(process.pid),
-                            time.process_time(), cpu_seconds(hostile.pid)))
+                            time.process_time(), cpu_seconds(hostile.pid),
+                            descendants_cpu_seconds(process.pid)))
             await asyncio.sleep(1.0)
 
     async def shutdown() -> None:
@@ -232,8 +234,8 @@ async def soak_phase(args: argparse.Namespace, work: Path, process: subprocess.P
         return ("quiet" if t < hostile_start else "hostile" if t < hostile_end
                 else "drain" if t < end else "shutdown")
     rss = [{"t": round(t - quiet_start, 1), "phase": phase(t), "rss_mb": r, "cpu_s": c,
-            "generator_cpu_s": round(g, 2), "hostile_cpu_s": h}
-           for t, r, c, g, h in samples if r is not None]
+            "workers_cpu_s": round(w, 2), "generator_cpu_s": round(g, 2), "hostile_cpu_s": h}
+           for t, r, c, g, h, w in samples if r is not None]
     if not keys and "burst" in args.attacks.split(","):
         result["burst_skipped"] = ("this mlwright has no per-key rate limits "
                                    "('mlwright keys create NAME --rate 100/second' failed)")
@@ -462,9 +464,11 @@ def print_report(report: dict[str, Any]) -> None:
             ends = [x[key] for x in (v[0], v[-1])]
             span = v[-1]["t"] - v[0]["t"]
             return "-" if None in ends or span <= 0 else f"{(ends[1] - ends[0]) / span:.2f}"
-        console.print("CPU seconds per second (server / valid generator / hostile client): "
-                      + "; ".join(f"{p} {busy(v, 'cpu_s')} / {busy(v, 'generator_cpu_s')} / "
-                                  f"{busy(v, 'hostile_cpu_s')}" for p, v in by_phase.items()))
+        console.print("CPU seconds per second (server / its worker processes / valid "
+                      "generator / hostile client): " + "; ".join(
+                          f"{p} {busy(v, 'cpu_s')} / {busy(v, 'workers_cpu_s')} / "
+                          f"{busy(v, 'generator_cpu_s')} / {busy(v, 'hostile_cpu_s')}"
+                          for p, v in by_phase.items()))
     mem = report["memory"]
     console.print("Memory phase: " + ", ".join(
         f"{c['requests']:,}: {c['rss_mb']:.0f} MiB" for c in mem["checkpoints"] if c["rss_mb"])
@@ -474,6 +478,9 @@ def print_report(report: dict[str, Any]) -> None:
                   f"{' (killed)' if soak['sigterm'].get('killed') else ''}, memory server in "
                   f"{mem['sigterm'].get('exit_s')} s")
     console.print(f"Prediction log: soak {soak['log']}; memory {mem['log']}")
+    machine = report["machine"]
+    console.print(f"Load average (1, 5, 15 min) at start {machine['load_at_start']}, at end "
+                  f"{machine['load_at_end']} on {machine['cpus']} CPUs")
     console.print(f"Done means: {report['verdicts']}")
 
 
@@ -550,7 +557,9 @@ def main() -> None:
     report: dict[str, Any] = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "python": platform.python_version(),
-                    "server_cpus": sorted(server_cpus) if server_cpus else None},
+                    "server_cpus": sorted(server_cpus) if server_cpus else None,
+                    # Other work on the machine shows in every figure: 1, 5, 15-minute loads.
+                    "load_at_start": [round(x, 2) for x in os.getloadavg()]},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "members": champion["members"], "reference": reference()}
     try:
@@ -581,6 +590,7 @@ def main() -> None:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     report["seconds"] = round(time.monotonic() - started)
+    report["machine"]["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report["verdicts"] = verdicts(report["soak"], report["memory"])
     print_report(report)
     out.parent.mkdir(exist_ok=True)

@@ -119,3 +119,26 @@ def test_hostile_client_is_bounded_and_what_the_server_answered_is_logged(
     assert expected, result["attacks"]
     check = bench.soak.log_check(db, expected)
     assert check["complete"], check
+
+
+def test_the_servers_worker_processes_are_counted_in_its_cpu(bench: SimpleNamespace) -> None:
+    import subprocess
+
+    from _serving import descendants_cpu_seconds
+
+    # A child that starts a grandchild spinning for half a second of CPU (as the server
+    # starts its forkserver, which starts the body worker).
+    spin = "import time; t = time.process_time()\nwhile time.process_time() - t < 0.5: pass"
+    code = (f"import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', {spin!r}]);"
+            f"sys.stdout.write('go\\n'); sys.stdout.flush(); sys.stdin.read()")
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == b"go\n"
+        deadline = time.monotonic() + 30
+        while descendants_cpu_seconds(child.pid) < 0.4:
+            assert time.monotonic() < deadline, descendants_cpu_seconds(child.pid)
+            time.sleep(0.05)
+    finally:
+        child.kill()
+        child.wait()
