@@ -37,3 +37,26 @@ def test_evidence_is_strict_json(tmp_path: Path) -> None:
         raise ValueError(token)
 
     assert json.loads(text, parse_constant=refuse) == {"live": None, "drop": None}
+
+
+def test_pages_come_newest_first_with_the_total(tmp_path: Path) -> None:
+    """The dashboard's audit log: the database skips and limits, and a time range filters."""
+    from mlwright.store import audit, open_database
+
+    url = f"sqlite:///{(tmp_path / 'project.db').as_posix()}"
+    log = AuditLog(url)
+    for i in range(7):
+        log.record("promote", "churn", str(i), actor="cli")
+    log.record("promote", "other", "1", actor="cli")
+    with open_database(url).begin() as conn:  # spread them in time: entry i at ts 1000 + i
+        for i, row in enumerate(AuditLog(url).entries("churn")):
+            conn.execute(audit.update().where(audit.c.id == row["id"]).values(ts=1000.0 + i))
+    rows, total = log.page("churn", offset=0, limit=3)
+    assert total == 7 and [r["version"] for r in rows] == ["6", "5", "4"]
+    rows, total = log.page("churn", offset=6, limit=3)
+    assert total == 7 and [r["version"] for r in rows] == ["0"]
+    assert [r["version"] for r in log.entries("churn", since=1002, until=1004)] == \
+        ["2", "3", "4"]
+    rows, total = log.page("churn", limit=10, since=1005)
+    assert total == 2 and [r["version"] for r in rows] == ["6", "5"]
+    assert [r["version"] for r in log.entries("churn", limit=2)] == ["5", "6"]

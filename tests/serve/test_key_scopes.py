@@ -20,6 +20,7 @@ from mlwright.loop.service import SERVER_EXTENSIONS
 from mlwright.serve import create_app
 from mlwright.serve.keys import SCOPES, create_key, hash_key, list_keys
 from mlwright.serve.middleware.api_keys import OPEN_PATHS, required_scope
+from mlwright.store import SCHEMA_VERSION
 
 # Every route the server and its extensions mount, with the scope it needs and the answer
 # a key with that scope gets. A route added without a line here fails the first test.
@@ -122,7 +123,7 @@ def test_the_old_key_was_migrated_as_every_scope(scoped: Any) -> None:
     legacy = next(k for k in list_keys(url) if k["name"] == "legacy")
     assert legacy["scopes"] == list(SCOPES) and legacy["rate"] is None
     with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-        assert conn.execute("select version from schema_version").fetchone()[0] == 2
+        assert conn.execute("select version from schema_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("select scopes, rate from api_keys where id = '0ld0ld00'"
                             ).fetchone() == (None, None)
 

@@ -24,18 +24,18 @@ from mlwright.store import (
 )
 
 TABLES = {"predictions", "feedback", "api_keys", "events", "audit", "loop_state",
-          "schema_version"}
+          "monitor_windows", "schema_version"}
 
 
 def test_one_metadata_holds_every_table_the_stages_use() -> None:
     from mlwright.loop import state
-    from mlwright.monitor import alerts
+    from mlwright.monitor import alerts, history
     from mlwright.registry import audit
     from mlwright.serve import keys, logwriter
 
     assert set(metadata.tables) == TABLES
     used = [logwriter.predictions, logwriter.feedback, keys.api_keys, alerts.events,
-            audit.audit_table, state.loop_state]
+            audit.audit_table, state.loop_state, history.mw_table]
     assert all(metadata.tables[t.name] is t for t in used)
 
 

@@ -28,7 +28,10 @@ def _fmt(value: Any) -> str:
 
 
 def _print_step(step: str, value: Any) -> None:
-    if step == "rollback":
+    if step == "paused":
+        console.print(f"[bold]The loop is paused[/] (by {value.get('actor') or '?'}: "
+                      f"{value.get('reason') or 'no reason given'}); nothing checked.")
+    elif step == "rollback":
         if value.get("action") not in ("none", None):
             console.print(f"[bold]Rollback check[/]: {value['action']}"
                           + (f" ({value['reason']})" if value.get("reason") else ""))

@@ -28,6 +28,9 @@ _LAZY = {
     "evaluate_challenger": "mlwright.loop.runner",
     "PassResult": "mlwright.loop.runner",
     "hooks_router": "mlwright.loop.routes",
+    "pause_loop": "mlwright.loop.pause",
+    "resume_loop": "mlwright.loop.pause",
+    "loop_paused": "mlwright.loop.pause",
 }
 
 __all__ = sorted(["Comparison", "Decision", "compare", "decide", *_LAZY])
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
     from mlwright.loop.feedback import labelled_rows
     from mlwright.loop.holdout import prepare_data
     from mlwright.loop.jobs import RetrainJob, RetrainResult, retrain, start_retrain
+    from mlwright.loop.pause import loop_paused, pause_loop, resume_loop
     from mlwright.loop.routes import hooks_router
     from mlwright.loop.runner import PassResult, check_rollback, evaluate_challenger, run_once
     from mlwright.loop.triggers import request_retrain

@@ -212,7 +212,7 @@ class PassResult:
     rollback: dict[str, Any] = field(default_factory=dict)
     retrain: RetrainResult | None = None
     decision: Decision | None = None
-    action: str = "none"                    # none | promoted | shadow | discarded | failed
+    action: str = "none"              # none | paused | promoted | shadow | discarded | failed
     seconds: float = 0.0
 
     @property
@@ -251,7 +251,8 @@ def run_once(config: Any, *, force: str | None = None, data: pd.DataFrame | None
              monitor: Callable[[], Any] | None = None, registry: Any = None,
              on_step: Callable[[str, Any], None] | None = None,
              stop: threading.Event | None = None, **train_options: Any) -> PassResult:
-    """One pass of the loop (see the module docstring).
+    """One pass of the loop (see the module docstring); nothing while the loop is paused
+    (:mod:`mlwright.loop.pause`), unless ``force`` (a retrain asked for by hand).
 
     Args:
         force: retrain whatever the triggers say, with this reason (``mlwright retrain``).
@@ -261,10 +262,17 @@ def run_once(config: Any, *, force: str | None = None, data: pd.DataFrame | None
         stop: when set during a retrain, the worker is killed and the pass ends.
         train_options: time_budget, families, n_trials, seed for the retrain.
     """
+    from mlwright.loop.pause import loop_paused
+
     started = time.monotonic()
     step = on_step or (lambda _s, _v: None)
-    registry = registry if registry is not None else open_registry(config)
     result = PassResult()
+    paused = loop_paused(config.store.database_url(), config.name)
+    if paused is not None and force is None:
+        result.action = "paused"
+        step("paused", paused)
+        return result
+    registry = registry if registry is not None else open_registry(config)
     result.rollback = check_rollback(config, registry)
     step("rollback", result.rollback)
     champion = _champion(registry, config.name)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from mlwright.config import MonitorConfig
     from mlwright.monitor.report import MonitorReport
 
-__all__ = ["Alert", "evaluate_alerts", "post_webhook", "record_alerts"]
+__all__ = ["Alert", "evaluate_alerts", "post_webhook", "recent_alerts", "record_alerts"]
 
 log = get_logger(__name__)
 
@@ -111,3 +111,16 @@ def post_webhook(url: str, payload: dict[str, Any], *, timeout: float = 3.0) -> 
     except httpx.HTTPError as exc:
         log.warning("monitor webhook %s failed: %s", url, exc)
         return False
+
+
+def recent_alerts(engine: Engine, model: str, *, since: float, limit: int = 100
+                  ) -> list[dict[str, Any]]:
+    """The alerts recorded for ``model`` since ``since`` (unix seconds), newest first."""
+    from sqlalchemy import select
+
+    with engine.connect() as conn:
+        rows = conn.execute(select(events.c.ts, events.c.kind, events.c.severity,
+                                   events.c.message).where(
+            events.c.model == model, events.c.ts >= since).order_by(
+                events.c.ts.desc()).limit(limit)).all()
+    return [dict(r._mapping) for r in rows]

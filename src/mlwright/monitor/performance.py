@@ -4,7 +4,9 @@ same metric functions as offline (:mod:`mlwright.scoring`), with 95% intervals
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -78,11 +80,16 @@ def join_feedback(engine: Engine, where: list[Any]) -> dict[str, Any]:
     return out
 
 
-def live_performance(engine: Engine, window: LogWindow, reference: Reference, *,
+def live_performance(engine: Engine, window: LogWindow | None, reference: Reference, *,
                      n_boot: int = 200, buckets: int = 10, seed: int = 0,
-                     joined: dict[str, list[Any]] | None = None) -> Performance | None:
+                     joined: dict[str, list[Any]] | None = None,
+                     edges: Sequence[float] | None = None, min_labels: int = 1
+                     ) -> Performance | None:
     """The metric of the window's answered records that got feedback (None without any);
-    ``joined``: the window's :func:`join_feedback`, when already read."""
+    ``joined``: the window's :func:`join_feedback`, when already read (then ``window`` may
+    be None). ``over_time`` cuts the labelled records into ``buckets`` of equal counts, or,
+    with ``edges`` (ascending times), into the time bins ``(edges[i], edges[i+1]]`` that
+    hold at least ``min_labels`` of them (the dashboard's windows)."""
     from mlwright.data.kinds import Task
     from mlwright.scoring import get_metric, live_arrays
     from mlwright.scoring.intervals import metric_interval
@@ -90,6 +97,7 @@ def live_performance(engine: Engine, window: LogWindow, reference: Reference, *,
     if reference.contract.target is None:
         return None
     if joined is None:
+        assert window is not None, "live_performance needs a window or its joined feedback"
         joined = join_feedback(engine, window.where)
     task = Task(reference.task or "regression")
     metric = get_metric(reference.metric, task)
@@ -101,10 +109,19 @@ def live_performance(engine: Engine, window: LogWindow, reference: Reference, *,
         return Performance(metric.name, metric.greater_is_better, 0, None, None, None, offline)
     value, low, high = metric_interval(metric, y, pred, n_boot=n_boot, seed=seed)
     over_time = []
-    n_buckets = max(1, min(buckets, len(y) // 30))
-    for part in np.array_split(np.arange(len(y)), n_buckets):
+    if edges is not None:
+        # ts is sorted: each bin is one slice.
+        cuts = np.searchsorted(ts, np.asarray(edges, dtype=np.float64), side="right")
+        parts = [np.arange(a, b) for a, b in pairwise(cuts)]
+        bounds = list(pairwise(edges))
+    else:
+        parts = np.array_split(np.arange(len(y)), max(1, min(buckets, len(y) // 30)))
+        bounds = [(float(ts[part].min()), float(ts[part].max())) for part in parts]
+    for part, (lo_t, hi_t) in zip(parts, bounds, strict=True):
+        if len(part) < max(1, min_labels):
+            continue
         v, lo, hi = metric_interval(metric, y[part], pred[part], n_boot=n_boot, seed=seed)
-        over_time.append({"start": float(ts[part].min()), "end": float(ts[part].max()),
+        over_time.append({"start": float(lo_t), "end": float(hi_t),
                           "n": len(part), "value": v, "low": lo, "high": hi})
     return Performance(metric.name, metric.greater_is_better, len(y), value, low, high,
                        offline, over_time)

@@ -46,16 +46,49 @@ class AuditLog:
             key = result.inserted_primary_key
         return int(key[0]) if key else 0
 
-    def entries(self, name: str | None = None, *, limit: int | None = None
+    def entries(self, name: str | None = None, *, limit: int | None = None,
+                since: float | None = None, until: float | None = None
                 ) -> list[dict[str, Any]]:
-        """Entries oldest first (``name`` filters one model); evidence parsed back to a dict."""
-        query = select(audit_table).order_by(audit_table.c.id)
-        if name is not None:
-            query = query.where(audit_table.c.name == name)
+        """Entries oldest first (``name`` filters one model, ``since``/``until`` a time
+        range, ``limit`` keeps the newest); evidence parsed back to a dict."""
+        query = select(audit_table).order_by(audit_table.c.id.desc())
+        query = self._filtered(query, name, since, until)
+        if limit is not None:
+            query = query.limit(limit)
         with self._engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(query)]
-        if limit is not None:
-            rows = rows[-limit:]
+        rows.reverse()
+        return self._parsed(rows)
+
+    def page(self, name: str | None = None, *, offset: int = 0, limit: int = 50,
+             since: float | None = None, until: float | None = None
+             ) -> tuple[list[dict[str, Any]], int]:
+        """One page of entries, newest first, and how many there are in all (the
+        dashboard's paginated audit log: the database skips, nothing else is read)."""
+        from sqlalchemy import func
+
+        query = self._filtered(select(audit_table).order_by(audit_table.c.id.desc()),
+                               name, since, until).offset(max(0, offset)).limit(limit)
+        count = self._filtered(select(func.count()).select_from(audit_table), name, since,
+                               until)
+        with self._engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+            total = int(conn.execute(count).scalar_one())
+        return self._parsed(rows), total
+
+    @staticmethod
+    def _filtered(query: Any, name: str | None, since: float | None,
+                  until: float | None) -> Any:
+        if name is not None:
+            query = query.where(audit_table.c.name == name)
+        if since is not None:
+            query = query.where(audit_table.c.ts >= since)
+        if until is not None:
+            query = query.where(audit_table.c.ts <= until)
+        return query
+
+    @staticmethod
+    def _parsed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for row in rows:
             row["evidence"] = json.loads(row["evidence"]) if row["evidence"] else None
         return rows

@@ -338,8 +338,14 @@ class Registry:
         except Exception:
             return {}
 
-    def lineage(self, ref: str) -> dict[str, Any]:
-        """Where a version came from: data fingerprint, contract, config, code, run."""
+    def run_folder(self, ref: str) -> Path:
+        """The version's run folder on this machine (report.html, model_card.md ...)."""
+        name, version = self.resolve(ref)
+        return self._run_folder(self._version(name, version))
+
+    def lineage(self, ref: str, *, contract: bool = True) -> dict[str, Any]:
+        """Where a version came from: data fingerprint, contract, config, code, run
+        (``contract=False``: without loading the model to summarise its contract)."""
         info = self.show(ref)
         tags = info.tags
         run: Any = None
@@ -351,14 +357,14 @@ class Registry:
         run_tags = dict(run.data.tags) if run is not None else {}
         params = dict(run.data.params) if run is not None else {}
         contract_summary = None
-        try:
-            loaded = self.load(f"{info.name}/{info.version}")
-            c = loaded.contract
-            contract_summary = {"features": len(c.feature_names), "rows": c.n_rows,
-                                "target": c.target.name if c.target else None,
-                                "fingerprint": c.fingerprint}
-        except Exception as exc:  # lineage of a broken version is still worth showing
-            contract_summary = {"error": str(exc)}
+        if contract:
+            try:
+                c = self.load(f"{info.name}/{info.version}").contract
+                contract_summary = {"features": len(c.feature_names), "rows": c.n_rows,
+                                    "target": c.target.name if c.target else None,
+                                    "fingerprint": c.fingerprint}
+            except Exception as exc:  # lineage of a broken version is still worth showing
+                contract_summary = {"error": str(exc)}
         return {
             "name": info.name, "version": info.version, "aliases": info.aliases,
             "status": info.status, "run_id": info.run_id,

@@ -38,6 +38,7 @@ from mlwright.store.schema import (
     feedback,
     loop_state,
     metadata,
+    monitor_windows,
     predictions,
     schema_version,
 )
@@ -46,6 +47,6 @@ from mlwright.store.window import WindowSpec, parse_window, window_filter
 __all__ = ["MLFLOW_SCHEMA", "SCHEMA_VERSION", "WindowSpec", "api_keys", "audit",
            "copy_new", "current_version", "database_url", "events", "feedback", "get_engine",
            "insert_new", "is_postgres", "labelled_records", "loop_state", "metadata",
-           "migrate", "mlflow_uri", "normalize_url", "open_database", "parse_window",
-           "predictions", "project_database_of", "schema_version", "unmatched_reasons",
-           "window_filter"]
+           "migrate", "mlflow_uri", "monitor_windows", "normalize_url", "open_database",
+           "parse_window", "predictions", "project_database_of", "schema_version",
+           "unmatched_reasons", "window_filter"]

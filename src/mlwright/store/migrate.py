@@ -105,7 +105,7 @@ def _migrate_once(engine: Engine) -> None:
             return
         _create_missing(conn)
         # Upgrade steps from ``found`` to SCHEMA_VERSION: 1 -> 2 added nullable columns;
-        # 2 -> 3 an index (above).
+        # 2 -> 3 an index, 3 -> 4 a table (both created above).
         _add_missing_columns(conn)
         if found == 0:
             conn.execute(schema_version.insert().values(id=1, version=SCHEMA_VERSION,

@@ -3,8 +3,9 @@
 The server writes ``predictions`` and ``feedback`` (one row per *record* scored, so a
 100-row request writes 100 rows sharing its request id), ``api_keys`` holds the server's
 keys, ``events`` the monitor's alerts, ``audit`` alias moves and loop decisions,
-``loop_state`` the loop's trigger memory, and ``schema_version`` which version of this
-schema the database holds (see :mod:`mlwright.store.migrate`).
+``loop_state`` the loop's trigger memory, ``monitor_windows`` the monitor's summaries of
+closed time windows (what the dashboard charts, computed once), and ``schema_version``
+which version of this schema the database holds (see :mod:`mlwright.store.migrate`).
 
 Only portable types: JSON is kept as text and times as unix seconds (floats), so the same
 definitions serve SQLite (embedded default) and PostgreSQL (shared). The log's ids are
@@ -21,11 +22,12 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, String, Table, Text
 
 __all__ = ["SCHEMA_VERSION", "api_keys", "audit", "events", "feedback", "loop_state",
-           "metadata", "predictions", "schema_version"]
+           "metadata", "monitor_windows", "predictions", "schema_version"]
 
 #: The version :func:`mlwright.store.migrate.migrate` brings a database to. Raise it with
 #: each change to the tables below, and add the step that upgrades an older database.
-SCHEMA_VERSION = 3  # 2: api_keys.scopes and api_keys.rate; 3: ux_predictions_record
+# 2: api_keys.scopes and api_keys.rate; 3: ux_predictions_record; 4: monitor_windows
+SCHEMA_VERSION = 4
 
 #: A log's id: BIGINT on PostgreSQL (a shared log passes 2**31 records), INTEGER on SQLite
 #: (only an INTEGER PRIMARY KEY is the rowid, and autoincrements).
@@ -138,3 +140,21 @@ loop_state = Table(
     Column("value", Text, nullable=False),           # JSON
     Column("ts", Float, nullable=False),
 )
+
+# --- the monitor's summaries of time windows (mlwright.monitor.history) ------------------
+# One row per model, bucket length and bucket end: a window (end - step, end] of the log
+# summarised once (traffic, drift, quality, live performance) so that charts over months
+# read a few hundred rows instead of the log. A row computed long enough after its end is
+# final; a younger one is recomputed now and then (labels arrive late).
+monitor_windows = Table(
+    "monitor_windows", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(200), nullable=False),
+    Column("step", Integer, nullable=False),          # the bucket's length in seconds
+    Column("end_ts", Float, nullable=False),          # unix seconds; a multiple of step
+    Column("computed", Float, nullable=False),        # unix seconds
+    Column("n_records", Integer, nullable=False),
+    Column("summary", Text, nullable=False),          # JSON (monitor.history.summarize)
+)
+Index("ix_monitor_windows", monitor_windows.c.model, monitor_windows.c.step,
+      monitor_windows.c.end_ts, unique=True)
