@@ -15,7 +15,7 @@ import functools
 import importlib
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -47,6 +47,8 @@ class ServeContext:
     champion_folder: Callable[[], str]   # the answering champion's run folder (hot swaps)
     metrics_registry: Any                # prometheus CollectorRegistry behind GET /metrics
     project: Any = None                  # the ProjectConfig, when served from one
+    tracking_uri: str | None = None      # the registry the server follows
+    open_paths: set[str] = field(default_factory=set)  # served without an API key
 
 
 def _load_extension(path: str) -> Callable[[FastAPI, ServeContext], None]:
@@ -113,7 +115,8 @@ def create_app(model: Any, *, challenger: Any = None, config: ServeConfig | None
     app.openapi = functools.partial(contract_openapi, app)  # type: ignore[method-assign]
     if extensions:
         context = ServeContext(server.database_url, active.name, server.champion_folder,
-                               server.metrics.registry, project)
+                               server.metrics.registry, project, server.tracking_uri,
+                               server.open_paths)
         for path in extensions:
             _load_extension(path)(app, context)
     return app

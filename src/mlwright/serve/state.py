@@ -82,6 +82,7 @@ class ServerState:
         self.database_url = database_url
         self.engine = open_database(database_url)
         self.require_key = require_key
+        self.open_paths: set[str] = set()  # paths an extension serves without a key
         self.keys: dict[str, ApiKey] = {}  # the active API keys by hash
         if require_key:
             self.keys = active_keys(self.engine)

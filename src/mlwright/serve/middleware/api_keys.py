@@ -1,7 +1,10 @@
-"""API keys and their scopes: every path but the health checks and the API's documentation
-needs an active key, sent as ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``, whose
-scopes include the one the route needs (:func:`required_scope`); 401 without one, 403 naming
-the scope when it lacks it.
+"""API keys and their scopes: every path but the health checks, the API's documentation
+and the paths an extension declares open (``state.open_paths``: the dashboard's login and
+assets) needs an active key, sent as ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``
+(or, from a browser, the dashboard's ``mlwright_key`` cookie), whose scopes include the one
+the route needs (:func:`required_scope`); 401 without one, 403 naming the scope when it
+lacks it. A request that changes state with the cookie alone must carry ``HX-Request`` (the
+dashboard's own requests do; a form posted from another site cannot), else 403.
 
 Checked before the body is read. The keys live on the server state, which refreshes them
 every few seconds (a revoked key stops working without a restart). The caller's
@@ -11,7 +14,7 @@ the rate limit inside.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mlwright.serve.keys import hash_key
 from mlwright.serve.middleware._base import ASGIApp, Receive, Scope, Send, reply
@@ -19,13 +22,15 @@ from mlwright.serve.prometheus import endpoint_label
 from mlwright.serve.routes.docs import ASSETS, DOCS
 
 if TYPE_CHECKING:
-    from mlwright.serve.state import ServerState
+    from mlwright.serve.keys import ApiKey
 
-__all__ = ["KEY_SCOPE", "OPEN_PATHS", "ROUTE_SCOPES", "ApiKeyMiddleware", "required_scope"]
+__all__ = ["COOKIE", "KEY_SCOPE", "OPEN_PATHS", "ROUTE_SCOPES", "ApiKeyMiddleware",
+           "KeyState", "presented_key", "required_scope"]
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", DOCS, f"{DOCS}/oauth2-redirect",
                         *ASSETS})
 KEY_SCOPE = "mlwright.api_key"
+COOKIE = "mlwright_key"  # the dashboard's login cookie (HttpOnly, SameSite=Strict)
 
 # The routes that need predict or feedback. Every other route needs read when it only reads
 # (GET) and admin otherwise, so a route an extension adds (the retrain webhook) is admin's
@@ -43,22 +48,45 @@ def required_scope(method: str, path: str) -> str:
     return scope
 
 
+class KeyState(Protocol):
+    """What the middleware reads: the server's state, or the dashboard's own."""
+
+    require_key: bool
+    keys: dict[str, ApiKey]
+    metrics: Any
+    open_paths: set[str]
+
+
+def presented_key(headers: dict[bytes, bytes]) -> tuple[str | None, bool]:
+    """The key a request presents (header first, then the dashboard's cookie) and whether
+    it came from the cookie."""
+    key = headers.get(b"x-api-key")
+    if key is None:
+        auth = headers.get(b"authorization", b"")
+        if auth[:7].lower() == b"bearer ":
+            key = auth[7:].strip()
+    if key is not None:
+        return key.decode("latin-1"), False
+    for part in headers.get(b"cookie", b"").split(b";"):
+        name, _, value = part.strip().partition(b"=")
+        if name == COOKIE.encode() and value:
+            return value.decode("latin-1"), True
+    return None, False
+
+
 class ApiKeyMiddleware:
-    def __init__(self, app: ASGIApp, state: ServerState) -> None:
+    def __init__(self, app: ASGIApp, state: KeyState) -> None:
         self.app = app
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = self.state
         path = scope.get("path", "")
-        if scope["type"] == "http" and state.require_key and path not in OPEN_PATHS:
+        if scope["type"] == "http" and state.require_key and path not in OPEN_PATHS \
+                and path not in state.open_paths:
             headers = dict(scope["headers"])
-            key = headers.get(b"x-api-key")
-            if key is None:
-                auth = headers.get(b"authorization", b"")
-                if auth[:7].lower() == b"bearer ":
-                    key = auth[7:].strip()
-            found = state.keys.get(hash_key(key.decode("latin-1"))) if key else None
+            key, from_cookie = presented_key(headers)
+            found = state.keys.get(hash_key(key)) if key else None
             if found is None:
                 state.metrics.errors.labels(endpoint_label(path), "auth").inc()
                 await reply(send, 401, {"detail": "A valid API key is required: send it as "
@@ -75,6 +103,12 @@ class ApiKeyMiddleware:
                               f"{has}). Use a key that has it, or create one with 'mlwright "
                               f"keys create NAME --scope {needed}'.",
                     "scope": needed})
+                return
+            if from_cookie and scope["method"] not in _READING \
+                    and b"hx-request" not in headers:
+                await reply(send, 403, {"detail": "A request that changes state with the "
+                                        "dashboard's cookie must come from the dashboard "
+                                        "(HX-Request header); send the key in a header."})
                 return
             scope[KEY_SCOPE] = found
         await self.app(scope, receive, send)
