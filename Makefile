@@ -84,6 +84,13 @@ assets:
 	   frontend/node_modules/swagger-ui-dist/LICENSE frontend/node_modules/swagger-ui-dist/NOTICE \
 	   src/mlwright/serve/static/swagger-ui/
 	echo "swagger-ui-dist $$(node -p "require('./frontend/node_modules/swagger-ui-dist/package.json').version") (npm; frontend/package-lock.json)" > src/mlwright/serve/static/swagger-ui/VERSION
+	# The dashboard (mlwright ui, /ui): htmx for partial updates, Plotly's JS for the charts.
+	mkdir -p src/mlwright/ui/static/vendor
+	cp frontend/node_modules/htmx.org/dist/htmx.min.js src/mlwright/ui/static/vendor/htmx.min.js
+	cp frontend/node_modules/htmx.org/LICENSE src/mlwright/ui/static/vendor/LICENSE.htmx
+	cp frontend/node_modules/plotly.js-dist-min/plotly.min.js src/mlwright/ui/static/vendor/plotly.min.js
+	cp frontend/node_modules/plotly.js-dist-min/LICENSE src/mlwright/ui/static/vendor/LICENSE.plotly
+	cd frontend && node -p "['htmx.org', 'plotly.js-dist-min'].map(p => p + ' ' + require('./node_modules/' + p + '/package.json').version).join('\\n') + '\\n(npm; frontend/package-lock.json)'" > ../src/mlwright/ui/static/vendor/VERSION
 
 # mypy's files and lint-imports' contracts are in pyproject.toml.
 lint: $(VENV)/.installed-dev

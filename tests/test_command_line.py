@@ -19,7 +19,8 @@ from mlwright.exceptions import ConfigError
 
 # The order of `mlwright --help`: plain commands first, then the sub-apps.
 COMMAND_NAMES = ["init", "profile", "contract", "validate", "fingerprint", "run", "retrain",
-                 "reproduce", "monitor", "predict", "export", "report", "serve", "train"]
+                 "reproduce", "monitor", "predict", "export", "report", "serve", "train",
+                 "ui"]
 GROUPS = {"models": ["list", "show", "promote", "rollback", "diff", "delete", "audit"],
           "keys": ["create", "revoke", "list"]}
 CLI_ROOT = Path(cli_package.__file__).parent

@@ -25,12 +25,13 @@ from mlwright.cli import (
     report,
     serve,
     train,
+    ui,
 )
 from mlwright.cli._common import CliState, console, err_console, run_guarded
 
 __all__ = ["COMMANDS", "app", "build_app", "main"]
 
-COMMANDS = (project, data, loop, models, monitor, predict, export, report, serve, train)
+COMMANDS = (project, data, loop, models, monitor, predict, export, report, serve, train, ui)
 
 
 def _version_callback(value: bool) -> None:

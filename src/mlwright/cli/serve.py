@@ -15,6 +15,10 @@ keys_app = typer.Typer(help="API keys of the server (only their hashes are store
 ConfigOpt = Annotated[Path | None, typer.Option(
     "--config", "-c", help="mlwright.toml to read \\[serve] and \\[store] from (default: "
     "./mlwright.toml when it exists).")]
+#: The dashboard, mounted at /ui by ``mlwright serve`` (a later stage than the loop: named
+#: here, by import path, as every server extension is).
+UI_EXTENSION = "mlwright.ui.app:mount"
+
 DatabaseOpt = Annotated[str | None, typer.Option(
     "--database", help="SQLAlchemy URL of the project database (default: store.database).")]
 StoreOpt = Annotated[str | None, typer.Option(
@@ -67,7 +71,8 @@ def serve(
     database: DatabaseOpt = None,
     store_option: StoreOpt = None,
 ) -> None:
-    """Serve a model over HTTP: predict, batch, explain, feedback, monitor, metrics."""
+    """Serve a model over HTTP: predict, batch, explain, feedback, monitor, metrics, and the
+    dashboard at /ui."""
     from mlwright.loop.service import SERVER_EXTENSIONS
     from mlwright.serve.app import LOOPBACK, run_server
 
@@ -91,15 +96,16 @@ def serve(
     bind = host or serve_config.host
     shown_port = serve_config.port if port is None else port
     console.print(f"Serving [bold]{model}[/] on http://{bind}:{shown_port} "
-                  f"(docs at /docs, metrics at /metrics); Ctrl+C or SIGTERM stops it after "
-                  f"answering in-flight requests and flushing the prediction log.")
+                  f"(docs at /docs, dashboard at /ui, metrics at /metrics); Ctrl+C or SIGTERM "
+                  f"stops it after answering in-flight requests and flushing the prediction "
+                  f"log.")
     if bind not in LOOPBACK and require_api_key is not False:
         console.print("API keys are required on this address ('mlwright keys create NAME').")
     run_server(model, challenger=challenger, config=serve_config,
                database_url=database or store.database_url(),
                tracking_uri=store.resolved_tracking_uri(), host=host, port=port,
                workers=workers, require_api_key=require_api_key,
-               extensions=SERVER_EXTENSIONS, project=project)
+               extensions=(*SERVER_EXTENSIONS, UI_EXTENSION), project=project)
 
 
 @keys_app.command("create")
