@@ -8,57 +8,15 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pandas as pd
 import pytest
+from ui_helpers import TARGET, Story, Watched, send, shifted
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serve"))
-from serve_helpers import LiveServer, records
-
-TARGET = "churn"
-#: Screenshots of the browser tests (ignored by git; kept for looking at).
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "ui"
-
-
-@dataclass
-class Story:
-    url: str
-    config: Any
-    database_url: str
-    tracking_uri: str
-    server: Any
-    versions_before_retrain: list[str]
-    retrain_action: str
-
-
-def shifted(frame: pd.DataFrame) -> pd.DataFrame:
-    """monthly_charges scaled by 1.3; the shares of two contract values swapped."""
-    out = frame.copy()
-    out["monthly_charges"] = out["monthly_charges"] * 1.3
-    swap = {"Month-to-month": "Two year", "Two year": "Month-to-month"}
-    out["contract"] = out["contract"].map(lambda v: swap.get(v, v))
-    return out
-
-
-def _send(client: httpx.Client, frame: pd.DataFrame, *, batch: int, pause: float,
-          bad_every: int) -> list[tuple[str, pd.DataFrame]]:
-    sent = []
-    for i, start in enumerate(range(0, len(frame), batch)):
-        part = frame.iloc[start:start + batch]
-        rows = records(part.drop(columns=[TARGET]))
-        if bad_every and i % bad_every == bad_every - 1:
-            rows[0]["tenure"] = "not a number"  # refused: the request answers 422
-            assert client.post("/v1/predict", json={"records": rows}).status_code == 422
-        else:
-            answer = client.post("/v1/predict", json={"records": rows})
-            assert answer.status_code == 200, answer.text
-            sent.append((answer.json()["request_id"], part))
-        time.sleep(pause)
-    return sent
+from serve_helpers import LiveServer
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +28,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     from mlwright.evaluate.report import evaluate
     from mlwright.loop import run_once
     from mlwright.loop.service import SERVER_EXTENSIONS
+    from mlwright.monitor import run_monitor
     from mlwright.registry.core import Registry
     from mlwright.serve import create_app
 
@@ -96,13 +55,17 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
                      project=config)
     with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as client:
         half = len(live) // 2
-        sent = _send(client, live.iloc[:half], batch=10, pause=0.06, bad_every=10)
-        sent += _send(client, shifted(live.iloc[half:]), batch=10, pause=0.06, bad_every=4)
+        sent = send(client, live.iloc[:half], batch=10, pause=0.06, bad_every=10)
+        sent += send(client, shifted(live.iloc[half:]), batch=10, pause=0.06, bad_every=4)
         labels = [{"request_id": rid, "row": i, "label": label}
                   for rid, part in sent for i, label in enumerate(part[TARGET])]
         answer = client.post("/v1/feedback", json=labels)
         assert answer.status_code == 200, answer.text
         time.sleep(1.0)  # the log writer's batch reaches the database
+        # The monitor over the drifted half records its alerts (the models' badges).
+        alerts = run_monitor(database_url, "churn", reference=folder, window="400",
+                             config=config.monitor).alerts
+        assert alerts, "the drifted half raised no alert"
         before = [v.version for v in registry.list("churn")]
         result = run_once(config, force="drift in the second half of the traffic",
                           time_budget=8, families=["linear"], n_trials=1)
@@ -110,17 +73,6 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
         yield Story(server.url, config, database_url, tracking_uri, server, before,
                     result.action)
 
-
-
-@dataclass
-class Watched:
-    """A Chromium page that may reach only the server: every other request is aborted and
-    kept in ``left``; console errors and uncaught exceptions go to ``errors``."""
-
-    page: Any
-    errors: list[str]
-    left: list[str]
-    requests: list[str]
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from ui_helpers import ARTIFACTS, Story
 
-from conftest import ARTIFACTS, Story
 from mlwright.registry.audit import AuditLog
 from mlwright.serve.keys import create_key
 
@@ -81,9 +81,12 @@ def test_every_panel_shows_the_story_offline(story: Story, browser: Any) -> None
     # Decisions: the retrain and its refusal as annotations on the charts and in the table.
     decisions = page.locator("#decisions").inner_text()
     assert "retrain_started" in decisions and "refuse" in decisions
-    assert _layout(page, "decisions", "timeline")["shapes"] >= 2
+    timeline = _layout(page, "decisions", "timeline")
+    assert timeline["shapes"] >= 2
+    assert {"retrain started", "refuse", "register"} <= set(timeline["names"])
     assert _layout(page, "traffic", "rps")["shapes"] >= 2
     # Models: both versions, aliases, an interval, report and model card links that work.
+    assert page.locator("#panel-models [data-alerts]").count() >= 1  # the alert badge
     versions = page.locator("#versions").inner_text()
     assert "champion" in versions and "challenger" in versions and "[" in versions
     report = httpx.get(f"{story.url}/ui/m/churn/v/1/report")
@@ -126,7 +129,7 @@ def _sign_in(watched: Any, story: Story, key: str) -> Any:
     page.click("button[type=submit]")
     page.wait_for_url(f"{story.url}/ui/m/churn*")
     page.on("dialog", lambda dialog: dialog.accept())  # the confirmations
-    return page
+    return _loaded(watched, page.url)
 
 
 def test_promote_rollback_and_pause_from_the_ui(story: Story, browser: Any) -> None:
@@ -222,3 +225,41 @@ def test_off_loopback_every_page_needs_a_key(story: Story) -> None:
             assert signed.status_code == 303 and "httponly" in \
                 signed.headers["set-cookie"].lower()
             assert client.post("/ui/login", data={"key": "mlw_wrong"}).status_code == 401
+
+
+def test_the_ui_command_serves_the_project_of_its_folder(story: Story) -> None:
+    """``mlwright ui NAME`` in the project's folder (its .mlwright store) serves the same
+    pages, on loopback without a key."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from serve_helpers import free_port
+
+    port = free_port()
+    root = story.config.store.root.parent
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from mlwright.cli import main; main()", "ui", "churn",
+         "--port", str(port)], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
+        start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                home = httpx.get(f"{url}/ui", follow_redirects=False, timeout=60)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline, \
+                    process.stdout.read() if process.stdout else b""
+                time.sleep(0.2)
+        assert home.status_code == 303 and home.headers["location"] == "/ui/m/churn"
+        page = httpx.get(f"{url}/ui/m/churn", timeout=60)  # the registry's first read
+        assert page.status_code == 200 and "panel-traffic" in page.text
+        audit = httpx.get(f"{url}/ui/m/churn/panel/audit", timeout=60)
+        assert "retrain_started" in audit.text
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)

@@ -110,10 +110,9 @@ def _series(history: Any, pick: Any) -> tuple[list[float], list[Any]]:
     return xs, ys
 
 
-def _traffic_panel(dash: Dashboard, name: str, window: TimeRange) -> str:
+def _traffic_panel(dash: Dashboard, name: str, window: TimeRange, history: Any) -> str:
     from mlwright.ui.charts import bars_over_time, lines_over_time
 
-    history = dash.history(name, window)
     decisions = dash.decisions(name, window)
     x_range = (window.start, window.end)
     roles: dict[str, tuple[list[float], list[float]]] = {}
@@ -144,10 +143,10 @@ def _traffic_panel(dash: Dashboard, name: str, window: TimeRange) -> str:
                    history=history, totals=totals, ranges=_ranges())
 
 
-def _drift_panel(dash: Dashboard, name: str, window: TimeRange, feature: str | None) -> str:
+def _drift_panel(dash: Dashboard, name: str, window: TimeRange, history: Any,
+                 feature: str | None) -> str:
     from mlwright.ui.charts import bars_over_time, drift_heatmap, lines_over_time
 
-    history = dash.history(name, window)
     decisions = dash.decisions(name, window)
     x_range = (window.start, window.end)
     filled = history.filled
@@ -200,10 +199,9 @@ def _drift_panel(dash: Dashboard, name: str, window: TimeRange, feature: str | N
                    n_violations=sum(sum(ys) for _, ys in columns.values()))
 
 
-def _performance_panel(dash: Dashboard, name: str, window: TimeRange) -> str:
+def _performance_panel(dash: Dashboard, name: str, window: TimeRange, perf: Any) -> str:
     from mlwright.ui.charts import performance_figure
 
-    perf = dash.performance(name, window)
     offline = dash.offline(name)
     decisions = dash.decisions(name, window)
     figures = {}
@@ -216,18 +214,15 @@ def _performance_panel(dash: Dashboard, name: str, window: TimeRange) -> str:
 
 
 def _decisions_panel(dash: Dashboard, name: str, window: TimeRange) -> str:
-    from mlwright.ui.charts import lines_over_time
+    from mlwright.ui.charts import decisions_timeline
 
-    history = dash.history(name, window)
     decisions = dash.decisions(name, window)
-    x_range = (window.start, window.end)
-    figures = {"timeline": lines_over_time(
-        {"records": _series(history, lambda s: s.get("n"))}, decisions=decisions,
-        x_range=x_range, y_title="records per window")}
+    figures = {"timeline": decisions_timeline(decisions, x_range=(window.start, window.end))}
     runs = [d for d in decisions if d["action"] in ("retrain_started", "retrain_failed",
                                                     "promote", "refuse", "rollback", "keep")]
     return _render("panel_decisions.html.j2", name=name, window=window,
-                   figures=_figures(figures), runs=runs[-20:][::-1], when=_ago,
+                   figures=_figures(figures), runs=runs[-20:][::-1], n_runs=len(runs),
+                   when=_ago,
                    ranges=_ranges())
 
 
@@ -289,6 +284,32 @@ def ui_router(dashboard: Dashboard, *, title: str = "mlwright", default_model: s
                                      f"pausing the loop need an admin key (mlwright keys "
                                      f"create NAME --scope admin; sign in at {LOGIN}).")
         return found
+
+    def time_panel(name: str, panel: str, window: TimeRange, feature: str | None) -> str:
+        """A time panel's fragment, kept while its inputs are the same objects: settled
+        windows (the history memo hands out the same object), the same live-performance
+        result, no new audit entry, the same champion."""
+        source: Any = None
+        if panel in ("traffic", "drift"):
+            source = dash.history(name, window)
+        elif panel == "performance":
+            source = dash.performance(name, window)
+        key = ("fragment", panel, name, window, feature, dash.audit_mark(),
+               dash.champion(name))
+        hit = dash.fragments.get(key)
+        if hit is not None and hit[0] is source:
+            return str(hit[1])
+        if panel == "traffic":
+            text = _traffic_panel(dash, name, window, source)
+        elif panel == "drift":
+            text = _drift_panel(dash, name, window, source, feature)
+        elif panel == "performance":
+            text = _performance_panel(dash, name, window, source)
+        else:
+            text = _decisions_panel(dash, name, window)
+        if panel not in ("traffic", "drift") or source.settled:
+            dash.fragments.put(key, (source, text))
+        return text
 
     def done(message: str) -> HTMLResponse:
         dash.forget_versions()
@@ -367,13 +388,7 @@ def ui_router(dashboard: Dashboard, *, title: str = "mlwright", default_model: s
         if window is None:
             return html(_render("panel_empty.html.j2", name=name, panel=panel))
         try:
-            if panel == "traffic":
-                return html(_traffic_panel(dash, name, window))
-            if panel == "drift":
-                return html(_drift_panel(dash, name, window, feature))
-            if panel == "performance":
-                return html(_performance_panel(dash, name, window))
-            return html(_decisions_panel(dash, name, window))
+            return html(time_panel(name, panel, window, feature))
         except MlwrightError as exc:
             return html(_render("panel_empty.html.j2", name=name, panel=panel,
                                 reason=str(exc)))

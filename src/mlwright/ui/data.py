@@ -16,6 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from mlwright._logging import get_logger
 from mlwright.exceptions import MlwrightError
 
 __all__ = ["RANGES", "Dashboard", "TimeRange"]
@@ -24,6 +25,8 @@ __all__ = ["RANGES", "Dashboard", "TimeRange"]
 RANGES: dict[str, float | None] = {
     "5m": 300, "1h": 3600, "6h": 6 * 3600, "1d": 86400, "7d": 7 * 86400,
     "30d": 30 * 86400, "365d": 365 * 86400, "all": None}
+log = get_logger(__name__)
+
 #: Windows computed for one panel request at most (a first view of a long range fills the
 #: rest on later requests instead of holding one for minutes).
 MAX_COMPUTE = 400
@@ -75,6 +78,7 @@ class Dashboard:
         self.monitor_config = monitor_config
         self.list_ttl = list_ttl
         self._memo = _Memo()
+        self.fragments = _Memo(64)  # rendered panels (ui.app), by what they were drawn from
         self._locks: dict[Any, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
@@ -161,48 +165,88 @@ class Dashboard:
         seconds = RANGES.get(label)
         start = now - seconds if seconds is not None else span[0]
         step = pick_step(max(now - start, 1.0))
-        end = (now // step) * step  # the last closed window (decisions after the traffic too)
-        return TimeRange(label if label in RANGES else "all", min(start, end - step), end,
-                         step)
+        # Whole windows, the last one closed (decisions after the traffic are in range too):
+        # the same range until the next window closes, so what is memoized on it is reused.
+        end = (now // step) * step
+        start = min((start // step) * step, end - step)
+        return TimeRange(label if label in RANGES else "all", start, end, step)
 
     def history(self, name: str, window: TimeRange) -> Any:
         """The monitor's windows of the range (computed once, then read)."""
         from mlwright.monitor.history import window_history
 
+        key = ("history", name, window)
+        hit = self._memo.get(key)
+        if hit is not None:  # settled windows do not change: no read at all
+            return hit
         with self._lock(("history", name, window.step)):
-            return window_history(self.engine, name, reference=self.reference(name),
-                                  start=window.start, end=window.end, step=window.step,
-                                  config=self.monitor_config, max_compute=MAX_COMPUTE)
+            history = window_history(self.engine, name, reference=self.reference(name),
+                                     start=window.start, end=window.end, step=window.step,
+                                     config=self.monitor_config, max_compute=MAX_COMPUTE)
+        if history.settled:
+            self._memo.put(key, history)
+        return history
 
     def performance(self, name: str, window: TimeRange) -> Any:
-        """Live performance of the range per window, recomputed only when the log or the
-        feedback grew."""
+        """Live performance of the range per window. Computed once per range; when the log
+        or the feedback grew since, the last result is answered and a new one computed in
+        the background (labels arrive late and all the time: a view never waits for the
+        join over a year of them once it has been done)."""
         from sqlalchemy import func, select
 
-        from mlwright.monitor.history import performance_series
         from mlwright.store import feedback, predictions
 
         with self.engine.connect() as conn:
             marks = (conn.execute(select(func.max(predictions.c.id))).scalar(),
                      conn.execute(select(func.max(feedback.c.id))).scalar())
-        key = ("performance", name, window, marks, self.champion(name))
+        key = ("performance", name, window, self.champion(name))
         hit = self._memo.get(key)
-        if hit is not None:
-            return hit[0]
-        with self._lock(("performance", name)):
-            hit = self._memo.get(key)
-            if hit is not None:
-                return hit[0]
-            perf = performance_series(self.engine, name, reference=self.reference(name),
-                                      start=window.start, end=window.end, step=window.step)
-            return self._memo.put(key, (perf,))[0]
+        if hit is None:
+            with self._lock(key):
+                hit = self._memo.get(key)
+                if hit is None:
+                    return self._performance(name, window, key, marks)
+        if hit[1] != marks and self._lock(("refresh", key)).acquire(blocking=False):
+            def refresh() -> None:
+                try:
+                    self._performance(name, window, key, marks)
+                except Exception:  # the last result stays; the next view tries again
+                    log.exception("could not refresh the live performance of %s", name)
+                finally:
+                    self._lock(("refresh", key)).release()
+
+            threading.Thread(target=refresh, name="mlwright-ui-performance",
+                             daemon=True).start()
+        return hit[0]
+
+    def _performance(self, name: str, window: TimeRange, key: Any, marks: Any) -> Any:
+        from mlwright.monitor.history import performance_series
+
+        perf = performance_series(self.engine, name, reference=self.reference(name),
+                                  start=window.start, end=window.end, step=window.step)
+        self._memo.put(key, (perf, marks))
+        return perf
 
     # -- decisions -----------------------------------------------------------------------
 
     def decisions(self, name: str, window: TimeRange) -> list[dict[str, Any]]:
-        """The audit entries of the range (chart annotations), oldest first."""
-        return list(self.registry.audit.entries(name, since=window.start, until=window.end,
-                                                limit=500))
+        """The audit entries of the range (chart annotations), oldest first; read again
+        only when the log has a new entry."""
+        key = ("decisions", name, window, self.audit_mark())
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo.put(key, self.registry.audit.entries(
+                name, since=window.start, until=window.end, limit=500))
+        return list(hit)
+
+    def audit_mark(self) -> int | None:
+        """The audit log's last id: what changed when a decision was taken."""
+        from sqlalchemy import func, select
+
+        from mlwright.store import audit
+
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.max(audit.c.id))).scalar()
 
     def audit_page(self, name: str, page: int, per_page: int) -> tuple[list[Any], int]:
         return self.registry.audit.page(name, offset=page * per_page, limit=per_page)

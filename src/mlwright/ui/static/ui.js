@@ -2,13 +2,17 @@
    Each panel (htmx swaps it in) holds <div class="mw-figs" hidden> (JSON text)
    {"name": {data, layout}} and <div class="mw-chart" data-fig="name"> placeholders.
    When a panel's charts are drawn it gets data-mw-state="done" (tests and the benchmark
-   wait for it), or "failed" with the error on the console. */
+   wait for it; data-mw-arrived-ms and data-mw-done-ms: when its fragment arrived and when
+   its charts were drawn, from the navigation's start), or "failed" with the error on the
+   console. */
 (function () {
   "use strict";
-  var config = {displaylogo: false, responsive: true,
-                modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d"]};
+  // No mode bar (one toolbar less to build per chart): zoom by dragging, double-click to
+  // reset.
+  var config = {displaylogo: false, responsive: true, displayModeBar: false};
 
   function drawPanel(panel) {
+    panel.setAttribute("data-mw-arrived-ms", String(Math.round(performance.now())));
     var block = panel.querySelector(".mw-figs");
     if (!block) { panel.setAttribute("data-mw-state", "done"); return; }
     var figures = JSON.parse(block.textContent || "{}");
@@ -20,6 +24,7 @@
     });
     panel.setAttribute("data-mw-state", "drawing");
     Promise.all(pending).then(function () {
+      panel.setAttribute("data-mw-done-ms", String(Math.round(performance.now())));
       panel.setAttribute("data-mw-state", "done");
       panel.setAttribute("data-mw-charts", String(pending.length));
     }, function (err) {
