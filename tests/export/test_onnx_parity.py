@@ -207,3 +207,15 @@ def test_text_columns_are_refused_naming_the_column() -> None:
                       n_jobs=1)
     with pytest.raises(ExportError, match=r"Text column 'text'.*Retrain without"):
         to_onnx(LoadedModel(model=result.model, contract=result.contract))
+
+
+def test_near_threshold_rows_are_exactly_the_ambiguous_ones() -> None:
+    """LightGBM goes right for x > t in double; its ONNX form compares float32(x) with
+    float32(t). Only x above t and equal to it in float32 may differ (exact property)."""
+    from mlwright.export.parity import _near
+
+    t = np.array([0.1, 2.5])  # 0.1 has no exact float32
+    x = np.array([0.1, np.nextafter(0.1, 1.0), float(np.float32(0.1)), 0.09,
+                  np.nextafter(0.1, 0.0), 2.5, np.nextafter(2.5, 3.0), 2.5 + 1e-6, np.nan])
+    got = _near(x.reshape(-1, 1), {0: t})
+    assert got.tolist() == [False, True, True, False, False, False, True, False, False]

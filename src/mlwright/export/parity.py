@@ -8,11 +8,11 @@ thresholds, in double where the model keeps them in double).
 
 The test: probabilities within 1e-5 absolute, regression values within 1e-4 relative,
 labels identical. LightGBM compares doubles with double thresholds, and ONNX's tree
-ensembles compare in float32: a row holding a number within one float32 step of one of
-its thresholds (but not on it) may take the other branch there, so such rows are counted
-apart (``near``) and not held to the tolerances; nor are the labels of rows whose top two
-probabilities (or the probability and the decision threshold) are within 1e-6. The other
-tree members are exact (see :func:`_float_compare`).
+ensembles compare in float32: a row holding a number just above one of its thresholds but
+equal to it in float32 may take the other branch there, so such rows are counted apart
+(``near``, with how many of them did differ) and not held to the tolerances; nor are the
+labels of rows whose top two probabilities (or the probability and the decision threshold)
+are within 1e-6. The other tree members are exact (see :func:`_float_compare`).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class Parity:
     rows: int
     regression: bool
     near: int = 0                  # rows within a float32 step of a tree threshold
+    near_differ: int = 0           # of those, rows past the tolerance
     ties: int = 0                  # rows on a decision boundary (labels not compared)
     max_error: float = 0.0         # max |p - p'| (classes) or relative error (values)
     failures: list[dict[str, Any]] = field(default_factory=list)
@@ -50,11 +51,13 @@ class Parity:
         what = "relative error" if self.regression else "probability error"
         return (f"{self.rows:,} rows compared, max {what} {self.max_error:.2e}, "
                 f"{self.near} within a float32 step of a tree threshold"
+                f"{f' ({self.near_differ} of them differ)' if self.near_differ else ''}"
                 + ("" if self.regression else f", {self.ties} on a decision boundary")
                 + (", parity holds" if self.ok else f", {len(self.failures)} rows differ"))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "near_threshold": self.near, "boundary_ties": self.ties,
+        return {"rows": self.rows, "near_threshold": self.near,
+                "near_threshold_differ": self.near_differ, "boundary_ties": self.ties,
                 "max_error": self.max_error, "failures": self.failures[:20],
                 "tolerance": VALUE_RTOL if self.regression else PROBA_ATOL,
                 "kind": "relative" if self.regression else "absolute"}
@@ -127,18 +130,19 @@ def _thresholds(model: Any, *, inexact: bool = False) -> dict[str, dict[int, np.
 
 
 def _near(X: np.ndarray, thresholds: dict[int, np.ndarray]) -> np.ndarray:
-    """Rows with a value within one float32 step of a threshold, but not on it."""
+    """Rows whose branch at some threshold ``t`` may differ in float32: a value ``x > t``
+    (the model goes right) with ``float32(x) == float32(t)`` (the ONNX tree, which rounds
+    both to the nearest float32, goes left). Rounding is monotonic, so the nearest
+    threshold below ``x`` is the only one to check."""
     near = np.zeros(len(X), dtype=bool)
     for f, values in thresholds.items():
         if f >= X.shape[1] or not len(values):
             continue
         x = X[:, f]
-        pos = np.clip(np.searchsorted(values, x), 1, len(values) - 1) if len(values) > 1 \
-            else np.zeros(len(x), dtype=np.intp)
-        for candidate in (values[pos - 1] if len(values) > 1 else values[pos], values[pos]):
-            step = np.spacing(np.abs(candidate).astype(np.float32)).astype(np.float64)
-            with np.errstate(invalid="ignore"):
-                near |= (np.abs(x - candidate) <= 2 * step) & (x != candidate)
+        below = np.searchsorted(values, x, side="left") - 1
+        has = (below >= 0) & ~np.isnan(x)
+        t = values[np.clip(below, 0, None)]
+        near |= has & (x > t) & (x.astype(np.float32) == t.astype(np.float32))
     return near
 
 
@@ -211,6 +215,7 @@ def check_parity(model: Any, predictor: Any, frame: Any) -> Parity:
         error = np.abs(got - ref) / np.maximum(np.abs(ref), 1e-6)
         error = np.where(np.isnan(got) & np.isnan(ref), 0.0, error)
         bad = ~(error <= VALUE_RTOL) & ~near
+        result.near_differ = int((~(error <= VALUE_RTOL) & near).sum())
         result.max_error = float(np.nanmax(np.where(near, 0.0, error))) if len(error) else 0.0
         for i in np.flatnonzero(bad)[:20]:
             result.failures.append({"row": int(i), "python": float(ref[i]),
@@ -231,6 +236,7 @@ def check_parity(model: Any, predictor: Any, frame: Any) -> Parity:
     result.max_error = float(np.max(np.where(near, 0.0, error))) if len(error) else 0.0
     differ = np.asarray([a != b for a, b in zip(pred, expected, strict=True)], dtype=bool)
     bad = ((error > PROBA_ATOL) | (differ & ~tie)) & ~near
+    result.near_differ = int(((error > PROBA_ATOL) & near).sum())
     for i in np.flatnonzero(bad)[:20]:
         result.failures.append({"row": int(i), "python": ref[i].round(8).tolist(),
                                 "onnx": proba[i].round(8).tolist(),
