@@ -45,10 +45,25 @@ def feed(frame: Any, kinds: dict[str, str]) -> dict[str, np.ndarray]:
             seconds = stamps.astype("datetime64[s]").astype(np.int64).astype(np.float64)
             values = np.where(np.isnat(stamps), np.nan, seconds).reshape(-1, 1)
         else:
-            labels = _labels(frame[column])
-            labels[labels == None] = ""  # noqa: E711 (an object array: elementwise)
-            values = labels.astype(str).reshape(-1, 1)
+            values = _strings(frame[column], _labels).reshape(-1, 1)
         out[column] = values
+    return out
+
+
+def _strings(col: Any, labels: Any) -> np.ndarray:
+    """``_labels`` of a column with ``""`` for missing, as an object array (onnxruntime
+    reads it as is); a column of text alone skips the str() of every value."""
+    import pandas as pd
+
+    values = col.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        missing = pd.isna(values)
+        if missing.any():
+            values = values.copy()
+            values[missing] = ""
+        return values
+    out = labels(values)
+    out[out == None] = ""  # noqa: E711 (an object array: elementwise)
     return out
 
 
