@@ -1,14 +1,20 @@
 """Inference speed of each public dataset's champion: rows/s at batch sizes 1, 100, 10k and
 the whole test set, through the compiled Python predictor, beside the reference (pandas)
-path and, given ``--flaml PYTHON`` (a virtual environment with FLAML), FLAML's predict on
-the same split in the same run.
+path, the champion exported to ONNX run by onnxruntime (``mlwright export``: its parity on
+the whole test set plus the export's probe rows is recorded; a champion that cannot be
+exported exactly is reported with the refusal and, where the refusal offers one, the
+convertible retrain is trained, exported and timed on its own line), and, given
+``--flaml PYTHON`` (a virtual environment with FLAML), FLAML's predict on the same split in
+the same run.
 
 Each table is split 75/25 (seed 0); the champion is ``mw.train`` on the 75% with
 ``--budget`` seconds (cached in ``--cache`` so reruns measure the same models); FLAML gets
 the same rows and budget. Batches are drawn from the test rows (with replacement for 10k).
 One extra line trains a LightGBM-only champion on diamonds (the GBDT-only figure).
 Batch 1 is also timed as a one-record request (``predict_records``, the server's path):
-its p50 is the single-row in-process latency.
+its p50 is the single-row in-process latency. onnxruntime runs batches of 1 and 100 on one
+thread and larger ones on every core, as the Python predictor does (its boosters go
+threaded from 2,048 rows).
 
 ``--memory-rows N`` adds the streaming check: a Parquet file of N rows resampled from
 telco_churn is built in a temporary folder, and ``mlwright predict`` scores it in a child
@@ -17,8 +23,9 @@ process whose peak resident memory is reported.
     .venv/bin/python benchmarks/inference.py --budget 30 --flaml /work/peers/flaml/bin/python
     .venv/bin/python benchmarks/inference.py --dataset telco_churn --memory-rows 10000000
 
-Prints a markdown table; writes ``benchmarks/results/inference.json``. The machine it ran on
-and its load average go into the JSON: figures from a shared machine are noisy.
+Prints a markdown table; writes ``benchmarks/results/inference.json`` (or ``--out``). The
+machine it ran on and its load average go into the JSON: figures from a shared machine are
+noisy.
 """
 
 from __future__ import annotations
@@ -39,6 +46,10 @@ import numpy as np
 import pandas as pd
 
 RESULTS = Path(__file__).resolve().parent / "results" / "inference.json"
+# The retrain a refused export offers: the families with an exact ONNX form (no k-NN;
+# CatBoost only without categorical features, so left out too).
+CONVERTIBLE = ["lightgbm", "xgboost", "random_forest", "extra_trees", "hist_gb", "linear",
+               "mlp"]
 SIZES = {"1": 1, "100": 100, "10k": 10_000}
 
 
@@ -98,7 +109,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def run_mlwright(name: str, families: list[str] | None, budget: float, cache: Path,
-                 reference: bool) -> dict[str, Any]:
+                 reference: bool, onnx: bool = True) -> dict[str, Any]:
     from mlwright.search.predictor import compile_predictor
 
     result = _champion(name, families, budget, cache)
@@ -107,7 +118,8 @@ def run_mlwright(name: str, families: list[str] | None, budget: float, cache: Pa
     X = test[list(model.feature_names)]
     predictor = compile_predictor(model, result.contract)
     out: dict[str, Any] = {
-        "dataset": name + (" (" + "+".join(families) + " only)" if families else ""),
+        "dataset": name + ("" if not families else " (convertible families)"
+                           if families == CONVERTIBLE else " (" + "+".join(families) + " only)"),
         "test_rows": len(X), "members": [f"{d['family']}:{d['path']}"
                                          for d in predictor.describe()],
         "compiled": _rates(lambda b: predictor.predict_frame(b), X)}
@@ -125,7 +137,37 @@ def run_mlwright(name: str, families: list[str] | None, budget: float, cache: Pa
                                          X, None)}
     ref = model.raw_predict(X, compiled=False)
     out["max_abs_diff"] = float(np.nanmax(np.abs(model.raw_predict(X) - ref)))
+    if onnx:
+        out["onnx"] = run_onnx(result, name, X)
     return out
+
+
+def run_onnx(result: Any, name: str, X: pd.DataFrame) -> dict[str, Any]:
+    """The champion exported to ONNX (parity checked on every test row) and its speed."""
+    from mlwright.exceptions import ExportError
+    from mlwright.export.core import to_onnx
+    from mlwright.export.runtime import OnnxPredictor
+    from mlwright.registry.model import LoadedModel
+
+    loaded = LoadedModel(model=result.model, contract=result.contract, name=name)
+    try:
+        exported = to_onnx(loaded, rows=X)
+    except ExportError as exc:
+        return {"refused": str(exc)}
+    one, every = OnnxPredictor(exported.data, threads=1), OnnxPredictor(exported.data)
+    rates = {"1": _rate(lambda b: one.predict_frame(b), X, 1),
+             "100": _rate(lambda b: one.predict_frame(b), X, 100),
+             "10k": _rate(lambda b: every.predict_frame(b), X, 10_000),
+             "all": _rate(lambda b: every.predict_frame(b), X, None)}
+    records = _records(X.head(300))
+    times = []
+    for i in range(1000):
+        start = time.perf_counter()
+        one.predict_records([records[i % len(records)]])
+        times.append(time.perf_counter() - start)
+    return {"parity": exported.parity.to_dict(), "parity_summary": exported.parity.summary(),
+            "export_s": exported.seconds, "size_mb": len(exported.data) / 1e6,
+            "record_p50_us": float(np.median(times[10:])) * 1e6, **rates}
 
 
 def run_flaml(python: str, name: str, budget: float) -> dict[str, Any] | None:
@@ -216,6 +258,8 @@ def main(argv: list[str] | None = None) -> None:
                         / "mlwright-inference-runs", help="trained champions, reused")
     parser.add_argument("--flaml", help="python of a virtual environment with FLAML")
     parser.add_argument("--no-gbdt", action="store_true", help="skip the LightGBM-only line")
+    parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX export rows")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the results JSON")
     parser.add_argument("--memory-rows", type=int, default=0,
                         help="also score a Parquet file of this many rows (peak memory)")
     parser.add_argument("--chunk-rows", type=int, default=100_000)
@@ -227,29 +271,47 @@ def main(argv: list[str] | None = None) -> None:
         jobs.append(("diamonds", ["lightgbm"]))
     results = []
     for name, families in jobs:
-        row = run_mlwright(name, families, args.budget, args.cache, reference=True)
+        row = run_mlwright(name, families, args.budget, args.cache, reference=True,
+                           onnx=not args.no_onnx)
         if args.flaml and families is None:
             row["flaml"] = run_flaml(args.flaml, name, args.budget)
         results.append(row)
         print(f"done {row['dataset']}", file=sys.stderr, flush=True)
+        refused = (row.get("onnx") or {}).get("refused", "")
+        if refused and "--families" in refused and families is None:
+            # The convertible retrain the refusal offers, exported and timed the same way.
+            results.append(run_mlwright(name, CONVERTIBLE, args.budget, args.cache,
+                                        reference=True))
+            print(f"done {name} (convertible families)", file=sys.stderr, flush=True)
     memory = (memory_check(args.memory_rows, args.budget, args.cache, args.chunk_rows)
               if args.memory_rows else None)
     print("| dataset | test rows | members | 1-row p50 µs (frame / record) | rows/s 100 | "
-          "rows/s 10k | rows/s all | reference rows/s all | FLAML rows/s 100 / 10k / all |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "rows/s 10k | rows/s all | reference rows/s all | ONNX rows/s 1 / 100 / 10k / all "
+          "| FLAML rows/s 100 / 10k / all |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        c, f = r["compiled"], r.get("flaml")
+        c, f, o = r["compiled"], r.get("flaml"), r.get("onnx")
         flaml = (f"{_fmt(f, '100')} / {_fmt(f, '10k')} / {_fmt(f, 'all')}" if f else "-")
+        onnx = ("-" if not o else "refused" if "refused" in o else
+                " / ".join(_fmt(o, k) for k in ("1", "100", "10k", "all")))
         print(f"| {r['dataset']} | {r['test_rows']:,} | {', '.join(r['members'])} | "
               f"{c['1']['p50_us']:,.0f} / {r['record_p50_us']:,.0f} | {_fmt(c, '100')} | "
               f"{_fmt(c, '10k')} | {_fmt(c, 'all')} | {_fmt(r.get('reference'), 'all')} | "
-              f"{flaml} |")
+              f"{onnx} | {flaml} |")
+    for r in results:
+        o = r.get("onnx") or {}
+        print(f"\nONNX {r['dataset']}: " + (o["refused"] if "refused" in o else
+              f"{o['size_mb']:.2f} MB, exported in {o['export_s']:.1f} s; 1-row p50 "
+              f"{o['1']['p50_us']:,.0f} µs (frame), "
+              f"{o.get('record_p50_us', float('nan')):,.0f} µs (record); "
+              f"{o['parity_summary']}") if o else "", end="")
+    print()
     if memory:
         print(f"\nmlwright predict on {memory['rows']:,} rows ({memory['file_mb']:.0f} MB "
               f"Parquet): {memory['predict_s']:.1f} s, peak RSS {memory['peak_rss_mb']:,.0f} "
               f"MB, exit {memory['exit_status']}, {memory['scored_rows']:,} rows written")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "python": platform.python_version(), "load_avg": os.getloadavg()},
         "args": {k: str(v) for k, v in vars(args).items()}, "results": results,
