@@ -124,3 +124,49 @@ def test_a_worker_killed_mid_search_loses_no_trial(dask_client, telco_1000):
     assert all(t.status in ("complete", "pruned") for t in trials), \
         [(t.number, t.status, t.error) for t in trials]
     dask_client.wait_for_workers(2, timeout=120)  # the nanny's new worker, for later tests
+
+
+def test_a_trial_whose_worker_took_the_only_copy_of_the_data_runs_again(
+        dask_client, telco_1000, monkeypatch, caplog):
+    """The search's data down to one copy (Dask keeps one replica of data no task waits
+    for), then the worker holding it killed while it runs a trial: the trial is started
+    again with the data sent again, under its own number."""
+    import os
+    import signal
+
+    import mlwright.cluster
+    from mlwright.cluster import DaskTrials
+
+    runners: list[DaskTrials] = []
+
+    class Recorded(DaskTrials):
+        def open(self, s) -> None:
+            super().open(s)
+            runners.append(self)
+
+    monkeypatch.setattr(mlwright.cluster, "DaskTrials", Recorded)
+    pids = dask_client.run(os.getpid)
+    killed: list[str] = []
+
+    def on_trial(record, search) -> None:
+        if killed:
+            return
+        spec = runners[0]._spec
+        dask_client.replicate([spec], n=1)
+        holder = next(iter(dask_client.who_has([spec])[spec.key]), None)
+        keys = dask_client.processing().get(holder, ())
+        if holder is not None and any(str(k).startswith("mlwright-trial-") for k in keys):
+            os.kill(pids[holder], signal.SIGKILL)
+            killed.append(holder)
+
+    with caplog.at_level("WARNING", logger="mlwright.cluster.trials"):
+        # Ten trials: each end is a chance to find the data's holder running one.
+        result = mw.train(telco_1000, "churn", n_trials=10, families=["lightgbm", "linear"],
+                          seed=4, cluster=dask_client, on_trial=on_trial)
+    assert killed
+    trials = result.search.trials
+    assert sorted(t.number for t in trials) == list(range(10))
+    assert all(t.status in ("complete", "pruned") for t in trials), \
+        [(t.number, t.status, t.error) for t in trials]
+    assert "lost its worker; starting it again" in caplog.text
+    dask_client.wait_for_workers(2, timeout=120)
