@@ -235,3 +235,16 @@ def test_the_log_writer_stores_on_postgresql_what_it_stores_on_sqlite(
                 + [tuple(r) for r in conn.execute(select(feedback).order_by(feedback.c.id))])
     assert len(tables[0]) == 4 + 2                  # 4 records, the feedback item twice
     assert tables[0] == tables[1]
+
+
+def test_a_database_that_cannot_be_reached_is_a_clear_error() -> None:
+    from mlwright.exceptions import ConfigError
+    from mlwright.testing.postgres import _free_port
+
+    url = f"postgresql://someone:secret@127.0.0.1:{_free_port()}/mlwright"
+    with pytest.raises(ConfigError) as err:
+        open_database(url)
+    message = str(err.value)
+    assert message.startswith("Cannot reach the project database postgresql+psycopg://"
+                              "someone:***@127.0.0.1:")
+    assert "secret" not in message and "store.url or --store" in message

@@ -164,12 +164,25 @@ def get_engine(url: str) -> Engine:
 def open_database(database: str | Engine) -> Engine:
     """The engine for ``database`` (a URL, or an engine already made) with the project's
     schema created or upgraded; the migration runs once per engine and process."""
+    from sqlalchemy.exc import OperationalError
+
+    from mlwright.exceptions import ConfigError
     from mlwright.store.migrate import migrate
 
     engine = get_engine(normalize_url(database)) if isinstance(database, str) else database
     if engine not in _migrated:
         with _lock:
             if engine not in _migrated:
-                migrate(engine)
+                try:
+                    migrate(engine)
+                except OperationalError as exc:
+                    if engine.dialect.name == "sqlite":
+                        raise
+                    reason = str(exc.orig or exc).strip().splitlines()[0]
+                    raise ConfigError(
+                        f"Cannot reach the project database "
+                        f"{engine.url.render_as_string(hide_password=True)}: {reason}. Check "
+                        f"that the server is up and the URL (store.url or --store) names "
+                        f"it, with a user that may create tables there.") from exc
                 _migrated.add(engine)
     return engine
