@@ -170,3 +170,19 @@ def test_a_trial_whose_worker_took_the_only_copy_of_the_data_runs_again(
         [(t.number, t.status, t.error) for t in trials]
     assert "lost its worker; starting it again" in caplog.text
     dask_client.wait_for_workers(2, timeout=120)
+
+
+def test_workers_with_other_versions_are_named():
+    """What connect() refuses: a worker without mlwright, or with another LightGBM (the
+    answer of Client.get_versions, as it reads); another patch release of Python is fine."""
+    from mlwright.cluster.client import version_mismatches
+
+    client = {"python": "3.11.7.final.0", "mlwright": "0.1.0", "lightgbm": "4.7.0"}
+    versions = {"client": {"packages": client},
+                "workers": {"tcp://10.0.0.2:4001": {"packages": {**client,
+                                                                 "python": "3.11.9.final.0"}},
+                            "tcp://10.0.0.3:4001": {"packages": {**client, "mlwright": None,
+                                                                 "lightgbm": "4.6.0"}}}}
+    assert version_mismatches(versions) == [
+        "tcp://10.0.0.3:4001 has mlwright missing (client 0.1.0)",
+        "tcp://10.0.0.3:4001 has lightgbm 4.6.0 (client 4.7.0)"]

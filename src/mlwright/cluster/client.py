@@ -14,6 +14,10 @@ __all__ = ["connect"]
 
 #: Seconds to wait for the scheduler before saying it cannot be reached.
 CONNECT_TIMEOUT = 15
+#: What a worker must have in the client's versions: it unpickles the client's data,
+#: fitted preprocessing and models, and a model is fitted there to be used here.
+PACKAGES = ("python", "mlwright", "numpy", "pandas", "scikit-learn", "lightgbm", "xgboost",
+            "catboost", "optuna")
 
 
 @contextlib.contextmanager
@@ -53,3 +57,30 @@ def _check_workers(client: Any, address: str, timeout: float) -> None:
             f"The Dask scheduler at {address!r} has no worker (waited {timeout:g} s). Start "
             f"workers with 'dask worker {address}' on hosts that have mlwright installed."
         ) from exc
+    problems = version_mismatches(client.get_versions(check=False, packages=list(PACKAGES)))
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more"
+                                           if len(problems) > 5 else "")
+        raise ConfigError(
+            f"The Dask workers at {address!r} do not have this client's versions: {shown}. "
+            f"Install the same versions on every worker (pip install 'mlwright[cluster]' "
+            f"from the same requirements), then restart the workers.")
+
+
+def version_mismatches(versions: dict[str, Any]) -> list[str]:
+    """'worker: package X (client Y)' for each of PACKAGES that a worker has in another
+    version than the client, or lacks; ``versions``: ``Client.get_versions``'s answer."""
+    def same(package: str, a: Any, b: Any) -> bool:
+        if package == "python" and a and b:  # pickles travel between patch releases
+            return str(a).split(".")[:2] == str(b).split(".")[:2]
+        return bool(a == b)
+
+    mine = versions["client"]["packages"]
+    out = []
+    for worker, info in sorted(versions.get("workers", {}).items()):
+        theirs = info.get("packages", {})
+        for package in PACKAGES:
+            if package in mine and not same(package, theirs.get(package), mine[package]):
+                out.append(f"{worker} has {package} {theirs.get(package) or 'missing'} "
+                           f"(client {mine[package] or 'missing'})")
+    return out
