@@ -145,6 +145,7 @@ def test_promote_rollback_and_pause_from_the_ui(story: Story, browser: Any) -> N
     page.click("#promote")
     page.wait_for_selector("#action-result .mw-ok")
     assert "churn@champion -> 2" in page.inner_text("#action-result")
+    assert page.inner_text("#champion") == "2"  # the page's own line follows
     _wait_for_champion(story, "2")  # the server followed the alias
     last = audit.entries("churn")[-1]
     assert (last["action"], last["version"], last["from_version"], last["actor"]) == (
@@ -156,12 +157,14 @@ def test_promote_rollback_and_pause_from_the_ui(story: Story, browser: Any) -> N
     page.wait_for_function("""() => document.querySelector('#action-result')
         .innerText.includes('rolled back')""")
     _wait_for_champion(story, "1")
+    assert page.inner_text("#champion") == "1"
     last = audit.entries("churn")[-1]
     assert (last["action"], last["version"], last["actor"]) == ("rollback", "1", "ui:ui-admin")
     page.click("#pause")
     page.wait_for_function("""() => document.querySelector('#action-result')
         .innerText.includes('paused')""")
     assert loop_paused(story.database_url, "churn")["actor"] == "ui:ui-admin"
+    assert page.inner_text("#loop-state") == "paused"
     assert run_once(story.config).action == "paused"
     assert audit.entries("churn")[-1]["action"] == "loop_paused"
     page.reload(wait_until="load")

@@ -311,10 +311,17 @@ def ui_router(dashboard: Dashboard, *, title: str = "mlwright", default_model: s
             dash.fragments.put(key, (source, text))
         return text
 
-    def done(message: str) -> HTMLResponse:
+    def done(message: str, *, champion: str | None = None, loop: str | None = None
+             ) -> HTMLResponse:
+        """The action's message; the page's champion or loop state swapped out of band
+        (htmx), and every panel told to reload (``mw-changed``)."""
         dash.forget_versions()
-        return html(f'<p class="mw-ok" role="status">{_escape(message)}</p>',
-                    headers={"HX-Trigger": "mw-changed"})
+        text = f'<p class="mw-ok" role="status">{_escape(message)}</p>'
+        if champion is not None:
+            text += f'<strong id="champion" hx-swap-oob="true">{_escape(champion)}</strong>'
+        if loop is not None:
+            text += f'<strong id="loop-state" hx-swap-oob="true">{_escape(loop)}</strong>'
+        return html(text, headers={"HX-Trigger": "mw-changed"})
 
     async def asset(request: Request) -> Response:
         path, media = ASSETS[request.url.path]
@@ -425,7 +432,8 @@ def ui_router(dashboard: Dashboard, *, title: str = "mlwright", default_model: s
         except MlwrightError as exc:
             raise HTTPException(409, str(exc)) from None
         return done(f"{name}@champion -> {version}"
-                    + (f" (was {previous}; rollback undoes it)." if previous else "."))
+                    + (f" (was {previous}; rollback undoes it)." if previous else "."),
+                    champion=version)
 
     @router.post(f"{PREFIX}/m/{{name}}/rollback")
     def rollback(request: Request, name: str, reason: str = Form("")) -> HTMLResponse:
@@ -437,7 +445,8 @@ def ui_router(dashboard: Dashboard, *, title: str = "mlwright", default_model: s
                                             reason=reason or "rolled back from the dashboard")
         except MlwrightError as exc:
             raise HTTPException(409, str(exc)) from None
-        return done(f"{name}@champion -> {target} (rolled back from {current}).")
+        return done(f"{name}@champion -> {target} (rolled back from {current}).",
+                    champion=target)
 
     @router.post(f"{PREFIX}/m/{{name}}/pause")
     def pause(request: Request, name: str, reason: str = Form(""),
@@ -448,11 +457,11 @@ def ui_router(dashboard: Dashboard, *, title: str = "mlwright", default_model: s
         known(name)
         if resume:
             resume_loop(dash.database_url, name, actor=f"ui:{key.name}", reason=reason)
-            return done(f"The loop of {name} runs again.")
+            return done(f"The loop of {name} runs again.", loop="running")
         pause_loop(dash.database_url, name, actor=f"ui:{key.name}",
                    reason=reason or "paused from the dashboard")
         return done(f"The loop of {name} is paused: no retrain, promotion or rollback "
-                    f"until it is resumed.")
+                    f"until it is resumed.", loop="paused")
 
     return router
 
