@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a process of its own loads the model (~15 s)
+
 CODE = """
 import gc, sys
 from mlwright.serve.app import create_app
