@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlwright.exceptions import MonitorError
-from mlwright.store import WindowSpec, window_filter
+from mlwright.store import WindowSpec, float_text, window_filter
 from mlwright.store import predictions as p
 
 if TYPE_CHECKING:
@@ -203,7 +203,7 @@ def _sample(engine: Engine, where: list[Any], sample_rows: int, n_records: int
         joined(scored(p.c.inputs), "\n"),
         joined(scored(func.coalesce(p.c.prediction, "null"))),
         joined(scored(func.coalesce(p.c.proba, "null"))),
-        joined(case((p.c.row == 0, func.coalesce(cast(p.c.latency_ms, String), "nan")),
+        joined(case((p.c.row == 0, func.coalesce(float_text(p.c.latency_ms), "nan")),
                     else_=None)),
     ).where(*where).group_by(p.c.id // CHUNK)
     if n_records > sample_rows:

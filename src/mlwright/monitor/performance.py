@@ -46,7 +46,7 @@ def join_feedback(engine: Engine, where: list[Any]) -> dict[str, Any]:
     from sqlalchemy import String, cast, func, select
 
     from mlwright.monitor.log import CHUNK
-    from mlwright.store import labelled_records
+    from mlwright.store import float_text, labelled_records
     from mlwright.store import predictions as p
 
     out: dict[str, Any] = {"ts": np.array([]), "proba": [], "prediction": [], "label": []}
@@ -60,7 +60,7 @@ def join_feedback(engine: Engine, where: list[Any]) -> dict[str, Any]:
             return out
         result = conn.execute(select(
             *(func.aggregate_strings(value, ",") for value in (
-                cast(labelled.c.pid, String), cast(labelled.c.pts, String), labelled.c.proba,
+                cast(labelled.c.pid, String), float_text(labelled.c.pts), labelled.c.proba,
                 labelled.c.prediction, labelled.c.label))
         ).group_by(labelled.c.pid // CHUNK))
         chunks = result.cursor.fetchall()

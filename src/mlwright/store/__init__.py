@@ -36,6 +36,7 @@ from mlwright.store.schema import (
     audit,
     events,
     feedback,
+    float_text,
     loop_state,
     metadata,
     monitor_windows,
@@ -45,8 +46,8 @@ from mlwright.store.schema import (
 from mlwright.store.window import WindowSpec, parse_window, window_filter
 
 __all__ = ["MLFLOW_SCHEMA", "SCHEMA_VERSION", "WindowSpec", "api_keys", "audit",
-           "copy_new", "current_version", "database_url", "events", "feedback", "get_engine",
-           "insert_new", "is_postgres", "labelled_records", "loop_state", "metadata",
+           "copy_new", "current_version", "database_url", "events", "feedback", "float_text",
+           "get_engine", "insert_new", "is_postgres", "labelled_records", "loop_state", "metadata",
            "migrate", "mlflow_uri", "monitor_windows", "normalize_url", "open_database",
            "parse_window", "predictions", "project_database_of", "schema_version",
            "unmatched_reasons", "window_filter"]

@@ -19,7 +19,11 @@ that reuse a caller's ``x-request-id`` arrive at different times and are both ke
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 __all__ = ["SCHEMA_VERSION", "api_keys", "audit", "events", "feedback", "loop_state",
            "metadata", "monitor_windows", "predictions", "schema_version"]
@@ -34,6 +38,27 @@ SCHEMA_VERSION = 4
 LOG_ID = BigInteger().with_variant(Integer(), "sqlite")
 
 metadata = MetaData()
+
+
+class float_text(FunctionElement[str]):
+    """A float column as text that reads back as the same float on every backend (the
+    monitor concatenates times and latencies in the database): SQLite's CAST keeps 15
+    significant digits, so there it is ``printf('%!.17g', x)``; PostgreSQL's CAST already
+    writes the shortest exact form."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(float_text)
+def _float_text(element: float_text, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS VARCHAR)"
+
+
+@compiles(float_text, "sqlite")
+def _float_text_sqlite(element: float_text, compiler: Any, **kw: Any) -> str:
+    return f"printf('%!.17g', {compiler.process(element.clauses, **kw)})"
+
 
 schema_version = Table(
     "schema_version", metadata,
