@@ -219,3 +219,28 @@ def test_near_threshold_rows_are_exactly_the_ambiguous_ones() -> None:
                   np.nextafter(0.1, 0.0), 2.5, np.nextafter(2.5, 3.0), 2.5 + 1e-6, np.nan])
     got = _near(x.reshape(-1, 1), {0: t})
     assert got.tolist() == [False, True, True, False, False, False, True, False, False]
+
+
+@pytest.mark.slow
+def test_an_empty_string_is_an_unseen_category_and_missing_is_missing() -> None:
+    """A linear model whose training rows miss some categories has a column for missing:
+    an empty string must not land there (the Python model reads it as an unseen category),
+    while a missing value must."""
+    import mlwright as mw
+
+    df = _table("binary").copy()
+    df.loc[df.index[:40], "contract"] = np.nan  # some training rows miss it
+    result = mw.train(df.iloc[:TRAIN_ROWS], "churn", time_budget=60, n_trials=1, cv=2,
+                      families=["linear"], seed=0, n_jobs=1)
+    assert "__missing__" in result.model.preps["linear"].onehot_["contract"]
+    loaded = LoadedModel(model=result.model, contract=result.contract, name="empty")
+    rows = df.iloc[TRAIN_ROWS:].drop(columns="churn").reset_index(drop=True)
+    _assert_parity(loaded, rows)
+    predictor = OnnxPredictor(to_onnx(loaded, rows=rows.head(5)).data)
+    probe = pd.concat([rows.head(1)] * 2, ignore_index=True)
+    probe.loc[0, "contract"], probe.loc[1, "contract"] = "", None
+    want = result.model.predict_proba(probe)
+    assert not np.allclose(want[0], want[1])  # the two really differ
+    np.testing.assert_allclose(predictor.predict_frame(probe)[1], want, atol=1e-9)
+    records = probe.astype(object).where(probe.notna(), None).to_dict("records")
+    np.testing.assert_allclose(predictor.predict_records(records)[1], want, atol=1e-9)

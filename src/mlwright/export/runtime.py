@@ -6,8 +6,8 @@ contract when :func:`mlwright.export.core.export_onnx` wrote the file) and answe
 ``predict_frame(frame)`` and ``predict_records(records)`` with (predictions, probabilities
 or None), as :class:`~mlwright.search.predictor.CompiledPredictor` does. Its feeder turns
 a DataFrame into the graph's inputs by the preprocessing's own rules: categories as their
-labels (``""`` for missing), numbers by the contract's number rules, dates as whole
-seconds since the epoch in UTC.
+labels (``""`` for missing, ``"\\x00"`` for a value that is the empty string), numbers by the
+contract's number rules, dates as whole seconds since the epoch in UTC.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from mlwright.exceptions import ColumnNotFoundError, ExportError
 __all__ = ["OnnxPredictor", "feed", "feed_records"]
 
 META_CONTRACT = "mlwright.contract"
+# The graph reads "" as missing; a value that is the empty string (an unseen category to
+# the Python model) is sent as this, which no category map holds.
+EMPTY = "\x00"
 META_NAME = "mlwright.name"
 META_VERSION = "mlwright.version"
 
@@ -56,15 +59,15 @@ def _strings(col: Any, labels: Any) -> np.ndarray:
     import pandas as pd
 
     values = col.to_numpy(dtype=object)
-    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
-        missing = pd.isna(values)
-        if missing.any():
-            values = values.copy()
-            values[missing] = ""
-        return values
-    out = labels(values)
-    out[out == None] = ""  # noqa: E711 (an object array: elementwise)
-    return out
+    if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+        values = labels(values)
+    missing = pd.isna(values)
+    empty = values == ""
+    if missing.any() or empty.any():
+        values = values.copy()
+        values[empty] = EMPTY
+        values[missing] = ""
+    return values
 
 
 def feed_records(records: list[dict[str, Any]], kinds: dict[str, str]
@@ -84,8 +87,8 @@ def feed_records(records: list[dict[str, Any]], kinds: dict[str, str]
             seconds = stamps.astype("datetime64[s]").astype(np.int64).astype(np.float64)
             values = np.where(np.isnat(stamps), np.nan, seconds)
         else:
-            values = np.asarray(["" if v is None else v for v in cols.labels(column)],
-                                dtype=object)
+            values = np.asarray(["" if v is None else EMPTY if v == "" else v
+                                 for v in cols.labels(column)], dtype=object)
         out[column] = values.reshape(-1, 1)
     return out
 
