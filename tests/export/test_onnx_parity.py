@@ -75,11 +75,10 @@ def _assert_parity(loaded: LoadedModel, rows: pd.DataFrame) -> None:
     tolerance = VALUE_RTOL if str(model.task) == "regression" else PROBA_ATOL
     assert (error > tolerance).sum() <= parity.near, error.max()
     assert parity.max_error <= tolerance
-    # Only LightGBM compares in double what ONNX compares in float32: the others are exact
-    # even one float32 step from a threshold.
-    if not any(type(m["estimator"]).__module__.startswith("lightgbm")
-               for m in model.members):
-        assert parity.near == 0
+    # Every family's ONNX form branches as the model does, even a float32 step from a
+    # threshold (LightGBM's in double): no row needs the float32 allowance.
+    assert OnnxPredictor(exported.data).float32_members == []
+    assert parity.near == 0
 
 
 FAMILIES = ["lightgbm", "xgboost", "random_forest", "extra_trees", "hist_gb", "linear", "mlp"]
@@ -210,8 +209,9 @@ def test_text_columns_are_refused_naming_the_column() -> None:
 
 
 def test_near_threshold_rows_are_exactly_the_ambiguous_ones() -> None:
-    """LightGBM goes right for x > t in double; its ONNX form compares float32(x) with
-    float32(t). Only x above t and equal to it in float32 may differ (exact property)."""
+    """LightGBM goes right for x > t in double; onnxmltools' form of it (the fallback for
+    options the exact converter does not write) compares float32(x) with float32(t). Only
+    x above t and equal to it in float32 may differ (exact property)."""
     from mlwright.export.parity import _near
 
     t = np.array([0.1, 2.5])  # 0.1 has no exact float32

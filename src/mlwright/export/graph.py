@@ -9,10 +9,10 @@ text as ``string`` (``""`` is missing). Inside it:
   encodings), the linear style's clipping, median fill, missing indicators and scaling,
   boolean tokens, and date parts by epoch arithmetic (civil-from-days in doubles, exact for
   whole seconds);
-* every member, converted by onnxmltools (LightGBM, XGBoost), CatBoost's own exporter,
-  skl2onnx (linear models, MLP) or :mod:`mlwright.export.trees` (scikit-learn forests and
-  HistGradientBoosting, exact), fed float32 (trees that compare in float32) or double
-  (HistGradientBoosting, linear models, MLPs);
+* every member, converted by :mod:`mlwright.export.trees` (scikit-learn forests,
+  HistGradientBoosting and LightGBM, exact; onnxmltools for a LightGBM option it does not
+  write), onnxmltools (XGBoost), CatBoost's own exporter or skl2onnx (linear models, MLP),
+  fed float32 (trees that compare in float32) or double (the others);
 * the blend in doubles: each member's probabilities spread over the ensemble's classes,
   target transforms and clips, weights; then the label (threshold or argmax).
 
@@ -274,6 +274,7 @@ class _Converted:
     model: Any           # onnx.ModelProto of the member alone, input "X"
     dtype: Any           # what its input "X" takes: np.float32 or np.float64
     output: str          # the output holding probabilities (classes) or values
+    float32_of_double: bool = False  # compares in float32 what the model compares in double
 
 
 def _member_name(i: int, member: dict[str, Any]) -> str:
@@ -322,6 +323,11 @@ def _convert_member(i: int, member: dict[str, Any], width: int, n_ordinal: int,
             f"exact ONNX form. To export, {_RETRAIN} (hist_gb left out).")
     out = "variable" if regression else "probabilities"
     if module.startswith("lightgbm"):
+        from mlwright.export.trees import lightgbm_model
+
+        exact = lightgbm_model(est, width, regression)
+        if exact is not None:
+            return _Converted(exact, np.float64, out)
         onnxmltools = require("onnxmltools", feature="ONNX export", extra="onnx")
         from onnxmltools.convert.common.data_types import FloatTensorType
 
@@ -329,7 +335,7 @@ def _convert_member(i: int, member: dict[str, Any], width: int, n_ordinal: int,
             est,
             initial_types=[("X", FloatTensorType([None, width]))], target_opset=OPSET,
             zipmap=False)
-        return _Converted(onx, np.float32, out)
+        return _Converted(onx, np.float32, out, float32_of_double=True)
     if module.startswith("xgboost"):
         onnxmltools = require("onnxmltools", feature="ONNX export", extra="onnx")
         from onnxmltools.convert.common.data_types import FloatTensorType
@@ -415,10 +421,13 @@ def build_graph(model: Any, *, name: str = "mlwright") -> Any:
     features = {style: _prep_nodes(g, prep, inputs) for style, prep in model.preps.items()}
     classes = None if regression else list(model.classes_)
     total: str | None = None
+    inexact: list[int] = []
     for i, member in enumerate(model.members):
         prep = model.preps[member["style"]]
         width = len(prep.feature_names_out_)
         converted = _convert_member(i, member, width, prep.n_ordinal_, regression)
+        if converted.float32_of_double:
+            inexact.append(i)
         out = _inline(g, converted, f"m{i}_", features[member["style"]])
         if regression:
             out = g.op("Reshape", [out, g.const([-1], dtype=np.int64)])
@@ -463,7 +472,8 @@ def build_graph(model: Any, *, name: str = "mlwright") -> Any:
     onx.ir_version = 8
     meta = {"mlwright.task": str(model.task), "mlwright.inputs": json.dumps(kinds),
             "mlwright.classes": json.dumps(None if classes is None else
-                                           [_jsonable(c) for c in classes])}
+                                           [_jsonable(c) for c in classes]),
+            "mlwright.float32_members": json.dumps(inexact)}
     helper.set_model_props(onx, meta)
     onnx.checker.check_model(onx)
     return onx

@@ -12,7 +12,7 @@ ensembles compare in float32: a row holding a number just above one of its thres
 equal to it in float32 may take the other branch there, so such rows are counted apart
 (``near``, with how many of them did differ) and not held to the tolerances; nor are the
 labels of rows whose top two probabilities (or the probability and the decision threshold)
-are within 1e-6. The other tree members are exact (see :func:`_float_compare`).
+are within 1e-6. The other tree members are exact (see :func:`_thresholds`).
 """
 
 from __future__ import annotations
@@ -106,20 +106,16 @@ def _tree_thresholds(est: Any) -> dict[int, np.ndarray]:
     return {f: np.unique(np.asarray(v, dtype=np.float64)) for f, v in out.items()}
 
 
-def _float_compare(est: Any) -> bool:
-    """Whether the member compares doubles with double thresholds (LightGBM), which its
-    float32 ONNX form reproduces only up to one float32 step. The others are exact:
-    XGBoost and CatBoost compare float32 with float32, scikit-learn forests float32 with a
-    threshold the export rounds down to float32, HistGradientBoosting's graph is double."""
-    return type(est).__module__.startswith("lightgbm")
-
-
-def _thresholds(model: Any, *, inexact: bool = False) -> dict[str, dict[int, np.ndarray]]:
-    """style -> feature -> thresholds, over every tree member of that style (``inexact``:
-    only the members whose ONNX form compares in float32 what they compare in double)."""
+def _thresholds(model: Any, *, members: list[int] | None = None
+                ) -> dict[str, dict[int, np.ndarray]]:
+    """style -> feature -> thresholds, over every tree member of that style (or of
+    ``members``: those whose ONNX form compares in float32 what they compare in double, a
+    LightGBM model written by onnxmltools. The others are exact: XGBoost and CatBoost
+    compare float32 with float32, scikit-learn forests float32 with a threshold the export
+    rounds down to float32, HistGradientBoosting and LightGBM graphs are double)."""
     merged: dict[str, dict[int, list[np.ndarray]]] = {}
-    for member in model.members:
-        if inexact and not _float_compare(member["estimator"]):
+    for i, member in enumerate(model.members):
+        if members is not None and i not in members:
             continue
         found = _tree_thresholds(member["estimator"])
         style = merged.setdefault(member["style"], {})
@@ -197,9 +193,9 @@ def probe_rows(model: Any, base: Any, thresholds: dict[str, dict[int, np.ndarray
 def check_parity(model: Any, predictor: Any, frame: Any) -> Parity:
     """Compare ``predictor`` (an :class:`~mlwright.export.runtime.OnnxPredictor`) with the
     model's Python predictor on ``frame``."""
+    inexact = list(getattr(predictor, "float32_members", []))
     thresholds: dict[str, dict[int, np.ndarray]] = (
-        _thresholds(model, inexact=True)
-        if any(_float_compare(m["estimator"]) for m in model.members) else {})
+        _thresholds(model, members=inexact) if inexact else {})
     regression = str(model.task) == "regression"
     ref = np.asarray(model.raw_predict(frame), dtype=np.float64)
     pred, proba = predictor.predict_frame(frame)

@@ -127,6 +127,9 @@ class OnnxPredictor:
         self.classes_ = None if classes is None else np.asarray(classes, dtype=object)
         self._by_label = None if classes is None else {str(c): c for c in classes}
         self.contract_json = meta.get(META_CONTRACT)
+        # Members whose ONNX form compares in float32 what they compare in double.
+        self.float32_members: list[int] = json.loads(meta.get("mlwright.float32_members",
+                                                              "[]"))
         self.name = meta.get(META_NAME, "model")
         self.version = meta.get(META_VERSION, "0")
         self.feature_names = list(self.kinds)

@@ -1,4 +1,4 @@
-"""scikit-learn tree ensembles as ONNX ``TreeEnsembleRegressor`` nodes, written here.
+"""Tree ensembles as ONNX ``TreeEnsembleRegressor`` nodes, written here.
 
 skl2onnx's converters drop ``missing_go_to_left`` (every NaN takes one side) and round
 thresholds to the nearest float32, which moves a training value that lies just above a
@@ -11,6 +11,11 @@ threshold to the wrong side. These converters keep both exact:
 * HistGradientBoosting compares ``x <= threshold`` in double: the graph takes doubles and
   keeps the thresholds in double (``nodes_values_as_tensor``); the raw scores are summed
   over the iterations from the baseline, then the link (sigmoid or softmax) in double.
+* LightGBM compares ``x <= threshold`` in double too (onnxmltools writes float32, which
+  sends a value just above a threshold but equal to it in float32 the other way): the
+  same double graph from ``dump_model()``, NaN by each split's missing type, a category set
+  as a chain of equality tests (NaN and unseen codes equal none: the right child); an
+  option not written here (zero as missing, other objectives) returns None.
 
 Each returns a ``ModelProto`` with input ``X`` and output ``probabilities`` (classes) or
 ``variable`` (values), as the other converters' members.
@@ -22,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["forest_model", "hist_gb_model"]
+__all__ = ["forest_model", "hist_gb_model", "lightgbm_model"]
 
 _LEAF = -1
 
@@ -158,3 +163,123 @@ def hist_gb_model(est: Any, width: int, regression: bool) -> Any:
         nodes.append(helper.make_node("Softmax", ["score"], ["probabilities"], axis=1))
         output = "probabilities"
     return _model(nodes, width, output, per_iteration, double=True, initializers=init)
+
+
+def _lightgbm_tree(root: dict[str, Any]) -> tuple[list[tuple[Any, ...]], list[float]] | None:
+    """One LightGBM tree as ONNX node rows ``(id, feature, mode, threshold, true, false,
+    nan_true)`` and leaf values by node id; None for a split it cannot write exactly."""
+    rows: list[tuple[Any, ...]] = []
+    leaves: dict[int, float] = {}
+    counter = [0]
+
+    def new_id() -> int:
+        counter[0] += 1
+        return counter[0] - 1
+
+    def build(node: dict[str, Any], my_id: int) -> bool:
+        if "split_feature" not in node:
+            leaves[my_id] = float(node["leaf_value"])
+            return True
+        feature = int(node["split_feature"])
+        if node["decision_type"] == "<=":
+            missing = node.get("missing_type", "None")
+            threshold = float(node["threshold"])
+            if missing == "NaN":
+                nan_true = bool(node["default_left"])
+            elif missing == "None":  # NaN is read as 0.0
+                nan_true = threshold >= 0.0
+            else:  # "Zero": zeros take the default side; not written here
+                return False
+            left, right = new_id(), new_id()
+            rows.append((my_id, feature, "BRANCH_LEQ", threshold, left, right, nan_true))
+            return build(node["left_child"], left) and build(node["right_child"], right)
+        if node["decision_type"] == "==":
+            # A category set: one equality test per category, the last one's "else" is
+            # the right child (NaN and negative codes never equal a category: right).
+            categories = [float(c) for c in str(node["threshold"]).split("||")]
+            left = new_id()
+            current = my_id
+            for k, category in enumerate(categories):
+                last = k == len(categories) - 1
+                other = new_id()
+                rows.append((current, feature, "BRANCH_EQ", category, left, other, False))
+                if not last:
+                    current = other
+            right = other
+            return build(node["left_child"], left) and build(node["right_child"], right)
+        return False
+
+    root_id = new_id()
+    if not build(root, root_id):
+        return None
+    values = [0.0] * counter[0]
+    for node_id, value in leaves.items():
+        values[node_id] = value
+    leaf_rows = [(node_id, 0, "LEAF", 0.0, 0, 0, False) for node_id in leaves]
+    return sorted(rows + leaf_rows), values
+
+
+def lightgbm_model(est: Any, width: int, regression: bool) -> Any | None:
+    """A LightGBM model as ONNX in double (LightGBM compares doubles with double
+    thresholds: exact), or None where a split, objective or option has no exact form here
+    (the caller then uses onnxmltools' float32 converter)."""
+    from onnx import helper, numpy_helper
+
+    dump = est.booster_.dump_model()
+    objective = str(dump.get("objective", ""))
+    name = objective.split()[0] if objective else ""
+    n_class = int(dump.get("num_class", 1))
+    if regression and name not in ("regression", "regression_l1", "huber", "fair",
+                                    "quantile", "mape"):
+        return None
+    if not regression and name not in ("binary", "multiclass"):
+        return None
+    if dump.get("average_output"):
+        return None
+    sigmoid = 1.0
+    if name == "binary":
+        for part in objective.split()[1:]:
+            if part.startswith("sigmoid:"):
+                sigmoid = float(part.split(":", 1)[1])
+    trees = _Trees()
+    for i, info in enumerate(dump["tree_info"]):
+        built = _lightgbm_tree(info["tree_structure"])
+        if built is None:
+            return None
+        rows, values = built
+        n = len(rows)
+        ids = np.asarray([r[0] for r in rows])
+        if not np.array_equal(ids, np.arange(n)):
+            return None
+        leaf = np.asarray([r[2] == "LEAF" for r in rows])
+        tree = trees.n_trees
+        trees.add(np.asarray([r[4] for r in rows]), np.asarray([r[5] for r in rows]),
+                  np.asarray([r[1] for r in rows]), np.asarray([r[3] for r in rows],
+                                                               dtype=np.float64),
+                  np.asarray([r[6] for r in rows]), leaf,
+                  np.asarray(values, dtype=np.float64).reshape(-1, 1),
+                  target_offset=i % n_class)
+        modes = trees.nodes["modes"]
+        start = len(modes) - n
+        for j, r in enumerate(rows):  # equality tests keep their mode
+            if r[2] == "BRANCH_EQ":
+                modes[start + j] = "BRANCH_EQ"
+        assert trees.n_trees == tree + 1
+    raw = trees.node("X", "raw32", n_class, "SUM", double=True)
+    nodes = [raw, helper.make_node("Cast", ["raw32"], ["raw"], to=11)]
+    init = []
+    if regression:
+        nodes.append(helper.make_node("Identity", ["raw"], ["variable"]))
+        output = "variable"
+    elif n_class == 1:
+        init += [numpy_helper.from_array(np.asarray([1.0]), "one"),
+                 numpy_helper.from_array(np.asarray(sigmoid), "slope")]
+        nodes += [helper.make_node("Mul", ["raw", "slope"], ["scaled"]),
+                  helper.make_node("Sigmoid", ["scaled"], ["p1"]),
+                  helper.make_node("Sub", ["one", "p1"], ["p0"]),
+                  helper.make_node("Concat", ["p0", "p1"], ["probabilities"], axis=1)]
+        output = "probabilities"
+    else:
+        nodes.append(helper.make_node("Softmax", ["raw"], ["probabilities"], axis=1))
+        output = "probabilities"
+    return _model(nodes, width, output, n_class, double=True, initializers=init)
