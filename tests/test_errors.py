@@ -32,8 +32,9 @@ def _command() -> list[str]:
     return [found] if found else [sys.executable, "-c", "from mlwright.cli import main; main()"]
 
 
-def mlwright(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "80", "NO_COLOR": "1"}
+def mlwright(*args: str | Path, cwd: Path,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "80", "NO_COLOR": "1", **(env or {})}
     return subprocess.run([*_command(), *map(str, args)], cwd=cwd, env=env, text=True,
                           capture_output=True, timeout=120, check=False)
 
@@ -137,11 +138,17 @@ def test_sqlite_file_that_does_not_exist(tmp_path: Path) -> None:
 
 
 def test_database_driver_not_installed(tmp_path: Path) -> None:
-    import importlib.util
-
-    assert importlib.util.find_spec("psycopg") is None, "this test needs psycopg absent"
+    # `make test` installs psycopg (the PostgreSQL tests need it): the command runs with
+    # packages first on its path that fail to import as an absent package does.
+    absent = tmp_path / "absent"
+    for name in ("psycopg", "psycopg2"):
+        (absent / name).mkdir(parents=True)
+        (absent / name / "__init__.py").write_text(
+            f'raise ModuleNotFoundError("No module named {name!r}", name={name!r})\n')
+    path = os.pathsep.join(p for p in (str(absent), os.environ.get("PYTHONPATH")) if p)
     url = "postgresql://analyst:s3cret@db.example.com/sales"
-    result = mlwright("init", url, "--table", "orders", "--target", "y", cwd=tmp_path)
+    result = mlwright("init", url, "--table", "orders", "--target", "y", cwd=tmp_path,
+                      env={"PYTHONPATH": path})
     message = assert_clear_failure(result, "postgresql://analyst:***@db.example.com/sales",
                                    "not installed", "pip install 'mlwright[postgres]'")
     assert "s3cret" not in message
