@@ -82,6 +82,10 @@ def test_worse_challenger_is_never_promoted(make_project: Any, good: Any,
     assert mc["challenger_only"] - mc["champion_only"] == round(gap)
     assert mc["champion_only"] + mc["challenger_only"] > 0  # the two models differ
     assert mc["p_value"] >= 0.05, mc
+    # The reason names what did not pass, as the decision's checks say.
+    failed = [k for k, ok in result.decision.checks.items() if not ok]
+    assert "significant" in failed, failed  # not significantly better
+    assert refuse["reason"].startswith("refused (") and "not significant" in refuse["reason"]
     assert not any(e["action"] == "promote" for e in _audit(config))
 
 

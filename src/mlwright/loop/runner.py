@@ -28,6 +28,9 @@ __all__ = ["PassResult", "act", "check_rollback", "default_monitor", "evaluate_c
 
 log = get_logger(__name__)
 
+#: How a refusal names a check that did not pass (others: "not " + the check's name).
+_FAILED = {"no_worse_slice": "a slice is worse", "enough_rows": "too few rows"}
+
 
 def open_registry(config: Any) -> Any:
     from mlwright.registry.core import Registry
@@ -108,7 +111,9 @@ def act(config: Any, registry: Any, decision: Decision, version: str, *, champio
                                reason="previous champion shadowed for the rollback window")
         log.info("promoted %s/%s over %s", name, version, previous)
         return "promoted"
-    failed = [k for k, ok in decision.checks.items() if not ok]
+    # The checks are named for what passing means ("significant"): say what did not pass.
+    failed = [_FAILED.get(k, f"not {k.replace('_', ' ')}")
+              for k, ok in decision.checks.items() if not ok]
     audit(config, "refuse", version, from_version=str(champion.version) if champion else None,
           reason=f"refused ({', '.join(failed)}); kept as {decision.action}: {summary}",
           evidence=evidence)
