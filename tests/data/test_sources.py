@@ -12,6 +12,7 @@ import gzip
 import logging
 import lzma
 import sqlite3
+import sys
 from pathlib import Path
 
 import duckdb
@@ -406,10 +407,11 @@ def test_database_errors_name_the_table(telco: pd.DataFrame, tmp_path: Path) -> 
         load(f"duckdb:///{db}", query="SELECT * FROM orders")
 
 
-def test_missing_database_driver_gives_the_install_hint() -> None:
-    import importlib.util
-
-    assert importlib.util.find_spec("psycopg") is None, "this test needs psycopg absent"
+def test_missing_database_driver_gives_the_install_hint(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # make test installs psycopg (the PostgreSQL tests need it): import it as if absent.
+    for name in ("psycopg", "psycopg2"):
+        monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(DataSourceError) as info:
         load("postgresql://analyst:s3cret@db.example.com:5432/sales", table="orders")
     message = str(info.value)
