@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 _LAZY = {
     "Registry": "mlwright.registry.core",
-    "ModelVersionInfo": "mlwright.registry.core",
+    "ModelVersionInfo": "mlwright.registry.versions",
     "load_model": "mlwright.registry.core",
     "resolve_version": "mlwright.registry.core",
-    "parse_ref": "mlwright.registry.core",
-    "CHAMPION": "mlwright.registry.core",
-    "CHALLENGER": "mlwright.registry.core",
+    "parse_ref": "mlwright.registry.versions",
+    "CHAMPION": "mlwright.registry.versions",
+    "CHALLENGER": "mlwright.registry.versions",
     "AuditLog": "mlwright.registry.audit",
     "LoadedModel": "mlwright.registry.model",
 }
@@ -24,16 +24,9 @@ __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:
     from mlwright.registry.audit import AuditLog
-    from mlwright.registry.core import (
-        CHALLENGER,
-        CHAMPION,
-        ModelVersionInfo,
-        Registry,
-        load_model,
-        parse_ref,
-        resolve_version,
-    )
+    from mlwright.registry.core import Registry, load_model, resolve_version
     from mlwright.registry.model import LoadedModel
+    from mlwright.registry.versions import CHALLENGER, CHAMPION, ModelVersionInfo, parse_ref
 
 
 def __getattr__(name: str) -> Any:
