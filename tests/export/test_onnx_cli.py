@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from mlwright.cli import main
+from cli_runner import run_cli  # tests/cli_runner.py
 from mlwright.datasets import load_suite
 
 pytestmark = pytest.mark.slow  # a real training and registration
@@ -24,15 +24,8 @@ pytestmark = pytest.mark.slow  # a real training and registration
 
 def _cli(args: list[str], monkeypatch: pytest.MonkeyPatch,
          capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    monkeypatch.setenv("COLUMNS", "300")
-    monkeypatch.setattr(sys, "argv", ["mlwright", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, " ".join(captured.out.split()), " ".join(captured.err.split())
+    code, out, err = run_cli(args, monkeypatch, capsys, columns=300)
+    return code, " ".join(out.split()), err
 
 
 @pytest.fixture(scope="module")

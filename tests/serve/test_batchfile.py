@@ -5,7 +5,6 @@ prediction log, and malformed chunks that stop the run without leaving a file be
 from __future__ import annotations
 
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlwright.cli import main
+from cli_runner import run_cli  # tests/cli_runner.py
 from mlwright.serve.runtime import load_source
 
 pytestmark = pytest.mark.slow  # trains the session's telco model (serve/conftest.py)
@@ -21,15 +20,7 @@ pytestmark = pytest.mark.slow  # trains the session's telco model (serve/conftes
 
 def _cli(args: list[str], monkeypatch: pytest.MonkeyPatch,
          capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.setattr(sys, "argv", ["mlwright", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, " ".join(captured.err.split())
+    return run_cli(args, monkeypatch, capsys)
 
 
 @pytest.fixture(scope="module")
