@@ -26,18 +26,9 @@ from mlwright.store import (
     predictions,
     window_filter,
 )
+from schema_layout import layout as read_layout  # tests/schema_layout.py
 
 TABLES = set(metadata.tables)
-
-
-def _layout(url: str) -> dict[str, set[str]]:
-    engine = create_engine(url)
-    try:
-        inspector = inspect(engine)
-        return {t: {ix["name"] for ix in inspector.get_indexes(t)}
-                for t in inspector.get_table_names()}
-    finally:
-        engine.dispose()
 
 
 def test_migrations_create_the_schema_once_even_when_replicas_start_together(
@@ -59,14 +50,14 @@ def test_migrations_create_the_schema_once_even_when_replicas_start_together(
     for t in threads:
         t.join()
     assert not errors
-    layout = _layout(pg_url)
+    layout = read_layout(pg_url)
     assert set(layout) == TABLES
     for table in metadata.sorted_tables:
         assert {ix.name for ix in table.indexes} <= layout[table.name]
     assert "ix_predictions_request" not in layout["predictions"]
     engine = open_database(pg_url)
     migrate(engine)                                   # idempotent
-    assert _layout(pg_url) == layout
+    assert read_layout(pg_url) == layout
     with engine.connect() as conn:
         assert current_version(conn) == SCHEMA_VERSION
         kinds = {c["name"]: str(c["type"]) for c in inspect(conn).get_columns("predictions")}

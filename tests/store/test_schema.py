@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -22,6 +22,7 @@ from mlwright.store import (
     predictions,
     schema_version,
 )
+from schema_layout import layout as read_layout  # tests/schema_layout.py
 
 TABLES = {"predictions", "feedback", "api_keys", "events", "audit", "loop_state",
           "monitor_windows", "schema_version"}
@@ -50,26 +51,16 @@ def test_the_schema_compiles_for_postgresql() -> None:
     assert "WHERE" in str(CreateIndex(partial).compile(dialect=dialect))
 
 
-def _layout(url: str) -> dict[str, set[str]]:
-    engine = create_engine(url)
-    try:
-        inspector = inspect(engine)
-        return {t: {ix["name"] for ix in inspector.get_indexes(t)}
-                for t in inspector.get_table_names()}
-    finally:
-        engine.dispose()
-
-
 def test_create_on_a_fresh_file_is_idempotent(tmp_path: Path) -> None:
     url = f"sqlite:///{(tmp_path / 'deep' / 'project.db').as_posix()}"
     engine = get_engine(url)                         # creates the folder, not the schema
     migrate(engine)
-    first = _layout(url)
+    first = read_layout(url)
     assert set(first) == TABLES
     assert "ix_predictions_window" in first["predictions"]
     migrate(engine)
     migrate(create_engine(url))                      # another process, same file
-    assert _layout(url) == first
+    assert read_layout(url) == first
     with engine.connect() as conn:
         rows = conn.execute(select(schema_version)).all()
         assert len(rows) == 1 and tuple(rows[0][:2]) == (1, SCHEMA_VERSION)
@@ -95,7 +86,7 @@ def test_concurrent_first_opens_create_one_schema(tmp_path: Path) -> None:
     engine = create_engine(url)
     with engine.connect() as conn:
         assert len(conn.execute(select(schema_version)).all()) == 1
-    assert set(_layout(url)) == TABLES
+    assert set(read_layout(url)) == TABLES
 
 
 def test_an_older_database_gets_its_missing_tables_and_indexes(tmp_path: Path) -> None:
@@ -105,9 +96,9 @@ def test_an_older_database_gets_its_missing_tables_and_indexes(tmp_path: Path) -
     old = create_engine(url)
     with old.begin() as conn:
         conn.execute(text(str(CreateTable(predictions).compile(old))))
-    assert _layout(url) == {"predictions": set()}
+    assert read_layout(url) == {"predictions": set()}
     migrate(old)
-    layout = _layout(url)
+    layout = read_layout(url)
     assert set(layout) == TABLES
     assert {ix.name for ix in predictions.indexes} <= layout["predictions"]
 
@@ -130,7 +121,7 @@ def test_a_version_1_database_gains_the_new_columns_as_null(tmp_path: Path) -> N
         assert current_version(conn) == SCHEMA_VERSION
         row = conn.execute(text("SELECT id, scopes, rate FROM api_keys")).one()
     assert tuple(row) == ("k", None, None)
-    assert set(_layout(url)) == TABLES
+    assert set(read_layout(url)) == TABLES
 
 
 def test_a_newer_database_is_refused(tmp_path: Path) -> None:
@@ -185,7 +176,7 @@ def test_version_3_makes_a_logged_record_unique(tmp_path: Path) -> None:
     url = f"sqlite:///{(tmp_path / 'v2.db').as_posix()}"
     _version_2_log(url, [_record(1.0), _record(2.0)])  # one id reused at two times: kept
     migrate(create_engine(url))
-    layout = _layout(url)["predictions"]
+    layout = read_layout(url)["predictions"]
     assert "ux_predictions_record" in layout and "ix_predictions_request" not in layout
     with create_engine(url).connect() as conn:
         assert current_version(conn) == SCHEMA_VERSION
@@ -197,7 +188,7 @@ def test_an_older_log_with_a_record_twice_keeps_its_plain_index(
     url = f"sqlite:///{(tmp_path / 'dup.db').as_posix()}"
     _version_2_log(url, [_record(1.0), _record(1.0)])
     migrate(create_engine(url))
-    layout = _layout(url)["predictions"]
+    layout = read_layout(url)["predictions"]
     assert "ix_predictions_request" in layout and "ux_predictions_record" not in layout
     assert "ux_predictions_record" in caplog.text and "plain index" in caplog.text
     with create_engine(url).connect() as conn:
