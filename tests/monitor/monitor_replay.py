@@ -51,15 +51,6 @@ def log_rows(engine: Any, trained: Any, frame: pd.DataFrame, *, model: str = "te
     return ids
 
 
-def shifted(frame: pd.DataFrame) -> pd.DataFrame:
-    """monthly_charges scaled by 1.3; the shares of two contract values swapped."""
-    out = frame.copy()
-    out["monthly_charges"] = out["monthly_charges"] * 1.3
-    swap = {"Month-to-month": "Two year", "Two year": "Month-to-month"}
-    out["contract"] = out["contract"].map(lambda v: swap.get(v, v))
-    return out
-
-
 def free_port() -> int:
     import socket
 

@@ -6,11 +6,12 @@ import json
 import subprocess
 import sys
 
-from monitor_replay import log_rows, shifted
+from monitor_replay import log_rows
 from typer.testing import CliRunner
 
 from mlwright.cli import app
 from mlwright.store import open_database
+from telco_drift import shifted  # tests/telco_drift.py
 
 
 def test_monitor_command_prints_a_summary_and_writes_the_report(holdout_run, tmp_path):

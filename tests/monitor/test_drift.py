@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from monitor_replay import log_rows, shifted  # tests/monitor/ is on sys.path
+from monitor_replay import log_rows  # tests/monitor/ is on sys.path
 
 from mlwright.config import MonitorConfig
 from mlwright.monitor import run_monitor
 from mlwright.store import open_database
+from telco_drift import shifted  # tests/telco_drift.py
 
 N_WINDOWS = 20
 

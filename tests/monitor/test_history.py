@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from monitor_replay import log_rows, shifted  # tests/monitor/ is on sys.path
+from monitor_replay import log_rows  # tests/monitor/ is on sys.path
 
 from mlwright.monitor import run_monitor
 from mlwright.monitor.history import (
@@ -21,6 +21,7 @@ from mlwright.monitor.history import (
 )
 from mlwright.monitor.reference import load_reference
 from mlwright.store import feedback, monitor_windows, open_database
+from telco_drift import shifted  # tests/telco_drift.py
 
 T0 = 1_700_000_040.0  # a multiple of 60: windows of a minute start with the traffic
 

@@ -8,13 +8,14 @@ import time
 import httpx
 import orjson
 import pytest
-from monitor_replay import Live, Receiver, log_rows, records_json, shifted
+from monitor_replay import Live, Receiver, log_rows, records_json
 
 from browser import render  # tests/browser.py (tests/ is on sys.path)
 from mlwright.config import MonitorConfig
 from mlwright.monitor import monitor_router, run_monitor
 from mlwright.monitor.alerts import post_webhook
 from mlwright.store import events, feedback, open_database, predictions
+from telco_drift import shifted  # tests/telco_drift.py
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from ui_helpers import TARGET, Story, Watched, send, shifted
+from ui_helpers import TARGET, Story, Watched, send
+
+from telco_drift import shifted  # tests/telco_drift.py
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serve"))
 from serve_helpers import LiveServer

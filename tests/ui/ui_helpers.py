@@ -31,15 +31,6 @@ class Story:
     retrain_action: str
 
 
-def shifted(frame: pd.DataFrame) -> pd.DataFrame:
-    """monthly_charges scaled by 1.3; the shares of two contract values swapped."""
-    out = frame.copy()
-    out["monthly_charges"] = out["monthly_charges"] * 1.3
-    swap = {"Month-to-month": "Two year", "Two year": "Month-to-month"}
-    out["contract"] = out["contract"].map(lambda v: swap.get(v, v))
-    return out
-
-
 def send(client: httpx.Client, frame: pd.DataFrame, *, batch: int, pause: float,
           bad_every: int) -> list[tuple[str, pd.DataFrame]]:
     sent = []
