@@ -150,19 +150,31 @@ def hist_gb_model(est: Any, width: int, regression: bool) -> Any:
              helper.make_node("Cast", ["raw32"], ["raw"], to=11),
              helper.make_node("Add", ["raw", "baseline"], ["score"])]
     init = [numpy_helper.from_array(baseline, "baseline")]
+    output = _link(nodes, init, "score", regression=regression, binary=per_iteration == 1)
+    return _model(nodes, width, output, per_iteration, double=True, initializers=init)
+
+
+def _link(nodes: list[Any], init: list[Any], score: str, *, regression: bool, binary: bool,
+          slope: float = 1.0) -> str:
+    """Append the nodes from a boosted model's raw ``score`` to its output (the identity, a
+    sigmoid of ``slope`` times the score as two columns, or a softmax); return the output's name."""
+    from onnx import helper, numpy_helper
+
     if regression:
-        nodes.append(helper.make_node("Identity", ["score"], ["variable"]))
-        output = "variable"
-    elif per_iteration == 1:
+        nodes.append(helper.make_node("Identity", [score], ["variable"]))
+        return "variable"
+    if binary:
         init.append(numpy_helper.from_array(np.asarray([1.0]), "one"))
-        nodes += [helper.make_node("Sigmoid", ["score"], ["p1"]),
+        if slope != 1.0:
+            init.append(numpy_helper.from_array(np.asarray(slope), "slope"))
+            nodes.append(helper.make_node("Mul", [score, "slope"], ["scaled"]))
+            score = "scaled"
+        nodes += [helper.make_node("Sigmoid", [score], ["p1"]),
                   helper.make_node("Sub", ["one", "p1"], ["p0"]),
                   helper.make_node("Concat", ["p0", "p1"], ["probabilities"], axis=1)]
-        output = "probabilities"
     else:
-        nodes.append(helper.make_node("Softmax", ["score"], ["probabilities"], axis=1))
-        output = "probabilities"
-    return _model(nodes, width, output, per_iteration, double=True, initializers=init)
+        nodes.append(helper.make_node("Softmax", [score], ["probabilities"], axis=1))
+    return "probabilities"
 
 
 def _lightgbm_tree(root: dict[str, Any]) -> tuple[list[tuple[Any, ...]], list[float]] | None:
@@ -223,7 +235,7 @@ def lightgbm_model(est: Any, width: int, regression: bool) -> Any | None:
     """A LightGBM model as ONNX in double (LightGBM compares doubles with double
     thresholds: exact), or None where a split, objective or option has no exact form here
     (the caller then uses onnxmltools' float32 converter)."""
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     dump = est.booster_.dump_model()
     objective = str(dump.get("objective", ""))
@@ -267,19 +279,7 @@ def lightgbm_model(est: Any, width: int, regression: bool) -> Any | None:
         assert trees.n_trees == tree + 1
     raw = trees.node("X", "raw32", n_class, "SUM", double=True)
     nodes = [raw, helper.make_node("Cast", ["raw32"], ["raw"], to=11)]
-    init = []
-    if regression:
-        nodes.append(helper.make_node("Identity", ["raw"], ["variable"]))
-        output = "variable"
-    elif n_class == 1:
-        init += [numpy_helper.from_array(np.asarray([1.0]), "one"),
-                 numpy_helper.from_array(np.asarray(sigmoid), "slope")]
-        nodes += [helper.make_node("Mul", ["raw", "slope"], ["scaled"]),
-                  helper.make_node("Sigmoid", ["scaled"], ["p1"]),
-                  helper.make_node("Sub", ["one", "p1"], ["p0"]),
-                  helper.make_node("Concat", ["p0", "p1"], ["probabilities"], axis=1)]
-        output = "probabilities"
-    else:
-        nodes.append(helper.make_node("Softmax", ["raw"], ["probabilities"], axis=1))
-        output = "probabilities"
+    init: list[Any] = []
+    output = _link(nodes, init, "raw", regression=regression, binary=n_class == 1,
+                   slope=float(sigmoid))
     return _model(nodes, width, output, n_class, double=True, initializers=init)
