@@ -343,10 +343,14 @@ def test_uploads_answer_as_the_reference_deeply(client: TestClient, contract: Co
 # -- a real server ------------------------------------------------------------------------
 
 
-def test_the_worst_bodies_against_a_real_server(app: Any, rows: list[dict[str, Any]]) -> None:
+def test_the_worst_bodies_against_a_real_server(run_a: Path, tmp_path: Path,
+                                                rows: list[dict[str, Any]]) -> None:
     """Deep nesting, non-JSON numbers, broken UTF-8, numbers beyond 64 bits and beyond a
     double, a NUL-laden CSV, a Parquet file cut short: uvicorn answers each promptly, with
     a 4xx naming the fault or (a huge but valid number) a prediction and a range warning."""
+    # An app of its own: the module's app runs on the TestClient's event loop, and its log
+    # writer's queue cannot be shared with uvicorn's.
+    app = create_app(str(run_a), database_url=f"sqlite:///{tmp_path / 'log.db'}")
     row = orjson.dumps(rows[0]).decode()
 
     def tenure(text: str) -> bytes:
