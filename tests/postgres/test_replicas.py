@@ -86,6 +86,18 @@ def test_three_replicas_share_one_log_and_follow_the_champion(
                 assert time.monotonic() < deadline, f"{url} still serves version 1"
                 time.sleep(0.2)
         load(urls, 1)
+        # Each replica writes its log in batches a few tens of ms after answering: labels for
+        # a prediction not yet written are stored as unmatched (see /v1/feedback), so they
+        # are sent once the shared log holds every answered request.
+        engine = open_database(pg_url)
+        deadline = time.monotonic() + 30
+        while True:
+            with engine.connect() as conn:
+                n = conn.execute(select(func.count(predictions.c.request_id.distinct()))).scalar()
+            if n == len(answered):
+                break
+            assert time.monotonic() < deadline, f"{n} of {len(answered)} requests logged"
+            time.sleep(0.05)
         with httpx.Client(timeout=60) as http:  # labels back, through any replica
             items = [{"request_id": rid, "row": 0, "label": labels[first]}
                      for rid, (_, first) in sorted(answered.items())[::2]]
