@@ -14,7 +14,8 @@ from mlwright.datasets import load_suite
 
 @pytest.fixture(scope="session")
 def dask_client() -> Iterator[Any]:
-    distributed = pytest.importorskip("distributed")  # mlwright[cluster], in the dev extra
+    import distributed  # mlwright[cluster], in the dev extra
+
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                        host="127.0.0.1", dashboard_address=None,
                                        silence_logs=40)

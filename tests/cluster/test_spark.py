@@ -25,8 +25,7 @@ pytestmark = pytest.mark.slow  # a JVM, and a model registered in MLflow
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if shutil.which("java") is None:
         pytest.fail("Spark needs Java 17 (Debian: apt-get install openjdk-17-jre-headless)")
-    pytest.importorskip("pyspark")  # mlwright[spark], in the dev extra
-    from pyspark.sql import SparkSession
+    from pyspark.sql import SparkSession  # mlwright[spark], in the dev extra
 
     # Spark's Python workers run this interpreter (they import mlwright and the model's
     # libraries), on loopback.

@@ -87,7 +87,6 @@ def test_train_reads_the_cluster_from_mlwright_toml(dask_client, telco_1000, tmp
 
 
 def test_an_unreachable_scheduler_is_a_clear_error():
-    pytest.importorskip("distributed")
     with pytest.raises(ConfigError, match=r"Could not reach the Dask scheduler at "
                                           r"'tcp://127.0.0.1:9'.*dask scheduler"), \
             connect("tcp://127.0.0.1:9", timeout=2):

@@ -14,8 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-pytest.importorskip("onnxruntime")
-
 from cli_runner import run_cli  # tests/cli_runner.py
 from mlwright.datasets import load_suite
 

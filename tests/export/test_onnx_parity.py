@@ -12,8 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-pytest.importorskip("onnxruntime")
-
 from mlwright.datasets import load_suite
 from mlwright.exceptions import ExportError
 from mlwright.export.core import export_onnx, parity_rows, to_onnx

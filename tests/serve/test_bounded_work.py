@@ -3,8 +3,9 @@ requests over ``serve.max_records`` are refused (413) before their cost is paid,
 refusals are cheap, large requests are validated off the event loop, and the time limits
 answer 503 (not answered in time) and 408 (body not received in time), naming the limit.
 
-"Within 1 s" is the issue's bound on a hostile request's answer; the bodies are built
-before the clock starts."""
+How fast a hostile request is answered is measured in benchmarks/soak.py, not here: these
+tests check what is answered, and that other requests are answered while a large one is
+being validated."""
 
 from __future__ import annotations
 
@@ -38,12 +39,9 @@ def url(run_a: Path, db: Path) -> Iterator[str]:
         yield server.url
 
 
-def _timed_post(url: str, body: bytes, path: str = "/v1/predict") -> tuple[httpx.Response,
-                                                                            float]:
-    started = time.perf_counter()
-    answer = httpx.post(f"{url}{path}", content=body, timeout=60,
-                        headers={"content-type": "application/json"})
-    return answer, time.perf_counter() - started
+def _post(url: str, body: bytes, path: str = "/v1/predict") -> httpx.Response:
+    return httpx.post(f"{url}{path}", content=body, timeout=60,
+                      headers={"content-type": "application/json"})
 
 
 def _empties(n: int) -> bytes:
@@ -54,11 +52,10 @@ def _empties(n: int) -> bytes:
 def test_empty_objects_over_the_record_limit_are_refused_at_once(url: str, n: int) -> None:
     body = _empties(n)
     assert len(body) < 10 * 1024 * 1024  # within the default body limit
-    answer, elapsed = _timed_post(url, body)
+    answer = _post(url, body)
     assert answer.status_code == 413, answer.text
     detail = answer.json()["detail"]
     assert "serve.max_records" in detail and "10,000" in detail
-    assert elapsed < 1, elapsed
 
 
 def test_record_limit_counts_records_in_every_form(url: str,
@@ -66,18 +63,17 @@ def test_record_limit_counts_records_in_every_form(url: str,
     row = records(telco_rows.head(1))[0]
     for payload in ([row] * 10_001, {"records": [row] * 10_001},
                     {"columns": {name: [value] * 10_001 for name, value in row.items()}}):
-        answer, elapsed = _timed_post(url, orjson.dumps(payload))
+        answer = _post(url, orjson.dumps(payload))
         assert answer.status_code == 413, answer.text
         detail = answer.json()["detail"]
         assert detail.startswith("The request holds 10,001 records; the limit is 10,000")
         assert "serve.max_records" in detail
-        assert elapsed < 1, elapsed
 
 
 def test_braces_inside_strings_are_not_objects(url: str, telco_rows: pd.DataFrame) -> None:
     # 30,000 braces in text, 50 records: the quick count is over the limit, the exact one not.
     rows = [dict(row, extra="{[" * 300) for row in records(telco_rows.head(50))]
-    answer, _ = _timed_post(url, orjson.dumps(rows))
+    answer = _post(url, orjson.dumps(rows))
     assert answer.status_code == 200, answer.text
     assert len(answer.json()["predictions"]) == 50
 
@@ -88,22 +84,20 @@ def test_a_large_invalid_request_is_answered_fast_with_exact_counts(
     # 10,000 records, every value a different one (wrong for all but the text fields):
     # nothing to remember from one record to the next.
     bad = [{name: f"x{i}" for name in names} for i in range(10_000)]
-    answer, elapsed = _timed_post(url, orjson.dumps(bad))
+    answer = _post(url, orjson.dumps(bad))
     assert answer.status_code == 422, answer.text
     body = answer.json()
     assert body["detail"].startswith("10,000 of 10,000 records break the data contract")
     assert "are not listed" in body["detail"]
     assert len(body["errors"]) == 50
-    assert elapsed < 1, elapsed
 
 
 def test_deep_nesting_is_refused_fast_and_the_log_goes_on(
         url: str, db: Path, telco_rows: pd.DataFrame) -> None:
     for depth in (300, 500, 5_000, 100_000):  # orjson parses 1,024 levels, writes 254
-        answer, elapsed = _timed_post(url, b"[" * depth + b"]" * depth)
+        answer = _post(url, b"[" * depth + b"]" * depth)
         assert answer.status_code in (400, 413, 422), answer.text
         assert answer.json()["detail"]
-        assert elapsed < 1, elapsed
     # The refused deep record is logged as far as it can be, and the log writer lives on.
     answer = httpx.post(f"{url}/v1/predict", json=records(telco_rows.head(1))[0])
     rid = answer.json()["request_id"]
@@ -126,11 +120,10 @@ def test_a_deeply_nested_value_in_a_record_is_refused_with_its_field(
     field = next(iter(row))
     deep = b"[" * 1000 + b"]" * 1000
     body = orjson.dumps({**row, field: "X"}).replace(b'"X"', deep)
-    answer, elapsed = _timed_post(url, body)
+    answer = _post(url, body)
     assert answer.status_code == 422, answer.text
     assert any(e["field"] == field and "[[[" in e["message"]
                for e in answer.json()["errors"]), answer.text
-    assert elapsed < 1, elapsed
 
 
 def test_a_record_with_300000_unknown_fields_is_answered_at_once(
@@ -139,11 +132,10 @@ def test_a_record_with_300000_unknown_fields_is_answered_at_once(
     # checked one by one on the event loop (2.6 s for 650,000).
     row = records(telco_rows.head(1))[0]
     body = orjson.dumps({**row, **{f"x{i}": i for i in range(300_000)}})
-    answer, elapsed = _timed_post(url, body)
+    answer = _post(url, body)
     assert answer.status_code == 200, answer.text
     extra = [w for w in answer.json()["warnings"] if w["rule"] == "extra_field"]
     assert extra[-1]["message"].startswith("299,980 more fields"), extra[-1]
-    assert elapsed < 1, elapsed
 
 
 def test_others_are_answered_while_a_large_request_is_validated(
@@ -157,27 +149,32 @@ def test_others_are_answered_while_a_large_request_is_validated(
                          for i in range(10_000)])
     done: dict[str, Any] = {}
 
-    def big() -> None:
-        done["answer"], done["elapsed"] = _timed_post(url, slow)
+    sent = threading.Event()
 
-    latencies: list[float] = []
+    def big() -> None:
+        # httpx's hook runs once the request is about to go out; the body follows at once.
+        with httpx.Client(timeout=60, event_hooks={"request": [lambda _: sent.set()]}) as c:
+            done["answer"] = c.post(f"{url}/v1/predict", content=slow,
+                                    headers={"content-type": "application/json"})
+
+    # Answers received while the large request was out and not yet answered. Had its
+    # validation run on the event loop, these would queue behind it: at most the one
+    # request already in flight could finish in between.
+    during = 0
     with httpx.Client(base_url=url, timeout=30) as client:
-        client.get("/healthz")  # connected before the clock starts
+        client.get("/healthz")  # connected before the large request goes out
         thread = threading.Thread(target=big)
         thread.start()
-        while thread.is_alive() or not latencies:
+        sent.wait(30)
+        while thread.is_alive():
             for path in ("/healthz", "/readyz"):
-                started = time.perf_counter()
                 assert client.get(path).status_code == 200
-                latencies.append(time.perf_counter() - started)
-            started = time.perf_counter()
             assert client.post("/v1/predict", json=row).status_code == 200
-            latencies.append(time.perf_counter() - started)
+            during += "answer" not in done
         thread.join()
     assert done["answer"].status_code == 422
     assert done["answer"].json()["detail"].startswith("10,000 of 10,000 records break")
-    assert done["elapsed"] < 1, done["elapsed"]
-    assert max(latencies) < 1, latencies
+    assert during >= 5, during
 
 
 def _raw(port: int, head: bytes, pieces: list[bytes], pause: float) -> bytes:
@@ -206,10 +203,8 @@ def test_time_limits_answer_408_and_503_naming_the_limit(
     with LiveServer(app) as server:
         head = (b"POST /v1/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
                 b"content-length: 1000\r\n\r\n")
-        started = time.perf_counter()
         stalled = _raw(server.port, head + b'{"tenure"', [], 0)   # then nothing
         trickled = _raw(server.port, head, [b" "] * 20, 0.05)     # a byte every 50 ms
-        assert time.perf_counter() - started < 10
         for answer in (stalled, trickled):
             assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
             assert b"serve.body_timeout_s" in answer
