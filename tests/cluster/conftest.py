@@ -19,7 +19,9 @@ def dask_client() -> Iterator[Any]:
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                        host="127.0.0.1", dashboard_address=None,
                                        silence_logs=40)
-    client = distributed.Client(cluster)
+    # Not the process's default client: `mlwright train/predict --cluster ADDRESS` opens
+    # a client of its own that is not one either, so nothing may rely on a default.
+    client = distributed.Client(cluster, set_as_default=False)
     try:
         client.wait_for_workers(2, timeout=120)
         yield client

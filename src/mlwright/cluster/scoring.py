@@ -193,7 +193,9 @@ def score_dataset(model: Any, data: str, out: str | Path, client: Any, *,
         done: list[_Done] = []
         from distributed import as_completed
 
-        for future in as_completed(futures):
+        # The client's loop named: without it as_completed looks for the process's
+        # default client, and a client opened from an address is not one.
+        for future in as_completed(futures, loop=client.loop):
             result: _Done = future.result()
             if not result.checked.ok:
                 raise result.checked.refusal(result.first, str(data), target)

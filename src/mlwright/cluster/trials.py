@@ -196,8 +196,10 @@ class DaskTrials(TrialRunner):
         from distributed.client import FuturesCancelledError
 
         if wait and self._running:
-            # A cancelled trial (below) ends the wait too.
-            with contextlib.suppress(FuturesCancelledError):
+            # A cancelled trial (below) ends the wait too. as_current(): wait() asks for
+            # the process's default client, and a client opened from an address
+            # (--cluster tcp://...) is not one.
+            with contextlib.suppress(FuturesCancelledError), self.client.as_current():
                 wait_for(list(self._running), return_when="FIRST_COMPLETED")
         out = []
         for future in [f for f in self._running if f.done()]:
