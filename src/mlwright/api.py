@@ -18,7 +18,7 @@ from mlwright.run import TrainResult
 if TYPE_CHECKING:
     from mlwright.registry.reproduce import Reproduction
 
-__all__ = ["reproduce", "train"]
+__all__ = ["reproduce", "train", "train_large"]
 
 log = get_logger(__name__)
 
@@ -135,3 +135,165 @@ def reproduce(ref: str, data: Any, *, tracking_uri: str | None = None,
 
     return replay(ref, data, train=train, tracking_uri=tracking_uri, tolerance=tolerance,
                   time_budget=time_budget, registry=registry)
+
+
+#: Rows the search sees by default when training on a Parquet dataset out of core.
+LARGE_SAMPLE_ROWS = 100_000
+#: Rows held out of the out-of-core refit to evaluate it (at most a fifth of the rows).
+LARGE_HOLDOUT_ROWS = 50_000
+#: Families that refit on a Dask cluster (lightgbm.dask).
+DASK_FAMILIES = ("lightgbm",)
+
+
+def train_large(data: Any, target: str, *, sample_rows: int = LARGE_SAMPLE_ROWS,
+                holdout_rows: int = LARGE_HOLDOUT_ROWS, time_budget: float = 60.0,
+                metric: str | None = None, task: str | None = None, seed: int = 0,
+                n_trials: int | None = None, search: str = "bayes",
+                families: list[str] | None = None, cv: int | str = "auto",
+                n_jobs: int = -1, class_weight: str | None = None,
+                on_trial: Callable[..., None] | None = None, started_at: float | None = None,
+                cluster: Any = None, progress: Callable[[str], None] | None = None
+                ) -> TrainResult:
+    """Train on a Parquet dataset (a file, a folder or a glob) larger than memory.
+
+    1. One pass over the files keeps a seeded sample (``sample_rows``) and a holdout
+       (``holdout_rows``), disjoint, and fingerprints every row; DuckDB computes the
+       contract's figures over every row (:func:`learn_contract_parquet`).
+    2. The normal search (:func:`train`) runs on the sample (LightGBM only unless
+       ``families`` says otherwise; its trials on ``cluster`` when given).
+    3. The best LightGBM configuration of the search is refit on every row but the holdout
+       with ``lightgbm.dask`` on ``cluster`` (an address or a Client; None: a LocalCluster
+       of this machine, closed at the end), the preprocessing fitted on the sample applied
+       piece by piece on the workers (:func:`mlwright.cluster.large.refit_lightgbm`).
+    4. The refit model is scored on the holdout, which it never saw.
+
+    The result's CV figures are the chosen configuration's on the sample; its
+    ``params["large"]`` says what was evaluated where (rows, sample, holdout score).
+    """
+    from mlwright.cluster.large import local_cluster, refit_lightgbm
+    from mlwright.data.contract.outofcore import learn_contract_parquet
+    from mlwright.data.dataset import open_parquet_dataset
+    from mlwright.exceptions import ConfigError, TargetError
+    from mlwright.prep.pipeline import build_preprocessor
+    from mlwright.prep.plan import plan_columns
+    from mlwright.scoring import get_metric
+    from mlwright.search._base import FitContext, get_family
+    from mlwright.search.ensemble import Ensemble
+
+    say = progress or (lambda message: log.info("%s", message))
+    t0 = monotonic()
+    dataset = open_parquet_dataset(data, target=target)
+    n = dataset.n_rows
+    holdout = min(0.2, holdout_rows / n)
+    share = min(1.0 - holdout, sample_rows / n)
+    say(f"Reading {n:,} rows of {len(dataset.files)} Parquet files ({len(dataset.pieces)} "
+        f"pieces): a sample of about {share * n:,.0f} rows, a holdout of about "
+        f"{holdout * n:,.0f}, the fingerprint")
+    kept, fingerprint = dataset.scan(seed, {"holdout": (0.0, holdout),
+                                            "sample": (holdout, holdout + share)})
+    sample, held = kept["sample"].reset_index(drop=True), kept["holdout"]
+    if sample[target].notna().sum() < 2:
+        raise TargetError(f"The sample of {data!r} has no rows with the target {target!r}; "
+                          f"give a larger sample_rows (--sample-rows).")
+    say(f"Contract over all {n:,} rows (DuckDB)")
+    contract = learn_contract_parquet(dataset, sample, target, task=task,
+                                      fingerprint=fingerprint)
+    t_scan = monotonic() - t0
+    chosen = families or list(DASK_FAMILIES)
+    if not set(chosen) & set(DASK_FAMILIES):
+        raise ConfigError(f"Training out of core refits a LightGBM model on all rows; the "
+                          f"families {chosen} have none. Add lightgbm to --families.")
+    say(f"Searching on the sample of {len(sample):,} rows")
+    small = train(sample, target, time_budget=time_budget, metric=metric, task=task,
+                  seed=seed, n_trials=n_trials, search=search, families=chosen, cv=cv,
+                  n_jobs=n_jobs, class_weight=class_weight, on_trial=on_trial,
+                  started_at=started_at, cluster=cluster)
+    result = small.search
+    records = [r for r in result.trials if r.status == "complete"
+               and r.family in DASK_FAMILIES]
+    if not records:
+        raise ConfigError("No LightGBM trial completed on the sample; give a larger budget "
+                          "or more --trials.")
+    rec = min(records, key=lambda r: r.loss)
+    family = get_family(rec.family)
+    X = sample.drop(columns=[target])
+    keep = sample[target].notna()
+    if result.classes is not None:
+        keep &= sample[target].isin(result.classes)
+    kinds = {c: ColumnKind(contract.kinds[c]) for c in X.columns}
+    plan = plan_columns(kinds)
+    prep = build_preprocessor(plan, rec.style, task=result.task)
+    ys = sample.loc[keep, target]
+    y_fit = (ys.map({c: i for i, c in enumerate(result.classes)}).to_numpy(dtype=np.int64)
+             if result.classes is not None else ys.to_numpy(dtype=np.float64))
+    prep.fit(X[keep], y_fit)
+    n_ordinal = plan.n_ordinal if rec.style == "tree" else 0
+    ctx = FitContext(task=result.task, n_classes=len(result.classes or []), n_rows=n,
+                     n_features=len(prep.get_feature_names_out()), n_ordinal=n_ordinal,
+                     seed=seed, n_jobs=1, class_weight=class_weight)
+    estimator = family.build(family.refit_params(dict(rec.params), rec.infos, ctx), ctx)
+    t1 = monotonic()
+    with contextlib.ExitStack() as stack:
+        if cluster is None:
+            say("Starting a local Dask cluster for the refit")
+            client = stack.enter_context(local_cluster())
+        else:
+            from mlwright.cluster import connect
+
+            client = stack.enter_context(connect(cluster))
+        local, seen = refit_lightgbm(
+            client, dataset, estimator=estimator, prep=prep, target=target,
+            classes=result.classes, holdout=holdout, seed=seed, n_ordinal=n_ordinal,
+            log_target=rec.target_transform == "log", progress=say)
+    t_refit = monotonic() - t1
+    member: dict[str, Any] = {"family": rec.family, "trial": rec.number, "style": rec.style,
+                              "estimator": local, "weight": 1.0,
+                              "target_transform": rec.target_transform}
+    if result.classes is None:
+        spec = contract.column(target).stats.numeric
+        if spec is not None:
+            member["clip"] = (spec.min, spec.max)
+    model = Ensemble({rec.style: prep}, [member], result.task, result.classes, list(X.columns))
+    from mlwright.evaluate.explain import attach_reference
+
+    attach_reference(model, X, seed=seed)
+    metric_obj = get_metric(result.metric.name, result.task.value)
+    held = held[held[target].notna()]
+    if result.classes is not None:
+        held = held[held[target].isin(result.classes)]
+    holdout_score = None
+    if len(held):
+        say(f"Scoring the refit model on {len(held):,} held-out rows")
+        if result.classes is None:
+            pred = model.predict(held)
+            y_true = held[target].to_numpy(dtype=np.float64)
+        else:
+            pred = model.predict_proba(held)
+            y_true = held[target].map({c: i for i, c in enumerate(result.classes)}
+                                      ).to_numpy(dtype=np.int64)
+        holdout_score = metric_obj.score(y_true, pred)
+    cv_scores = [metric_obj.to_score(v) for v in rec.fold_losses]
+    oof = small.oof.copy()
+    if rec.oof is not None:
+        cols = [c for c in oof.columns if c not in ("y", "in_validation")]
+        values = rec.oof.reshape(len(oof), -1) if result.classes is not None else rec.oof
+        oof[cols] = values
+    large = {"source": str(data), "rows": n, "files": len(dataset.files),
+             "sample_rows": len(sample), "holdout_rows": len(held),
+             "refit_rows": seen["rows"], "refit_dropped": seen["dropped"],
+             "refit_workers": seen["workers"], "trial": rec.number, "family": rec.family,
+             "n_estimators": int(estimator.get_params().get("n_estimators", 0)),
+             "cv_on_sample": metric_obj.to_score(rec.loss),
+             f"holdout_{metric_obj.name}": holdout_score}
+    say(f"Refit on {seen['rows']:,} rows; CV {metric_obj.name} on the sample "
+        f"{large['cv_on_sample']:.5g}, holdout {metric_obj.name} "
+        + ("n/a" if holdout_score is None else f"{holdout_score:.5g}")
+        + f" on {len(held):,} rows")
+    params = {**small.params, "n_rows": n, "large": large}
+    timings = {**small.timings, "scan": t_scan, "refit": t_refit,
+               "total": monotonic() - t0}
+    return TrainResult(model=model, target=target, task=result.task, metric=metric_obj.name,
+                       cv_score=metric_obj.to_score(rec.loss), cv_scores=cv_scores,
+                       leaderboard=small.leaderboard, oof=oof, timings=timings,
+                       contract=contract, search=result, params=params, sample=small.sample,
+                       history=small.history)

@@ -141,12 +141,32 @@ def train(
         "--force", help="Register as champion (when there is none) even if the --test score "
         "falls outside the range the CV predicted.")] = False,
     cluster: ClusterOpt = None,
+    sample_rows: Annotated[int | None, typer.Option(
+        "--sample-rows", min=100, help="Train out of core on a Parquet dataset (a folder or "
+        "a glob): search on a sample of N rows, refit LightGBM on all rows with Dask "
+        "(default: automatically, with 100,000 rows, when the dataset is larger than a "
+        "quarter of this machine's memory).")] = None,
+    holdout_rows: Annotated[int, typer.Option(
+        "--holdout-rows", min=1, help="Out of core: rows held out of the refit to score "
+                                      "it.")] = 50_000,
 ) -> None:
     """Train the best model a time budget allows: search, ensemble, refit; then save it."""
     from mlwright.api import train as train_api
 
     started = time.monotonic()
     address = cluster_address(cluster)
+    if sample_rows is not None or _too_large(data):
+        if table or query or sample or test or sensitive or groups or time_col or threshold:
+            raise typer.BadParameter(
+                "Training out of core (--sample-rows, or a Parquet dataset larger than "
+                "memory) takes none of --table, --query, --sample, --test, --sensitive, "
+                "--groups, --time, --threshold yet.")
+        _train_large(data, target, out=out, started=started, budget=budget, metric=metric,
+                     task=task, seed=seed, trials=trials, search=search, families=families,
+                     cv=cv, n_jobs=n_jobs, class_weight=class_weight, cluster=address,
+                     sample_rows=sample_rows, holdout_rows=holdout_rows, name=name,
+                     store=store, no_register=no_register)
+        return
     df = load_table(data, table=table, query=query, sample=sample, delimiter=delimiter,
                encoding=encoding)
     test_df = _check_report_arguments(df, target, test, sensitive)
@@ -240,6 +260,67 @@ def train(
                               "groups": groups, "time": time_col,
                               "class_weight": class_weight, "threshold": threshold},
                           sample=df.drop(columns=[target]).head(5), alias=alias)
+
+
+def _too_large(data: str) -> bool:
+    """A Parquet dataset whose uncompressed size exceeds a quarter of this machine's memory
+    (pandas takes several times that)."""
+    import os
+
+    from mlwright.data.dataset import is_parquet_dataset, open_parquet_dataset
+
+    if "://" in data or not is_parquet_dataset(data):
+        return False
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return False
+    return bool(open_parquet_dataset(data).uncompressed_bytes > memory / 4)
+
+
+def _train_large(data: str, target: str, *, out: Path, started: float, budget: float,
+                 metric: str | None, task: str | None, seed: int, trials: int | None,
+                 search: str, families: str | None, cv: str, n_jobs: int,
+                 class_weight: str | None, cluster: str | None, sample_rows: int | None,
+                 holdout_rows: int, name: str | None, store: str | None,
+                 no_register: bool) -> None:
+    """``train`` out of core (mlwright.api.train_large): progress lines, no live board."""
+    from mlwright.api import LARGE_SAMPLE_ROWS, train_large
+
+    def say(message: str) -> None:
+        console.print(f"[dim]{time.monotonic() - started:7.1f} s[/]  {message}",
+                      soft_wrap=True)
+
+    result = train_large(
+        data, target, sample_rows=sample_rows or LARGE_SAMPLE_ROWS, holdout_rows=holdout_rows,
+        time_budget=budget, started_at=None, metric=metric, task=task, seed=seed,
+        n_trials=trials, search=search, families=families.split(",") if families else None,
+        cv=int(cv) if cv.isdigit() else cv, n_jobs=n_jobs, class_weight=class_weight,
+        cluster=cluster, progress=say)
+    folder = result.save(out)
+    large = result.params["large"]
+    score = large.get(f"holdout_{result.metric}")
+    console.print(
+        f"\n[bold]{result.task.value}[/] on [bold]{target}[/], out of core: "
+        f"{large['family']} (trial {large['trial']}, {large['n_estimators']} rounds) refit on "
+        f"{large['refit_rows']:,} of {large['rows']:,} rows on {large['refit_workers']} Dask "
+        f"workers\nCV {result.metric} on the {large['sample_rows']:,}-row sample "
+        f"[bold]{result.cv_score:.5g}[/]; holdout {result.metric} of the refit model "
+        + ("n/a" if score is None else f"[bold]{score:.5g}[/]")
+        + f" on {large['holdout_rows']:,} rows it never saw\n"
+        f"Time: {result.timings['total']:.1f} s (search {result.timings['search']:.1f}, "
+        f"refit {result.timings['refit']:.1f})\nSaved to [bold]{folder}[/]", soft_wrap=True)
+    if not no_register:
+        from mlwright.cli.models import default_name, register_training
+
+        register_training(result, folder, name=name or default_name(data, None), store=store,
+                          config={"data": data, "target": target, "budget": budget,
+                                  "metric": metric, "task": task, "seed": seed,
+                                  "trials": trials, "search": search, "families": families,
+                                  "cv": cv, "sample_rows": sample_rows,
+                                  "holdout_rows": holdout_rows},
+                          sample=result.sample.drop(columns=[target]).head(5)
+                          if result.sample is not None else None)
 
 
 def register(app: typer.Typer) -> None:

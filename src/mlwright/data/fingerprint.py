@@ -48,7 +48,7 @@ import pandas as pd
 
 from mlwright.exceptions import ConfigError
 
-__all__ = ["ALGORITHM", "fingerprint"]
+__all__ = ["ALGORITHM", "fingerprint", "fingerprint_rows", "row_hashes"]
 
 #: Part of the hashed header: changes whenever the canonical form or combination changes.
 ALGORITHM = "mlwright.fingerprint/1"
@@ -254,6 +254,14 @@ def fingerprint(df: pd.DataFrame) -> str:
             f"fingerprint() needs a pandas DataFrame, got {type(df).__name__}; read the data "
             f"with mlwright.load(...) first."
         )
+    return fingerprint_rows(*row_hashes(df))
+
+
+def row_hashes(df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """One 64-bit hash per row of ``df`` (in row order) and the column names in hashing
+    order: the parts of :func:`fingerprint`, so that a table read in pieces (a Parquet
+    dataset larger than memory) gets the fingerprint of the whole, see
+    :func:`fingerprint_rows`."""
     names = [str(c) for c in df.columns]
     hashes = [_column_hashes(df.iloc[:, i]) for i in range(df.shape[1])]
     # Sort columns by name; equal names (a malformed but possible frame) by their content.
@@ -267,9 +275,15 @@ def fingerprint(df: pd.DataFrame) -> str:
         rows *= _ROW_MULT
         rows += hashes[i]
         _mix_inplace(rows)
+    return rows, [names[i] for i in order]
+
+
+def fingerprint_rows(rows: np.ndarray, columns: list[str]) -> str:
+    """The fingerprint of a table from its row hashes (any order; sorted here, in place)
+    and its column names in hashing order (both from :func:`row_hashes`)."""
     rows.sort()
     header = json.dumps(
-        {"algorithm": ALGORITHM, "rows": len(df), "columns": [names[i] for i in order]},
+        {"algorithm": ALGORITHM, "rows": len(rows), "columns": columns},
         ensure_ascii=False,
         separators=(",", ":"),
     )

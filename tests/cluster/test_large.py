@@ -1,0 +1,132 @@
+"""Training on a Parquet dataset out of core: the contract and profile over every row
+(DuckDB) equal the in-memory ones, the lightgbm.dask refit on a real LocalCluster ships an
+ordinary model, and bad datasets are refused naming the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlwright.data.contract import learn_contract
+from mlwright.data.contract.outofcore import learn_contract_parquet
+from mlwright.data.dataset import open_parquet_dataset, row_draw
+from mlwright.data.profile.build import profile
+from mlwright.data.profile.outofcore import profile_parquet
+from mlwright.data.sources import load
+from mlwright.exceptions import ColumnNotFoundError, DataSourceError
+
+
+@pytest.fixture(scope="module")
+def telco_folder(tmp_path_factory: pytest.TempPathFactory, telco_1000: pd.DataFrame) -> Path:
+    folder = tmp_path_factory.mktemp("telco")
+    frame = telco_1000.copy()
+    frame.loc[::7, "total_charges"] = np.nan  # missing values to count
+    for i in range(3):
+        part = frame.iloc[i * 334:(i + 1) * 334]
+        part.to_parquet(folder / f"part-{i}.parquet", row_group_size=100)
+    return folder
+
+
+def _close(a: Any, b: Any) -> bool:
+    """Equal, floats to 1e-9 relative (DuckDB and numpy sum in different orders)."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return bool(np.isclose(a, b, rtol=1e-9, atol=1e-12))
+    return bool(a == b)
+
+
+def test_contract_and_profile_out_of_core_equal_in_memory(telco_folder: Path) -> None:
+    dataset = open_parquet_dataset(telco_folder, target="churn", piece_rows=150)
+    assert dataset.n_rows == 1000 and len(dataset.files) == 3 and len(dataset.pieces) == 6
+    kept, fingerprint = dataset.scan(0, {"sample": (0.0, 0.4), "rest": (0.4, 1.0)})
+    assert len(kept["sample"]) + len(kept["rest"]) == 1000
+    assert not set(kept["sample"].index) & set(kept["rest"].index)
+    full = load(str(telco_folder))
+    memory = learn_contract(full, "churn")
+    outside = learn_contract_parquet(dataset, kept["sample"], "churn", fingerprint=fingerprint)
+    assert outside.fingerprint == memory.fingerprint  # the whole table's, piece by piece
+    assert _close(outside.content(), memory.content())
+    column = outside.column("total_charges")
+    missing = int(full["total_charges"].isna().sum())
+    assert missing >= 143 and column.stats.missing == missing and column.nullable
+    assert outside.column("contract").categories == memory.column("contract").categories
+
+    p_mem, p_out = profile(full, "churn"), profile_parquet(dataset, kept["sample"], "churn")
+    assert (p_out.n_rows, p_out.missing_cells) == (p_mem.n_rows, p_mem.missing_cells)
+    assert p_out.n_rows == 1000 and p_out.missing_cells >= missing
+    for a, b in zip(p_mem.columns, p_out.columns, strict=True):
+        assert (a.name, a.count, a.missing, a.distinct) == (b.name, b.count, b.missing, b.distinct)
+        assert _close(a.stats, b.stats), a.name
+        # Ties among the most common values may be listed in another order.
+        assert sorted(v["count"] for v in a.top_values) == sorted(v["count"] for v in b.top_values)
+        if a.distinct <= 10:
+            assert {v["value"]: v["count"] for v in a.top_values} == \
+                {v["value"]: v["count"] for v in b.top_values}
+    assert p_out.target_distribution == p_mem.target_distribution
+    assert p_out.meta["sample_rows"] == len(kept["sample"])
+
+
+def test_row_draw_is_the_same_whatever_reads_it() -> None:
+    whole = row_draw(0, 1000, seed=3)
+    assert np.array_equal(whole[400:700], row_draw(400, 300, seed=3))
+    assert not np.array_equal(whole, row_draw(0, 1000, seed=4))
+    assert whole.min() >= 0.0 and whole.max() < 1.0 and abs(whole.mean() - 0.5) < 0.05
+
+
+def test_bad_datasets_are_refused_naming_the_file(tmp_path: Path,
+                                                  telco_1000: pd.DataFrame) -> None:
+    with pytest.raises(DataSourceError, match="No Parquet file"):
+        open_parquet_dataset(tmp_path / "nothing-*.parquet")
+    telco_1000.iloc[:100].to_parquet(tmp_path / "a.parquet")
+    telco_1000.iloc[100:200].drop(columns=["churn"]).to_parquet(tmp_path / "b.parquet")
+    with pytest.raises(ColumnNotFoundError, match=r"b\.parquet: .*'churn'"):
+        open_parquet_dataset(tmp_path, target="churn")
+    with pytest.raises(DataSourceError, match=r"b\.parquet does not have the columns of .*"
+                                              r"a\.parquet: missing \['churn'\]"):
+        open_parquet_dataset(str(tmp_path / "*.parquet"))
+    (tmp_path / "b.parquet").write_bytes(b"not parquet")
+    with pytest.raises(DataSourceError, match=r"b\.parquet"):
+        open_parquet_dataset(tmp_path)
+
+
+@pytest.mark.slow
+def test_train_large_refits_on_dask_and_ships_an_ordinary_model(
+        telco_folder: Path, dask_client: Any, tmp_path: Path) -> None:
+    from mlwright.api import train_large
+    from mlwright.registry.model import LoadedModel
+    from mlwright.search.predictor import compile_predictor
+
+    messages: list[str] = []
+    result = train_large(str(telco_folder / "*.parquet"), "churn", sample_rows=300,
+                         holdout_rows=200, n_trials=2, cluster=dask_client,
+                         progress=messages.append)
+    large = result.params["large"]
+    assert large["rows"] == 1000 and large["family"] == "lightgbm"
+    assert large["refit_rows"] + large["holdout_rows"] == 1000  # every row but the holdout
+    assert large["refit_rows"] > 2 * large["sample_rows"]
+    assert 0.7 < large["holdout_roc_auc"] <= 1.0
+    assert any("lightgbm.dask" in m for m in messages)
+    assert result.contract is not None and result.contract.n_rows == 1000
+    member = result.model.members[0]
+    assert type(member["estimator"]).__name__ == "LGBMClassifier"  # a local model
+    folder = result.save(tmp_path / "run")
+    loaded = LoadedModel.from_folder(folder)
+    rows = load(str(telco_folder)).drop(columns=["churn"])
+    predictor = compile_predictor(loaded.model, loaded.contract)
+    _, proba = predictor.predict_frame(rows)
+    assert proba is not None
+    np.testing.assert_allclose(proba, result.model.predict_proba(rows), rtol=1e-9)
+
+    # The same data on the same cluster: each worker gets the same rows in the same order,
+    # so the fit repeats up to lightgbm.dask's machine order (decision 0028).
+    again = train_large(str(telco_folder), "churn", sample_rows=300, holdout_rows=200,
+                        n_trials=2, cluster=dask_client)
+    assert again.params["large"]["refit_rows"] == large["refit_rows"]
+    assert abs(again.params["large"]["holdout_roc_auc"] - large["holdout_roc_auc"]) < 0.03
