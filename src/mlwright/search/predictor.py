@@ -4,15 +4,17 @@
 the first ``Ensemble.predict``) into compiled preprocessing (:mod:`mlwright.prep.fast`) and
 one native predictor per member:
 
-* LightGBM: ``Booster.predict`` on a float64 array, one thread (what the ensemble does);
+* LightGBM: the compiled tree walk (:mod:`mlwright.search.treewalk`: numba, raw scores
+  bit for bit the booster's, checked on probe rows at compile time), else
+  ``Booster.predict`` on a float64 array;
 * XGBoost: ``Booster.inplace_predict`` with the estimator's iteration range, skipping the
   scikit-learn wrapper's checks;
 * CatBoost: the wrapped model's ``predict`` with ``thread_count=1`` (its default, -1,
   starts a thread pool per call);
 * logistic regression and ridge: a numpy dot product and the link function;
-* random forests and extra trees: all trees walked at once, level by level, over flat node
-  arrays (the same comparisons as ``tree_.predict``: float32 inputs, NaN by
-  ``missing_go_to_left``);
+* random forests and extra trees: the same compiled tree walk, else all trees walked at
+  once in numpy, level by level, over flat node arrays (the same comparisons as
+  ``tree_.predict``: float32 inputs, NaN by ``missing_go_to_left``);
 * anything else (kNN, MLP, HistGradientBoosting): the estimator's own predict on the
   compiled matrix.
 
@@ -235,6 +237,9 @@ class _CatBoost:
 
 
 class _LightGBM:
+    """``Booster.predict``: by the compiled tree walk (:mod:`mlwright.search.treewalk`)
+    where it reproduces the booster on probe rows, else by the booster."""
+
     def __init__(self, est: Any, regression: bool) -> None:
         from mlwright.search.ensemble import _lightgbm_booster
 
@@ -242,13 +247,58 @@ class _LightGBM:
         if self.booster is None:
             raise TypeError(type(est).__name__)
         self.regression = regression
+        self.walker = _checked_walker(self.booster)
+        self.path = "lightgbm-booster" if self.walker is None else "lightgbm-treewalk"
 
     def __call__(self, X: Any) -> np.ndarray:
-        threads = 0 if X.shape[0] >= THREADED_ROWS else 1  # 0: LightGBM's default, all
-        raw = np.asarray(self.booster.predict(X, num_threads=threads), dtype=float)
+        if self.walker is not None and isinstance(X, np.ndarray):
+            raw = self.walker(X)
+        else:
+            threads = 0 if X.shape[0] >= THREADED_ROWS else 1  # 0: LightGBM's default, all
+            raw = np.asarray(self.booster.predict(X, num_threads=threads), dtype=float)
         if self.regression or raw.ndim == 2:
             return raw
         return np.column_stack([1.0 - raw, raw])
+
+
+def _probe_rows(walker: Any, n_features: int, rows: int = 256) -> np.ndarray:
+    """Rows whose values sit on, just beside and between a model's split thresholds, with
+    NaN, signed zeros, values within 1e-35 of zero and out-of-range categories among
+    them: where a walk that differs from the model's own would show."""
+    from mlwright.search.treewalk import node_thresholds
+
+    rng = np.random.default_rng(0)
+    specials = np.array([np.nan, 0.0, -0.0, 1e-36, -1e-36, -1.0, -0.5, 1e9, 40.0, 63.0,
+                         64.0, np.inf, -np.inf])
+    X = np.empty((rows, n_features))
+    for f, values in enumerate(node_thresholds(walker, n_features)):
+        pool = np.concatenate([values, np.nextafter(values, np.inf),
+                               np.nextafter(values, -np.inf), specials])
+        X[:, f] = rng.choice(pool, rows)
+    return X
+
+
+def _checked_walker(booster: Any) -> Any:
+    """The booster's compiled walk, if it gives the booster's values on probe rows."""
+    from mlwright.search.treewalk import lightgbm_walker
+
+    try:
+        walker = lightgbm_walker(booster)
+    except Exception as exc:  # an unexpected model string: keep the booster
+        log.debug("no compiled walk for this booster (%s)", exc)
+        return None
+    if walker is None:
+        return None
+    probe = _probe_rows(walker.walker, walker.walker.n_features)
+    # Raw scores bit for bit; after the link within a few ulps (numpy's exp, not libm's).
+    if not (np.array_equal(walker.raw_score(probe), booster.predict(
+            probe, num_threads=1, raw_score=True), equal_nan=True)
+            and np.allclose(walker(probe), booster.predict(probe, num_threads=1),
+                            rtol=1e-14, atol=1e-15, equal_nan=True)):
+        log.warning("the compiled walk of a LightGBM booster differs from its predict on "
+                    "probe rows; the booster predicts")
+        return None
+    return walker
 
 
 class _Native:
@@ -264,6 +314,20 @@ class _Native:
     def __call__(self, X: Any) -> np.ndarray:
         forest = self.forest_mean(self.est, X)  # what the ensemble does for odd forests
         return forest if forest is not None else self.fn(X)
+
+
+def _checked_forest(est: Any) -> Any:
+    """The forest's compiled walk, if it gives the numpy walk's values on probe rows."""
+    from mlwright.search.treewalk import forest_walker
+
+    walker = forest_walker(est)
+    if walker is None:
+        raise TypeError("numba is not installed")
+    probe = _probe_rows(walker.walker, walker.walker.n_features).astype(np.float32)
+    if not np.allclose(walker(probe), _Forest(est)(probe), rtol=1e-12, atol=1e-15,
+                       equal_nan=True):
+        raise ValueError("the compiled walk differs from the numpy walk on probe rows")
+    return walker
 
 
 def _is_forest(est: Any) -> bool:
@@ -285,10 +349,12 @@ def _native_predictor(est: Any, regression: bool) -> tuple[Any, str]:
     if module.startswith("sklearn.linear_model"):
         attempts.append(("linear-numpy", lambda: _Linear(est, regression)))
     if _is_forest(est):
+        attempts.append(("forest-treewalk", lambda: _checked_forest(est)))
         attempts.append(("forest-vectorized", lambda: _Forest(est)))
     for name, build in attempts:
         try:
-            return build(), name
+            built = build()
+            return built, getattr(built, "path", name)
         except Exception as exc:
             log.debug("no %s fast path for %s (%s); using its predict", name,
                       type(est).__name__, exc)

@@ -1,0 +1,136 @@
+"""The compiled tree walk gives the boosters' and forests' own predictions.
+
+LightGBM: raw scores bit for bit (the same comparisons, the same leaf values summed in
+the same order), after the sigmoid / softmax within a few ulps (numpy's exp against
+libm's); scikit-learn forests: within 1e-12 of the trees' own mean. On every public
+table (its tree design matrix, held-out rows), on rows that sit on the split thresholds,
+and through the threaded path of large batches.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import ExtraTreesRegressor, RandomForestClassifier
+
+from mlwright.data.contract import learn_contract
+from mlwright.data.kinds import ColumnKind
+from mlwright.datasets import SUITE, load_suite
+from mlwright.prep import build_preprocessor, plan_columns
+from mlwright.search.predictor import _probe_rows, compile_predictor
+from mlwright.search.treewalk import forest_walker, lightgbm_walker
+
+pytest.importorskip("numba")
+
+
+def _design(name: str, rows: int = 2400) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                  str, list[int]]:
+    """(train matrix, its target, held-out matrix, task, categorical columns) of a suite
+    table through the tree preprocessing, with NaN in one cell in ten."""
+    spec = SUITE[name]
+    df = load_suite(name, nrows=rows, seed=3)
+    task = "regression" if spec.task == "forecasting" else spec.task
+    contract = learn_contract(df, target=spec.target, task=task)
+    X = df.drop(columns=spec.target)
+    plan = plan_columns({c: ColumnKind(contract.kinds[c]) for c in X.columns})
+    raw = df[spec.target].to_numpy()
+    y = raw.astype(float) if task == "regression" else np.searchsorted(
+        np.unique(raw), raw).astype(float)
+    prep = build_preprocessor(plan, "tree", task=task)
+    cut = rows * 3 // 4
+    Xt = np.asarray(prep.fit_transform(X.iloc[:cut], y[:cut]), dtype=np.float64)
+    Xh = np.asarray(prep.transform(X.iloc[cut:]), dtype=np.float64)
+    rng = np.random.default_rng(0)
+    for M in (Xt, Xh):
+        M[rng.random(M.shape) < 0.1] = np.nan
+    return Xt, y[:cut], Xh, task, list(range(plan.n_ordinal))
+
+
+def _booster(Xt: np.ndarray, y: np.ndarray, task: str, cats: list[int],
+             **params: object) -> lgb.Booster:
+    objective = {"regression": "regression", "binary": "binary",
+                 "multiclass": "multiclass"}[task]
+    extra = {"num_class": int(y.max()) + 1} if task == "multiclass" else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return lgb.train({"objective": objective, "num_leaves": 15, "verbose": -1,
+                          "min_data_in_leaf": 5, "num_threads": 1, "seed": 0,
+                          **extra, **params},
+                         lgb.Dataset(Xt, y, categorical_feature=cats or "auto"),
+                         num_boost_round=40)
+
+
+def _assert_walk_equals_booster(booster: lgb.Booster, X: np.ndarray) -> None:
+    walker = lightgbm_walker(booster)
+    assert walker is not None
+    raw = booster.predict(X, raw_score=True, num_threads=1)
+    assert np.array_equal(walker.raw_score(X), raw)
+    np.testing.assert_allclose(walker(X), booster.predict(X, num_threads=1), rtol=1e-14,
+                               atol=1e-15)
+
+
+@pytest.mark.parametrize("name", list(SUITE))
+def test_lightgbm_walk_equals_the_booster_on_public_tables(name):
+    Xt, y, Xh, task, cats = _design(name)
+    booster = _booster(Xt, y, task, cats)
+    _assert_walk_equals_booster(booster, Xh)
+    walker = lightgbm_walker(booster)
+    assert walker is not None
+    categorical_nodes = int((walker.walker.arrays[4] & 1).sum())
+    assert categorical_nodes > 0 or not cats  # the bitset splits are exercised
+    _assert_walk_equals_booster(booster, _probe_rows(walker.walker, Xh.shape[1]))
+
+
+def test_zero_as_missing_and_tiny_values_follow_lightgbm():
+    Xt, y, Xh, task, cats = _design("telco_churn")
+    Xt[np.random.default_rng(1).random(Xt.shape) < 0.2] = 0.0
+    booster = _booster(Xt, y, task, cats, zero_as_missing=True)
+    assert '"missing_type": "Zero"' in json.dumps(booster.dump_model())
+    odd = Xh.copy()
+    rng = np.random.default_rng(2)
+    odd[rng.random(odd.shape) < 0.1] = 0.0
+    odd[rng.random(odd.shape) < 0.05] = -0.0
+    odd[rng.random(odd.shape) < 0.05] = 1e-36  # LightGBM reads it as 0
+    _assert_walk_equals_booster(booster, odd)
+
+
+def test_large_batches_are_split_over_threads_with_the_same_values():
+    Xt, y, Xh, task, cats = _design("diamonds", rows=12_000)
+    booster = _booster(Xt, y, task, cats)
+    big = np.concatenate([Xh] * 2)  # 6,000 rows: over the threaded threshold
+    assert len(big) >= 2048
+    _assert_walk_equals_booster(booster, big)
+
+
+def test_forest_walk_equals_the_trees_mean():
+    Xt, y, Xh, _, _ = _design("hpc_jobs")
+    for est in (RandomForestClassifier(n_estimators=12, random_state=0, n_jobs=1),
+                ExtraTreesRegressor(n_estimators=12, random_state=0, n_jobs=1)):
+        est.fit(Xt, y)
+        walker = forest_walker(est)
+        assert walker is not None
+        X = np.concatenate([Xh] * 3)  # threaded too
+        expected = (est.predict_proba(X) if hasattr(est, "predict_proba")
+                    else est.predict(X)[:, None])
+        np.testing.assert_allclose(walker(X), expected, rtol=0, atol=1e-12)
+
+
+def test_the_compiled_predictor_takes_the_walk(telco):
+    import mlwright as mw
+
+    result = mw.train(telco, "churn", families=["lightgbm", "random_forest"], n_trials=2,
+                      seed=0)
+    predictor = compile_predictor(result.model, result.contract)
+    paths = {d["path"] for d in predictor.describe()}
+    assert "lightgbm-treewalk" in paths or "forest-treewalk" in paths, paths
+    X = telco.drop(columns="churn")
+    np.testing.assert_allclose(predictor.raw_frame(X),
+                               result.model.raw_predict(X, compiled=False), rtol=0,
+                               atol=1e-12)
+    pd.testing.assert_index_equal(pd.Index(result.model.classes_),
+                                  pd.Index(predictor.classes_))
