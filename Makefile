@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 PYTEST_ARGS ?=
 
-.PHONY: quickstart test test-fast fuzz bench lint assets browser postgres clean help
+.PHONY: quickstart test test-fast fuzz bench lint assets browser postgres netns clean help
 
 help:
 	@echo "make quickstart  create .venv, install, run the whole loop on telco_churn (quickstart/)"
@@ -51,13 +51,23 @@ postgres:
 	  fi; }
 	@test -x $(PG_BIN)/initdb || { echo "$(PG_BIN)/initdb is still missing (another PostgreSQL version? make postgres PG_BIN=... and MLWRIGHT_PG_BIN=...)"; exit 1; }
 
+# iproute2's ip: tests/cluster/test_multihost.py makes hosts as network namespaces (as root).
+netns:
+	@command -v ip >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing iproute2 for the multi-host test..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iproute2 >/dev/null; \
+	  else \
+	    echo "The multi-host test needs root and iproute2; it is skipped (with the reason) here."; \
+	  fi; }
+
 # The whole loop on telco_churn in quickstart/: profile, train + report + register, serve,
 # live traffic with drift injected halfway, monitor, retrain, compare, promote or refuse.
 quickstart: $(VENV)/.installed-suite
 	$(BIN)/python examples/quickstart.py --budget 30 --folder quickstart
 
 # The long fuzzing runs are `make fuzz` (the short ones of the same properties run here).
-test: $(VENV)/.installed-dev browser postgres
+test: $(VENV)/.installed-dev browser postgres netns
 	$(BIN)/python -m pytest -m "not deep" $(PYTEST_ARGS)
 
 # Skips the tests marked slow (real trainings through the CLI, server processes, workers,

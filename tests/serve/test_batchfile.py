@@ -79,6 +79,20 @@ def test_rows_are_numbered_and_logged_for_monitoring(run_a, rows, tmp_path, monk
     assert {(r[2], r[3]) for r in logged} == {("champion", 200)}
 
 
+def test_store_names_where_the_log_goes(run_a, rows, tmp_path, monkeypatch, capsys):
+    """--store, as on train, serve and models: the log goes to that store's database."""
+    data = tmp_path / "rows.parquet"
+    rows.head(40).to_parquet(data)
+    store = tmp_path / "elsewhere"
+    code, stdout, err = _cli(["predict", str(run_a), str(data), "-o",
+                              str(tmp_path / "scored.parquet"), "--log", "--store", str(store)],
+                             monkeypatch, capsys)
+    assert code == 0, err
+    assert "40 rows logged" in " ".join(stdout.split())
+    with sqlite3.connect(store / "mlwright.db") as conn:
+        assert conn.execute("select count(*) from predictions").fetchone() == (40,)
+
+
 def test_a_malformed_chunk_names_its_rows_and_writes_nothing(run_a, rows, tmp_path,
                                                              monkeypatch, capsys):
     bad = rows.copy()

@@ -22,7 +22,7 @@ from mlwright.cli._common import (
     console,
     err_console,
 )
-from mlwright.cli.serve import ConfigOpt, DatabaseOpt, _project, _store
+from mlwright.cli.serve import ConfigOpt, DatabaseOpt, StoreOpt, _project, _store
 from mlwright.exceptions import ConfigError
 
 __all__ = ["predict", "register"]
@@ -53,6 +53,7 @@ def predict(
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
     cluster: ClusterOpt = None,
+    store_option: StoreOpt = None,
 ) -> None:
     """Score DATA with a model into OUT, in chunks, each checked against the contract.
 
@@ -73,12 +74,12 @@ def predict(
     address = cluster_address(cluster, project) if project is not None else cluster
     if address is not None:
         _predict_on_cluster(model, data, out, address, project, id_column=id_column,
-                            chunk_rows=chunk_rows, log=log)
+                            chunk_rows=chunk_rows, log=log, store_option=store_option)
         return
     if out.suffix.lower() not in OUTPUT_FORMATS:  # before loading anything
         raise ConfigError(f"Cannot write predictions to {str(out)!r}: expected a file ending "
                           f"in {' or '.join(OUTPUT_FORMATS)}.")
-    store = _store(project)
+    store = _store(project, store_option)
     with err_console.status(f"Loading {model}…"):
         loaded = load_source(model, tracking_uri=store.resolved_tracking_uri())
     options: dict[str, Any] = {k: v for k, v in (("delimiter", delimiter),
@@ -116,7 +117,8 @@ def _print_warnings(summary: Any) -> None:
 
 
 def _predict_on_cluster(model: str, data: str, out: Path, address: str, project: Any, *,
-                        id_column: str | None, chunk_rows: int, log: bool) -> None:
+                        id_column: str | None, chunk_rows: int, log: bool,
+                        store_option: str | None) -> None:
     from mlwright.cluster import connect, score_dataset
     from mlwright.serve.runtime import load_source
 
@@ -129,7 +131,7 @@ def _predict_on_cluster(model: str, data: str, out: Path, address: str, project:
     if out.suffix.lower() == ".csv":
         raise ConfigError(f"With --cluster, OUT is a folder of Parquet parts, not a CSV file: "
                           f"give a folder name instead of {str(out)!r}.")
-    store = _store(project)
+    store = _store(project, store_option)
     with err_console.status(f"Loading {model}…"):
         loaded = load_source(model, tracking_uri=store.resolved_tracking_uri())
     with connect(address) as client, err_console.status(f"Scoring on {address}…"):
