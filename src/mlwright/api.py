@@ -12,7 +12,7 @@ import pandas as pd
 
 from mlwright._logging import get_logger
 from mlwright.data.kinds import ColumnKind
-from mlwright.exceptions import ColumnNotFoundError
+from mlwright.exceptions import ColumnNotFoundError, ConfigError
 from mlwright.run import TrainResult
 
 if TYPE_CHECKING:
@@ -40,7 +40,8 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
           groups: str | None = None, time: str | None = None, n_jobs: int = -1,
           class_weight: str | dict[Any, float] | None = None, threshold: str | float | None = None,
           on_trial: Callable[..., None] | None = None, started_at: float | None = None,
-          cluster: Any = None, **load_options: Any) -> TrainResult:
+          cluster: Any = None, trim: bool = False, distill: bool | str = False,
+          **load_options: Any) -> TrainResult:
     """Train the best model ``time_budget`` seconds allow for ``target``.
 
     Args:
@@ -67,6 +68,15 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
         cluster: a Dask scheduler address (``tcp://HOST:8786``) or a ``distributed.Client``:
             the trials run on its workers, sharing one study and the budget; ensembling
             and the refit run here (``mlwright[cluster]``). None: everything runs here.
+        trim: drop ensemble members while the CV score stays within its noise (the
+            standard error over the folds); what was dropped is in ``TrainResult.trim``.
+        distill: True: also train one LightGBM student of the final model and compare
+            them (``TrainResult.distill``: CV intervals on the same folds and measured
+            single-row latencies); the teacher ships, the student is kept beside it
+            (``alternates["student"]``, ``student.joblib``). "ship": the student ships
+            (its out-of-fold predictions and CV are the result's), the teacher is kept
+            beside it. Distillation runs after the budget; its seconds are
+            ``timings["distill"]``.
     """
     from mlwright.data.contract import learn_contract
     from mlwright.data.sources import load
@@ -74,6 +84,8 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
     from mlwright.search.engine import run_search
     from mlwright.search.splits import rare_class_rows
 
+    if distill not in (False, True, "ship"):
+        raise ConfigError(f"distill must be False, True or 'ship', got {distill!r}.")
     now = monotonic()
     started_at = now if started_at is None else max(started_at, now - time_budget + 1.0)
     df = data if isinstance(data, pd.DataFrame) else load(data, **load_options)
@@ -103,27 +115,52 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
             n_trials=n_trials, search=search, families=families, cv=cv,
             groups=df[groups] if groups else None, time_column=df[time] if time else None,
             seed=seed, n_jobs=n_jobs, class_weight=class_weight, threshold=threshold,
-            kinds=kinds, on_trial=on_trial, started_at=started_at, runner=runner)
+            kinds=kinds, on_trial=on_trial, started_at=started_at, runner=runner,
+            trim=trim, distill=bool(distill))
+    model, raw_oof, cv_score, cv_scores = (result.model, result.oof, result.cv_score,
+                                           result.cv_scores)
+    alternates: dict[str, Any] = {}
+    comparison = None
+    if result.student is not None:
+        from mlwright.evaluate.distill import side_by_side
+
+        student = result.student
+        ship = distill == "ship"
+        comparison = side_by_side(result, X.iloc[:100], contract=contract, seed=seed,
+                                  shipped="student" if ship else "teacher")
+        if ship:  # the student's evidence is the result's: the model shipped is evaluated
+            alternates["teacher"] = model
+            model, raw_oof = student.model, student.oof
+            cv_score = result.metric.to_score(student.cv_loss)
+            cv_scores = [result.metric.to_score(v) for v in student.fold_losses]
+        else:
+            alternates["student"] = student.model
     if result.classes is None:
-        oof = pd.DataFrame({"y": df[target].to_numpy(), "prediction": result.oof})
+        oof = pd.DataFrame({"y": df[target].to_numpy(), "prediction": raw_oof})
     else:
-        oof = pd.DataFrame(result.oof, columns=[f"proba_{c}" for c in result.classes])
+        oof = pd.DataFrame(raw_oof, columns=[f"proba_{c}" for c in result.classes])
         oof.insert(0, "y", df[target].to_numpy())
     oof["in_validation"] = result.oof_mask
     from mlwright.evaluate.explain import attach_reference
 
     # What explanations compare against (training design means), kept with the model.
-    attach_reference(result.model, X, seed=seed)
+    attach_reference(model, X, seed=seed)
     params = {"time_budget": time_budget, "metric": result.metric.name, "task":
               result.task.value, "seed": seed, "n_trials": n_trials, "search": search,
               "families": families, "cv": cv, "groups": groups, "time": time,
               "class_weight": class_weight, "threshold": threshold,
               "n_rows": len(df), "n_columns": X.shape[1]}
-    return TrainResult(model=result.model, target=target, task=result.task,
-                       metric=result.metric.name, cv_score=result.cv_score,
-                       cv_scores=result.cv_scores, leaderboard=result.leaderboard(), oof=oof,
+    if trim:  # recorded only when asked for: a default run's files are as they were
+        params["trim"] = True
+    if distill:
+        params["distill"] = distill
+    return TrainResult(model=model, target=target, task=result.task,
+                       metric=result.metric.name, cv_score=cv_score,
+                       cv_scores=cv_scores, leaderboard=result.leaderboard(), oof=oof,
                        timings=result.timings, contract=contract, search=result, params=params,
-                       sample=_training_sample(df, oof, seed), history=list(result.history))
+                       sample=_training_sample(df, oof, seed), history=list(result.history),
+                       trim=None if result.trim is None else result.trim.to_dict(result.metric),
+                       distill=comparison, alternates=alternates)
 
 
 def reproduce(ref: str, data: Any, *, tracking_uri: str | None = None,

@@ -54,6 +54,13 @@ class TrainResult:
     # (seconds since start, best loss so far) after each trial: kept in metrics.json.
     history: list[tuple[float, float]] = field(default_factory=list, repr=False)
     folder: Path | None = None  # the run folder it was loaded from
+    # --trim: what was dropped, the noise allowed, measured latency and size (Trim.to_dict).
+    trim: dict[str, Any] | None = None
+    # --distill: the teacher and the student side by side (evaluate.distill.side_by_side).
+    distill: dict[str, Any] | None = None
+    # Models kept beside the shipped one, by name: "student" (--distill) or "teacher"
+    # (--distill ship); saved as <name>.joblib.
+    alternates: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def predict(self, X: Any) -> np.ndarray:
         return self.model.predict(X)
@@ -92,6 +99,8 @@ class RunFolder:
     MODEL_CARD: ClassVar[str] = "model_card.md"
     EVALUATION: ClassVar[str] = "evaluation.json"
     MANIFEST: ClassVar[str] = "manifest.json"
+    #: ``<name>.joblib`` for a model kept beside the shipped one (see TrainResult.alternates).
+    ALTERNATES: ClassVar[tuple[str, ...]] = ("student", "teacher")
     # What save() writes (SAMPLE and CONTRACT when the result has them), and Evaluation.write.
     TRAINING_FILES: ClassVar[tuple[str, ...]] = (MODEL, LEADERBOARD, OOF, SAMPLE, METRICS,
                                                  CONTRACT)
@@ -134,6 +143,14 @@ class RunFolder:
                    "metric": result.metric, "cv_score": result.cv_score,
                    "cv_scores": result.cv_scores, "timings": result.timings,
                    "params": result.params, "history": [list(h) for h in result.history]}
+        for key in ("trim", "distill"):  # only when asked for: default files stay as they were
+            if getattr(result, key) is not None:
+                metrics[key] = getattr(result, key)
+        for name, other in result.alternates.items():
+            if name not in self.ALTERNATES:
+                raise MlwrightError(f"Unknown alternate model {name!r}; expected one of "
+                                    f"{self.ALTERNATES}.")
+            joblib.dump(other, self.file(f"{name}.joblib"), compress=3)
         self.file(self.METRICS).write_text(json.dumps(metrics, indent=2, default=str))
         if result.contract is not None and hasattr(result.contract, "save"):
             result.contract.save(self.file(self.CONTRACT))
@@ -198,6 +215,23 @@ class RunFolder:
         self.verify(expected)
         return joblib.load(self.file(self.MODEL))
 
+    def load_alternate(self, name: str) -> Any:
+        """The model kept beside the shipped one (``student`` after ``--distill``,
+        ``teacher`` after ``--distill ship``), unpickled after the manifest check."""
+        import joblib
+
+        path = self.file(f"{name}.joblib")
+        if name not in self.ALTERNATES or not path.exists():
+            kept = [n for n in self.ALTERNATES if self.has(f"{n}.joblib")]
+            raise MlwrightError(
+                f"{self.path} holds no {name}.joblib (it holds: {kept or 'none'}); a student "
+                f"is trained by 'mlwright train --distill'.")
+        expected = self.read_manifest()
+        if path.name not in expected:
+            raise IntegrityError(f"No recorded hash for {path}.")
+        self.verify(expected)
+        return joblib.load(path)
+
     def load_contract(self) -> Contract:
         from mlwright.data.contract import Contract
 
@@ -238,7 +272,7 @@ class RunFolder:
             timings=meta.get("timings", {}), contract=contract,
             params=meta.get("params", {}), sample=self.read_sample(),
             history=[(float(a), float(b)) for a, b in meta.get("history", [])],
-            folder=self.path)
+            folder=self.path, trim=meta.get("trim"), distill=meta.get("distill"))
 
 
 def load_run(folder: str | Path) -> TrainResult:

@@ -45,6 +45,47 @@ def _board_table(board: Any, metric: str, limit: int = 10) -> Table:
     return table
 
 
+def _trim_text(trim: dict[str, Any], metric: str) -> str:
+    if not trim["dropped"]:
+        return (f"--trim: every member stays (each removal costs more than the CV noise, "
+                f"{trim['noise']:.3g} {metric} from {trim['noise_from']}).")
+    dropped = ", ".join(f"{d['family']} (trial {d['trial']}, weight {d['weight']:.2f})"
+                        for d in trim["dropped"])
+    line = (f"--trim: dropped {dropped}: CV {metric} {trim['cv_before']:.5g} -> "
+            f"{trim['cv_after']:.5g}, within the noise {trim['noise']:.3g} "
+            f"(standard error over the {trim['noise_from']}).")
+    measured = trim.get("measured", {})
+    if "full" in measured and "trimmed" in measured:
+        full, kept = measured["full"], measured["trimmed"]
+        line += (f"\n  single-row p50 {full['p50_us']:.0f} -> {kept['p50_us']:.0f} µs, size "
+                 f"{full['size_mb']:.2f} -> {kept['size_mb']:.2f} MB (measured on "
+                 f"{measured['on']})")
+    elif measured.get("error"):
+        line += f"\n  latency not measured: {measured['error']}"
+    return line
+
+
+def _distill_table(d: dict[str, Any]) -> Table:
+    table = Table(title=f"Teacher and student (CV {d['metric']}; 95% range for "
+                  f"{d['n_test']:,} new rows)", title_justify="left", expand=False)
+    for col in ("model", "members", f"CV {d['metric']}", "95% range", "p50 µs", "MB", "ships"):
+        table.add_column(col, justify="left" if col in ("model", "ships") else "right")
+    for name in ("teacher", "student"):
+        e = d[name]
+        rng = e["interval"]
+        table.add_row(name, str(e["members"]), f"{e['cv']:.5g}",
+                      "" if not rng or rng["low"] is None else
+                      f"[{rng['low']:.4g}, {rng['high']:.4g}]",
+                      f"{e['p50_us']:.0f}", f"{e['size_mb']:.2f}",
+                      "yes" if d["shipped"] == name else "")
+    inside = d.get("student_inside_teacher_interval")
+    verdict = {True: "inside", False: "outside", None: "not comparable"}[inside]
+    table.caption = (f"student CV {verdict} the teacher's range; latency ratio "
+                     f"{d['latency_ratio']:.1f}x; distillation took "
+                     f"{d['student']['seconds']:.1f} s after the budget")
+    return table
+
+
 def _outside_check(folder: Path) -> str | None:
     """Why the run must not become champion, or None: its test score fell outside the
     range its CV predicted (a model other than the evaluated one, or a test table unlike
@@ -149,18 +190,32 @@ def train(
     holdout_rows: Annotated[int, typer.Option(
         "--holdout-rows", min=1, help="Out of core: rows held out of the refit to score "
                                       "it.")] = 50_000,
+    trim: Annotated[bool, typer.Option(
+        "--trim", help="Drop ensemble members while the CV score stays within its noise "
+        "(standard error over the folds); prints what was dropped.")] = False,
+    distill: Annotated[bool, typer.Option(
+        "--distill", help="Also train one LightGBM student of the model (after the budget) "
+        "and print both CV ranges and single-row latencies; the teacher ships, the student "
+        "is saved beside it as student.joblib.")] = False,
+    ship_student: Annotated[bool, typer.Option(
+        "--ship-student", help="With --distill: the student ships (model.joblib, its CV "
+        "and report), the teacher is saved beside it as teacher.joblib.")] = False,
 ) -> None:
     """Train the best model a time budget allows: search, ensemble, refit; then save it."""
     from mlwright.api import train as train_api
 
     started = time.monotonic()
+    if ship_student and not distill:
+        raise typer.BadParameter("--ship-student ships the student of --distill; add "
+                                 "--distill.", param_hint="--ship-student")
     address = cluster_address(cluster)
     if sample_rows is not None or _too_large(data):
-        if table or query or sample or test or sensitive or groups or time_col or threshold:
+        if (table or query or sample or test or sensitive or groups or time_col or threshold
+                or trim or distill):
             raise typer.BadParameter(
                 "Training out of core (--sample-rows, or a Parquet dataset larger than "
                 "memory) takes none of --table, --query, --sample, --test, --sensitive, "
-                "--groups, --time, --threshold yet.")
+                "--groups, --time, --threshold, --trim, --distill yet.")
         _train_large(data, target, out=out, started=started, budget=budget, metric=metric,
                      task=task, seed=seed, trials=trials, search=search, families=families,
                      cv=cv, n_jobs=n_jobs, class_weight=class_weight, cluster=address,
@@ -194,7 +249,8 @@ def train(
                 metric=metric, task=task, seed=seed, n_trials=trials, search=search,
                 families=families.split(",") if families else None, cv=cv_value,
                 groups=groups, time=time_col, n_jobs=n_jobs, class_weight=class_weight,
-                threshold=thr, on_trial=on_trial, cluster=address)
+                threshold=thr, on_trial=on_trial, cluster=address, trim=trim,
+                distill="ship" if ship_student else distill)
         except BaseException as exc:  # re-raised in the main thread
             state["error"] = exc
 
@@ -233,6 +289,13 @@ def train(
         f"(search {result.timings['search']:.1f}, refit {result.timings['refit']:.1f})\n"
         f"Saved to [bold]{folder}[/] ({RunFolder.MODEL}, {RunFolder.LEADERBOARD}, "
         f"{RunFolder.OOF}, {RunFolder.METRICS}, {RunFolder.CONTRACT})")
+    if result.trim is not None:
+        console.print(_trim_text(result.trim, result.metric))
+    if result.distill is not None:
+        console.print(_distill_table(result.distill))
+    elif distill:
+        console.print("[yellow]--distill[/]: no student was trained (see the warning above); "
+                      "the teacher ships alone.")
     from mlwright.cli.report import write_report
 
     write_report(result, folder, data=df, test=test_df, sensitive=sensitive)
@@ -258,7 +321,10 @@ def train(
                               "metric": metric, "task": task, "seed": seed, "trials": trials,
                               "search": search, "families": families, "cv": cv,
                               "groups": groups, "time": time_col,
-                              "class_weight": class_weight, "threshold": threshold},
+                              "class_weight": class_weight, "threshold": threshold,
+                              **({"trim": True} if trim else {}),
+                              **({"distill": "ship" if ship_student else True}
+                                 if distill else {})},
                           sample=df.drop(columns=[target]).head(5), alias=alias)
 
 

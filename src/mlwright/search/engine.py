@@ -23,7 +23,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -36,10 +36,20 @@ from mlwright.search._base import ModelFamily, registered_families
 from mlwright.search.ensemble import greedy_selection
 from mlwright.search.portfolio import _search_loop
 from mlwright.search.records import SearchResult, TrialRecord
-from mlwright.search.refit import _choose_threshold, _holdout_ensemble, _refit, check_threshold
+from mlwright.search.refit import (
+    _choose_threshold,
+    _holdout_ensemble,
+    _refit,
+    check_threshold,
+    fold_ensemble,
+)
 from mlwright.search.runner import LocalTrials, TrialRunner
 from mlwright.search.session import _Clock, _encode_target, _Search
 from mlwright.search.splits import Splits, make_splits, rare_class_rows
+from mlwright.search.trim import trim_weights
+
+if TYPE_CHECKING:
+    from mlwright.search.distill import Student
 
 __all__ = ["run_search"]
 
@@ -60,13 +70,19 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
                threshold: str | float | None = None, kinds: dict[str, ColumnKind] | None = None,
                on_trial: Callable[[TrialRecord, Any], None] | None = None,
                started_at: float | None = None,
-               runner: TrialRunner | None = None) -> SearchResult:
+               runner: TrialRunner | None = None, trim: bool = False,
+               distill: bool = False) -> SearchResult:
     """Search, ensemble and refit within ``time_budget`` seconds. See module docstring.
 
     ``started_at`` (a ``time.monotonic()`` value) counts earlier work, such as loading the
     data and learning the contract, against the same budget. ``runner`` says where trials
     run (default: this process; ``mlwright.cluster.DaskTrials``: a Dask cluster's workers);
     ensembling and the refit run here either way.
+
+    ``trim`` drops ensemble members while the CV loss stays within its noise
+    (:mod:`mlwright.search.trim`); ``distill`` trains one LightGBM student of the final
+    model (:mod:`mlwright.search.distill`), after the budget: its time is reported as
+    ``timings["distill"]``, outside ``timings["total"]``.
     """
     import optuna
 
@@ -145,7 +161,8 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
     try:
         with _one_blas_thread():
             return _finish(s, study, zoo, runner, time_budget=time_budget,
-                           threshold=threshold, classes=classes, columns=list(X.columns))
+                           threshold=threshold, classes=classes, columns=list(X.columns),
+                           trim=trim, distill=distill)
     finally:
         runner.close(s)
 
@@ -164,7 +181,7 @@ def _one_blas_thread() -> Any:
 def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner, *,
             time_budget: float,
             threshold: str | float | None, classes: list[Any] | None,
-            columns: list[str]) -> SearchResult:
+            columns: list[str], trim: bool = False, distill: bool = False) -> SearchResult:
     """Search, ensemble selection and refit (see the module docstring)."""
     clock, task, metric_obj, y_enc, splits = s.clock, s.task, s.metric, s.y, s.splits
     _search_loop(s, study, zoo, runner)
@@ -206,6 +223,16 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
     members_rec = [candidates[i] for i in weights_by_pos]
     # Python's sum, in member order: the same float additions as ever (np.sum may pair them).
     oof = cast(np.ndarray, sum(oofs[i] * w for i, w in weights_by_pos.items()))
+    trimmed = None
+    if trim and len(weights) > 1:
+        trimmed = trim_weights({r.number: _oof(r) for r in members_rec}, weights, y_enc,
+                               metric_obj, splits.folds, s.mask, seed=s.seed,
+                               families={r.number: r.family for r in members_rec})
+        full = (list(members_rec), dict(weights))
+        kept = [i for i in weights_by_pos if candidates[i].number in trimmed.weights]
+        weights = dict(trimmed.weights)
+        members_rec = [candidates[i] for i in kept]
+        oof = cast(np.ndarray, sum(oofs[i] * weights[candidates[i].number] for i in kept))
     timings["ensemble"] = time.monotonic() - t0
     fold_losses = [metric_obj.loss(y_enc[va], oof[va]) for _, va in splits.folds]
     cv_loss = metric_obj.loss(y_enc[s.mask], oof[s.mask])
@@ -216,14 +243,66 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
         model, weights = _refit(s, members_rec, weights, classes, columns, clock)
     else:
         model = _holdout_ensemble(s, members_rec, weights, classes, columns)
-    for r in s.records:
-        r.estimator = r.fold_models = None  # only the ensemble keeps models
     timings["refit"] = time.monotonic() - t0
     if threshold is not None and task is Task.BINARY:
         model.threshold = _choose_threshold(y_enc[s.mask], oof[s.mask], threshold)
     timings["total"] = clock.elapsed()
+    # After the budget, both measured and reported on their own (see decision 0029).
+    if trimmed is not None and trimmed.dropped:
+        t0 = time.monotonic()
+        trimmed.measured = _measure_trim(s, full, (members_rec, weights), classes, columns)
+        timings["trim"] = time.monotonic() - t0
+    student = None
+    if distill:
+        t0 = time.monotonic()
+        student = _distill(s, members_rec, weights, model, classes, columns, threshold)
+        timings["distill"] = time.monotonic() - t0
+    for r in s.records:
+        r.estimator = r.fold_models = None  # only the ensemble keeps models
     return SearchResult(model=model, task=task, metric=metric_obj, trials=s.records,
                         weights=weights, oof=oof, oof_mask=s.mask, y_encoded=y_enc,
                         classes=classes, cv_loss=cv_loss, fold_losses=fold_losses,
                         splits_kind=splits.kind, timings=timings, history=s.history,
-                        kinds=s.kinds)
+                        kinds=s.kinds, trim=trimmed, student=student)
+
+
+def _measure_trim(s: _Search, full: tuple[list[TrialRecord], dict[int, float]],
+                  kept: tuple[list[TrialRecord], dict[int, float]],
+                  classes: list[Any] | None, columns: list[str]) -> dict[str, Any]:
+    """Single-row latency and size of the full and the trimmed ensemble, measured on
+    stand-ins built of each member's fold-0 model (the dropped members are never refit)."""
+    from mlwright.search.latency import measure
+
+    out: dict[str, Any] = {"on": "fold-0 models"}
+    rows = s.X.iloc[s.splits.folds[0][1][:100]]
+    for name, (recs, weights) in (("full", full), ("trimmed", kept)):
+        stand_in, missing = fold_ensemble(s, recs, weights, 0, classes, columns)
+        if stand_in is None or missing:
+            return {"on": "fold-0 models", "error": f"trials {missing} kept no fold models"}
+        try:
+            out[name] = measure(stand_in, rows)
+        except Exception as exc:  # a measurement must not lose the trained model
+            return {"on": "fold-0 models", "error": f"{type(exc).__name__}: {exc}"}
+    return out
+
+
+def _distill(s: _Search, members: list[TrialRecord], weights: dict[int, float], model: Any,
+             classes: list[Any] | None, columns: list[str],
+             threshold: str | float | None) -> Student | None:
+    from mlwright.search.distill import distill
+
+    if any(r.status != "complete" for r in members):
+        log.warning("--distill: skipped, the ensemble holds a trial cut short")
+        return None
+    try:
+        student = distill(s, members, weights, model, classes, columns)
+    except MlwrightError:
+        raise
+    except Exception as exc:  # the teacher is trained; a failed student must not lose it
+        log.warning("--distill failed (%s: %s); the teacher ships alone",
+                    type(exc).__name__, exc)
+        return None
+    if threshold is not None and s.task is Task.BINARY:
+        student.model.threshold = _choose_threshold(s.y[s.mask], student.oof[s.mask],
+                                                    threshold)
+    return student

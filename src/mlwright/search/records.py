@@ -59,6 +59,8 @@ class SearchResult:
     timings: dict[str, float]
     history: list[tuple[float, float]]  # (seconds since start, best loss so far)
     kinds: dict[str, ColumnKind]
+    trim: Any = None  # search.trim.Trim when --trim ran
+    student: Any = None  # search.distill.Student when --distill ran
 
     @property
     def cv_score(self) -> float:

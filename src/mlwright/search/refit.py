@@ -188,3 +188,35 @@ def _choose_threshold(y: np.ndarray, proba: np.ndarray, how: str | float) -> flo
     grid = np.unique(np.quantile(proba[:, 1], np.linspace(0.01, 0.99, 99)))
     scores = [scorer(y, (proba[:, 1] >= t).astype(int)) for t in grid]
     return float(grid[int(np.argmax(scores))])
+
+
+def fold_ensemble(s: _Search, members: list[TrialRecord], weights: dict[int, float], j: int,
+                  classes: list[Any] | None, feature_names: list[str]
+                  ) -> tuple[Ensemble | None, list[int]]:
+    """The ensemble the CV scored on fold ``j``'s validation rows: each member's fold-``j``
+    model (the holdout model itself with a holdout) with fold ``j``'s preprocessing, the
+    weights renormalised over the members that kept their fold models. Returns it (None if
+    no member did) and the trials left out. Call before the search drops its fold models.
+    """
+    fitted: list[dict[str, Any]] = []
+    preps: dict[str, Any] = {}
+    missing: list[int] = []
+    tr = s.splits.folds[j][0]
+    for rec in members:
+        est = rec.fold_models[j] if rec.fold_models else (None if s.refits else rec.estimator)
+        if est is None:
+            missing.append(rec.number)
+            continue
+        member = {"family": rec.family, "trial": rec.number, "style": rec.style,
+                  "estimator": est, "weight": weights[rec.number],
+                  "target_transform": rec.target_transform}
+        if s.task is Task.REGRESSION:  # the clip the search applied to this fold
+            member["clip"] = (float(s.y[tr].min()), float(s.y[tr].max()))
+        preps[rec.style] = s._fold_preps[rec.style][j]
+        fitted.append(member)
+    if not fitted:
+        return None, missing
+    total = sum(m["weight"] for m in fitted)
+    for m in fitted:
+        m["weight"] = m["weight"] / total
+    return Ensemble(preps, fitted, s.task, classes, feature_names), missing
