@@ -4,9 +4,11 @@ namespace with its own stack, joined to the others by a veth pair to a private b
 (``mlwright.testing.netns``; nothing touches the machine's own network). From the client,
 ``mlwright train --cluster --store`` runs exactly N trials on both workers and registers the
 model in PostgreSQL over the network; ``mlwright predict --cluster --store`` scores a
-Parquet file on the workers with the registered model, equal to in-process scoring. The
-client has routes to PostgreSQL and the scheduler only (what docs/cluster.md says a client
-host needs): it never connects to a worker itself.
+Parquet file on the workers with the registered model, equal to in-process scoring; a
+``mlwright serve`` replica on a sixth host answers the client with a key created in
+PostgreSQL and logs each request there. The client has routes to PostgreSQL, the scheduler
+and the replica only (what docs/cluster.md says a client host needs): it never connects to a
+worker itself.
 
 Needs root (``ip netns``): skipped with the reason otherwise, and failed under CI=true.
 The processes run the test's own interpreter (``python -m dask``, ``python -m mlwright``),
@@ -34,7 +36,7 @@ from mlwright.testing.postgres import PostgresServer
 
 pytestmark = pytest.mark.slow  # five hosts, a database, a scheduler and two workers
 
-HOSTS = ("pg", "sched", "w1", "w2", "client")
+HOSTS = ("pg", "sched", "w1", "w2", "client", "web")
 PROBE = Path(__file__).with_name("multihost_probe.py")
 TRIALS = 6
 SCHEDULER_PORT = 8786
@@ -97,7 +99,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     _require_namespaces()
     folder = tmp_path_factory.mktemp("multihost")
     env = _env()
-    with Network(HOSTS, isolated=("outside",), reaches={"client": ("pg", "sched")}) as net:
+    with Network(HOSTS, isolated=("outside",), reaches={"client": ("pg", "sched", "web")}) as net:
         pg = PostgresServer(host=str(net["pg"].address), port=5432, clients=[net.cidr],
                             prefix=net["pg"].prefix())
         try:
@@ -215,3 +217,28 @@ def test_predict_on_the_workers_equals_in_process_scoring(
     scored = [t for t in cluster.probe("tasks", cluster.scheduler)
               if t["key"].startswith("_score_partition")]
     assert len(scored) == 3  # 300 rows in row groups of 100
+
+
+def test_a_replica_on_another_host_answers_and_logs_to_postgres(
+        cluster: Cluster, trained: tuple[pd.DataFrame, float]) -> None:
+    """Serving replicas on hosts of their own (issue 18, point 5): the key is created on
+    the client host, the replica on its host checks it in PostgreSQL, loads the champion
+    from the registry there, and writes each answered request to the shared log."""
+    telco, _ = trained
+    net = cluster.net
+    created = cluster.client("-m", "mlwright", "keys", "create", "lb", "--scope", "predict",
+                             "--database", cluster.store, timeout=120)
+    key = created.stdout.split()[-1]
+    assert key.startswith("mlw_"), created.stdout
+    web = str(net["web"].address)
+    server = net.start("web", [sys.executable, "-m", "mlwright", "serve", "telco@champion",
+                               "--store", cluster.store, "--host", web, "--port", "8000"],
+                       log=cluster.folder / "web.log", env=cluster.env, cwd=cluster.folder)
+    rows = json.loads(telco.iloc[600:612].drop(columns="churn").to_json(orient="records"))
+    (cluster.folder / "rows.json").write_text(json.dumps(rows))
+    sent = cluster.probe("predict", f"http://{web}:8000", key, "rows.json")
+    assert sent["without_key"] == 401  # on an outside address a key is required
+    assert sent["answers"] == [{"status": 200, "version": "1"}] * len(rows)
+    net.stop(server)  # SIGTERM: in-flight requests answered, the log flushed
+    logged = cluster.probe("logged", cluster.store)
+    assert logged == [[f"r{i}", "telco", "1", 200] for i in range(len(rows))]

@@ -174,6 +174,13 @@ class Network:
         self._processes.append(process)
         return process
 
+    def stop(self, process: subprocess.Popen[bytes], *, grace: float = 30.0) -> int:
+        """Stop one process started by :meth:`start` (SIGTERM to its session, SIGKILL after
+        ``grace`` seconds); its exit code."""
+        _stop([process], grace=grace)
+        self._processes.remove(process)
+        return int(process.returncode)
+
     def connects(self, host: str, address: str, port: int, *, timeout: float = 3.0) -> str:
         """Whether a TCP connection from ``host`` to ``address:port`` opens: "open", or
         the error's name (ECONNREFUSED, ENETUNREACH, timeout, ...)."""
