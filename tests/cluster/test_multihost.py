@@ -4,7 +4,9 @@ namespace with its own stack, joined to the others by a veth pair to a private b
 (``mlwright.testing.netns``; nothing touches the machine's own network). From the client,
 ``mlwright train --cluster --store`` runs exactly N trials on both workers and registers the
 model in PostgreSQL over the network; ``mlwright predict --cluster --store`` scores a
-Parquet file on the workers with the registered model, equal to in-process scoring; a
+Parquet file on the workers with the registered model, equal to in-process scoring;
+``mlwright train`` on a Parquet dataset out of core refits LightGBM with lightgbm.dask on
+both workers (its machines connect to each other across the bridge); a
 ``mlwright serve`` replica on a sixth host answers the client with a key created in
 PostgreSQL and logs each request there. The client has routes to PostgreSQL, the scheduler
 and the replica only (what docs/cluster.md says a client host needs): it never connects to a
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -242,3 +245,32 @@ def test_a_replica_on_another_host_answers_and_logs_to_postgres(
     net.stop(server)  # SIGTERM: in-flight requests answered, the log flushed
     logged = cluster.probe("logged", cluster.store)
     assert logged == [[f"r{i}", "telco", "1", 200] for i in range(len(rows))]
+
+
+def test_out_of_core_training_refits_across_hosts(
+        cluster: Cluster, workers: dict[str, Any], trained: tuple[pd.DataFrame, float]
+        ) -> None:
+    """Out of core (issue 18, point 3) across hosts: the workers read the Parquet dataset
+    from the shared path and lightgbm.dask's machines talk to each other across the
+    bridge."""
+    telco, _ = trained
+    folder = cluster.folder / "telco-parts"
+    folder.mkdir()
+    for i in range(3):
+        telco.iloc[i * 300:(i + 1) * 300].to_parquet(folder / f"part-{i}.parquet",
+                                                      row_group_size=100)
+    done = cluster.client(
+        "-m", "mlwright", "train", str(folder), "--target", "churn", "--sample-rows", "300",
+        "--holdout-rows", "200", "--trials", "2", "--families", "lightgbm", "--seed", "0",
+        "--n-jobs", "1", "--no-register", "--out", "run-large", "--cluster",
+        cluster.scheduler, timeout=300)
+    said = " ".join(done.stdout.split())
+    refit = re.search(r"refit on (\d+) of 900 rows on 2 Dask workers", said)
+    held_out = re.search(r"on (\d+) rows it never saw", said)
+    assert refit and held_out, said
+    assert int(refit[1]) + int(held_out[1]) == 900
+    # LightGBM trained on both hosts, its two machines talking across the bridge.
+    trained_on = [t["worker"] for t in cluster.probe("tasks", cluster.scheduler)
+                  if t["key"].startswith("_train_part")]
+    assert sorted(trained_on) == sorted(workers["workers"])
+    assert (cluster.folder / "run-large" / "model.joblib").exists()

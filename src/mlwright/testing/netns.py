@@ -32,6 +32,7 @@ from pathlib import Path
 __all__ = ["Host", "Network", "unavailable"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9]{0,9}$")  # veth names in the bridge: at most 15 chars
+_OURS = re.compile(r"^mw-(\d+)-[a-z0-9]+$")  # a namespace a Network made, and its pid
 #: Seconds any one ``ip`` command may take.
 _IP_TIMEOUT = 30
 
@@ -123,6 +124,7 @@ class Network:
     def up(self) -> Network:
         """Create the namespaces, the bridge and one veth pair per bridged host."""
         atexit.register(self.close)  # also when the caller never reaches its own cleanup
+        _sweep_stale()
         try:
             self._add(self.bridge)
             _ip("-n", self.bridge, "link", "add", "br0", "type", "bridge")
@@ -211,15 +213,7 @@ class Network:
         _stop(self._processes)
         self._processes.clear()
         for namespace in reversed(self._made):
-            # What is left in the namespace was started from it (a daemon such as
-            # PostgreSQL's postmaster): a namespace with processes outlives its deletion.
-            done = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True,
-                                  text=True, timeout=_IP_TIMEOUT)
-            for pid in (int(p) for p in done.stdout.split()):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(Exception):
-                _ip("netns", "del", namespace)
+            _delete(namespace)
         self._made.clear()
 
     def __enter__(self) -> Network:
@@ -227,6 +221,37 @@ class Network:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _delete(namespace: str) -> None:
+    """Kill what still runs in ``namespace`` (it was started there: a daemon such as
+    PostgreSQL's postmaster; a namespace with processes outlives its deletion), delete it."""
+    done = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True,
+                          timeout=_IP_TIMEOUT)
+    for pid in (int(p) for p in done.stdout.split()):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        _ip("netns", "del", namespace)
+
+
+def _sweep_stale() -> None:
+    """Delete the namespaces of Networks whose process is gone (killed before it could
+    clean up, e.g. a test run past its timeout): named ``mw-<pid>-<host>``, that pid no
+    longer running. Those of live processes (a run at the same time) are left alone."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                            timeout=_IP_TIMEOUT)
+    for line in listed.stdout.splitlines():
+        name = line.split(" ", 1)[0]
+        match = _OURS.match(name)
+        if match is None:
+            continue
+        try:
+            os.kill(int(match[1]), 0)
+        except ProcessLookupError:
+            _delete(name)
+        except PermissionError:
+            pass  # alive, another user's
 
 
 def _stop(processes: Iterable[subprocess.Popen[bytes]], grace: float = 10.0) -> None:
