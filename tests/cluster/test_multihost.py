@@ -24,7 +24,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,28 +156,28 @@ def test_the_hosts_are_separate_networks(cluster: Cluster, workers: dict[str, An
 
 
 @pytest.fixture(scope="module")
-def trained(cluster: Cluster, workers: dict[str, Any]) -> tuple[pd.DataFrame, float]:
+def trained(cluster: Cluster, workers: dict[str, Any]) -> tuple[pd.DataFrame, list[Any]]:
     """`mlwright train` on the client host: trials on the workers, registered in
-    PostgreSQL. (the telco_churn slice, seconds it took)"""
+    PostgreSQL. (the telco_churn slice, the trial tasks the scheduler ran for it)"""
     from mlwright.datasets import load_suite
 
     telco = load_suite("telco_churn", nrows=900)
     telco.iloc[:600].to_csv(cluster.folder / "telco.csv", index=False)
-    started = time.monotonic()
     done = cluster.client(
         "-m", "mlwright", "train", "telco.csv", "--target", "churn", "--trials",
         str(TRIALS), "--families", "lightgbm,linear", "--cv", "3", "--seed", "0",
         "--n-jobs", "1", "--budget", "120", "--name", "telco", "--out", "run",
         "--cluster", cluster.scheduler, "--store", cluster.store, timeout=300)
     assert "CV roc_auc" in done.stdout, done.stdout
-    return telco, time.monotonic() - started
+    # Read now: a later test's search runs trials of its own.
+    return telco, [t for t in cluster.probe("tasks", cluster.scheduler)
+                   if t["key"].startswith("mlwright-trial-")]
 
 
 def test_train_runs_its_trials_on_both_workers_and_registers_in_postgres(
-        cluster: Cluster, workers: dict[str, Any], trained: tuple[pd.DataFrame, float]
+        cluster: Cluster, workers: dict[str, Any], trained: tuple[pd.DataFrame, list[Any]]
         ) -> None:
-    ran = [t for t in cluster.probe("tasks", cluster.scheduler)
-           if t["key"].startswith("mlwright-trial-")]
+    _, ran = trained
     # Exactly N trials, each once, and both workers ran some.
     numbers = sorted(int(t["key"].split("-")[2]) for t in ran)
     assert numbers == list(range(TRIALS)), ran
@@ -196,7 +195,7 @@ def test_train_runs_its_trials_on_both_workers_and_registers_in_postgres(
 
 
 def test_predict_on_the_workers_equals_in_process_scoring(
-        cluster: Cluster, trained: tuple[pd.DataFrame, float]) -> None:
+        cluster: Cluster, trained: tuple[pd.DataFrame, list[Any]]) -> None:
     from mlwright.serve.batchfile import score_file
     from mlwright.serve.runtime import load_source
 
@@ -223,7 +222,7 @@ def test_predict_on_the_workers_equals_in_process_scoring(
 
 
 def test_a_replica_on_another_host_answers_and_logs_to_postgres(
-        cluster: Cluster, trained: tuple[pd.DataFrame, float]) -> None:
+        cluster: Cluster, trained: tuple[pd.DataFrame, list[Any]]) -> None:
     """Serving replicas on hosts of their own (issue 18, point 5): the key is created on
     the client host, the replica on its host checks it in PostgreSQL, loads the champion
     from the registry there, and writes each answered request to the shared log."""
@@ -248,7 +247,7 @@ def test_a_replica_on_another_host_answers_and_logs_to_postgres(
 
 
 def test_out_of_core_training_refits_across_hosts(
-        cluster: Cluster, workers: dict[str, Any], trained: tuple[pd.DataFrame, float]
+        cluster: Cluster, workers: dict[str, Any], trained: tuple[pd.DataFrame, list[Any]]
         ) -> None:
     """Out of core (issue 18, point 3) across hosts: the workers read the Parquet dataset
     from the shared path and lightgbm.dask's machines talk to each other across the
