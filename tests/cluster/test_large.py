@@ -130,3 +130,32 @@ def test_train_large_refits_on_dask_and_ships_an_ordinary_model(
                         n_trials=2, cluster=dask_client)
     assert again.params["large"]["refit_rows"] == large["refit_rows"]
     assert abs(again.params["large"]["holdout_roc_auc"] - large["holdout_roc_auc"]) < 0.03
+
+
+@pytest.mark.slow
+def test_the_train_command_trains_out_of_core_and_predict_reads_the_run(
+        telco_folder: Path, dask_client: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    from mlwright.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(*argv: str) -> str:
+        monkeypatch.setattr(sys, "argv", ["mlwright", *argv])
+        try:
+            main()
+        except SystemExit as exc:
+            assert not exc.code, capsys.readouterr()
+        return capsys.readouterr().out
+
+    out = run("train", str(telco_folder), "--target", "churn", "--sample-rows", "300",
+              "--holdout-rows", "200", "--trials", "2", "--no-register",
+              "--cluster", dask_client.scheduler.address, "-o", str(tmp_path / "run"))
+    assert "Contract over all 1,000 rows (DuckDB)" in out
+    assert "out of core" in out and "rows it never saw" in out
+    run("predict", str(tmp_path / "run"), str(telco_folder / "part-0.parquet"),
+        "-o", str(tmp_path / "scored.csv"))
+    scored = pd.read_csv(tmp_path / "scored.csv")
+    assert len(scored) == 334 and scored["proba_Yes"].between(0, 1).all()

@@ -67,6 +67,18 @@ def _item(part: tuple[Any, ...], i: int) -> Any:
     return part[i]
 
 
+def _trim() -> None:
+    """Give the pieces' freed memory back to the system before LightGBM copies the data:
+    the text columns read and dropped leave glibc's heap fragmented, and a worker's limit
+    counts its resident memory."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def refit_lightgbm(client: Any, dataset: ParquetDataset, *, estimator: Any, prep: Any,
                    target: str, classes: list[Any] | None, holdout: float, seed: int,
                    n_ordinal: int, log_target: bool = False,
@@ -102,6 +114,7 @@ def refit_lightgbm(client: Any, dataset: ParquetDataset, *, estimator: Any, prep
     xs = [client.submit(_item, p, 0, workers=[workers[w]]) for w, p in enumerate(parts)]
     ys = [client.submit(_item, p, 1, workers=[workers[w]]) for w, p in enumerate(parts)]
     del parts  # the matrices live on in xs and ys
+    client.run(_trim)
     n_features = shapes[0][0][1]
     rows = sum(s[0][0] for s in shapes)
     dropped = sum(s[1] for s in shapes)

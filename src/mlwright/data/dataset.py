@@ -30,7 +30,7 @@ __all__ = ["Aggregate", "ParquetDataset", "Piece", "is_parquet_dataset",
 log = get_logger(__name__)
 
 #: Rows per piece (whole row groups): a worker's partition, and the client's read unit.
-PIECE_ROWS = 200_000
+PIECE_ROWS = 100_000
 _GLOB_CHARS = "*?["
 
 
