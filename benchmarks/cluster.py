@@ -9,8 +9,9 @@ processes on loopback (one thread each).
    workers reach a best score from the same distribution as one process.
 2. **Dask scoring.** A Parquet dataset of ``--rows`` rows resampled from telco_churn
    (files of 1M rows, row groups of 100k) scored by ``score_dataset`` on 2 workers and by
-   the in-process ``score_file``; outputs compared row for row; rows/s per worker core
-   and each worker's peak RSS (VmHWM of its process).
+   the in-process ``score_file``; outputs compared row for row, streaming (a window of
+   500k rows of each at a time); rows/s per worker core, rows per worker CPU-second (the
+   figure a busy shared machine distorts least) and each worker's peak RSS (VmHWM).
 3. **Spark.** ``--spark-rows`` rows (100,000) through ``mlflow.pyfunc.spark_udf(...,
    env_manager="local")`` in pyspark local mode (one core) against the pyfunc's predict.
 
@@ -132,6 +133,13 @@ def _dataset(folder: Path, rows: int) -> Path:
     return folder
 
 
+def _cpu_s() -> float:
+    """This process's CPU seconds (user + system), for rows per CPU-second: on a shared
+    machine, wall-clock rows/s says more about the other processes than about ours."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _peak_rss_mb() -> float:
     """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from
     the process that started it)."""
@@ -152,24 +160,31 @@ def bench_scoring(rows: int, work: Path, chunk_rows: int) -> dict[str, Any]:
     cluster, client = _cluster(2)
     try:
         before = client.run(_peak_rss_mb)
+        cpu_before = client.run(_cpu_s)
         load = _load()
         summary = score_dataset(loaded, str(data), work / "scored", client,
                                 chunk_rows=chunk_rows)
         after_load = _load()
         peaks = client.run(_peak_rss_mb)
+        worker_cpu = sum(client.run(_cpu_s).values()) - sum(cpu_before.values())
     finally:
         client.close()
         cluster.close()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_s()
     reference = score_file(loaded, str(data), work / "reference.parquet",
                            chunk_rows=chunk_rows)
-    in_process_s = time.perf_counter() - t0
+    in_process_s, in_process_cpu = time.perf_counter() - t0, _cpu_s() - cpu0
+    t0 = time.perf_counter()
     equal = _compare(work / "scored", work / "reference.parquet")
+    compare_s = time.perf_counter() - t0
     return {"rows": summary.rows, "partitions": summary.chunks, "chunk_rows": chunk_rows,
             "model": [m["family"] for m in loaded.model.describe()], "workers": 2,
             "threads_per_worker": 1, "seconds": round(summary.seconds, 2),
             "rows_per_s": round(summary.rows_per_s),
             "rows_per_s_per_core": round(summary.rows_per_s / 2),
+            "rows_per_worker_cpu_s": round(summary.rows / max(worker_cpu, 1e-9)),
+            "in_process_rows_per_cpu_s": round(reference.rows / max(in_process_cpu, 1e-9)),
+            "compare_s": round(compare_s, 1),
             "worker_peak_rss_mb": {k: round(v, 1) for k, v in peaks.items()},
             "worker_rss_mb_before": {k: round(v, 1) for k, v in before.items()},
             "in_process_seconds": round(in_process_s, 2),
@@ -177,18 +192,39 @@ def bench_scoring(rows: int, work: Path, chunk_rows: int) -> dict[str, Any]:
             "equal_to_in_process": equal, "load_before": load, "load_after": after_load}
 
 
-def _compare(folder: Path, reference: Path) -> bool:
+def _windows(batches: Any, size: int) -> Any:
+    """Arrow record batches regrouped into tables of exactly ``size`` rows (the last one
+    shorter): two readers whose batches break at different rows line up."""
+    import pyarrow as pa
+
+    pending: list[Any] = []
+    held = 0
+    for batch in batches:
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= size:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, size)
+            rest = table.slice(size)
+            pending, held = rest.to_batches(), rest.num_rows
+    if held:
+        yield pa.Table.from_batches(pending)
+
+
+def _compare(folder: Path, reference: Path, window: int = 500_000) -> bool:
+    """Row for row, streaming: one window of each output in memory at a time."""
+    from itertools import zip_longest
+
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
-    expected = pq.ParquetFile(str(reference))
-    got = ds.dataset(str(folder), format="parquet")
-    # Parts are named in DATA's order; compare batch by batch to keep memory bounded.
-    got_batches = got.to_batches(batch_size=500_000)
-    exp_batches = expected.iter_batches(batch_size=500_000)
-    a = pd.concat([b.to_pandas() for b in got_batches], ignore_index=True)
-    b = pd.concat([b.to_pandas() for b in exp_batches], ignore_index=True)
-    return bool(len(a) == len(b) and a.equals(b))
+    expected = pq.ParquetFile(str(reference)).iter_batches(batch_size=window)
+    got = ds.dataset(str(folder), format="parquet").to_batches(batch_size=window)
+    # Parts are named in DATA's order.
+    for a, b in zip_longest(_windows(got, window), _windows(expected, window)):
+        if a is None or b is None or not a.to_pandas().equals(b.to_pandas()):
+            return False
+    return True
 
 
 def bench_spark(rows: int, work: Path) -> dict[str, Any]:

@@ -51,6 +51,22 @@ RESULTS = Path(__file__).resolve().parent / "results" / "inference.json"
 CONVERTIBLE = ["lightgbm", "xgboost", "random_forest", "extra_trees", "hist_gb", "linear",
                "mlp"]
 SIZES = {"1": 1, "100": 100, "10k": 10_000}
+_SIZES_WANTED = set(SIZES)  # --sizes
+FLAML_RESULTS = Path(__file__).resolve().parent / "results" / "automl-60s.json"
+
+
+def flaml_from_automl(path: Path, name: str, test_rows: int) -> dict[str, Any] | None:
+    """FLAML's whole-test-set rows/s from benchmarks/automl.py's results (its
+    ``batch_predict_s``, same 75/25 split size), for machines without a FLAML env."""
+    if not path.exists():
+        return None
+    for r in json.loads(path.read_text()).get("results", []):
+        if r.get("system") == "flaml" and r.get("dataset") == name and r.get(
+                "batch_predict_s"):
+            return {"all": {"rows_per_s": test_rows / r["batch_predict_s"],
+                            "p50_us": r["batch_predict_s"] * 1e6},
+                    "source": f"{path.name} batch_predict_s"}
+    return None
 
 
 def _rate(fn: Callable[[pd.DataFrame], Any], test: pd.DataFrame, size: int | None,
@@ -64,18 +80,22 @@ def _rate(fn: Callable[[pd.DataFrame], Any], test: pd.DataFrame, size: int | Non
         batches = [test.iloc[rng.integers(0, len(test), size)].reset_index(drop=True)
                    for _ in range(min(repeats, 20))]
     fn(batches[0])  # warm: lazy imports, compilation
-    times = []
+    times, cpu = [], []
     for i in range(repeats):
         batch = batches[i % len(batches)]
-        start = time.perf_counter()
+        start, cpu0 = time.perf_counter(), time.process_time()
         fn(batch)
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - cpu0)
     median = float(np.median(times))
-    return {"rows_per_s": len(batches[0]) / median, "p50_us": median * 1e6}
+    # Rows per CPU-second: on a shared machine the wall clock mostly measures the others.
+    return {"rows_per_s": len(batches[0]) / median, "p50_us": median * 1e6,
+            "rows_per_cpu_s": len(batches[0]) / max(float(np.median(cpu)), 1e-9)}
 
 
 def _rates(fn: Callable[[pd.DataFrame], Any], test: pd.DataFrame) -> dict[str, Any]:
-    out = {label: _rate(fn, test, size) for label, size in SIZES.items()}
+    out = {label: _rate(fn, test, size) for label, size in SIZES.items()
+           if label in _SIZES_WANTED}
     out["all"] = _rate(fn, test, None)
     return out
 
@@ -127,11 +147,11 @@ def run_mlwright(name: str, families: list[str] | None, budget: float, cache: Pa
     for r in records[:10]:
         predictor.predict_records([r])
     times = []
-    for i in range(1000):
+    for i in range(1000 if "1" in _SIZES_WANTED else 0):
         start = time.perf_counter()
         predictor.predict_records([records[i % len(records)]])
         times.append(time.perf_counter() - start)
-    out["record_p50_us"] = float(np.median(times)) * 1e6
+    out["record_p50_us"] = float(np.median(times)) * 1e6 if times else float("nan")
     if reference:
         out["reference"] = {"all": _rate(lambda b: model.raw_predict(b, compiled=False),
                                          X, None)}
@@ -201,13 +221,16 @@ def flaml_worker(folder: str, target: str, task: str, budget: str, out: str) -> 
                                      **_rates(fn, test)}))
 
 
-def memory_check(rows: int, budget: float, cache: Path, chunk_rows: int) -> dict[str, Any]:
-    """Peak resident memory of ``mlwright predict`` on a Parquet file of ``rows`` rows."""
+def memory_check(rows: int, budget: float, cache: Path, chunk_rows: int,
+                 name: str = "telco_churn", families: list[str] | None = None
+                 ) -> dict[str, Any]:
+    """Peak resident memory of ``mlwright predict`` on a Parquet file of ``rows`` rows
+    resampled from ``name``'s test rows, keyed by a ``row_id`` column."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    result = _champion("telco_churn", None, budget, cache)
-    _, test, target, _ = _split("telco_churn")
+    result = _champion(name, families, budget, cache)
+    _, test, target, _ = _split(name)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         data, out = Path(tmp) / "big.parquet", Path(tmp) / "scored.parquet"
@@ -215,24 +238,29 @@ def memory_check(rows: int, budget: float, cache: Path, chunk_rows: int) -> dict
         writer = None
         for first in range(0, rows, 500_000):  # written in pieces: this process stays small
             piece = test.drop(columns=target).iloc[
-                rng.integers(0, len(test), min(500_000, rows - first))]
+                rng.integers(0, len(test), min(500_000, rows - first))].reset_index(drop=True)
+            piece.insert(0, "row_id", np.arange(first, first + len(piece)))
             table = pa.Table.from_pandas(piece, preserve_index=False)
             writer = writer or pq.ParquetWriter(str(data), table.schema)
             writer.write_table(table, row_group_size=100_000)
         assert writer is not None
         writer.close()
         built = time.perf_counter() - start
-        folder = cache / "telco_churn"
+        folder = cache / (name + ("-" + "-".join(families) if families else ""))
         start = time.perf_counter()
         child = subprocess.Popen([sys.executable, "-m", "mlwright", "predict", str(folder),
-                                  str(data), "-o", str(out), "--chunk-rows", str(chunk_rows)],
+                                  str(data), "-o", str(out), "--chunk-rows", str(chunk_rows),
+                                  "--id", "row_id"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - start
         assert child.stdout is not None and child.stderr is not None
         message = (child.stdout.read() + child.stderr.read()).decode()[-400:]
         scored = pq.ParquetFile(str(out)).metadata.num_rows if out.exists() else 0
-        return {"rows": rows, "file_mb": data.stat().st_size / 2**20 if data.exists() else 0,
+        cpu = usage.ru_utime + usage.ru_stime
+        return {"dataset": name, "families": families,
+                "rows_per_cpu_s": rows / max(cpu, 1e-9), "load_avg": os.getloadavg(),
+                "rows": rows, "file_mb": data.stat().st_size / 2**20 if data.exists() else 0,
                 "build_s": built, "predict_s": seconds, "chunk_rows": chunk_rows,
                 "exit_status": os.waitstatus_to_exitcode(status), "scored_rows": scored,
                 "peak_rss_mb": usage.ru_maxrss / 1024, "output": message,
@@ -263,18 +291,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-rows", type=int, default=0,
                         help="also score a Parquet file of this many rows (peak memory)")
     parser.add_argument("--chunk-rows", type=int, default=100_000)
+    parser.add_argument("--memory-dataset", default="telco_churn")
+    parser.add_argument("--memory-families", help="e.g. lightgbm (default: every family)")
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES),
+                        help="batch sizes besides the whole test set (1 100 10k)")
+    parser.add_argument("--no-reference", action="store_true", help="skip the pandas path")
+    parser.add_argument("--flaml-results", type=Path, default=FLAML_RESULTS,
+                        help="without --flaml: FLAML's rows/s from this automl.py JSON")
     args = parser.parse_args(argv)
+    _SIZES_WANTED.intersection_update(args.sizes)
     args.cache.mkdir(parents=True, exist_ok=True)
+    load_at_start = os.getloadavg()
     names = args.dataset or suite_names(tabular_only=True)
     jobs: list[tuple[str, list[str] | None]] = [(n, None) for n in names]
     if not args.no_gbdt:
         jobs.append(("diamonds", ["lightgbm"]))
     results = []
     for name, families in jobs:
-        row = run_mlwright(name, families, args.budget, args.cache, reference=True,
-                           onnx=not args.no_onnx)
+        row = run_mlwright(name, families, args.budget, args.cache,
+                           reference=not args.no_reference, onnx=not args.no_onnx)
         if args.flaml and families is None:
             row["flaml"] = run_flaml(args.flaml, name, args.budget)
+        elif families is None:
+            row["flaml"] = flaml_from_automl(args.flaml_results, name, row["test_rows"])
         results.append(row)
         print(f"done {row['dataset']}", file=sys.stderr, flush=True)
         refused = (row.get("onnx") or {}).get("refused", "")
@@ -283,21 +322,25 @@ def main(argv: list[str] | None = None) -> None:
             results.append(run_mlwright(name, CONVERTIBLE, args.budget, args.cache,
                                         reference=True))
             print(f"done {name} (convertible families)", file=sys.stderr, flush=True)
-    memory = (memory_check(args.memory_rows, args.budget, args.cache, args.chunk_rows)
+    memory = (memory_check(args.memory_rows, args.budget, args.cache, args.chunk_rows,
+                           args.memory_dataset,
+                           args.memory_families.split(",") if args.memory_families else None)
               if args.memory_rows else None)
     print("| dataset | test rows | members | 1-row p50 µs (frame / record) | rows/s 100 | "
-          "rows/s 10k | rows/s all | reference rows/s all | ONNX rows/s 1 / 100 / 10k / all "
-          "| FLAML rows/s 100 / 10k / all |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "rows/s 10k | rows/s all | rows/CPU-s all | reference rows/s all | ONNX rows/s "
+          "1 / 100 / 10k / all | FLAML rows/s 100 / 10k / all |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         c, f, o = r["compiled"], r.get("flaml"), r.get("onnx")
         flaml = (f"{_fmt(f, '100')} / {_fmt(f, '10k')} / {_fmt(f, 'all')}" if f else "-")
         onnx = ("-" if not o else "refused" if "refused" in o else
                 " / ".join(_fmt(o, k) for k in ("1", "100", "10k", "all")))
-        print(f"| {r['dataset']} | {r['test_rows']:,} | {', '.join(r['members'])} | "
-              f"{c['1']['p50_us']:,.0f} / {r['record_p50_us']:,.0f} | {_fmt(c, '100')} | "
-              f"{_fmt(c, '10k')} | {_fmt(c, 'all')} | {_fmt(r.get('reference'), 'all')} | "
-              f"{onnx} | {flaml} |")
+        one = (f"{c['1']['p50_us']:,.0f} / {r['record_p50_us']:,.0f}" if "1" in c else "-")
+        members = sorted({m.split(":")[1] for m in r["members"]})
+        print(f"| {r['dataset']} | {r['test_rows']:,} | {len(r['members'])}: "
+              f"{', '.join(members)} | {one} | {_fmt(c, '100')} | {_fmt(c, '10k')} | "
+              f"{_fmt(c, 'all')} | {c['all']['rows_per_cpu_s']:,.0f} | "
+              f"{_fmt(r.get('reference'), 'all')} | {onnx} | {flaml} |")
     for r in results:
         o = r.get("onnx") or {}
         print(f"\nONNX {r['dataset']}: " + (o["refused"] if "refused" in o else
@@ -309,11 +352,15 @@ def main(argv: list[str] | None = None) -> None:
     if memory:
         print(f"\nmlwright predict on {memory['rows']:,} rows ({memory['file_mb']:.0f} MB "
               f"Parquet): {memory['predict_s']:.1f} s, peak RSS {memory['peak_rss_mb']:,.0f} "
-              f"MB, exit {memory['exit_status']}, {memory['scored_rows']:,} rows written")
+              f"MB, exit {memory['exit_status']}, {memory['scored_rows']:,} rows written, "
+              f"{memory['rows_per_cpu_s']:,.0f} rows per CPU-second")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "python": platform.python_version(), "load_avg": os.getloadavg()},
+                    "python": platform.python_version(), "load_avg": os.getloadavg(),
+                    "load_avg_at_start": load_at_start,
+                    "uptime": subprocess.run(["uptime"], capture_output=True, text=True,
+                                             check=False).stdout.strip()},
         "args": {k: str(v) for k, v in vars(args).items()}, "results": results,
         "memory": memory}, indent=2))
 

@@ -60,9 +60,16 @@ class FrameColumns:
         return self._get(("labels", col), lambda: _labels(self.frame[col]))
 
     def factorized(self, col: str) -> tuple[np.ndarray, np.ndarray]:
-        """(code per row, -1 for missing; the distinct labels)."""
-        return self._get(("codes", col),
-                         lambda: pd.factorize(self.labels(col), use_na_sentinel=True))
+        """(code per row, -1 for missing; the label of each code).
+
+        Strings, integers and booleans are factorised as they are and only the distinct
+        values turned into labels (``_labels`` is value by value, so each row's label is
+        the same; two values may share a label, e.g. a trailing NUL stripped, which only
+        repeats a lookup). Anything else (mixed objects, where 1 == 1.0 == True would
+        merge values whose labels differ; floats, where -0.0 == 0.0) is labelled row by
+        row first."""
+        return self._get(("codes", col), lambda: _factorize_values(self.frame[col])
+                         or pd.factorize(self.labels(col), use_na_sentinel=True))
 
     def lookup(self, col: str, fn: Any) -> np.ndarray:
         """``fn(label)`` for every row (None for missing), computed once per distinct label."""
@@ -80,6 +87,22 @@ class FrameColumns:
 
     def texts(self, col: str) -> list[str]:
         return self._get(("texts", col), lambda: as_text(self.frame[col]).tolist())
+
+
+def _factorize_values(col: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """(codes, labels of the codes) of a column of strings, integers or booleans (with
+    missing values), factorised before labelling; None for any other column."""
+    from pandas.api.types import infer_dtype
+
+    kind = col.dtype.kind
+    if kind not in "iubO" and not isinstance(col.dtype, pd.StringDtype):
+        return None
+    if (kind == "O" or isinstance(col.dtype, pd.StringDtype)) and infer_dtype(
+            col, skipna=True) not in ("string", "empty"):
+        return None
+    codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    distinct = np.asarray(uniques, dtype=object)
+    return codes, _labels(distinct) if len(distinct) else distinct
 
 
 def batch_tokenizable(vec: Any) -> bool:
