@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["CliState", "ClusterOpt", "DataArg", "DelimiterOpt", "EncodingOpt",
-           "OptionalTargetOpt", "QueryOpt", "SampleOpt", "TableOpt", "TargetOpt",
+           "OptionalTargetOpt", "QueryOpt", "SampleOpt", "SampleRowsOpt", "TableOpt", "TargetOpt",
            "cluster_address", "console", "err_console", "load_table", "print_error",
            "run_guarded"]
 
@@ -40,6 +40,11 @@ EncodingOpt = Annotated[
     str | None, typer.Option("--encoding", help="CSV encoding (detected by default).")
 ]
 _TARGET = typer.Option("--target", "-t", help="The column to predict.")
+SampleRowsOpt = Annotated[int | None, typer.Option(
+    "--sample-rows", min=100, help="Out of core, for a Parquet dataset (a file, a folder or a "
+    "glob): every count, range and quantile over all rows with DuckDB, kinds and charts from "
+    "a seeded sample of N rows (default: so, with 100,000 rows, when the dataset is larger "
+    "than a quarter of this machine's memory).")]
 ClusterOpt = Annotated[str | None, typer.Option(
     "--cluster", help="Dask scheduler address, e.g. tcp://HOST:8786: the work runs on its "
     "workers (default: mlwright.toml's cluster, else here).")]

@@ -14,8 +14,10 @@ from mlwright.cli._common import (
     OptionalTargetOpt,
     QueryOpt,
     SampleOpt,
+    SampleRowsOpt,
     TableOpt,
     console,
+    err_console,
     load_table,
 )
 
@@ -30,12 +32,14 @@ def profile(
     encoding: EncodingOpt = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for profile.json and "
                                       "profile.html.")] = Path("reports"),
+    sample_rows: SampleRowsOpt = None,
 ) -> None:
     """Profile DATA: column kinds, missingness, distributions, and warnings (leakage, ids, PII)."""
     from mlwright.cli.profile import print_profile, run_profile
 
     print_profile(*run_profile(data, target=target, table=table, query=query, sample=sample,
-                               delimiter=delimiter, encoding=encoding, out=out))
+                               delimiter=delimiter, encoding=encoding, out=out,
+                               sample_rows=sample_rows))
 
 
 def contract(
@@ -48,11 +52,24 @@ def contract(
     encoding: EncodingOpt = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the contract.")
                       ] = Path("contract.json"),
+    sample_rows: SampleRowsOpt = None,
 ) -> None:
     """Learn the data contract of DATA (schema + reference statistics) and save it as JSON."""
     from mlwright.cli.contract import print_contract
     from mlwright.data.contract import learn_contract
+    from mlwright.data.dataset import larger_than_memory
 
+    if not (table or query or sample) and (sample_rows or larger_than_memory(data)):
+        from mlwright.api import LARGE_SAMPLE_ROWS
+        from mlwright.data.contract.outofcore import learn_contract_parquet
+        from mlwright.data.dataset import open_parquet_dataset, sample_of
+
+        dataset = open_parquet_dataset(data, target=target)
+        with err_console.status(f"Contract of {dataset.n_rows:,} rows out of core…"):
+            rows, fingerprint = sample_of(dataset, sample_rows or LARGE_SAMPLE_ROWS)
+            learned = learn_contract_parquet(dataset, rows, target, fingerprint=fingerprint)
+        print_contract(learned, learned.save(output))
+        return
     df = load_table(data, table=table, query=query, sample=sample, delimiter=delimiter,
                encoding=encoding)
     source = data if not (table or query) else f"{data} ({table or query})"

@@ -30,10 +30,27 @@ _KIND_STYLE = {"numeric": "blue", "categorical": "green", "high_cardinality": "g
 
 def run_profile(data: str, *, target: str | None, table: str | None, query: str | None,
                 sample: int | None, delimiter: str | None, encoding: str | None,
-                out: Path) -> tuple[Profile, Path, Path]:
-    """Load DATA, profile it, write ``profile.json`` and ``profile.html`` under ``out``."""
+                out: Path, sample_rows: int | None = None) -> tuple[Profile, Path, Path]:
+    """Load DATA, profile it, write ``profile.json`` and ``profile.html`` under ``out``; a
+    Parquet dataset out of core (``sample_rows``, or larger than memory): its figures over
+    every row, the rest from a sample (:func:`profile_parquet`)."""
+    from mlwright.data.dataset import larger_than_memory
     from mlwright.data.profile import profile
 
+    if not (table or query or sample) and (sample_rows or larger_than_memory(data)):
+        from mlwright.api import LARGE_SAMPLE_ROWS
+        from mlwright.data.dataset import open_parquet_dataset, sample_of
+        from mlwright.data.profile.outofcore import profile_parquet
+
+        dataset = open_parquet_dataset(data, target=target)
+        with err_console.status(f"Profiling {dataset.n_rows:,} rows out of core…") as status:
+            rows, _ = sample_of(dataset, sample_rows or LARGE_SAMPLE_ROWS)
+            result = profile_parquet(dataset, rows, target)
+            status.update("Writing profile.json and profile.html…")
+            json_path = out / "profile.json"
+            result.to_json(json_path)
+            html_path = result.to_html(out / "profile.html", title=f"Data profile: {data}")
+        return result, json_path, html_path
     df = load_table(data, table=table, query=query, sample=sample, delimiter=delimiter,
                encoding=encoding)
     with err_console.status(f"Profiling {len(df):,} rows, {df.shape[1]} columns…") as status:

@@ -183,10 +183,10 @@ def train(
         "falls outside the range the CV predicted.")] = False,
     cluster: ClusterOpt = None,
     sample_rows: Annotated[int | None, typer.Option(
-        "--sample-rows", min=100, help="Train out of core on a Parquet dataset (a folder or "
-        "a glob): search on a sample of N rows, refit LightGBM on all rows with Dask "
-        "(default: automatically, with 100,000 rows, when the dataset is larger than a "
-        "quarter of this machine's memory).")] = None,
+        "--sample-rows", min=100, help="Train out of core on a Parquet dataset (a file, a "
+        "folder or a glob): search on a sample of N rows, refit LightGBM on all rows with "
+        "Dask (default: so, with 100,000 rows, when the dataset is larger than a quarter of "
+        "this machine's memory).")] = None,
     holdout_rows: Annotated[int, typer.Option(
         "--holdout-rows", min=1, help="Out of core: rows held out of the refit to score "
                                       "it.")] = 50_000,
@@ -209,7 +209,9 @@ def train(
         raise typer.BadParameter("--ship-student ships the student of --distill; add "
                                  "--distill.", param_hint="--ship-student")
     address = cluster_address(cluster)
-    if sample_rows is not None or _too_large(data):
+    from mlwright.data.dataset import larger_than_memory
+
+    if sample_rows is not None or larger_than_memory(data):
         if (table or query or sample or test or sensitive or groups or time_col or threshold
                 or trim or distill):
             raise typer.BadParameter(
@@ -326,22 +328,6 @@ def train(
                               **({"distill": "ship" if ship_student else True}
                                  if distill else {})},
                           sample=df.drop(columns=[target]).head(5), alias=alias)
-
-
-def _too_large(data: str) -> bool:
-    """A Parquet dataset whose uncompressed size exceeds a quarter of this machine's memory
-    (pandas takes several times that)."""
-    import os
-
-    from mlwright.data.dataset import is_parquet_dataset, open_parquet_dataset
-
-    if "://" in data or not is_parquet_dataset(data):
-        return False
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return False
-    return bool(open_parquet_dataset(data).uncompressed_bytes > memory / 4)
 
 
 def _train_large(data: str, target: str, *, out: Path, started: float, budget: float,

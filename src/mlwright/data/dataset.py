@@ -25,7 +25,7 @@ from mlwright.data.profile.columns import _splitmix
 from mlwright.exceptions import ColumnNotFoundError, DataSourceError
 
 __all__ = ["Aggregate", "ParquetDataset", "Piece", "is_parquet_dataset",
-           "open_parquet_dataset", "row_draw"]
+           "larger_than_memory", "open_parquet_dataset", "row_draw", "sample_of"]
 
 log = get_logger(__name__)
 
@@ -133,6 +133,28 @@ def is_parquet_dataset(spec: Any) -> bool:
         return False
     files = _files(str(spec))
     return bool(files) and all(f.lower().endswith((".parquet", ".pq")) for f in files)
+
+
+def larger_than_memory(spec: Any, share: float = 0.25) -> bool:
+    """Whether ``spec`` is a Parquet dataset whose uncompressed size is more than ``share``
+    of this machine's memory (pandas takes several times the uncompressed size): the
+    commands then work on it out of core."""
+    import os
+
+    if not isinstance(spec, str | Path) or "://" in str(spec) or not is_parquet_dataset(spec):
+        return False
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return False
+    return bool(open_parquet_dataset(spec).uncompressed_bytes > memory * share)
+
+
+def sample_of(dataset: ParquetDataset, rows: int, seed: int = 0) -> tuple[pd.DataFrame, str]:
+    """About ``rows`` rows drawn at random (seeded) and the dataset's fingerprint, in one
+    pass (:meth:`ParquetDataset.scan`)."""
+    kept, fingerprint = dataset.scan(seed, {"sample": (0.0, min(1.0, rows / dataset.n_rows))})
+    return kept["sample"].reset_index(drop=True), fingerprint
 
 
 def open_parquet_dataset(spec: str | Path, *, target: str | None = None,

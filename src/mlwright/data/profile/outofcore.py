@@ -47,7 +47,10 @@ def profile_parquet(dataset: ParquetDataset, sample: pd.DataFrame, target: str |
         wanted[target] = None
     aggs = aggregate(dataset, types, values=wanted, probs=QUANTILES)
     for column in p.columns:
-        _update(column, aggs[column.name])
+        agg = aggs[column.name]
+        if pd.api.types.is_integer_dtype(sample[column.name].dtype):  # DuckDB read doubles
+            agg.values = [(int(v), c) for v, c in agg.values]
+        _update(column, agg)
     p.n_rows = dataset.n_rows
     p.missing_cells = int(sum(c.missing for c in p.columns))
     if len(sample):
