@@ -333,4 +333,4 @@ def train_large(data: Any, target: str, *, sample_rows: int = LARGE_SAMPLE_ROWS,
                        cv_score=metric_obj.to_score(rec.loss), cv_scores=cv_scores,
                        leaderboard=small.leaderboard, oof=oof, timings=timings,
                        contract=contract, search=result, params=params, sample=small.sample,
-                       history=small.history)
+                       history=small.history, holdout=held)

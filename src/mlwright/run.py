@@ -54,6 +54,9 @@ class TrainResult:
     # (seconds since start, best loss so far) after each trial: kept in metrics.json.
     history: list[tuple[float, float]] = field(default_factory=list, repr=False)
     folder: Path | None = None  # the run folder it was loaded from
+    # Out of core (api.train_large): the rows held out of the refit, scored as its test
+    # table by the report; not saved in the run folder.
+    holdout: pd.DataFrame | None = field(default=None, repr=False)
     # --trim: what was dropped, the noise allowed, measured latency and size (Trim.to_dict).
     trim: dict[str, Any] | None = None
     # --distill: the teacher and the student side by side (evaluate.distill.side_by_side).

@@ -136,6 +136,8 @@ def test_train_large_refits_on_dask_and_ships_an_ordinary_model(
 def test_the_train_command_trains_out_of_core_and_predict_reads_the_run(
         telco_folder: Path, dask_client: Any, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import re
     import sys
 
     from mlwright.cli import main
@@ -155,6 +157,10 @@ def test_the_train_command_trains_out_of_core_and_predict_reads_the_run(
               "--cluster", dask_client.scheduler.address, "-o", str(tmp_path / "run"))
     assert "Contract over all 1,000 rows (DuckDB)" in out
     assert "out of core" in out and "rows it never saw" in out
+    # The report's test table is the holdout: the shipped model on rows it never saw.
+    evaluation = json.loads((tmp_path / "run" / "evaluation.json").read_text())
+    assert evaluation["honesty"][0]["n_test"] == int(re.search(
+        r"on ([\d,]+) rows it never saw", " ".join(out.split()))[1].replace(",", ""))
     run("predict", str(tmp_path / "run"), str(telco_folder / "part-0.parquet"),
         "-o", str(tmp_path / "scored.csv"))
     scored = pd.read_csv(tmp_path / "scored.csv")

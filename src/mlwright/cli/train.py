@@ -362,6 +362,11 @@ def _train_large(data: str, target: str, *, out: Path, started: float, budget: f
         + f" on {large['holdout_rows']:,} rows it never saw\n"
         f"Time: {result.timings['total']:.1f} s (search {result.timings['search']:.1f}, "
         f"refit {result.timings['refit']:.1f})\nSaved to [bold]{folder}[/]", soft_wrap=True)
+    from mlwright.cli.report import write_report
+
+    # The holdout is the report's test table: the shipped model on rows it never saw. The
+    # CV range it is checked against is the sample's, of a model fitted on fewer rows.
+    write_report(result, folder, test=result.holdout)
     if not no_register:
         from mlwright.cli.models import default_name, register_training
 
