@@ -192,3 +192,18 @@ def test_the_contract_and_profile_commands_work_out_of_core(
     written = json.loads((tmp_path / "profile.json").read_text())
     assert written["n_rows"] == 1000 and written["meta"]["sample_rows"] < 1000
     assert (tmp_path / "profile.html").exists()
+
+
+@pytest.mark.slow
+def test_a_regression_target_refits_out_of_core(telco_folder: Path, dask_client: Any) -> None:
+    from mlwright.api import train_large
+
+    result = train_large(str(telco_folder), "monthly_charges", sample_rows=300,
+                         holdout_rows=200, n_trials=2, cluster=dask_client)
+    large = result.params["large"]
+    assert result.task.value == "regression" and result.metric == "rmse"
+    target = load(str(telco_folder))["monthly_charges"]
+    assert large["holdout_rmse"] < 0.5 * float(target.std())  # far better than the mean
+    # Predictions are clipped to the target's range over every row, not the sample's.
+    assert result.model.members[0]["clip"] == (target.min(), target.max())
+    assert result.oof["prediction"].notna().all()
