@@ -57,7 +57,9 @@ def side_by_side(search: Any, rows: Any, *, contract: Any = None, n_test: int | 
             "interval": cv_range(task, metric, search.y_encoded, oof, mask, losses,
                                  search.classes, getattr(model, "threshold", None), n_test,
                                  seed),
-            "members": len(model.members)}
+            # Trials blended, and fitted estimators (a member shipped as its fold models
+            # counts each of them).
+            "members": len(model.describe()), "estimators": len(model.members)}
         if latency:
             entry.update(measure(model, rows, contract=contract))
         out[name] = entry
