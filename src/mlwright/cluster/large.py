@@ -5,11 +5,13 @@ Each piece of the dataset (whole row groups, :class:`mlwright.data.dataset.Piece
 stripped of the held-out rows (a range of :func:`mlwright.data.dataset.row_draw`: the
 same rows the client reads for the holdout evaluation), prepared by the preprocessing
 fitted on the sample and turned into a float matrix on the worker that reads it; piece i
-goes to worker i mod W (workers sorted by address), so the same cluster gets the same
-data on each worker and the fit repeats. The raw rows never leave the worker; the client
-holds the sample, the holdout and the final model. ``DaskLGBMClassifier.to_local()``
-gives an ordinary ``LGBMClassifier``: the shipped model is an ordinary ensemble of one
-member that ``predict``, ``serve`` and the registry handle as any other.
+goes to worker i mod W (workers sorted by address) and each worker's pieces become one part
+in dataset order; lightgbm.dask's machines are ranked in that order (:func:`_ordered_client`),
+so the same cluster gets the same data on each rank and the fit repeats. The raw rows never
+leave the worker; the client holds the sample, the holdout and the final model.
+``DaskLGBMClassifier.to_local()`` gives an ordinary ``LGBMClassifier``: the shipped model is
+an ordinary ensemble of one member that ``predict``, ``serve`` and the registry handle as
+any other.
 """
 
 from __future__ import annotations
@@ -79,6 +81,26 @@ def _trim() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+def _ordered_client(client: Any) -> Any:
+    """A second client of ``client``'s scheduler whose ``who_has`` answers in the order of
+    the futures asked about: lightgbm.dask ranks its machines in that order (the stock
+    answer follows a set of keys, i.e. string hashing), and each rank bins some features
+    from its own rows, so a fixed order makes the fit repeat."""
+    distributed = require("distributed", feature="the out-of-core refit (Dask)",
+                          package="distributed", extra="cluster")
+
+    class OrderedClient(distributed.Client):  # type: ignore[name-defined]
+        def who_has(self, futures: Any = None, **kwargs: Any) -> Any:
+            answer = super().who_has(futures, **kwargs)
+            if futures is None:
+                return answer
+            keys = [f.key for f in self.futures_of(futures)]
+            return type(answer)({k: answer[k] for k in keys if k in answer})
+
+    return OrderedClient(client.scheduler.address, security=client.security,
+                         set_as_default=False, timeout=30)
+
+
 def refit_lightgbm(client: Any, dataset: ParquetDataset, *, estimator: Any, prep: Any,
                    target: str, classes: list[Any] | None, holdout: float, seed: int,
                    n_ordinal: int, log_target: bool = False,
@@ -87,6 +109,19 @@ def refit_lightgbm(client: Any, dataset: ParquetDataset, *, estimator: Any, prep
     configuration) fitted with ``lightgbm.dask`` on every row of ``dataset`` whose draw is at
     least ``holdout``; returns the local model and what the fit saw."""
     require("lightgbm", feature="the out-of-core refit", package="lightgbm")
+    own = _ordered_client(client)
+    try:
+        return _refit(own, dataset, estimator=estimator, prep=prep, target=target,
+                      classes=classes, holdout=holdout, seed=seed, n_ordinal=n_ordinal,
+                      log_target=log_target, progress=progress)
+    finally:
+        own.close()
+
+
+def _refit(client: Any, dataset: ParquetDataset, *, estimator: Any, prep: Any,
+           target: str, classes: list[Any] | None, holdout: float, seed: int,
+           n_ordinal: int, log_target: bool,
+           progress: Callable[[str], None] | None) -> tuple[Any, dict[str, Any]]:
     import dask.array as da
     from dask import delayed
     from lightgbm.dask import DaskLGBMClassifier, DaskLGBMRegressor
