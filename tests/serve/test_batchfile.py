@@ -130,3 +130,26 @@ def test_unsupported_inputs_fail_before_reading(run_a, rows, tmp_path, monkeypat
     code, _, err = _cli(["predict", model or str(run_a), str(data), "-o",
                          str(tmp_path / output)], monkeypatch, capsys)
     assert code != 0 and message in err, err
+
+
+def test_a_malformed_parquet_part_far_into_a_dataset_names_its_rows(run_a, rows, tmp_path,
+                                                                    monkeypatch, capsys):
+    """A folder of Parquet parts whose last part has text in a number column and lacks a
+    column: the run stops at that part, names DATA's rows, and leaves nothing behind."""
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    good = rows.head(300)
+    for i in range(3):
+        good.iloc[i * 100:(i + 1) * 100].to_parquet(folder / f"part-{i}.parquet", index=False)
+    bad = good.iloc[:100].copy()
+    bad["tenure"] = bad["tenure"].astype(object).astype(str)
+    bad.loc[bad.index[[7, 42]], "tenure"] = "twelve"
+    bad.to_parquet(folder / "part-3.parquet", index=False)
+    out = tmp_path / "scored.parquet"
+    code, _, err = _cli(["predict", str(run_a), str(folder), "-o", str(out),
+                         "--chunk-rows", "100"], monkeypatch, capsys)
+    assert code != 0
+    text = " ".join(err.split())
+    assert "rows 300-399" in text and "rows 307, 342" in text and "'tenure'" in text, text
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["parts"]  # no partial file

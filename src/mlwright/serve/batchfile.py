@@ -1,12 +1,13 @@
 """Batch scoring of a whole table: what ``mlwright predict MODEL DATA -o OUT`` runs.
 
 DATA is streamed in chunks, so memory holds one chunk whatever the table's size: a Parquet
-file row batch by row batch (``ParquetFile.iter_batches``; a folder of parts through a
-dataset scan), a CSV file through pandas' chunked reader; other sources (JSON Lines, SQL,
-DuckDB) are read whole, then scored in chunks. Each chunk is checked against the model's
-contract (errors stop the run, naming the rows; warnings are counted), predicted by the
-compiled predictor the server uses, and appended to a temporary file beside OUT, which is
-renamed onto OUT once every chunk passed: a malformed chunk leaves nothing partial behind.
+file row batch by row batch (``ParquetFile.iter_batches``; a folder of parts part by part,
+each with its own column types), a CSV file through pandas' chunked reader; other sources
+(JSON Lines, SQL, DuckDB) are read whole, then scored in chunks. Each chunk is checked
+against the model's contract (errors stop the run, naming the rows; warnings are counted),
+predicted by the compiled predictor the server uses, and appended to a temporary file beside
+OUT, which is renamed onto OUT once every chunk passed: a malformed chunk leaves nothing
+partial behind.
 
 Rows are keyed by the input's row id: the ``id`` column when given, else ``row``, the
 0-based row number in DATA.
@@ -74,7 +75,7 @@ def read_chunks(data: Any, *, chunk_rows: int, table: str | None = None,
         if path.is_dir():
             dataset = ds.dataset(str(path), format="parquet", partitioning="hive")
             total: int | None = dataset.count_rows()
-            batches: Iterator[Any] = dataset.to_batches(batch_size=chunk_rows)
+            batches: Iterator[Any] = _part_batches(dataset, chunk_rows)
         else:
             parquet = pq.ParquetFile(str(path))
             total = parquet.metadata.num_rows
@@ -97,6 +98,24 @@ def read_chunks(data: Any, *, chunk_rows: int, table: str | None = None,
     whole = load(data, table=table, query=query, **options)
     return len(whole), (whole.iloc[i:i + chunk_rows].reset_index(drop=True)
                         for i in range(0, len(whole), chunk_rows))
+
+
+def _part_batches(dataset: Any, chunk_rows: int) -> Iterator[Any]:
+    """A Parquet dataset's batches part by part, each part with its own column types and
+    its hive partition keys as columns: a part whose types differ from the others' (text
+    where the others hold numbers) or that lacks a column then reaches the contract check,
+    which names its rows, instead of failing Arrow's cast to the dataset's schema."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    for fragment in dataset.get_fragments():
+        keys = ds.get_partition_keys(fragment.partition_expression)
+        for batch in fragment.to_batches(schema=fragment.physical_schema,
+                                         batch_size=chunk_rows):
+            for name, value in keys.items():
+                kind = dataset.schema.field(name).type
+                batch = batch.append_column(name, pa.array([value] * batch.num_rows, kind))
+            yield batch
 
 
 @dataclass
