@@ -208,3 +208,21 @@ def test_a_regression_target_refits_out_of_core(telco_folder: Path, dask_client:
     # Predictions are clipped to the target's range over every row, not the sample's.
     assert result.model.members[0]["clip"] == (target.min(), target.max())
     assert result.oof["prediction"].notna().all()
+
+
+def test_larger_than_memory_estimates_the_table_as_pandas_holds_it(telco_folder: Path) -> None:
+    from mlwright.data.dataset import larger_than_memory
+
+    dataset = open_parquet_dataset(telco_folder)
+    in_memory = int(load(str(telco_folder)).memory_usage(deep=True, index=False).sum())
+    assert 0.8 * in_memory < dataset.memory_estimate() < 1.25 * in_memory
+    assert dataset.memory_estimate() > 10 * dataset.uncompressed_bytes  # text, encoded
+    assert not larger_than_memory(telco_folder)
+    assert larger_than_memory(telco_folder, share=in_memory / 2 / _memory())
+    assert not larger_than_memory("data.csv") and not larger_than_memory("postgresql://x/y")
+
+
+def _memory() -> int:
+    import os
+
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
