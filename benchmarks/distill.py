@@ -9,7 +9,8 @@ and the student's 95% CV ranges are the honesty check's interval for a test set 
 test's size (``mlwright.evaluate.distill.side_by_side``: out-of-fold rows on the teacher's
 folds, true labels, fold spread included); "inside" asks whether the student's *test*
 metric falls in the *teacher's* range. Latency: p50 of one-record ``predict_records`` calls
-on each model's compiled predictor (the server's path), over the first 100 test rows.
+on each model's compiled predictor (the server's path), over the first 100 test rows as a
+JSON request carries them (``mlwright.search.latency.measure``: dates as ISO strings).
 
     .venv/bin/python benchmarks/distill.py --budget 60
     .venv/bin/python benchmarks/distill.py --budget 30 --datasets telco_churn,hpc_jobs

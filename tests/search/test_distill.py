@@ -95,3 +95,12 @@ def test_augmented_rows_resample_each_column_and_are_seeded(telco):
 def test_a_wrong_distill_value_fails_before_training(telco):
     with pytest.raises(ConfigError, match="distill must be"):
         mw.train(telco, "churn", distill="yes please", time_budget=1)
+
+
+def test_ship_student_without_distill_is_refused_before_reading_data(tmp_path, monkeypatch,
+                                                                    capsys):
+    from cli_runner import run_cli  # tests/cli_runner.py
+
+    code, _, err = run_cli(["train", str(tmp_path / "absent.csv"), "--target", "churn",
+                            "--ship-student"], monkeypatch, capsys)
+    assert code == 2 and "--ship-student" in err and "add --distill" in err

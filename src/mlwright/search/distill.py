@@ -26,7 +26,7 @@ values (regression) on the training rows and on synthetic rows the teacher label
 
 Its hyperparameters are the best LightGBM trial's (the family's first default when none
 ran), with at least ``MIN_LEARNING_RATE`` and early stopping on ``VALID_SHARE`` of its own
-(soft-labelled) rows.
+(soft-labelled) rows, also at a plateau (``PLATEAU_ROUNDS``).
 """
 
 from __future__ import annotations
@@ -62,6 +62,12 @@ SWAP_SHARE = 0.15
 VALID_SHARE = 0.1
 MIN_LEARNING_RATE = 0.1
 MAX_ROUNDS = 1000
+#: Rounds stop once the last PLATEAU_ROUNDS improved the watched loss by less than
+#: PLATEAU_GAIN of its first round's value: a student can fit its teacher ever closer for
+#: hundreds of rounds (its loss against soft labels has no noise floor), which buys
+#: nothing on true labels and costs latency (every round is a tree to walk).
+PLATEAU_ROUNDS = 50
+PLATEAU_GAIN = 0.002
 #: Weighted copies lighter than this carry nothing a model could learn; left out.
 MIN_WEIGHT = 1e-6
 STYLE = "tree"
@@ -132,6 +138,23 @@ def _student_rows(Xt: Any, target: np.ndarray, task: Task, seed: int
     return X[keep], labels[keep], weights[keep], np.tile(watch, k)[keep]
 
 
+def _plateau(lgb: Any) -> Any:
+    """A LightGBM callback: stop at a plateau (see PLATEAU_ROUNDS), keeping the best."""
+    history: list[float] = []
+
+    def callback(env: Any) -> None:
+        _, _, value, higher_better = env.evaluation_result_list[0]
+        history.append(-value if higher_better else value)
+        if len(history) > PLATEAU_ROUNDS:
+            before, now = min(history[:-PLATEAU_ROUNDS]), min(history)
+            if before - now <= PLATEAU_GAIN * abs(history[0]):
+                raise lgb.callback.EarlyStopException(int(np.argmin(history)),
+                                                      env.evaluation_result_list)
+
+    callback.order = 40  # type: ignore[attr-defined]  # after LightGBM's early stopping
+    return callback
+
+
 def _fit(s: _Search, params: dict[str, Any], Xt: Any, target: np.ndarray, threads: int,
          seed: int, log_target: bool) -> Any:
     import lightgbm as lgb
@@ -154,7 +177,8 @@ def _fit(s: _Search, params: dict[str, Any], Xt: Any, target: np.ndarray, thread
                 eval_set=[(X[watch], labels[watch])],
                 eval_sample_weight=None if weights is None else [weights[watch]],
                 callbacks=[lgb.early_stopping(_patience(est.learning_rate),
-                                              first_metric_only=True, verbose=False)],
+                                              first_metric_only=True, verbose=False),
+                           _plateau(lgb)],
                 **fit_kwargs)
     _single_threaded(est)
     return est

@@ -15,7 +15,17 @@ __all__ = ["measure"]
 
 
 def _records(frame: Any) -> list[dict[str, Any]]:
-    return list(frame.astype(object).where(frame.notna(), None).to_dict("records"))
+    """Rows as a JSON request carries them (what the server passes on): None for missing,
+    ISO strings for dates (a Timestamp object sends the compiled path to pandas)."""
+    import pandas as pd
+
+    def plain(v: Any) -> Any:
+        if v is None or (isinstance(v, float) and v != v) or v is pd.NaT or v is pd.NA:
+            return None
+        return v.isoformat() if isinstance(v, pd.Timestamp) else v
+
+    return [{k: plain(v) for k, v in row.items()}
+            for row in frame.astype(object).to_dict("records")]
 
 
 def measure(model: Any, rows: Any, *, repeat: int = 200, contract: Any = None
