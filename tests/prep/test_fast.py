@@ -211,9 +211,9 @@ def test_batch_path_equals_the_pandas_path(case, monkeypatch):
     """The column-wise path (DataFrame in: Ensemble.predict, predict_frame) on the typed
     table, as given and with odd values, and on the records' frame (strings for dates);
     boosters on every core, as for large batches."""
-    import mlwright.search.predictor as compiled
+    import mlwright.search.members as members
 
-    monkeypatch.setattr(compiled, "THREADED_ROWS", 1)
+    monkeypatch.setattr(members, "THREADED_ROWS", 1)
     model, contract, records, frame = case
     predictor = compile_predictor(model, contract)
     assert "pandas" not in {d["path"] for d in predictor.describe()}

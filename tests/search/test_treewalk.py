@@ -22,7 +22,8 @@ from mlwright.data.contract import learn_contract
 from mlwright.data.kinds import ColumnKind
 from mlwright.datasets import SUITE, load_suite
 from mlwright.prep import build_preprocessor, plan_columns
-from mlwright.search.predictor import _probe_rows, compile_predictor
+from mlwright.search.members import _probe_rows
+from mlwright.search.predictor import compile_predictor
 from mlwright.search.treewalk import forest_walker, lightgbm_walker
 
 pytest.importorskip("numba")
