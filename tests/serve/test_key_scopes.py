@@ -179,3 +179,22 @@ def test_keys_cli_creates_and_lists_scopes_and_rates(tmp_path: Path,
     with pytest.raises(ServingError, match=r"'10/fortnight', not a rate limit.*100/second"):
         create_key(db, "x", rate="10/fortnight")
     assert [k["name"] for k in list_keys(db)] == ["app", "plain"]
+
+
+def test_keys_cli_takes_the_store_the_server_takes(tmp_path: Path) -> None:
+    # `serve --store X` reads its keys from X's database: `keys create/list/revoke --store X`
+    # write and read the same one, whatever the working folder's mlwright.toml says.
+    from mlwright.cli.app import app
+    from mlwright.config import StoreConfig
+
+    store = tmp_path / "elsewhere"
+    db = StoreConfig.model_validate({}).with_option(str(store)).database_url()
+    runner = CliRunner()
+    made = runner.invoke(app, ["keys", "create", "dashboard", "--store", str(store)])
+    assert made.exit_code == 0, made.output
+    assert [k["name"] for k in list_keys(db)] == ["dashboard"]
+    listed = runner.invoke(app, ["keys", "list", "--store", str(store)])
+    assert listed.exit_code == 0 and "dashboard" in listed.output
+    revoked = runner.invoke(app, ["keys", "revoke", "dashboard", "--store", str(store)])
+    assert revoked.exit_code == 0 and "Revoked 1 key" in revoked.output
+    assert list_keys(db)[0]["revoked"] is not None

@@ -20,12 +20,20 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["CliState", "ClusterOpt", "DataArg", "DelimiterOpt", "EncodingOpt",
-           "OptionalTargetOpt", "QueryOpt", "SampleOpt", "SampleRowsOpt", "TableOpt", "TargetOpt",
+           "OptionalTargetOpt", "QueryOpt", "SampleOpt", "SampleRowsOpt", "StoreOpt", "TableOpt",
+           "TargetOpt",
            "cluster_address", "console", "err_console", "load_table", "print_error",
            "run_guarded"]
 
 console = Console()
 err_console = Console(stderr=True)
+
+# The store every command that registers, serves or reads the log takes (mlwright.toml's
+# [store] otherwise).
+StoreOpt = Annotated[str | None, typer.Option(
+    "--store", help="The project's store: a folder (default .mlwright, or mlwright.toml's "
+    "\\[store]) or a database URL such as postgresql://user@host/mlwright for the registry "
+    "and the project database (prediction log, audit, keys).")]
 
 # Options shared by every command that reads a table.
 TableOpt = Annotated[str | None, typer.Option("--table", help="Table name (SQL, DuckDB).")]

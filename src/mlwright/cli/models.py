@@ -10,17 +10,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mlwright.cli._common import console, err_console, load_table
+from mlwright.cli._common import StoreOpt, console, err_console, load_table
 from mlwright.run import TrainResult
 
 models_app = typer.Typer(
     name="models", no_args_is_help=True,
     help="Registered models: versions, aliases (champion/challenger), lineage, audit log.")
 
-StoreOpt = Annotated[str | None, typer.Option(
-    "--store", help="The project's store: a folder (default .mlwright, or mlwright.toml's) or "
-    "a database URL such as postgresql://user@host/mlwright (registry and project database "
-    "there).")]
 UriOpt = Annotated[str | None, typer.Option(
     "--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else the "
     "store's sqlite).")]

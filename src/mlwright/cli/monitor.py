@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mlwright.cli._common import console, err_console
+from mlwright.cli._common import StoreOpt, console, err_console
 
 _SEVERITY = {"critical": "bold red", "warning": "yellow"}
 
@@ -62,9 +62,7 @@ def monitor(
                         ] = None,
     no_alerts: Annotated[bool, typer.Option("--no-alerts", help="Do not record or send "
                                             "alerts.")] = False,
-    store: Annotated[str | None, typer.Option(
-        "--store", help="The project's store: a folder or a database URL such as "
-        "postgresql://user@host/mlwright (the log and the registry there).")] = None,
+    store: StoreOpt = None,
 ) -> None:
     """Drift, data quality and live performance of NAME's latest window; writes an HTML report."""
     from mlwright._json import dumps

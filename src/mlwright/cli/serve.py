@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlwright.cli._common import console
+from mlwright.cli._common import StoreOpt, console
 
 keys_app = typer.Typer(help="API keys of the server (only their hashes are stored).",
                        no_args_is_help=True)
@@ -21,10 +21,6 @@ UI_EXTENSION = "mlwright.ui.app:mount"
 
 DatabaseOpt = Annotated[str | None, typer.Option(
     "--database", help="SQLAlchemy URL of the project database (default: store.database).")]
-StoreOpt = Annotated[str | None, typer.Option(
-    "--store", help="The project's store: a folder, or a database URL such as "
-    "postgresql://user@host/mlwright for the registry and the prediction log (default: "
-    "mlwright.toml's [store]).")]
 
 
 def _project(config: Path | None) -> Any:
@@ -121,11 +117,12 @@ def keys_create(
         "'unlimited'. Default: serve.rate_limit (none unless set).")] = None,
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
+    store: StoreOpt = None,
 ) -> None:
     """Create an API key; it is shown once, only its hash is stored."""
     from mlwright.serve.keys import SCOPES, create_key
 
-    url = database or _store(_project(config)).database_url()
+    url = database or _store(_project(config), store).database_url()
     key_id, key = create_key(url, name, scopes=scope or None, rate=rate)
     scopes = " ".join(s for s in SCOPES if s in {x.strip().lower() for x in scope}) \
         if scope else "every scope"
@@ -139,17 +136,19 @@ def keys_revoke(
     key: Annotated[str, typer.Argument(help="The key's id (or name: every key with it).")],
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
+    store: StoreOpt = None,
 ) -> None:
     """Revoke an API key (servers stop accepting it within seconds)."""
     from mlwright.serve.keys import revoke_key
 
-    url = database or _store(_project(config)).database_url()
+    url = database or _store(_project(config), store).database_url()
     count = revoke_key(url, key)
     console.print(f"Revoked {count} key{'s' if count != 1 else ''} matching {key!r}.")
 
 
 @keys_app.command("list")
-def keys_list(config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
+def keys_list(config: ConfigOpt = None, database: DatabaseOpt = None,
+              store: StoreOpt = None) -> None:
     """List API keys (ids, names, scopes, rate limits, dates; never the keys)."""
     from datetime import UTC, datetime
 
@@ -158,7 +157,7 @@ def keys_list(config: ConfigOpt = None, database: DatabaseOpt = None) -> None:
     from mlwright.serve.keys import list_keys
 
     project = _project(config)
-    url = database or _store(project).database_url()
+    url = database or _store(project, store).database_url()
     default = project.serve.rate_limit if project is not None else None
     table = Table(title="API keys", title_justify="left")
     for col in ("id", "name", "scopes", "rate", "created", "revoked"):

@@ -20,6 +20,7 @@ from mlwright.cli._common import (
     EncodingOpt,
     QueryOpt,
     SampleOpt,
+    StoreOpt,
     TableOpt,
     TargetOpt,
     cluster_address,
@@ -173,9 +174,7 @@ def train(
     name: Annotated[str | None, typer.Option(
         "--name", help="Registered model name (default: mlwright.toml's project, else the "
         "data file's name).")] = None,
-    store: Annotated[str | None, typer.Option(
-        "--store", help="Where to register: a store folder (default .mlwright) or a database "
-        "URL such as postgresql://user@host/mlwright.")] = None,
+    store: StoreOpt = None,
     no_register: Annotated[bool, typer.Option(
         "--no-register", help="Do not log the run to MLflow nor register the model.")] = False,
     force: Annotated[bool, typer.Option(
