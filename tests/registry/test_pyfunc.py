@@ -56,3 +56,21 @@ def test_pyfunc_refuses_a_tampered_pickle(registered, small_run) -> None:
         assert "IntegrityError" in proc.stderr and "does not match" in proc.stderr
     finally:
         stored.write_bytes(original)
+
+
+def test_one_pass_gives_predict_and_predict_proba_with_a_threshold(small_run) -> None:
+    # The pyfunc asks the ensemble for both at once; they must be what predict and
+    # predict_proba answer, also once a decision threshold moves the labels.
+    import copy
+
+    import pandas as pd
+
+    result, folder, _ = small_run
+    X = pd.read_csv(folder.parent / "telco.csv").drop(columns=["churn"]).head(200)
+    model = copy.deepcopy(result.model)
+    for threshold in (None, 0.2):
+        model.threshold = threshold
+        prediction, proba = model.predict_with_proba(X)
+        np.testing.assert_array_equal(prediction, model.predict(X))
+        np.testing.assert_array_equal(proba, model.predict_proba(X))
+    assert (prediction == "Yes").sum() > (result.model.predict(X) == "Yes").sum()

@@ -43,10 +43,15 @@ class MlwrightPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(
             model_input)
         model = self.loaded.model
-        out = pd.DataFrame({"prediction": model.predict(frame)}, index=frame.index)
         classes = self.loaded.classes
-        if classes is not None and hasattr(model, "predict_proba"):
-            proba = model.predict_proba(frame)
+        if hasattr(model, "predict_with_proba"):  # an Ensemble: one pass for both
+            prediction, proba = model.predict_with_proba(frame)
+        else:
+            prediction = model.predict(frame)
+            proba = model.predict_proba(frame) if classes is not None and hasattr(
+                model, "predict_proba") else None
+        out = pd.DataFrame({"prediction": prediction}, index=frame.index)
+        if classes is not None and proba is not None:
             for i, cls in enumerate(classes):
                 out[f"proba_{cls}"] = proba[:, i]
         return out

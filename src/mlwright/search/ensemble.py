@@ -118,14 +118,19 @@ class Ensemble(BaseEstimator):
         return self.raw_predict(X)
 
     def predict(self, X: Any) -> np.ndarray:
+        return self.predict_with_proba(X)[0]
+
+    def predict_with_proba(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """``predict`` and ``predict_proba`` (None for regression) from one pass over the
+        members: callers that want both (the MLflow pyfunc) do not pay for two."""
         raw = self.raw_predict(X)
         if self.task == Task.REGRESSION.value:
-            return raw
+            return raw, None
         if self.threshold is not None and raw.shape[1] == 2:
             idx = (raw[:, 1] >= self.threshold).astype(int)
         else:
             idx = raw.argmax(axis=1)
-        return self.classes_[idx]
+        return self.classes_[idx], raw
 
     def describe(self) -> list[dict[str, Any]]:
         """One entry per trial: family, weight, trial, and ``folds`` (the number of fold
