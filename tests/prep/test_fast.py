@@ -258,6 +258,10 @@ def typed() -> tuple[Ensemble, Any]:
     [{"when": "2016-05-01"}, {"when": "2016-05-01 10:00:00+05:30"},
      {"when": "2017-02-03T04:05:06.123456"}, {"when": dt.datetime(2016, 1, 1, 12)}],
     [{"when": dt.datetime(2016, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=-3)))}],
+    # Timestamps, as records built from a DataFrame carry them: naive, aware, nanoseconds.
+    [{"when": pd.Timestamp("2016-05-01 10:00:00.000000123")}, {"when": pd.NaT}],
+    [{"when": pd.Timestamp("2016-05-01 10:00", tz="Europe/Paris")},
+     {"when": pd.Timestamp("1999-12-31 23:59:59.999999999", tz="UTC")}],
     [{"when": "May 1st 2016"}, {"when": "2016-02-30"}, {"when": "not a date"}],  # pandas
     [{"amount": "12.5", "note": 42}, {"amount": float("nan"), "note": None}],     # pandas
     [{"note": "good good bad\x00"}, {"note": ""}, {"note": "unknownword"}],
@@ -269,6 +273,15 @@ def test_awkward_values_follow_pandas(typed, batch):
     _assert_same(model, predictor, batch)
     frame = pd.DataFrame(batch, columns=model.feature_names)
     _check(model, *predictor.predict_frame(frame), frame)
+
+
+def test_timestamps_are_read_value_by_value():
+    from mlwright.prep.fast import RecordColumns
+
+    stamp = pd.Timestamp("2016-05-01 10:00:00.000000123", tz="Europe/Paris")
+    got = RecordColumns([{"when": stamp}, {"when": None}], ["when"]).datetimes("when")
+    assert got[0] == stamp.tz_convert("UTC").tz_localize(None).to_datetime64()  # with its ns
+    assert np.isnat(got[1])
 
 
 def test_awkward_text_in_a_batch(typed):

@@ -174,6 +174,16 @@ def _ns(d: _dt.datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 
+def _stamp_ns(v: Any, col: str) -> int:
+    """Nanoseconds since the epoch (UTC) of a pandas Timestamp: its own count, which keeps
+    the nanoseconds a datetime cannot hold (callers building records from a DataFrame send
+    Timestamps; they went down the pandas path whole, 43 ms against 0.17)."""
+    try:
+        return int(v.value)
+    except (AttributeError, OverflowError, ValueError) as exc:  # not ns-representable
+        raise FallbackNeeded(f"{col}: {type(v).__name__} as a date") from exc
+
+
 def _datetimes(values: list[Any], col: str) -> np.ndarray:
     out = np.empty(len(values), dtype=np.int64)
     nat = np.iinfo(np.int64).min
@@ -187,12 +197,12 @@ def _datetimes(values: list[Any], col: str) -> np.ndarray:
             # (Its ISO forms mean the same instant to pandas, to the second features use.)
             stamp = to_datetime(v)
             out[i] = nat if stamp is None else _ns(stamp)
-        elif t is _dt.datetime:
+        elif isinstance(v, _dt.datetime):  # a datetime, or a pandas Timestamp
             if v.tzinfo is None:
                 naive = True
             else:
                 aware = True
-            out[i] = _ns(v)
+            out[i] = _ns(v) if t is _dt.datetime else _stamp_ns(v, col)
         else:
             raise FallbackNeeded(f"{col}: {t.__name__} as a date")
     if aware and naive:  # pandas refuses to mix them in one column
