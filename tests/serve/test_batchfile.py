@@ -109,6 +109,30 @@ def test_a_malformed_chunk_names_its_rows_and_writes_nothing(run_a, rows, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]  # no partial file
 
 
+def test_a_refused_chunk_leaves_nothing_in_the_log(run_a, rows, tmp_path, monkeypatch,
+                                                  capsys):
+    # The first chunk is scored and logged before the second is refused: with no output
+    # file, its logged rows are taken back (a rerun would log them again). Rows an earlier
+    # run logged stay.
+    database = tmp_path / "log.db"
+    good = tmp_path / "good.parquet"
+    rows.head(30).to_parquet(good)
+    args = ["-o", str(tmp_path / "scored.parquet"), "--log", "--database",
+            f"sqlite:///{database}", "--chunk-rows", "100"]
+    code, _, err = _cli(["predict", str(run_a), str(good), *args], monkeypatch, capsys)
+    assert code == 0, err
+    bad = rows.head(250).copy()
+    bad["tenure"] = bad["tenure"].astype(object)
+    bad.loc[[171], "tenure"] = "twelve"
+    data = tmp_path / "bad.parquet"
+    bad.astype({"tenure": str}).to_parquet(data)
+    code, _, err = _cli(["predict", str(run_a), str(data), *args], monkeypatch, capsys)
+    assert code != 0 and "rows 100-199" in err, err
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("select count(*), count(distinct request_id) from predictions"
+                            ).fetchone() == (30, 1)
+
+
 def test_a_missing_column_is_named(run_a, rows, tmp_path, monkeypatch, capsys):
     data = tmp_path / "short.parquet"
     rows.drop(columns=["contract"]).to_parquet(data)

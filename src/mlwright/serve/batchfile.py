@@ -265,6 +265,17 @@ class _Log:
         self.loop.close()
         return int(self.writer.written)
 
+    def retract(self) -> int:
+        """Delete the rows this run logged (after :meth:`close`): a refused or failed run
+        writes no output file, so its rows in the log would be predictions nobody received,
+        and a rerun would log them twice. The run's rows share its one request id."""
+        from mlwright.store import predictions
+
+        with self.writer.engine.begin() as conn:
+            gone = conn.execute(predictions.delete().where(
+                predictions.c.request_id == self.request_id)).rowcount
+        return int(gone or 0)
+
 
 def _records(chunk: pd.DataFrame) -> list[dict[str, Any]]:
     return chunk.astype(object).where(chunk.notna(), None).to_dict("records")
@@ -281,7 +292,8 @@ def score_file(model: Any, data: str, out: str | Path, *, id_column: str | None 
         model: a ``LoadedModel`` (``serve.runtime.load_source`` of a run folder, a
             registry reference or an ``.onnx`` file from ``mlwright export``).
         id_column: the column keying each output row (else ``row``, the 0-based number).
-        log_database: a SQLAlchemy URL: the rows also go to its prediction log (monitoring).
+        log_database: a SQLAlchemy URL: the rows also go to its prediction log (monitoring);
+            a run that fails takes back the rows it logged, as it writes no file.
         on_chunk: called after each chunk with (rows done, rows in total when known).
     """
     from mlwright.search.predictor import compile_predictor
@@ -341,6 +353,11 @@ def score_file(model: Any, data: str, out: str | Path, *, id_column: str | None 
         writer.commit()
     except BaseException:
         writer.discard()
+        if logger is not None:
+            logger.close()
+            retracted = logger.retract()
+            logger = None
+            log.info("retracted the %d rows this refused run had logged", retracted)
         raise
     finally:
         if logger is not None:
