@@ -1,5 +1,6 @@
 """The compiled tree walk gives the boosters' and forests' own predictions.
 
+XGBoost: margins and values bit for bit (float32 comparisons and sums, its float32 link);
 LightGBM: raw scores bit for bit (the same comparisons, the same leaf values summed in
 the same order), after the sigmoid / softmax within a few ulps (numpy's exp against
 libm's); scikit-learn forests: within 1e-12 of the trees' own mean. On every public
@@ -10,21 +11,30 @@ and through the threaded path of large batches.
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+import xgboost as xgb
 from sklearn.ensemble import ExtraTreesRegressor, RandomForestClassifier
 
 from mlwright.data.contract import learn_contract
 from mlwright.data.kinds import ColumnKind
 from mlwright.datasets import SUITE, load_suite
 from mlwright.prep import build_preprocessor, plan_columns
-from mlwright.search.members import _probe_rows
+from mlwright.search import treewalk
+from mlwright.search.members import _probe_rows, native_predictor
 from mlwright.search.predictor import compile_predictor
-from mlwright.search.treewalk import forest_walker, lightgbm_walker
+from mlwright.search.treewalk import (
+    f32_at_most,
+    forest_walker,
+    lightgbm_walker,
+    node_thresholds,
+    xgboost_walker,
+)
 
 pytest.importorskip("numba")
 
@@ -82,7 +92,7 @@ def test_lightgbm_walk_equals_the_booster_on_public_tables(name):
     _assert_walk_equals_booster(booster, Xh)
     walker = lightgbm_walker(booster)
     assert walker is not None
-    categorical_nodes = int((walker.walker.arrays[4] & 1).sum())
+    categorical_nodes = int((walker.walker.arrays[5] & 1).sum())
     assert categorical_nodes > 0 or not cats  # the bitset splits are exercised
     _assert_walk_equals_booster(booster, _probe_rows(walker.walker, Xh.shape[1]))
 
@@ -135,3 +145,109 @@ def test_the_compiled_predictor_takes_the_walk(telco):
                                atol=1e-12)
     pd.testing.assert_index_equal(pd.Index(result.model.classes_),
                                   pd.Index(predictor.classes_))
+
+
+# ---- XGBoost ----------------------------------------------------------------------------------
+
+def _xgboost(Xt: np.ndarray, y: np.ndarray, task: str, **params: object) -> xgb.XGBModel:
+    cls = xgb.XGBRegressor if task == "regression" else xgb.XGBClassifier
+    est = cls(n_estimators=40, max_depth=5, learning_rate=0.3, n_jobs=1, random_state=0,
+              **params)
+    return est.fit(Xt, y.astype(int) if task != "regression" else y)
+
+
+def _assert_xgboost_walk_equals_booster(est: xgb.XGBModel, X: np.ndarray,
+                                        rounds: tuple[int, int] = (0, 0)) -> None:
+    booster = est.get_booster()
+    walker = xgboost_walker(booster, rounds)
+    assert walker is not None
+    for kind, ours in (("margin", walker.margin(X)), ("value", walker(X))):
+        theirs = booster.inplace_predict(X, iteration_range=rounds, predict_type=kind)
+        assert ours.shape == theirs.shape
+        assert np.array_equal(ours, theirs, equal_nan=True), kind  # bit for bit
+
+
+@pytest.mark.parametrize("name", ["telco_churn", "hpc_jobs", "diamonds"])
+def test_xgboost_walk_equals_the_booster(name):
+    """Binary logistic, multiclass softprob and squared error, on held-out rows with NaN,
+    on rows sitting on, beside and between every float32 split condition, and through the
+    threaded path."""
+    Xt, y, Xh, task, _ = _design(name)
+    est = _xgboost(Xt, y, task)
+    _assert_xgboost_walk_equals_booster(est, Xh)
+    walker = xgboost_walker(est.get_booster(), (0, 0))
+    assert walker is not None
+    probe = _probe_rows(walker.walker, Xh.shape[1])
+    assert np.isnan(probe).any()
+    _assert_xgboost_walk_equals_booster(est, probe)
+    _assert_xgboost_walk_equals_booster(est, np.concatenate([Xh] * 4))  # 2,400 rows
+
+
+def test_xgboost_walk_reads_float32_thresholds_exactly():
+    """float64 values that round onto a split condition in float32 go where XGBoost sends
+    them (right: float32(x) < condition fails), those rounding below it left."""
+    Xt, y, Xh, task, _ = _design("diamonds")
+    est = _xgboost(Xt, y, task)
+    walker = xgboost_walker(est.get_booster(), (0, 0))
+    assert walker is not None
+    conditions = np.concatenate(node_thresholds(walker.walker, Xh.shape[1]))
+    assert conditions.size
+    rows = []
+    for f, values in enumerate(node_thresholds(walker.walker, Xh.shape[1])):
+        # The walk stores float64 cut points: the float32 conditions lie just above them.
+        cond = np.unique(np.float32(np.nextafter(values, np.inf)))
+        for c in cond[:40]:
+            c64 = float(c)
+            for v in (c64, np.nextafter(c64, -np.inf), np.nextafter(c64, np.inf),
+                      float(np.nextafter(c, np.float32(-np.inf))),
+                      (c64 + float(np.nextafter(c, np.float32(-np.inf)))) / 2):
+                row = Xh[len(rows) % len(Xh)].copy()
+                row[f] = v
+                rows.append(row)
+    _assert_xgboost_walk_equals_booster(est, np.array(rows))
+
+
+def test_xgboost_walk_stops_at_the_best_iteration():
+    Xt, y, Xh, _, _ = _design("telco_churn")
+    est = xgb.XGBClassifier(n_estimators=200, max_depth=5, learning_rate=0.5, n_jobs=1,
+                            random_state=0, early_stopping_rounds=3)
+    est.fit(Xt[:1200], y[:1200].astype(int), eval_set=[(Xt[1200:], y[1200:].astype(int))],
+            verbose=False)
+    rounds = (0, int(est.best_iteration) + 1)
+    assert rounds[1] < est.get_booster().num_boosted_rounds()
+    _assert_xgboost_walk_equals_booster(est, Xh, rounds)
+    predict, path = native_predictor(est, regression=False)
+    assert path == "xgboost-treewalk"
+    np.testing.assert_array_equal(predict(Xh[:5]), est.predict_proba(Xh[:5]))
+    np.testing.assert_array_equal(predict(Xh), est.predict_proba(Xh))  # the booster's loop
+
+
+def test_xgboost_forms_not_read_keep_the_booster(monkeypatch):
+    Xt, y, Xh, task, _ = _design("diamonds", rows=800)
+    poisson = _xgboost(Xt, np.abs(y), task, objective="count:poisson")
+    assert xgboost_walker(poisson.get_booster(), (0, 0)) is None
+    assert native_predictor(poisson, regression=True)[1] == "xgboost-inplace"
+    dart = _xgboost(Xt, y, task, booster="dart")
+    assert xgboost_walker(dart.get_booster(), (0, 0)) is None
+    plain = _xgboost(Xt, y, task)
+    # Without numba (its compiled module not importable) every booster keeps its own path.
+    monkeypatch.setattr(treewalk, "_kernel", None)
+    monkeypatch.setitem(sys.modules, "mlwright.search._treekernel", None)
+    assert xgboost_walker(plain.get_booster(), (0, 0)) is None
+    assert lightgbm_walker(_booster(Xt, y, task, [])) is None
+    predict, path = native_predictor(plain, regression=True)
+    assert path == "xgboost-inplace"
+    np.testing.assert_array_equal(predict(Xh), plain.predict(Xh))
+
+
+def test_float32_cut_points_match_float32_rounding():
+    """An exact property of :func:`f32_at_most`: x <= t exactly when float32(x) <= b."""
+    rng = np.random.default_rng(0)
+    b = np.concatenate([rng.normal(0, 1e3, 500), [0.0, -0.0, 1.0, 0.5, 1e-40, -1e-40,
+                                                  float(np.finfo(np.float32).max),
+                                                  -float(np.finfo(np.float32).max)]]
+                       ).astype(np.float32)
+    t = f32_at_most(b)
+    for x in (t, np.nextafter(t, np.inf), np.nextafter(t, -np.inf), b.astype(np.float64)):
+        with np.errstate(over="ignore"):
+            np.testing.assert_array_equal(x <= t, x.astype(np.float32) <= b)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numba
@@ -14,14 +15,15 @@ _BLOCK = 64
 
 
 @numba.njit(nogil=True, cache=True)
-def walk(X: Any, lo: int, hi: int, roots: Any, tree_col: Any, feature: Any, threshold: Any,
-         dtype: Any, left: Any, right: Any, cat_start: Any, cat_len: Any, cat_bits: Any,
-         node_value: Any, out: Any) -> None:  # pragma: no cover - compiled
+def walk(X: Any, lo: int, hi: int, roots: Any, tree_col: Any, tree_f32: Any, feature: Any,
+         threshold: Any, dtype: Any, left: Any, right: Any, cat_start: Any, cat_len: Any,
+         cat_bits: Any, node_value: Any, out: Any) -> None:  # pragma: no cover - compiled
     """Add every tree's leaf value to ``out[r]`` for rows lo..hi, in tree order.
 
     Leaves are nodes pointing at themselves. A node's ``dtype`` is LightGBM's decision
     type: bit 0 categorical, bit 1 default left, bits 2-3 the missing type (0 none,
-    1 zero, 2 NaN)."""
+    1 zero, 2 NaN). A tree with ``tree_f32`` set adds in float32 (XGBoost's sums: a float64
+    sum of two float32 values rounded to float32 is their float32 sum)."""
     n_trees = roots.shape[0]
     width = node_value.shape[1]
     for b0 in range(lo, hi, _BLOCK):
@@ -29,6 +31,7 @@ def walk(X: Any, lo: int, hi: int, roots: Any, tree_col: Any, feature: Any, thre
         for t in range(n_trees):
             root = roots[t]
             col = tree_col[t]
+            f32 = tree_f32[t] != 0
             for r in range(b0, b1):
                 node = root
                 while left[node] != node:
@@ -54,5 +57,38 @@ def walk(X: Any, lo: int, hi: int, roots: Any, tree_col: Any, feature: Any, thre
                     else:  # no missing type: NaN reads as 0
                         go_left = (fval if fval == fval else 0.0) <= threshold[node]
                     node = left[node] if go_left else right[node]
-                for j in range(width):
-                    out[r, col + j] += node_value[node, j]
+                if f32:
+                    for j in range(width):
+                        out[r, col + j] = np.float32(out[r, col + j] + node_value[node, j])
+                else:
+                    for j in range(width):
+                        out[r, col + j] += node_value[node, j]
+
+
+@numba.njit(nogil=True, cache=True)
+def xgb_sigmoid(margin: Any, out: Any) -> None:  # pragma: no cover - compiled
+    """XGBoost's ``common::Sigmoid`` in float32 (libm's expf, as XGBoost calls it)."""
+    one = np.float32(1.0)
+    eps = np.float32(1e-16)
+    cap = np.float32(88.7)
+    for i in range(margin.shape[0]):
+        x = min(-np.float32(margin[i]), cap)
+        out[i] = one / ((np.float32(math.exp(x)) + one) + eps)
+
+
+@numba.njit(nogil=True, cache=True)
+def xgb_softmax(margin: Any, out: Any) -> None:  # pragma: no cover - compiled
+    """XGBoost's ``common::Softmax`` per row: float32 exps, a float64 sum."""
+    k = margin.shape[1]
+    for i in range(margin.shape[0]):
+        wmax = np.float32(margin[i, 0])
+        for j in range(1, k):
+            wmax = max(np.float32(margin[i, j]), wmax)
+        wsum = 0.0
+        for j in range(k):
+            e = np.float32(math.exp(np.float32(np.float32(margin[i, j]) - wmax)))
+            out[i, j] = e
+            wsum += float(e)  # a double sum of float32 terms, as XGBoost adds them
+        total = np.float32(wsum)
+        for j in range(k):
+            out[i, j] = np.float32(out[i, j]) / total

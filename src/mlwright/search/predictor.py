@@ -5,9 +5,11 @@ the first ``Ensemble.predict``) into compiled preprocessing (:mod:`mlwright.prep
 one native predictor per member:
 
 * LightGBM: the compiled tree walk (:mod:`mlwright.search.treewalk`: numba, raw scores
-  bit for bit the booster's, checked on probe rows at compile time) for batches from
-  ``THREADED_ROWS`` rows on, else ``Booster.predict`` on a float64 array;
-* XGBoost: ``Booster.inplace_predict`` with the estimator's iteration range, skipping the
+  bit for bit the booster's, checked on probe rows at compile time) for a few rows
+  (``WALK_VISITS``) and batches from ``THREADED_ROWS`` rows on, else ``Booster.predict``
+  on a float64 array;
+* XGBoost: the same walk with XGBoost's float32 rules (values bit for bit) for a few rows,
+  else ``Booster.inplace_predict`` with the estimator's iteration range, skipping the
   scikit-learn wrapper's checks;
 * CatBoost: the wrapped model's ``predict`` with ``thread_count=1`` (its default, -1,
   starts a thread pool per call);

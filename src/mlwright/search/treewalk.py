@@ -37,7 +37,7 @@ import numpy as np
 
 from mlwright._logging import get_logger
 
-__all__ = ["TreeWalker", "forest_walker", "lightgbm_walker"]
+__all__ = ["TreeWalker", "forest_walker", "lightgbm_walker", "xgboost_walker"]
 
 log = get_logger(__name__)
 
@@ -78,15 +78,17 @@ class _Builder:
             "value")}
         self.roots: list[int] = []
         self.cols: list[int] = []
+        self.f32: list[bool] = []
         self.cat_bits: list[np.ndarray] = []
         self.n_bits = 0
         self.nodes = 0
 
     def add(self, col: int, leaf_values: np.ndarray, feature: np.ndarray,
             threshold: np.ndarray, dtype: np.ndarray, left: np.ndarray, right: np.ndarray,
-            cat_start: np.ndarray | None = None, cat_len: np.ndarray | None = None) -> None:
+            cat_start: np.ndarray | None = None, cat_len: np.ndarray | None = None,
+            f32: bool = False) -> None:
         """One tree: its internal nodes (children < 0 are leaves ``~k``) and the values
-        of its leaves, (leaves, width)."""
+        of its leaves, (leaves, width); ``f32``: its leaves are added in float32."""
         k, n_leaves = len(feature), len(leaf_values)
         base = self.nodes
         own = base + k + np.arange(n_leaves)
@@ -106,6 +108,7 @@ class _Builder:
         p["value"] += [np.zeros((k, self.width)), leaf_values.reshape(n_leaves, self.width)]
         self.roots.append(base if k else base + k)
         self.cols.append(col)
+        self.f32.append(f32)
         self.nodes += k + n_leaves
 
     def add_bits(self, words: np.ndarray) -> int:
@@ -115,26 +118,33 @@ class _Builder:
         self.n_bits += len(words)
         return start
 
-    def build(self, n_out: int, n_features: int) -> TreeWalker:
+    def build(self, n_out: int, n_features: int, init: np.ndarray | None = None
+              ) -> TreeWalker:
         p = {k: np.concatenate(v) for k, v in self.parts.items()}
         bits = np.concatenate(self.cat_bits) if self.cat_bits else np.zeros(1, np.int64)
         return TreeWalker((
             np.array(self.roots, np.int32),
-            np.array(self.cols, np.int64), p["feature"].astype(np.int32),
+            np.array(self.cols, np.int64), np.array(self.f32, np.uint8),
+            p["feature"].astype(np.int32),
             p["threshold"].astype(np.float64), p["dtype"].astype(np.uint8),
             p["left"].astype(np.int32), p["right"].astype(np.int32),
             p["cat_start"].astype(np.int64), p["cat_len"].astype(np.int64),
             bits.astype(np.uint32), np.ascontiguousarray(p["value"], dtype=np.float64)),
-            n_out, n_features)
+            n_out, n_features, init)
 
 
 class TreeWalker:
-    """Flat node arrays of a tree ensemble and the raw sum of its leaves per row."""
+    """Flat node arrays of a tree ensemble and the raw sum of its leaves per row (from
+    ``init``, a start value per output)."""
 
-    def __init__(self, arrays: tuple[np.ndarray, ...], n_out: int, n_features: int) -> None:
+    def __init__(self, arrays: tuple[np.ndarray, ...], n_out: int, n_features: int,
+                 init: np.ndarray | None = None) -> None:
         self.arrays = arrays
         self.n_out = n_out
         self.n_features = n_features
+        self.n_trees = len(arrays[0])
+        self.init = None if init is None or not np.any(init) else \
+            np.asarray(init, dtype=np.float64)
         self.kernel = _compiled_kernel()
 
     def raw(self, X: np.ndarray) -> np.ndarray:
@@ -142,6 +152,8 @@ class TreeWalker:
         global _pool
         n = X.shape[0]
         out = np.zeros((n, self.n_out))
+        if self.init is not None:
+            out[:] = self.init
         cores = _cores()
         if n < _THREADED_ROWS or cores == 1:
             self.kernel(X, 0, n, *self.arrays, out)
@@ -309,7 +321,7 @@ def forest_walker(est: Any) -> ForestWalker | None:
 def node_thresholds(walker: TreeWalker, n_features: int) -> list[np.ndarray]:
     """The distinct split thresholds of each feature (categorical splits: the category
     numbers their bitsets name); for probe rows that test a walk against its model."""
-    _, _, feature, threshold, dtype, left, _, cat_start, cat_len, bits, _ = walker.arrays
+    _, _, _, feature, threshold, dtype, left, _, cat_start, cat_len, bits, _ = walker.arrays
     internal = left != np.arange(len(left))
     out = []
     for f in range(n_features):
@@ -323,3 +335,137 @@ def node_thresholds(walker: TreeWalker, n_features: int) -> list[np.ndarray]:
         out.append(np.concatenate([numeric, np.unique(np.array(cats, dtype=float)),
                                    np.unique(np.array(cats, dtype=float)) + 0.5]))
     return out
+
+
+# ---- float32 rules --------------------------------------------------------------------------
+
+_F32_MAX = float(np.finfo(np.float32).max)
+# float64 values from this one on round to float32 infinity (the tie goes to the even inf).
+_F32_OVERFLOW = _F32_MAX + 2.0 ** 103
+
+
+def f32_at_most(bound: np.ndarray) -> np.ndarray:
+    """float64 thresholds ``t`` with ``x <= t`` exactly when ``float32(x) <= bound``, for
+    float32 ``bound`` values: trees that compare float32 features (XGBoost, CatBoost)
+    walk the float64 rows LightGBM reads, with no float32 copy. ``t`` is the largest
+    double rounding to ``bound`` or below: the midpoint to the next float32, itself
+    included when the tie rounds to ``bound`` (an even significand)."""
+    b = np.asarray(bound, dtype=np.float32)
+    if not np.isfinite(b).all():
+        raise ValueError("infinite split threshold")
+    with np.errstate(over="ignore"):  # the largest float32's next is inf
+        up = np.nextafter(b, np.float32(np.inf)).astype(np.float64)
+    mid = (b.astype(np.float64) + np.where(np.isinf(up), _F32_OVERFLOW, up)) / 2
+    mid = np.where(np.isinf(up), _F32_OVERFLOW, mid)
+    even = (b.view(np.uint32) & 1) == 0
+    return np.where(even, mid, np.nextafter(mid, -np.inf))
+
+
+def f32_below(bound: np.ndarray) -> np.ndarray:
+    """float64 thresholds ``t`` with ``x <= t`` exactly when ``float32(x) < bound``."""
+    b = np.asarray(bound, dtype=np.float32)
+    return f32_at_most(np.nextafter(b, np.float32(-np.inf)))
+
+
+# ---- XGBoost ----------------------------------------------------------------------------------
+
+class XGBoostWalker:
+    """``Booster.inplace_predict`` (value) by a TreeWalker: margins summed in float32 from
+    the base margin, then XGBoost's float32 sigmoid or softmax."""
+
+    def __init__(self, walker: TreeWalker, link: str) -> None:
+        self.walker = walker
+        self.link = link
+
+    def margin(self, X: np.ndarray) -> np.ndarray:
+        """``inplace_predict(X, predict_type="margin")`` as float64 holding float32
+        values, (rows, classes) for multiclass."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.walker.n_features:
+            raise ValueError(f"expected {self.walker.n_features} features, got {X.shape}")
+        raw = self.walker.raw(np.ascontiguousarray(X))
+        return raw if self.link == "softmax" else raw[:, 0]
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        """``inplace_predict(X)``: float32, as XGBoost returns it."""
+        return self.finish(self.margin(X))
+
+    def finish(self, margin: np.ndarray) -> np.ndarray:
+        """The objective's transform of float32 margins (float64 holding them)."""
+        from mlwright.search._treekernel import xgb_sigmoid, xgb_softmax
+
+        out = np.empty(margin.shape, dtype=np.float32)
+        if self.link == "identity":
+            out[...] = margin
+        elif self.link == "sigmoid":
+            xgb_sigmoid(np.ascontiguousarray(margin), out)
+        else:
+            xgb_softmax(np.ascontiguousarray(margin), out)
+        return out
+
+
+def _base_margin(learner: dict[str, Any], link: str) -> np.ndarray:
+    """The base score in margin space, float32 as XGBoost computes it."""
+    text = learner["learner_model_param"]["base_score"].strip("[]")
+    base = np.array([float(v) for v in text.split(",")], dtype=np.float32)
+    if link == "sigmoid":  # ProbToMargin: -log(1/p - 1) in float32
+        one = np.float32(1.0)
+        inner = (one / base - one).astype(np.float32)
+        return np.array([-np.float32(np.log(np.float64(v))) for v in inner], np.float32)
+    return base
+
+
+def xgboost_walker(booster: Any, iteration_range: tuple[int, int]) -> XGBoostWalker | None:
+    """An :class:`XGBoostWalker` of a gbtree booster over ``iteration_range`` ((0, 0): all),
+    or None where numba is missing or the model has a form not read here (dart, linear,
+    categorical splits, vector leaves, a ``missing`` other than NaN, objectives other than
+    squared error, binary logistic and multiclass softprob)."""
+    import json
+
+    try:
+        _compiled_kernel()
+    except ImportError:
+        return None
+    model = json.loads(booster.save_raw("json"))["learner"]
+    booster_json = model["gradient_booster"]
+    if booster_json.get("name") != "gbtree":
+        return None
+    objective = model["objective"]["name"]
+    link = {"reg:squarederror": "identity", "binary:logistic": "sigmoid",
+            "multi:softprob": "softmax"}.get(objective)
+    if link is None:
+        return None
+    param = model["learner_model_param"]
+    n_groups = max(1, int(param.get("num_class", "0")))
+    if int(param.get("num_target", "1")) != 1 or (link == "softmax") != (n_groups > 1):
+        return None
+    trees_json = booster_json["model"]["trees"]
+    info = booster_json["model"]["tree_info"]
+    per_round = n_groups * int(booster_json["model"]["gbtree_model_param"]
+                               .get("num_parallel_tree", "1"))
+    begin, end = iteration_range
+    end = len(trees_json) // per_round if end == 0 else end
+    builder = _Builder(width=1)
+    for i in range(begin * per_round, min(end * per_round, len(trees_json))):
+        t = trees_json[i]
+        if any(t["split_type"]) or int(t["tree_param"].get("size_leaf_vector", "1")) > 1:
+            return None
+        left = np.asarray(t["left_children"], np.int64)
+        right = np.asarray(t["right_children"], np.int64)
+        cond = np.asarray(t["split_conditions"], np.float64)
+        leaf = left == -1
+        # XGBoost numbers nodes freely: internal nodes 0.., leaves ~0, ~1, ... here.
+        ids = np.where(~leaf, np.cumsum(~leaf) - 1, ~(np.cumsum(leaf) - 1))
+        kids = np.flatnonzero(~leaf)
+        default_left = np.asarray(t["default_left"], bool)[kids]
+        # Leaves hold their value in split_conditions; a split sends float32(x) < cond left.
+        builder.add(int(info[i]), cond[leaf].astype(np.float32).astype(np.float64),
+                    np.asarray(t["split_indices"], np.int64)[kids], f32_below(cond[kids]),
+                    (2 << 2) | np.where(default_left, 2, 0), ids[left[kids]],
+                    ids[right[kids]], f32=True)
+    if not builder.roots:
+        return None
+    n_features = int(param["num_feature"])
+    walker = builder.build(n_groups, n_features, init=_base_margin(model, link)
+                           .astype(np.float64) * np.ones(n_groups))
+    return XGBoostWalker(walker, link)
