@@ -131,3 +131,40 @@ def test_the_search_runs_blas_single_threaded_and_restores_it(trump, cv):
     assert after == before
     member = result.model.members[0]["estimator"]
     assert member.solver == "newton-cg"
+
+
+def test_hist_gradient_boosting_fits_with_the_folds_threads_only(telco):
+    """HGB has no n_jobs; a fold's fit must not take every core through OpenMP (parallel
+    folds would spin at OpenMP barriers), and the limit ends with the fit."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+    seen: list[int] = []
+
+    class Recording(HistGradientBoostingClassifier):
+        def fit(self, X, y, sample_weight=None):
+            seen.append(_openmp_effective_n_threads())
+            return super().fit(X, y, sample_weight=sample_weight)
+
+    Xt, y, ctx = _prepared(telco, "churn", "tree")
+    family = HistGradientBoostingFamily()
+    before = _openmp_effective_n_threads()
+    for deadline in (None, PAST):
+        est = Recording(max_iter=20, random_state=0)
+        family.fit(est, Xt, y, ctx, deadline=deadline)  # ctx.n_jobs is 1
+    assert seen and set(seen) == {1}
+    assert _openmp_effective_n_threads() == before
+
+
+def test_xgboost_cut_by_the_deadline_reports_the_rounds_it_has(telco):
+    from mlwright.search.families.boosting import MAX_ROUNDS, XGBoostFamily
+
+    Xt, y, ctx = _prepared(telco, "churn", "tree")
+    family = XGBoostFamily()
+    est = family.build({"learning_rate": 0.05}, ctx)
+    # Stopped after its first round, before early stopping recorded a best iteration.
+    info = family.fit(est, Xt[:4000], y[:4000], ctx, X_val=Xt[4000:], y_val=y[4000:],
+                      deadline=PAST)
+    assert info.n_iter == est.get_booster().num_boosted_rounds() < MAX_ROUNDS
+    # The refit grows about as many rounds, not MAX_ROUNDS x 1.1.
+    assert family.refit_params({}, [info], ctx)["n_estimators"] <= 10
