@@ -123,7 +123,8 @@ class ServeConfig(_Section):
     # Rows per model call: a member's fixed cost per call (~0.2 ms each for XGBoost and
     # CatBoost) is paid once for several queued 100-row requests (1.8x the rows/s at c=32
     # with 1024 instead of 64), while a lone request still goes at once.
-    max_batch: int = Field(1024, ge=1, description="rows gathered into one model call")
+    max_batch: int = Field(1024, ge=0, description="rows gathered into one model call "
+                           "(micro-batch); 0 or 1: each request is a call of its own")
     max_wait_ms: float = Field(2.0, ge=0, description="longest wait to fill a micro-batch")
     max_body_mb: float = Field(10.0, gt=0, description="larger request bodies get 413")
     # Bounded work per request (issue 16): what one request may cost the others.

@@ -23,9 +23,10 @@ import pytest
 from serve_helpers import LiveServer, records
 
 from mlwright.serve import create_app
+from mlwright.serve.batching import MicroBatcher
 from mlwright.serve.bodies import LARGE_BODY, WORKER_NICE
 from mlwright.serve.records import RecordValidator
-from mlwright.serve.runtime import Active, MicroBatcher, Slot, load_source, make_predictor
+from mlwright.serve.runtime import Active, Slot, load_source, make_predictor
 
 
 @pytest.fixture(scope="module")

@@ -63,6 +63,10 @@ def serve(
         "--runtime", help="python (the compiled predictor) or onnx (the model's ONNX "
         "export run by onnxruntime: the one 'mlwright export' logged, else exported now "
         "with its parity check). Default serve.runtime.")] = None,
+    max_batch_rows: Annotated[int | None, typer.Option(
+        "--max-batch-rows", min=0, help="Micro-batching: requests that queue while the model "
+        "is busy go to it in one call of up to this many rows (a lone request never waits "
+        "for company); 0 or 1 turns it off. Default serve.max_batch (1024).")] = None,
     config: ConfigOpt = None,
     database: DatabaseOpt = None,
     store_option: StoreOpt = None,
@@ -82,6 +86,8 @@ def serve(
         serve_config.challenger_share = share
     if shadow is not None:
         serve_config.shadow = shadow
+    if max_batch_rows is not None:
+        serve_config.max_batch = max_batch_rows
     if runtime is not None:
         if runtime not in ("python", "onnx"):
             from mlwright.exceptions import ConfigError

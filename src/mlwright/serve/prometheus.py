@@ -9,6 +9,7 @@ answers the scrape.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -41,6 +42,9 @@ class ServerMetrics:
                               ["endpoint", "kind"], registry=r)
         self.batch_rows = Histogram("mlwright_batch_rows", "Rows per model call (micro-batch)",
                                     ["role"], buckets=_ROW_BUCKETS, registry=r)
+        self.batch_requests = Histogram(
+            "mlwright_batch_requests", "Requests answered by one model call (micro-batch)",
+            ["role"], buckets=_ROW_BUCKETS, registry=r)
         self.request_rows = Histogram("mlwright_request_rows", "Records per predict request",
                                       buckets=_ROW_BUCKETS, registry=r)
         self.predictions = Counter("mlwright_predictions", "Records predicted, by model version",
@@ -63,6 +67,17 @@ class ServerMetrics:
                                     ["key", "name"], registry=r)
 
         self._limits_shown: set[tuple[str, str]] = set()
+
+    def batch_observer(self, role: str) -> Callable[[int, int], None]:
+        """What a micro-batcher calls with the rows and requests of each model call."""
+        rows = self.batch_rows.labels(role)
+        requests = self.batch_requests.labels(role)
+
+        def observe(n_rows: int, n_requests: int) -> None:
+            rows.observe(n_rows)
+            requests.observe(n_requests)
+
+        return observe
 
     def show_limits(self, limits: dict[tuple[str, str], tuple[int, int]]) -> None:
         """Publish the rate limits in force: (key, name) -> (requests, window seconds); a

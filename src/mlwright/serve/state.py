@@ -18,6 +18,7 @@ from typing import Any
 from mlwright._logging import get_logger
 from mlwright.config import ServeConfig
 from mlwright.exceptions import MlwrightError, ServingError
+from mlwright.serve.batching import MicroBatcher
 from mlwright.serve.bodies import BodyWorker
 from mlwright.serve.keys import ApiKey, active_keys
 from mlwright.serve.logwriter import LogWriter
@@ -26,7 +27,6 @@ from mlwright.serve.prometheus import ServerMetrics
 from mlwright.serve.records import RecordValidator
 from mlwright.serve.runtime import (
     Active,
-    MicroBatcher,
     Router,
     Slot,
     is_registry_ref,
@@ -123,8 +123,7 @@ class ServerState:
         wait = config.max_wait_ms / 1000
         self.batchers = {
             slot.role: MicroBatcher(slot, self.executor, max_batch=config.max_batch,
-                                    max_wait=wait,
-                                    on_batch=self.metrics.batch_rows.labels(slot.role).observe)
+                                    max_wait=wait, on_batch=self.metrics.batch_observer(slot.role))
             for slot in (self.champion, self.challenger)}
         self.log = LogWriter(self.engine)
         self.metrics.log_queue.set_function(lambda: self.log.depth)
