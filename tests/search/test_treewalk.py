@@ -22,13 +22,15 @@ import xgboost as xgb
 from sklearn.ensemble import ExtraTreesRegressor, RandomForestClassifier
 
 from mlwright.data.contract import learn_contract
-from mlwright.data.kinds import ColumnKind
+from mlwright.data.kinds import ColumnKind, Task
 from mlwright.datasets import SUITE, load_suite
 from mlwright.prep import build_preprocessor, plan_columns
 from mlwright.search import treewalk
+from mlwright.search.families.boosting import CatBoostModel
 from mlwright.search.members import _probe_rows, native_predictor
 from mlwright.search.predictor import compile_predictor
 from mlwright.search.treewalk import (
+    catboost_walker,
     f32_at_most,
     forest_walker,
     lightgbm_walker,
@@ -251,3 +253,85 @@ def test_float32_cut_points_match_float32_rounding():
     for x in (t, np.nextafter(t, np.inf), np.nextafter(t, -np.inf), b.astype(np.float64)):
         with np.errstate(over="ignore"):
             np.testing.assert_array_equal(x <= t, x.astype(np.float32) <= b)
+
+
+# ---- CatBoost ---------------------------------------------------------------------------------
+
+def _catboost(Xt: np.ndarray, y: np.ndarray, task: str, cats: list[int]) -> CatBoostModel:
+    est = CatBoostModel(task=Task(task), n_ordinal=len(cats), iterations=30, depth=5,
+                        learning_rate=0.3)
+    return est.fit(Xt, y)
+
+
+def _catboost_expected(est: CatBoostModel, X: np.ndarray, task: str) -> np.ndarray:
+    return est.predict(X) if task == "regression" else est.predict_proba(X)
+
+
+@pytest.mark.parametrize("name", ["telco_churn", "hpc_jobs", "diamonds"])
+def test_catboost_walk_equals_the_model(name):
+    """Logloss, MultiClass and RMSE with categorical codes (one-hot and CTR splits read
+    from the model's own leaf indexes), on held-out rows with NaN in one cell in ten, on
+    probe rows at every float32 border, and threaded."""
+    Xt, y, Xh, task, cats = _design(name)
+    est = _catboost(Xt, y, task, cats)
+    walker = catboost_walker(est.model_, est._frame)
+    assert walker is not None
+    assert walker.n_cat == len(cats)
+    assert walker.covers(Xh)
+    if cats:  # the category splits are exercised
+        assert int((walker.walker.arrays[5] & 1).sum()) > 0
+    for X in (Xh, np.concatenate([Xh] * 4)):
+        np.testing.assert_allclose(walker(X), _catboost_expected(est, X, task), rtol=1e-12,
+                                   atol=1e-13)
+    probe = _probe_rows(walker.walker, Xh.shape[1])
+    probe[:, :len(cats)] = np.random.default_rng(0).integers(-1, 30, (len(probe), len(cats)))
+    probe[::7, :len(cats)] = np.nan
+    np.testing.assert_allclose(walker(probe), _catboost_expected(est, probe, task),
+                               rtol=1e-12, atol=1e-13)
+    predict, path = native_predictor(est, regression=task == "regression")
+    assert path == "catboost-treewalk"
+    np.testing.assert_allclose(predict(Xh[:3]), _catboost_expected(est, Xh[:3], task),
+                               rtol=1e-12, atol=1e-13)
+
+
+def test_catboost_codes_not_read_take_the_model():
+    Xt, y, Xh, task, cats = _design("telco_churn")
+    est = _catboost(Xt, y, task, cats)
+    predict, path = native_predictor(est, regression=False)
+    assert path == "catboost-treewalk"
+    odd = Xh[:4].copy()
+    odd[:, 0] = [-2.0, 5000.0, 1e9, -7.0]  # codes the walk has not read from the model
+    assert not predict.walker.covers(odd)
+    np.testing.assert_array_equal(predict(odd), est.predict_proba(odd))
+
+
+def test_catboost_forms_not_read_keep_the_model():
+    """A CTR over a combination of features is not walked (describe() says so); neither is
+    a loss without a link here."""
+    import catboost
+
+    Xt, y, _, _, cats = _design("mpls_person_search")
+    combos = catboost.CatBoostClassifier(iterations=40, depth=6, max_ctr_complexity=4,
+                                         one_hot_max_size=1, verbose=False, thread_count=1,
+                                         random_seed=0, cat_features=cats)
+    frame = CatBoostModel(n_ordinal=len(cats))._frame
+    combos.fit(frame(Xt), y)
+    assert any(len(c["elements"]) > 1
+               for c in _catboost_json(combos)["features_info"]["ctrs"])
+    with pytest.raises(NotImplementedError, match="combinations"):
+        catboost_walker(combos, frame)
+    poisson = catboost.CatBoostRegressor(iterations=5, loss_function="Poisson",
+                                         verbose=False, thread_count=1, cat_features=cats)
+    poisson.fit(frame(Xt), y)
+    with pytest.raises(NotImplementedError, match="Poisson"):
+        catboost_walker(poisson, frame)
+
+
+def _catboost_json(model: object) -> dict:
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.json"
+        model.save_model(str(path), format="json")  # type: ignore[attr-defined]
+        return json.loads(path.read_text())

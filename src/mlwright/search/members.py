@@ -182,6 +182,41 @@ def _checked_xgboost(booster: Any, iteration_range: tuple[int, int], missing: fl
     return walker
 
 
+def _checked_catboost(est: Any, regression: bool) -> tuple[Any, str]:
+    """The model's compiled walk, if it gives the model's values on probe rows, else None
+    and why not."""
+    from mlwright.search.treewalk import catboost_walker
+
+    try:
+        walker = catboost_walker(est.model_, est._frame)
+    except NotImplementedError as exc:
+        return None, f"not walked: {exc}"
+    except Exception as exc:  # an unexpected model JSON: keep the model
+        log.debug("no compiled walk for this CatBoost model (%s)", exc)
+        return None, "not walked: model not read"
+    if walker is None:
+        return None, "no numba"
+    probe = _probe_rows(walker.walker, walker.walker.n_features)
+    cats = probe[:, :walker.n_cat]
+    rng = np.random.default_rng(1)
+    # Codes the prep gives (-1 .. a few dozen) and NaN; the others are not walked.
+    cats[~np.isnan(cats)] = np.trunc(np.clip(cats[~np.isnan(cats)], -1, 1023))
+    some = rng.random(cats.shape) < 0.3
+    cats[some] = rng.integers(-1, 40, int(some.sum()))
+    frame = est._frame(probe)
+    model = est.model_
+    expected = (np.asarray(model.predict(frame, thread_count=1)).ravel() if regression
+                else model.predict_proba(frame, thread_count=1))
+    ours = walker(probe)
+    # CatBoost sums its leaves in double in its own order: equal within a few ulps.
+    if not (walker.covers(probe) and ours.shape == expected.shape
+            and np.allclose(ours, expected, rtol=1e-12, atol=1e-13, equal_nan=True)):
+        log.warning("the compiled walk of a CatBoost model differs from its predict on "
+                    "probe rows; the model predicts")
+        return None, "walk differed on probe rows"
+    return walker, ""
+
+
 def _dense_predict(booster: Any, iteration_range: tuple[int, int], missing: float
                    ) -> Any:
     """The C call behind ``Booster.inplace_predict`` on a dense float64 array, with its
@@ -219,7 +254,9 @@ def _dense_predict(booster: Any, iteration_range: tuple[int, int], missing: floa
 
 
 class _CatBoost:
-    """CatBoostModel.predict / predict_proba with one thread instead of a pool per call."""
+    """CatBoostModel.predict / predict_proba: by the compiled tree walk where it gives the
+    model's values on probe rows and the matrix's category codes are ones it has read,
+    else by the model with one thread instead of a pool per call."""
 
     def __init__(self, est: Any, regression: bool) -> None:
         from mlwright.search.families.boosting import CatBoostModel
@@ -228,8 +265,16 @@ class _CatBoost:
             raise TypeError(type(est).__name__)
         self.est = est
         self.regression = regression
+        self.walker, why = _checked_catboost(est, regression)
+        self.path = f"catboost-1-thread ({why})" if self.walker is None \
+            else "catboost-treewalk"
 
     def __call__(self, X: Any) -> np.ndarray:
+        walker = self.walker
+        if walker is not None and isinstance(X, np.ndarray) and \
+                (X.shape[0] >= THREADED_ROWS
+                 or X.shape[0] * walker.walker.n_trees <= WALK_VISITS) and walker.covers(X):
+            return walker(X)
         frame = self.est._frame(X)
         threads = -1 if X.shape[0] >= THREADED_ROWS else 1
         if self.regression:
