@@ -306,22 +306,29 @@ def test_catboost_codes_not_read_take_the_model():
 
 
 def test_catboost_forms_not_read_keep_the_model():
-    """A CTR over a combination of features is not walked (describe() says so); neither is
-    a loss without a link here."""
+    """A CTR over a combination of features is not walked (the path says so); neither is a
+    loss without a link here."""
     import catboost
 
-    Xt, y, _, _, cats = _design("mpls_person_search")
+    Xt, y, Xh, _, cats = _design("mpls_person_search")
     combos = catboost.CatBoostClassifier(iterations=40, depth=6, max_ctr_complexity=4,
                                          one_hot_max_size=1, verbose=False, thread_count=1,
-                                         random_seed=0, cat_features=cats)
-    frame = CatBoostModel(n_ordinal=len(cats))._frame
+                                         random_seed=0, cat_features=cats,
+                                         allow_writing_files=False)
+    est = CatBoostModel(n_ordinal=len(cats))
+    frame = est._frame
     combos.fit(frame(Xt), y)
     assert any(len(c["elements"]) > 1
                for c in _catboost_json(combos)["features_info"]["ctrs"])
     with pytest.raises(NotImplementedError, match="combinations"):
         catboost_walker(combos, frame)
+    est.model_, est.classes_ = combos, combos.classes_
+    predict, path = native_predictor(est, regression=False)
+    assert path == "catboost-1-thread (not walked: CTRs over feature combinations)"
+    np.testing.assert_array_equal(predict(Xh), combos.predict_proba(frame(Xh)))
     poisson = catboost.CatBoostRegressor(iterations=5, loss_function="Poisson",
-                                         verbose=False, thread_count=1, cat_features=cats)
+                                         verbose=False, thread_count=1, cat_features=cats,
+                                         allow_writing_files=False)
     poisson.fit(frame(Xt), y)
     with pytest.raises(NotImplementedError, match="Poisson"):
         catboost_walker(poisson, frame)
