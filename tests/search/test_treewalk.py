@@ -25,6 +25,7 @@ from mlwright.data.contract import learn_contract
 from mlwright.data.kinds import ColumnKind, Task
 from mlwright.datasets import SUITE, load_suite
 from mlwright.prep import build_preprocessor, plan_columns
+from mlwright.prep.fast import RecordColumns
 from mlwright.search import treewalk
 from mlwright.search.families.boosting import CatBoostModel
 from mlwright.search.members import _probe_rows, native_predictor
@@ -121,6 +122,7 @@ def test_large_batches_are_split_over_threads_with_the_same_values():
 
 
 def test_forest_walk_equals_the_trees_mean():
+    """scikit-learn's float32 comparisons, made on float64 rows (f32_at_most)."""
     Xt, y, Xh, _, _ = _design("hpc_jobs")
     for est in (RandomForestClassifier(n_estimators=12, random_state=0, n_jobs=1),
                 ExtraTreesRegressor(n_estimators=12, random_state=0, n_jobs=1)):
@@ -134,14 +136,35 @@ def test_forest_walk_equals_the_trees_mean():
 
 
 def test_the_compiled_predictor_takes_the_walk(telco):
+    """Every tree member reading one design matrix is walked by one call for a few rows
+    (the members' own outputs, bit for bit), folds with the same preprocessing share one
+    design matrix, and the blend equals the pandas path."""
     import mlwright as mw
 
-    result = mw.train(telco, "churn", families=["lightgbm", "random_forest"], n_trials=2,
-                      seed=0)
+    result = mw.train(telco, "churn", families=["lightgbm", "xgboost", "random_forest"],
+                      n_trials=3, seed=0)
     predictor = compile_predictor(result.model, result.contract)
     paths = {d["path"] for d in predictor.describe()}
     assert "lightgbm-treewalk" in paths or "forest-treewalk" in paths, paths
     X = telco.drop(columns="churn")
+    records = X.head(20).to_dict("records")
+    if predictor._fused:
+        fused = dict(predictor._fused)
+        for record in records:
+            cols = RecordColumns([record], predictor.feature_names)
+            together = predictor._member_outputs(cols, None, compiled=True)
+            predictor._fused = {}
+            apart = predictor._member_outputs(RecordColumns([record], predictor.feature_names),
+                                              None, compiled=True)
+            predictor._fused = fused
+            for a, b in zip(together, apart, strict=True):
+                assert np.array_equal(a, b)
+    else:  # one tree member per design: nothing to fuse
+        assert len({d["style"] for d in predictor.describe()}) == len(predictor.describe())
+    for record, row in zip(records, range(20), strict=True):
+        np.testing.assert_allclose(
+            predictor.predict_records([record])[1],
+            result.model.raw_predict(X.iloc[[row]], compiled=False), rtol=0, atol=1e-12)
     np.testing.assert_allclose(predictor.raw_frame(X),
                                result.model.raw_predict(X, compiled=False), rtol=0,
                                atol=1e-12)
@@ -249,8 +272,10 @@ def test_float32_cut_points_match_float32_rounding():
                                                   float(np.finfo(np.float32).max),
                                                   -float(np.finfo(np.float32).max)]]
                        ).astype(np.float32)
+    b = np.concatenate([b, np.array([np.inf, -np.inf], np.float32)])
     t = f32_at_most(b)
-    for x in (t, np.nextafter(t, np.inf), np.nextafter(t, -np.inf), b.astype(np.float64)):
+    for x in (t, np.nextafter(t, np.inf), np.nextafter(t, -np.inf), b.astype(np.float64),
+              np.full(len(b), np.inf), np.full(len(b), -np.inf), np.full(len(b), 1e300)):
         with np.errstate(over="ignore"):
             np.testing.assert_array_equal(x <= t, x.astype(np.float32) <= b)
 

@@ -30,12 +30,6 @@ WALK_VISITS = 4096
 
 # ---- member predictors: design matrix -> what the estimator's predict_proba/predict gives ----
 
-def _expit(x: np.ndarray) -> np.ndarray:
-    from scipy.special import expit
-
-    return expit(x)
-
-
 class _Linear:
     """LogisticRegression / Ridge as a dot product (dense, or dense + sparse TF-IDF)."""
 
@@ -50,17 +44,21 @@ class _Linear:
         self.regression = regression
         self.ravel = np.ndim(est.coef_) == 1 or self.coef_t.shape[1] == 1
         self.binary = not regression and len(est.classes_) <= 2
+        from scipy.special import expit, softmax  # what predict_proba calls
+
+        self.expit, self.softmax = expit, softmax
 
     def __call__(self, X: Any) -> np.ndarray:
         scores = np.asarray(X @ self.coef_t) + self.intercept
         if self.regression:
             return scores.ravel() if self.ravel else scores
         if self.binary:
-            p = _expit(scores.ravel())
-            return np.stack([1 - p, p], axis=1)
-        from scipy.special import softmax
-
-        return softmax(scores, axis=1)
+            p = self.expit(scores.ravel())
+            out = np.empty((p.shape[0], 2))
+            out[:, 1] = p
+            out[:, 0] = 1 - p
+            return out
+        return self.softmax(scores, axis=1)
 
 
 class _Forest:
@@ -149,9 +147,25 @@ class _XGBoost:
             out = self.booster.inplace_predict(X, iteration_range=self.range,
                                                predict_type="value", missing=self.missing,
                                                validate_features=False)
+        return self._wrap(out)
+
+    def _wrap(self, out: np.ndarray) -> np.ndarray:
         if self.regression or (out.ndim == 2 and out.shape[1] == self.n_classes):
             return out
         return np.vstack((1.0 - out, out)).transpose()
+
+    # The fused walk (several members' trees in one call, see predictor.py).
+    @property
+    def tree_walker(self) -> Any:
+        return None if self.walker is None else self.walker.walker
+
+    def walkable(self, X: np.ndarray) -> bool:
+        return True
+
+    def from_raw(self, raw: np.ndarray) -> np.ndarray:
+        assert self.walker is not None
+        return self._wrap(self.walker.finish(raw if self.walker.link == "softmax"
+                                             else raw[:, 0]))
 
 
 def _checked_xgboost(booster: Any, iteration_range: tuple[int, int], missing: float) -> Any:
@@ -281,6 +295,18 @@ class _CatBoost:
             return np.asarray(self.est.model_.predict(frame, thread_count=threads)).ravel()
         return self.est.model_.predict_proba(frame, thread_count=threads)
 
+    @property
+    def tree_walker(self) -> Any:
+        return None if self.walker is None else self.walker.walker
+
+    def walkable(self, X: np.ndarray) -> bool:
+        assert self.walker is not None
+        return bool(self.walker.covers(X))
+
+    def from_raw(self, raw: np.ndarray) -> np.ndarray:
+        assert self.walker is not None
+        return np.asarray(self.walker.from_raw(raw))
+
 
 class _LightGBM:
     """``Booster.predict``: by the compiled tree walk (:mod:`mlwright.search.treewalk`)
@@ -307,9 +333,24 @@ class _LightGBM:
         else:
             threads = 0 if X.shape[0] >= THREADED_ROWS else 1  # 0: LightGBM's default, all
             raw = np.asarray(self.booster.predict(X, num_threads=threads), dtype=float)
+        return self._wrap(raw)
+
+    def _wrap(self, raw: np.ndarray) -> np.ndarray:
         if self.regression or raw.ndim == 2:
             return raw
         return np.column_stack([1.0 - raw, raw])
+
+    @property
+    def tree_walker(self) -> Any:
+        return None if self.walker is None else self.walker.walker
+
+    def walkable(self, X: np.ndarray) -> bool:
+        return True
+
+    def from_raw(self, raw: np.ndarray) -> np.ndarray:
+        assert self.walker is not None
+        return self._wrap(self.walker.from_raw(raw if self.walker.link == "softmax"
+                                               else raw[:, 0]))
 
 
 def _probe_rows(walker: Any, n_features: int, rows: int = 256) -> np.ndarray:

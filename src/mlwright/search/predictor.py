@@ -45,7 +45,7 @@ import numpy as np
 
 from mlwright._logging import get_logger
 from mlwright.prep.fast import CompiledTable, FallbackNeeded, RecordColumns, compile_table
-from mlwright.search.members import native_predictor
+from mlwright.search.members import WALK_VISITS, native_predictor
 
 __all__ = ["BATCH_RECORDS", "CompiledPredictor", "RecordPredictor", "compile_predictor"]
 
@@ -58,10 +58,13 @@ _CHECK_TOLERANCE = 1e-9
 # building the DataFrame costs more than it saves: 300 telco records, 13.4 ms of CPU
 # against 8.9 value by value; 3,200 records, 104 against 82.
 BATCH_RECORDS = 256
+# Up to this many rows the members' outputs are blended in one stacked reduction.
+_STACKED_ROWS = 256
 # ---- the record predictor ------------------------------------------------------------------
 
 class _Member:
-    __slots__ = ("classes", "clip", "estimator", "expm1", "path", "predict", "style", "weight")
+    __slots__ = ("classes", "clip", "estimator", "expm1", "path", "predict", "style", "weight",
+                 "whole")
 
     def __init__(self, member: dict[str, Any], regression: bool) -> None:
         self.style = member["style"]
@@ -72,6 +75,11 @@ class _Member:
         self.predict, self.path = native_predictor(self.estimator, regression)
         seen = getattr(self.estimator, "classes_", None)
         self.classes = None if regression or seen is None else np.asarray(seen).astype(int)
+        self.whole: int | None = None  # the class count when it saw classes 0..k-1, in order
+
+    def set_classes(self, n_classes: int) -> None:
+        if self.classes is None or np.array_equal(self.classes, np.arange(n_classes)):
+            self.whole = n_classes
 
 
 class CompiledPredictor:
@@ -90,6 +98,14 @@ class CompiledPredictor:
         self.classes_ = None if self.regression else np.asarray(model.classes_, dtype=object)
         self.feature_names = list(getattr(model, "feature_names", []))
         self._pandas_members: set[int] = set()
+        # Styles whose fitted preprocessing is identical (the tree styles of folds that saw
+        # the same categories): one design matrix serves them all.
+        self._design_of: dict[str, str] = _same_preps(getattr(model, "preps", {}))
+        if members is not None and self.classes_ is not None:
+            for m in members:
+                m.set_classes(len(self.classes_))
+        self._fused = _fuse_members(members or [], self._design_of)
+        self._weights = np.array([m.weight for m in members or []], dtype=np.float64)
         reads_text = any(table is not None and table.text for table in tables.values())
         self._frame_from = BATCH_RECORDS if reads_text else None
 
@@ -178,13 +194,14 @@ class CompiledPredictor:
         assert self._members is not None
         frame = None
         designs: dict[tuple[str, bool], Any] = {}
+        walked: dict[int, np.ndarray] = {}  # member -> output, from a fused walk
         outputs = []
         task = self.model.task
         classes = self.model.classes
         for i, m in enumerate(self._members):
             table = self._tables.get(m.style)
             fast = compiled and table is not None and i not in self._pandas_members
-            key = (m.style, fast)
+            key = (self._design_of.get(m.style, m.style), fast)
             if key not in designs:
                 if fast:
                     assert table is not None
@@ -193,6 +210,8 @@ class CompiledPredictor:
                     frame = make_frame() if frame is None else frame
                     designs[key] = self.model.preps[m.style].transform(frame)
             Xt = designs[key]
+            if fast and key[0] in self._fused and i not in walked:
+                walked.update(self._fused[key[0]].outputs(Xt, self._pandas_members))
             if not fast:
                 outputs.append(_member_predict({"estimator": m.estimator,
                                                 "target_transform": "log" if m.expm1
@@ -200,11 +219,14 @@ class CompiledPredictor:
                                                 **({"clip": m.clip} if m.clip else {})},
                                                Xt, task, classes))
                 continue
-            out = m.predict(Xt)
+            out = walked[i] if i in walked else m.predict(Xt)
             if self.regression:
                 out = np.asarray(out, dtype=float).ravel()
                 out = np.expm1(out) if m.expm1 else out
-                out = np.clip(out, *m.clip) if m.clip is not None else out
+                if m.clip is not None:  # np.clip's wrapper costs ~3 µs a call
+                    out = np.minimum(np.maximum(out, m.clip[0]), m.clip[1])
+            elif m.whole is not None and out.ndim == 2 and out.shape[1] == m.whole:
+                out = out if out.dtype == np.float64 else out.astype(np.float64)
             else:
                 out = self._full_proba(np.asarray(out, dtype=float), m.classes)
             outputs.append(out)
@@ -222,11 +244,16 @@ class CompiledPredictor:
         return out
 
     def _raw(self, cols: Any, make_frame: Any) -> np.ndarray:
-        total: np.ndarray | None = None
         assert self._members is not None
-        for m, out in zip(self._members, self._member_outputs(cols, make_frame,
-                                                              compiled=True),
-                          strict=True):
+        outputs = self._member_outputs(cols, make_frame, compiled=True)
+        shape = outputs[0].shape
+        if shape[0] <= _STACKED_ROWS and all(o.shape == shape for o in outputs):
+            # One product and one reduction over the member axis, which numpy adds in
+            # member order: the loop's sums, without its 2 calls per member.
+            weights = self._weights.reshape((-1,) + (1,) * len(shape))
+            return np.add.reduce(np.stack(outputs) * weights, axis=0)
+        total: np.ndarray | None = None
+        for m, out in zip(self._members, outputs, strict=True):
             total = out * m.weight if total is None else total + out * m.weight
         assert total is not None
         return total
@@ -253,6 +280,65 @@ class CompiledPredictor:
                             "it will predict through pandas", i,
                             type(self._members[i].estimator).__name__, self._members[i].path)
                 self._pandas_members.add(i)
+
+
+class _FusedWalk:
+    """The tree members reading one design matrix, walked by one compiled call for a few
+    rows (each member's own walk would take them too: ``WALK_VISITS``); their outputs are
+    the members' own, computed from the same sums."""
+
+    def __init__(self, members: list[tuple[int, Any]]) -> None:
+        from mlwright.search.treewalk import fuse
+
+        self.members = members
+        self.walker, self.starts = fuse([p.tree_walker for _, p in members])
+        self.widths = [p.tree_walker.n_out for _, p in members]
+        self.rows = WALK_VISITS // max(p.tree_walker.n_trees for _, p in members)
+
+    def outputs(self, X: Any, skip: set[int]) -> dict[int, np.ndarray]:
+        if not (isinstance(X, np.ndarray) and X.dtype == np.float64 and X.ndim == 2
+                and X.shape[0] <= self.rows
+                and all(p.walkable(X) for _, p in self.members)):
+            return {}
+        raw = self.walker.raw(np.ascontiguousarray(X))
+        return {i: p.from_raw(raw[:, start:start + width])
+                for (i, p), start, width in zip(self.members, self.starts, self.widths,
+                                                strict=True) if i not in skip}
+
+
+def _fuse_members(members: list[_Member], design_of: dict[str, str]
+                  ) -> dict[str, _FusedWalk]:
+    """Design -> the fused walk of its tree members (two or more)."""
+    groups: dict[str, list[tuple[int, Any]]] = {}
+    for i, m in enumerate(members):
+        if getattr(m.predict, "tree_walker", None) is not None:
+            groups.setdefault(design_of.get(m.style, m.style), []).append((i, m.predict))
+    out = {}
+    for design, group in groups.items():
+        if len(group) < 2:
+            continue
+        try:
+            out[design] = _FusedWalk(group)
+        except Exception as exc:  # keep each member's own walk
+            log.debug("no fused walk for %s (%s)", design, exc)
+    return out
+
+
+def _same_preps(preps: dict[str, Any]) -> dict[str, str]:
+    """style -> the first style whose fitted preprocessing has the same state (training-
+    time caches, attributes starting with ``_``, aside): their transforms are equal."""
+    import pickle
+
+    first: dict[bytes, str] = {}
+    out = {}
+    for style, prep in preps.items():
+        try:
+            key = pickle.dumps((type(prep).__qualname__, {
+                k: v for k, v in vars(prep).items() if not k.startswith("_")}))
+        except Exception:  # something unpicklable: its own design matrix
+            continue
+        out[style] = first.setdefault(key, style)
+    return out
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:

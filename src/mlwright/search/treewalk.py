@@ -42,7 +42,6 @@ __all__ = ["TreeWalker", "catboost_walker", "forest_walker", "lightgbm_walker",
 
 log = get_logger(__name__)
 
-_ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold, a float literal
 # From this many rows on, the rows are split over threads (one per core).
 _THREADED_ROWS = 2048
 _kernel: Any = None
@@ -155,10 +154,10 @@ class TreeWalker:
         out = np.zeros((n, self.n_out))
         if self.init is not None:
             out[:] = self.init
-        cores = _cores()
-        if n < _THREADED_ROWS or cores == 1:
+        if n < _THREADED_ROWS or _cores() == 1:
             self.kernel(X, 0, n, *self.arrays, out)
             return out
+        cores = _cores()
         if _pool is None:
             _pool = ThreadPoolExecutor(cores, thread_name_prefix="mlwright-trees")
         step = -(-n // cores)
@@ -210,17 +209,18 @@ class LightGBMWalker:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.walker.n_features:
             raise ValueError(f"expected {self.walker.n_features} features, got {X.shape}")
-        # LightGBM's dense-row reader drops values within 1e-35 of zero (read back as 0).
-        tiny = np.abs(X) <= _ZERO
-        if tiny.any():
-            X = np.where(tiny, 0.0, X)
+        # Values within 1e-35 of zero are read as 0 by the walk (its nodes' bit 4), as
+        # LightGBM's dense-row reader drops them.
         raw = self.walker.raw(np.ascontiguousarray(X))
         return raw if self.link == "softmax" else raw[:, 0]
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         """``Booster.predict(X)``: the raw score through LightGBM's link (its exp may
         differ from numpy's in the last bit)."""
-        raw = self.raw_score(X)
+        return self.from_raw(self.raw_score(X))
+
+    def from_raw(self, raw: np.ndarray) -> np.ndarray:
+        """The link of raw scores ((rows,) or (rows, classes) for multiclass)."""
         if self.link == "identity":
             return raw
         if self.link == "sigmoid":
@@ -275,7 +275,7 @@ def lightgbm_walker(booster: Any) -> LightGBMWalker | None:
             idx = th[cat].astype(np.int64)  # a categorical split's threshold: its bitset
             starts[cat] = bounds[idx] + first
             lengths[cat] = bounds[idx + 1] - bounds[idx]
-        builder.add(i % per_iteration, leaf_values, f, th, dt,
+        builder.add(i % per_iteration, leaf_values, f, th, dt | 16,
                     _numbers(t["left_child"], np.int64), _numbers(t["right_child"], np.int64),
                     starts, lengths)
     walker = builder.build(per_iteration, int(header["max_feature_idx"]) + 1)
@@ -285,15 +285,26 @@ def lightgbm_walker(booster: Any) -> LightGBMWalker | None:
 # ---- scikit-learn forests ---------------------------------------------------------------------
 
 class ForestWalker:
-    """A forest's ``predict_proba`` / ``predict``: the mean of its trees' leaf values."""
+    """A forest's ``predict_proba`` / ``predict``: the mean of its trees' leaf values (its
+    float32 comparisons made on float64 rows, see :func:`f32_at_most`)."""
 
     def __init__(self, walker: TreeWalker, n_trees: int) -> None:
         self.walker = walker
         self.n_trees = n_trees
 
     def __call__(self, X: Any) -> np.ndarray:
-        X32 = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
-        raw = self.walker.raw(np.ascontiguousarray(X32, dtype=np.float64))
+        X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64)
+        return self.walker.raw(np.ascontiguousarray(X)) / self.n_trees
+
+    # The fused walk (several members' trees in one call).
+    @property
+    def tree_walker(self) -> TreeWalker:
+        return self.walker
+
+    def walkable(self, X: np.ndarray) -> bool:
+        return True
+
+    def from_raw(self, raw: np.ndarray) -> np.ndarray:
         return raw / self.n_trees
 
 
@@ -313,8 +324,14 @@ def forest_walker(est: Any) -> ForestWalker | None:
         kids = internal.nonzero()[0]
         # NaN is the missing type (2, bits 2-3), with its default direction (bit 1).
         go_left = np.asarray(t.missing_go_to_left, dtype=bool)[kids]
+        # scikit-learn sends float32(x) <= threshold left: float32(x) <= the largest float32
+        # at or below the threshold, read on float64 rows.
+        th = t.threshold[kids]
+        below = th.astype(np.float32)
+        below = np.where(below.astype(np.float64) > th,
+                         np.nextafter(below, np.float32(-np.inf)), below)
         builder.add(0, t.value.reshape(t.node_count, -1)[~internal], t.feature[kids],
-                    t.threshold[kids], (2 << 2) | np.where(go_left, 2, 0),
+                    f32_at_most(below), (2 << 2) | np.where(go_left, 2, 0),
                     ids[t.children_left[kids]], ids[t.children_right[kids]])
     return ForestWalker(builder.build(width, int(est.n_features_in_)), len(trees))
 
@@ -352,19 +369,24 @@ def f32_at_most(bound: np.ndarray) -> np.ndarray:
     double rounding to ``bound`` or below: the midpoint to the next float32, itself
     included when the tie rounds to ``bound`` (an even significand)."""
     b = np.asarray(bound, dtype=np.float32)
-    if not np.isfinite(b).all():
-        raise ValueError("infinite split threshold")
-    with np.errstate(over="ignore"):  # the largest float32's next is inf
+    if np.isnan(b).any():
+        raise ValueError("NaN split threshold")
+    with np.errstate(over="ignore", invalid="ignore"):  # the largest float32's next: inf
         up = np.nextafter(b, np.float32(np.inf)).astype(np.float64)
-    mid = (b.astype(np.float64) + np.where(np.isinf(up), _F32_OVERFLOW, up)) / 2
+        mid = (b.astype(np.float64) + np.where(np.isinf(up), _F32_OVERFLOW, up)) / 2
     mid = np.where(np.isinf(up), _F32_OVERFLOW, mid)
     even = (b.view(np.uint32) & 1) == 0
-    return np.where(even, mid, np.nextafter(mid, -np.inf))
+    t = np.where(even, mid, np.nextafter(mid, -np.inf))
+    # inf (scikit-learn's split of missing values from the rest): every number; -inf:
+    # what rounds to -inf.
+    return np.where(b == np.inf, np.inf, np.where(b == -np.inf, -_F32_OVERFLOW, t))
 
 
 def f32_below(bound: np.ndarray) -> np.ndarray:
     """float64 thresholds ``t`` with ``x <= t`` exactly when ``float32(x) < bound``."""
     b = np.asarray(bound, dtype=np.float32)
+    if not np.isfinite(b).all():
+        raise ValueError("infinite split threshold")
     return f32_at_most(np.nextafter(b, np.float32(-np.inf)))
 
 
@@ -510,7 +532,12 @@ class CatBoostWalker:
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         """Probabilities (rows, classes) for a classifier, values (rows,) for RMSE."""
-        raw = self.raw(X)
+        return self.from_raw(self.walker.raw(np.ascontiguousarray(X, dtype=np.float64)))
+
+    def from_raw(self, sums: np.ndarray) -> np.ndarray:
+        """:meth:`__call__` from the walker's leaf sums."""
+        raw = sums * self.scale + self.bias if self.scale != 1 else sums + self.bias
+        raw = raw if self.link == "softmax" else raw[:, 0]
         if self.link == "identity":
             return raw
         if self.link == "sigmoid":
@@ -647,3 +674,36 @@ def catboost_walker(model: Any, to_input: Any) -> CatBoostWalker | None:
     walker = builder.build(dim, n_features)
     return CatBoostWalker(walker, link, float(scale), np.asarray(bias, np.float64),
                           len(cats))
+
+
+# ---- several walks in one call ------------------------------------------------------------------
+
+def fuse(walkers: list[TreeWalker]) -> tuple[TreeWalker, list[int]]:
+    """One TreeWalker walking every tree of ``walkers`` over the same rows, and the first
+    output column of each: one compiled call instead of one per model (the server's single
+    rows spend more in each call's setup than in the walk). Each walker's columns sum
+    exactly as its own would: its trees in order from its start values; a narrower
+    walker's block is padded so the widest leaves' extra (zero) values land in it."""
+    width = max(w.arrays[-1].shape[1] for w in walkers)
+    parts: list[list[np.ndarray]] = [[] for _ in range(12)]
+    starts, init = [], []
+    node = bits = col = 0
+    for w in walkers:
+        roots, cols, f32, feature, threshold, dtype, left, right, cat_start, cat_len, \
+            cat_bits, value = w.arrays
+        own = value.shape[1]
+        starts.append(col)
+        pieces = (roots + node, cols + col, f32, feature, threshold, dtype, left + node,
+                  right + node, cat_start + bits, cat_len, cat_bits,
+                  np.pad(value, ((0, 0), (0, width - own))))
+        for acc, piece in zip(parts, pieces, strict=True):
+            acc.append(piece)
+        block = w.n_out + width - own
+        init.append(np.pad(w.init if w.init is not None else np.zeros(w.n_out),
+                           (0, block - w.n_out)))
+        node += len(left)
+        bits += len(cat_bits)
+        col += block
+    arrays = tuple(np.ascontiguousarray(np.concatenate(p)) for p in parts)
+    n_features = max(w.n_features for w in walkers)
+    return TreeWalker(arrays, col, n_features, np.concatenate(init)), starts
