@@ -285,9 +285,9 @@ class _CatBoost:
 
     def __call__(self, X: Any) -> np.ndarray:
         walker = self.walker
-        if walker is not None and isinstance(X, np.ndarray) and \
-                (X.shape[0] >= THREADED_ROWS
-                 or X.shape[0] * walker.walker.n_trees <= WALK_VISITS) and walker.covers(X):
+        # The walk at every size: CatBoost's own call turns the matrix into Python objects
+        # first (1,761 telco rows, 2 trees: 3.5 ms against 0.2 for the walk).
+        if walker is not None and isinstance(X, np.ndarray) and walker.covers(X):
             return walker(X)
         frame = self.est._frame(X)
         threads = -1 if X.shape[0] >= THREADED_ROWS else 1

@@ -11,8 +11,10 @@ one native predictor per member:
 * XGBoost: the same walk with XGBoost's float32 rules (values bit for bit) for a few rows,
   else ``Booster.inplace_predict`` with the estimator's iteration range, skipping the
   scikit-learn wrapper's checks;
-* CatBoost: the wrapped model's ``predict`` with ``thread_count=1`` (its default, -1,
-  starts a thread pool per call);
+* CatBoost: the same walk (oblivious trees; one-hot and single-feature CTR splits read
+  from the model as category bitsets) where the matrix's category codes are ones it read,
+  else the wrapped model's ``predict`` with ``thread_count=1`` (its default, -1, starts a
+  thread pool per call);
 * logistic regression and ridge: a numpy dot product and the link function;
 * random forests and extra trees: the same compiled tree walk, else all trees walked at
   once in numpy, level by level, over flat node arrays (the same comparisons as
@@ -27,8 +29,11 @@ what they answer on ``frame``. Small batches of records are read value by value
 ``BATCH_RECORDS`` on when the model reads text, column by column
 (:class:`~mlwright.prep.batch.FrameColumns`: one lookup per distinct value, one regex pass
 per text column), then every member's native
-batch predict and the blend in numpy. The same object serves ``Ensemble.predict``, the
-server's micro-batches, ``/v1/predict/batch`` and ``mlwright predict``.
+batch predict and the blend in numpy. Styles with identical fitted preprocessing share one
+design matrix, and for a few rows every walked tree member of a design matrix is walked by
+one compiled call (:func:`~mlwright.search.treewalk.fuse`). The same object serves
+``Ensemble.predict``, the server's micro-batches, ``/v1/predict/batch`` and
+``mlwright predict``.
 
 Compilation checks itself on a few synthetic records against the pandas path (read value
 by value and column by column); a member (or preprocessing style) that does not match,
