@@ -244,3 +244,51 @@ def test_serve_help_documents_max_batch_rows() -> None:
     result = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "--max-batch-rows" in result.output and "0 or 1 turns it off" in result.output
+
+
+def test_a_wait_for_the_busy_model_thread_does_not_end_inline_predictions(
+        run_a: Path, telco_rows: pd.DataFrame) -> None:
+    """A lone small request is predicted on the event loop while the model is fast. The
+    model's speed is its own time on the thread: a request that waited behind a busy thread
+    (here held 0.3 s) must not make the model look slow, or every later lone request would
+    pay the hop to the thread (and on a busy machine keep measuring the hop)."""
+    import asyncio
+
+    from mlwright.serve.batching import MicroBatcher
+    from mlwright.serve.records import RecordValidator
+
+    loaded = load_source(str(run_a))
+    predict = make_predictor(loaded)
+    threads: list[str] = []
+
+    def recording(batch: list[dict[str, Any]]) -> Any:
+        threads.append(threading.current_thread().name)
+        return predict(batch)
+
+    row = RecordValidator(loaded.contract).validate(records(telco_rows.head(1)))[0]
+    executor = ThreadPoolExecutor(1, thread_name_prefix="model")
+
+    async def run() -> None:
+        batcher = MicroBatcher(_slot(loaded, recording), executor, max_batch=1024,
+                               max_wait=0.002)
+        batcher.start()
+        await batcher.submit([dict(row[0])])  # alone: inline
+        executor.submit(time.sleep, 0.3)  # the model thread is busy
+        batcher.arriving = 1  # another request on its way: this one is not alone
+        waited = asyncio.create_task(batcher.submit([dict(row[0])]))
+        await asyncio.sleep(0.05)
+        batcher.arriving = 0
+        await waited
+        await batcher.submit([dict(row[0])])  # alone now
+        await batcher.stop()
+
+    asyncio.run(run())
+    executor.shutdown()
+    assert threads[0] == "MainThread" and threads[1].startswith("model"), threads
+    assert threads[2] == "MainThread", threads  # inline again, on the loop's thread
+
+
+def _slot(loaded: Any, predict: Any) -> Any:
+    from mlwright.serve.runtime import Slot
+
+    return Slot("champion", None, Active(loaded, predict))

@@ -39,15 +39,18 @@ class _Pending:
 
 
 def predict_parts(predict: Predictor, parts: list[list[dict[str, Any]]]
-                  ) -> list[Answer | Exception]:
+                  ) -> tuple[list[Answer | Exception], float]:
     """Each part's answer from one call over all of them; when that call fails, each part
-    alone (its answer or its own exception). Runs on the model thread."""
+    alone (its answer or its own exception). Runs on the model thread. Also returns the
+    seconds the one call took there: the model's own time, without the wait for the thread
+    (which would make a fast model look slow to the inline path's condition)."""
     records = parts[0] if len(parts) == 1 else [r for part in parts for r in part]
+    started = time.perf_counter()
     try:
         preds, proba = predict(records)
     except Exception as exc:
         if len(parts) == 1:
-            return [exc]
+            return [exc], time.perf_counter() - started
         log.warning("a batch of %d requests failed (%s); predicting each alone", len(parts),
                     exc)
         out: list[Answer | Exception] = []
@@ -56,16 +59,17 @@ def predict_parts(predict: Predictor, parts: list[list[dict[str, Any]]]
                 out.append(predict(part))
             except Exception as alone:
                 out.append(alone)
-        return out
+        return out, time.perf_counter() - started
+    seconds = time.perf_counter() - started
     if len(parts) == 1:
-        return [(preds, proba)]
+        return [(preds, proba)], seconds
     answers: list[Answer | Exception] = []
     start = 0
     for part in parts:
         end = start + len(part)
         answers.append((preds[start:end], None if proba is None else proba[start:end]))
         start = end
-    return answers
+    return answers, seconds
 
 
 class MicroBatcher:
@@ -236,7 +240,7 @@ class MicroBatcher:
         idle = self._idle
         idle.clear()
         self._arrived_at_start = self.arrived
-        call: asyncio.Future[list[Answer | Exception]] | None = None
+        call: asyncio.Future[tuple[list[Answer | Exception], float]] | None = None
         try:
             active = self.slot.active  # one model for the whole batch
             if active is None:
@@ -247,27 +251,26 @@ class MicroBatcher:
                 return
             if self.on_batch is not None:
                 self.on_batch(rows, len(batch))
-            started = time.perf_counter()
             call = asyncio.get_running_loop().run_in_executor(
                 self.executor, predict_parts, active.predict, [item.records for item in batch])
             # The model thread is free when the call ends, not when its caller stops
             # waiting (a request cancelled by its time limit): no second call overlaps it.
             call.add_done_callback(lambda _: idle.set())
-            await self._answer(batch, rows, active, call, started)
+            await self._answer(batch, rows, active, call)
         finally:
             if call is None:
                 idle.set()
 
     async def _answer(self, batch: list[_Pending], rows: int, active: Active,
-                      call: asyncio.Future[list[Answer | Exception]], started: float) -> None:
+                      call: asyncio.Future[tuple[list[Answer | Exception], float]]) -> None:
         try:
-            answers = await asyncio.shield(call)
+            answers, seconds = await asyncio.shield(call)
         except Exception as exc:  # the executor itself failed (shut down): nobody answered
             for item in batch:
                 if not item.future.done():
                     item.future.set_exception(exc)
             return
-        self._timed(active, rows, time.perf_counter() - started)
+        self._timed(active, rows, seconds)
         for item, answer in zip(batch, answers, strict=True):
             if item.future.done():  # a cancelled request (client gone) is skipped
                 continue
