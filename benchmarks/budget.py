@@ -86,19 +86,33 @@ def run_one(split: Path, meta: dict, budget: float, families: str | None,
     board = pd.read_csv(out / "leaderboard.csv")
     evaluation = json.loads((out / "evaluation.json").read_text())
     allowed = families.split(",") if families else list(registered_families())
-    tried = sorted(set(board.loc[board["status"] != "skipped", "family"]))
+    ran = board[~board["status"].isin(["skipped", "not run"])]
+    tried = sorted(set(ran["family"]))
+    # Families without a trial, and why (the leaderboard's note): not suited, or no time.
+    not_run = {r["family"]: r["note"] for _, r in board[board["status"] == "not run"].iterrows()}
+    rows = ran["rows"] if "rows" in ran else pd.Series(1.0, index=ran.index)
     honesty = evaluation["honesty"][0]
     row.update({
         "train_s": round(metrics["timings"]["total"], 2),
         "within": metrics["timings"]["total"] <= bound(budget),
         "tried": tried, "not_tried": [f for f in allowed if f not in tried],
-        "trials": len(board), "metric": honesty["metric"],
+        "not_run": not_run,
+        "rungs": sorted(set(ran.loc[rows < 1, "family"])),
+        "trials": len(ran), "metric": honesty["metric"],
         "cv_low": honesty["interval"]["low"], "cv_high": honesty["interval"]["high"],
         "test": honesty["test_score"], "inside": honesty["inside"],
         "shipped": [f"{m['family']}" + (f"x{m['folds']}" if "folds" in m else "")
                     for m in evaluation.get("members", [])],
     })
     return row
+
+
+def _not_tried(r: dict) -> str:
+    """Families without a trial; "(n/a)" for those not suited to the table (sparse text for
+    k-NN, say), whose reason is in the JSON's not_run."""
+    notes = r.get("not_run", {})
+    return ",".join(f + ("" if notes.get(f, "no time").startswith("no time") else " (n/a)")
+                    for f in r["not_tried"])
 
 
 def table(rows: list[dict]) -> str:
@@ -115,7 +129,7 @@ def table(rows: list[dict]) -> str:
             f"| {r['dataset']} | {run} | {'yes' if r['busy'] else 'no'} | "
             f"{r['train_s']:.1f} | {r['bound_s']:.2f} | {'yes' if r['within'] else 'NO'} | "
             f"{r['command_s']:.1f} | {len(r['tried'])}: {','.join(r['tried'])} | "
-            f"{','.join(r['not_tried']) or '-'} | {r['metric']} [{r['cv_low']:.4g}, "
+            f"{_not_tried(r) or '-'} | {r['metric']} [{r['cv_low']:.4g}, "
             f"{r['cv_high']:.4g}] | {r['test']:.4g} | "
             f"{'inside' if r['inside'] else 'OUTSIDE' if r['inside'] is False else '?'} |")
     return "\n".join(lines)

@@ -35,14 +35,20 @@ def _board_table(board: Any, metric: str, limit: int = 10) -> Table:
     table = Table(title="Leaderboard (out-of-fold)", title_justify="left", expand=False)
     for col in ("#", "family", metric, "±", "s", "weight", "status"):
         table.add_column(col, justify="right" if col not in ("family", "status") else "left")
-    for _, row in board.head(limit).iterrows():
+    not_run = board["status"] == "not run"
+    for _, row in board[~not_run].head(limit).iterrows():
         score = row.get(metric)
+        rows = row.get("rows", 1.0)
         table.add_row(str(row["trial"]), row["family"],
                       "" if score != score else f"{score:.5g}",
                       "" if row["std"] != row["std"] else f"{row['std']:.3g}",
                       f"{row['seconds']:.1f}",
                       f"{row['weight']:.2f}" if row["weight"] else "",
-                      row["status"])
+                      row["status"] + (f" ({rows:.0%} rows)" if rows == rows and rows < 1
+                                       else ""))
+    # Families that had no trial are always listed, with why (the leaderboard's note).
+    for _, row in board[not_run].iterrows():
+        table.add_row("-", row["family"], "", "", "", "", f"not run: {row['note']}")
     return table
 
 

@@ -103,14 +103,15 @@ def _forget(key: str) -> None:
 
 def _run_remote(spec: _Spec, number: int, family_name: str, params: dict[str, Any],
                 target_transform: str | None, plan: _Plan, pruning: _Pruning | None,
-                want_preps: bool) -> tuple[TrialRecord, _StyleState, str]:
+                want_preps: bool, rows: float = 1.0) -> tuple[TrialRecord, _StyleState, str]:
     """One trial on a worker (see the module docstring)."""
     from distributed import get_worker
 
     started = time.monotonic()
     s = _worker_search(spec)
     family = s._family(family_name)
-    rec = TrialRecord(number, family.name, params, family.prep_style, target_transform)
+    rec = TrialRecord(number, family.name, params, family.prep_style, target_transform,
+                      rows=rows)
     trial = pruning.trial() if pruning is not None else None
     s.run_planned(rec, family, lambda: plan.localize(started), trial)
     style = family.prep_style
@@ -166,9 +167,10 @@ class DaskTrials(TrialRunner):
         return len(self._running)
 
     def start(self, s: _Search, number: int, family: ModelFamily, params: dict[str, Any],
-              target_transform: str | None, trial: Any) -> None:
+              target_transform: str | None, trial: Any, *, rows: float = 1.0) -> None:
 
-        rec = TrialRecord(number, family.name, params, family.prep_style, target_transform)
+        rec = TrialRecord(number, family.name, params, family.prep_style, target_transform,
+                          rows=rows)
         s.records.append(rec)  # tried from now on (status "running")
         self._submit(s, rec, family, trial, 1)
 
@@ -180,7 +182,7 @@ class DaskTrials(TrialRunner):
         plan = _Plan(None if p.deadline is None else p.deadline - time.monotonic(),
                      p.first, p.others_complete, p.last_chance)
         pruning = None
-        if trial is not None and s.splits.n_folds > 1:
+        if trial is not None and s.splits.n_folds > 1 and rec.rows >= 1.0:  # see run_planned
             study = trial.study
             completed = study.get_trials(deepcopy=False,
                                          states=(optuna.trial.TrialState.COMPLETE,))
@@ -188,7 +190,7 @@ class DaskTrials(TrialRunner):
         future = self.client.submit(
             _run_remote, self._spec, rec.number, family.name, rec.params,
             rec.target_transform, plan, pruning, family.prep_style not in s._fold_preps,
-            pure=False, key=f"mlwright-trial-{rec.number}-{uuid.uuid4().hex[:8]}")
+            rec.rows, pure=False, key=f"mlwright-trial-{rec.number}-{uuid.uuid4().hex[:8]}")
         self._running[future] = (rec, trial, starts)
 
     def finished(self, s: _Search, *, wait: bool) -> list[tuple[TrialRecord, Any]]:
@@ -231,7 +233,7 @@ class DaskTrials(TrialRunner):
         else:
             remote, style, worker = future.result()
             for f in dataclasses.fields(TrialRecord):
-                if f.name not in ("number", "finished_at"):
+                if f.name not in ("number", "finished_at", "deadline"):  # the client's
                     setattr(rec, f.name, getattr(remote, f.name))
             rec.worker = worker
             if style.ctx is not None and rec.style not in s._ctx:
@@ -240,7 +242,8 @@ class DaskTrials(TrialRunner):
                 s._prep_seconds.setdefault(rec.style, style.prep_seconds)
             if style.fold_preps is not None:
                 s._fold_preps.setdefault(rec.style, style.fold_preps)
-            if trial is not None and rec.status == "complete" and s.splits.n_folds > 1:
+            if (trial is not None and rec.status == "complete" and s.splits.n_folds > 1
+                    and rec.rows >= 1.0):
                 # What the local search reports fold by fold: the pruner of later trials
                 # compares against completed trials' intermediate values.
                 for j in range(len(rec.fold_losses)):

@@ -71,7 +71,13 @@ class ModelFamily(abc.ABC):
 
     def supports(self, ctx: FitContext) -> bool:
         """Whether the family is worth trying on this problem at all."""
-        return True
+        return self.why_unsupported(ctx) is None
+
+    def why_unsupported(self, ctx: FitContext) -> str | None:
+        """Why the family is not tried on this problem (None: it is), said in the
+        leaderboard and the run's output. A family overriding only :meth:`supports` gets a
+        generic reason."""
+        return None
 
     def cost(self, ctx: FitContext) -> float:
         """Expected cost relative to a default LightGBM fit on the same problem."""

@@ -263,7 +263,29 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
                         weights=weights, oof=oof, oof_mask=s.mask, y_encoded=y_enc,
                         classes=classes, cv_loss=cv_loss, fold_losses=fold_losses,
                         splits_kind=splits.kind, timings=timings, history=s.history,
-                        kinds=s.kinds, trim=trimmed, student=student)
+                        kinds=s.kinds, trim=trimmed, student=student, not_run=_not_run(s))
+
+
+def _not_run(s: _Search) -> dict[str, str]:
+    """Each allowed family without a trial, and why: not suited to the table (its own
+    reason), or the budget ran out first (with the budget its estimate says it needs)."""
+    out: dict[str, str] = {}
+    for f in s.families:
+        if s.tried(f.name):
+            continue
+        ctx = s.ctx(f.prep_style)
+        why = f.why_unsupported(ctx)
+        if why is None and not f.supports(ctx):
+            why = "its supports() says it does not fit this table"
+        if why is None and s.reproducible:
+            why = f"not reached: the {s.n_trials} trials of --trials ran out first"
+        if why is None:
+            spent = s.clock.deadline - s.clock.start
+            need = s.estimate_seconds(f, s.first_rung(f))
+            why = (f"no time: the budget ran out before it (its first trial needs about "
+                   f"{need:.1f} s; --budget {spent + need + 5:.0f} would allow it)")
+        out[f.name] = why
+    return out
 
 
 def _measure_trim(s: _Search, full: tuple[list[TrialRecord], dict[int, float]],

@@ -1,13 +1,17 @@
 """The order of trials: the families' default configurations first (cheapest, most
 reliable first, interleaved across families), then Optuna's suggestions, each only when the
-cost model says it fits in what the budget has left. Every family that can stop at a
-deadline gets its first default even when the estimate says it will not finish (it stops
-at its share of the time, see ``_Search.trial_deadline``), and a configuration equal to
-one already tried (floats to two significant digits) is not run again."""
+cost model says it fits in what the budget has left. Every family gets its first default
+even when the estimate says it will not finish: one that can stop at a deadline stops at
+its share of the time (see ``_Search.trial_deadline``); one that cannot (k-NN, MLP) runs
+it as a rung, on a few hundred of each fold's training rows, and on RUNG_GROWTH times more
+rows, up to all of them, only while the time each rung measured says the next fits its
+share. A configuration equal to one already tried (floats to two significant digits, and
+the same rows) is not run again."""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from mlwright._logging import get_logger
@@ -24,18 +28,24 @@ _RANDOM_AFTER_DUPLICATES = 3
 _STOP_AFTER_DUPLICATES = 100
 
 
-def config_key(family: str, params: dict[str, Any], target_transform: str | None
-               ) -> tuple[Any, ...]:
+def config_key(family: str, params: dict[str, Any], target_transform: str | None,
+               rows: float = 1.0) -> tuple[Any, ...]:
     """What makes two configurations the same: floats to two significant digits (0.00100
-    and 0.00104 fit the same model for every purpose the search has)."""
+    and 0.00104 fit the same model for every purpose the search has), and the share of
+    rows they learn from (a rung and the full trial differ)."""
     def rounded(v: Any) -> Any:
         return float(f"{v:.2g}") if isinstance(v, float) else v
 
-    return (family, target_transform, tuple(sorted((k, rounded(v)) for k, v in params.items())))
+    key = (family, target_transform, tuple(sorted((k, rounded(v)) for k, v in params.items())))
+    return key if rows >= 1.0 else (*key, ("rows", rounded(rows)))
 
 
-def _portfolio(search: _Search) -> list[tuple[ModelFamily, dict[str, Any], str | None]]:
-    """Default configurations in the order they are tried."""
+Item = tuple[ModelFamily, dict[str, Any], str | None, float]
+
+
+def _portfolio(search: _Search) -> list[Item]:
+    """Default configurations in the order they are tried, each with its share of rows (a
+    family's first at its first rung)."""
     items: list[tuple[int, int, ModelFamily, dict[str, Any], str | None]] = []
     for family in search.families:
         ctx = search.ctx(family.prep_style)
@@ -49,7 +59,21 @@ def _portfolio(search: _Search) -> list[tuple[ModelFamily, dict[str, Any], str |
                 # Interleave: every family's first config before anyone's second.
                 items.append((rank, family.priority, family, config, tf))
     items.sort(key=lambda it: (it[0], it[1]))
-    return [(f, c, tf) for _, _, f, c, tf in items]
+    out: list[Item] = []
+    for rank, _, f, c, tf in items:
+        out.append((f, c, tf, search.first_rung(f) if rank == 0 else 1.0))
+    return out
+
+
+def _fits(s: _Search, family: ModelFamily, rows: float, left: float) -> bool:
+    """Whether a trial that is not its family's first fits: within what is left for a
+    family that stops at its deadline; within its share of it (``trial_deadline``) for one
+    that cannot stop, so that it does not take the time of the families still waiting."""
+    need = s.estimate_seconds(family, rows)
+    if family.stops_at_deadline:
+        return need <= left
+    deadline = s.trial_deadline(family)
+    return need <= (left if deadline is None else deadline - time.monotonic())
 
 
 def _overrun(s: _Search) -> float:
@@ -65,36 +89,45 @@ def _search_loop(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRu
 
     portfolio = _portfolio(s)
     if s.search == "grid":
-        portfolio += [(f, c, tf) for f in zoo for c in f.grid_configs(s.ctx(f.prep_style))
+        portfolio += [(f, c, tf, 1.0) for f in zoo for c in f.grid_configs(s.ctx(f.prep_style))
                       for tf in (["log", None] if s.log_target else [None])]
+    # Rungs started (trial number -> its portfolio item): when one completes, the next rung
+    # of the same configuration joins the end of the portfolio.
+    rungs: dict[int, Item] = {}
     names = [f.name for f in zoo]
     by_name = {f.name: f for f in zoo}
     number = first_number
     timed = not (s.reproducible or s.last_chance)
-    seen = {config_key(r.family, r.params, r.target_transform) for r in s.records
+    seen = {config_key(r.family, r.params, r.target_transform, r.rows) for r in s.records
             if r.status != "skipped"}
     duplicates = 0
     smallest = False  # time is up: only first defaults, at their smallest
     while s.n_trials is None or number < s.n_trials:
         left = s.clock.left() - s.refit_reserve()
         if left <= 0 and timed:
-            # Time is up. Each family that can stop at a deadline and has had no trial still
-            # gets its first default, at its smallest (the run's deadline has passed, so each
-            # fold stops at its first round or chunk), while the run stays well inside the
-            # acceptance bound of budget x 1.05 + 5 s; nothing else runs.
-            firsts: dict[str, tuple[ModelFamily, dict[str, Any], str | None]] = {}
-            for item in portfolio:
-                if item[0].stops_at_deadline and not s.tried(item[0].name):
-                    firsts.setdefault(item[0].name, item)
-            portfolio, timed, s.last_chance, smallest = list(firsts.values()), False, True, True
+            # Time is up. Each family that has had no trial still gets its first default, at
+            # its smallest: on RUNG_ROWS of each fold's training rows, and as the run's
+            # deadline has passed, each fold of a family that can stop stops at its first
+            # round or chunk; cheapest first, while the run stays well inside the
+            # acceptance bound of budget x 1.05 + 5 s. Nothing else runs.
+            firsts: dict[str, Item] = {}
+            for it in portfolio:
+                if not s.tried(it[0].name):
+                    firsts.setdefault(it[0].name, (*it[:3], s.first_rung(it[0], late=True)))
+            portfolio = sorted(firsts.values(), key=lambda it: s.estimate_seconds(it[0], it[3]))
+            timed, s.last_chance, smallest = False, True, True
         if smallest and (not portfolio or s.clock.left() < -_overrun(s)):
             break
+        rows = 1.0
+        item: Item | None = None
         if portfolio:
-            family, config, tf = portfolio.pop(0)
-            first = family.stops_at_deadline and not s.tried(family.name)
-            if timed and s.estimate_seconds(family) > left and not first:
-                log.info("skipping %s default: expected %.1fs, %.1fs left", family.name,
-                         s.estimate_seconds(family), left)
+            item = portfolio.pop(0)
+            family, config, tf, rows = item
+            first = not s.tried(family.name)
+            if timed and not first and not _fits(s, family, rows, left):
+                log.info("skipping %s default on %.0f%% of the rows: expected %.1fs, %.1fs "
+                         "left", family.name, 100 * rows, s.estimate_seconds(family, rows),
+                         left)
                 continue
             fixed = {"family": family.name, **config}
             if s.log_target:
@@ -116,9 +149,11 @@ def _search_loop(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRu
         if s.log_target:
             tf = trial.suggest_categorical("target_transform", ["log", "none"])
             tf = None if tf == "none" else tf
-        if not family.supports(ctx) or (timed and s.estimate_seconds(family) > left
-                                        and not (family.stops_at_deadline
-                                                 and not s.tried(family.name))):
+        if item is None or item[0] is not family:
+            # Optuna's own suggestion: all rows, or a first rung for a family's first trial.
+            rows = 1.0 if s.tried(family.name) else s.first_rung(family)
+        if not family.supports(ctx) or (timed and s.tried(family.name)
+                                        and not _fits(s, family, rows, left)):
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             # TPE learns to avoid it; stop when nothing affordable is left.
             if all(s.estimate_seconds(f) > left or not f.supports(s.ctx(f.prep_style))
@@ -126,7 +161,7 @@ def _search_loop(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRu
                 break
             continue
         params = family.suggest(trial, ctx)
-        key = config_key(family.name, params, tf)
+        key = config_key(family.name, params, tf, rows)
         if key in seen:
             # Told as pruned (no value): TPE moves away from it, and no time is spent.
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -138,13 +173,25 @@ def _search_loop(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRu
             continue
         seen.add(key)
         duplicates = 0
-        runner.start(s, number, family, params, tf, trial)
+        if rows < 1.0 and item is not None:
+            rungs[number] = item
+        runner.start(s, number, family, params, tf, trial, rows=rows)
         number += 1
         for rec, told in runner.finished(s, wait=runner.running >= runner.slots):
             _tell(s, study, rec, told)
+            _next_rung(s, rec, rungs, portfolio, timed and not smallest)
     while runner.running:
         for rec, told in runner.finished(s, wait=True):
             _tell(s, study, rec, told)
+
+
+def _next_rung(s: _Search, rec: TrialRecord, rungs: dict[int, Item], portfolio: list[Item],
+               timed: bool) -> None:
+    """A rung that completed puts the next one of its configuration at the end of the
+    portfolio (it runs there only if the time this one measured says it fits)."""
+    item = rungs.pop(rec.number, None)
+    if item is not None and timed and rec.status == "complete":
+        portfolio.append((*item[:3], s.next_rung(rec.rows)))
 
 
 def _tell(s: _Search, study: Any, rec: TrialRecord, trial: Any) -> None:

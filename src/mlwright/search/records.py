@@ -40,6 +40,12 @@ class TrialRecord:
     error: str | None = None
     finished_at: float = 0.0
     worker: str | None = None  # the Dask worker that ran it (mlwright.cluster), else None
+    # The share of each fold's training rows its models learned from: below 1 for a rung,
+    # the first trials of a family that cannot stop at a deadline (see _Search.first_rung).
+    rows: float = 1.0
+    # When the trial had to stop, in seconds since the run started (None: no deadline, as
+    # with a number of trials); never past the run's budget.
+    deadline: float | None = None
 
 
 @dataclass
@@ -61,6 +67,8 @@ class SearchResult:
     kinds: dict[str, ColumnKind]
     trim: Any = None  # search.trim.Trim when --trim ran
     student: Any = None  # search.distill.Student when --distill ran
+    #: Allowed families without a trial, and why (not suited to the table, or no time).
+    not_run: dict[str, str] = field(default_factory=dict)
 
     @property
     def cv_score(self) -> float:
@@ -71,12 +79,15 @@ class SearchResult:
         return [self.metric.to_score(v) for v in self.fold_losses]
 
     def leaderboard(self) -> pd.DataFrame:
-        return leaderboard(self.trials, self.metric, self.weights)
+        return leaderboard(self.trials, self.metric, self.weights, self.not_run)
 
 
 def leaderboard(trials: list[TrialRecord], metric: Metric,
-                weights: dict[int, float] | None = None) -> pd.DataFrame:
-    """One row per trial that ran, best first, in the metric's own units."""
+                weights: dict[int, float] | None = None,
+                not_run: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per trial that ran, best first, in the metric's own units; ``rows`` is the
+    share of the training rows its models learned from (a rung below 1). Then one row per
+    allowed family that had no trial (status ``not run``, trial -1), ``note`` says why."""
     weights = weights or {}
     rows = []
     for t in trials:
@@ -91,12 +102,20 @@ def leaderboard(trials: list[TrialRecord], metric: Metric,
             "weight": round(weights.get(t.number, 0.0), 3),
             "target": t.target_transform or "",
             "params": _short_params(t.params),
+            "rows": round(t.rows, 4),
+            "note": (f"rung: {t.rows:.0%} of each fold's training rows" if t.rows < 1
+                     else ""),
         })
     board = pd.DataFrame(rows)
-    if board.empty:
-        return board
-    board = board.sort_values(metric.name, ascending=not metric.greater_is_better,
-                              na_position="last", kind="stable")
+    if not board.empty:
+        board = board.sort_values(metric.name, ascending=not metric.greater_is_better,
+                                  na_position="last", kind="stable")
+    missing = pd.DataFrame([{"trial": -1, "family": name, "status": "not run",
+                             metric.name: np.nan, "std": np.nan, "seconds": 0.0,
+                             "weight": 0.0, "target": "", "params": "", "rows": 0.0,
+                             "note": why} for name, why in (not_run or {}).items()])
+    if not missing.empty:
+        board = missing if board.empty else pd.concat([board, missing], ignore_index=True)
     return board.reset_index(drop=True)
 
 

@@ -77,6 +77,11 @@ def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
                             "n_jobs": threads})
         est = family.build(family.refit_params(dict(rec.params), rec.infos, ctx), ctx)
         y = np.log1p(s.y) if rec.target_transform == "log" else s.y
+        if rec.rows < 1.0:
+            # A rung learns from the same share of all rows as of each fold's: the model
+            # the CV evaluated, on about 1/(k-1) more rows, as for every member.
+            pick = s.rung_sample(s.y, rec.rows, s.splits.n_folds)
+            Xt, y = Xt[pick], y[pick]
         until = deadline if rec.fold_models else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -34,8 +34,9 @@ class TrialRunner(abc.ABC):
 
     @abc.abstractmethod
     def start(self, s: _Search, number: int, family: ModelFamily, params: dict[str, Any],
-              target_transform: str | None, trial: Any) -> None:
-        """Start trial ``number`` (``trial``: its Optuna trial, told by the loop)."""
+              target_transform: str | None, trial: Any, *, rows: float = 1.0) -> None:
+        """Start trial ``number`` (``trial``: its Optuna trial, told by the loop; ``rows``:
+        the share of each fold's training rows it learns from, below 1 for a rung)."""
 
     @abc.abstractmethod
     def finished(self, s: _Search, *, wait: bool) -> list[tuple[TrialRecord, Any]]:
@@ -56,9 +57,9 @@ class LocalTrials(TrialRunner):
         self._done: list[tuple[TrialRecord, Any]] = []
 
     def start(self, s: _Search, number: int, family: ModelFamily, params: dict[str, Any],
-              target_transform: str | None, trial: Any) -> None:
-        self._done.append((s.run_trial(number, family, params, target_transform, trial),
-                           trial))
+              target_transform: str | None, trial: Any, *, rows: float = 1.0) -> None:
+        self._done.append((s.run_trial(number, family, params, target_transform, trial,
+                                       rows), trial))
 
     def finished(self, s: _Search, *, wait: bool) -> list[tuple[TrialRecord, Any]]:
         done, self._done = self._done, []

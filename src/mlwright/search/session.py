@@ -33,6 +33,14 @@ MAX_TRIAL_SHARE = 0.4
 #: Complete trials (best first) whose fold models are kept: the ensemble's members are
 #: nearly always among them, and a member whose refit cannot finish ships as its fold models.
 KEEP_FOLD_MODELS = 10
+#: Training rows per fold of the first trial of a family that cannot stop at a deadline
+#: (k-NN, MLP): its cost is unknown until measured (a LightGBM unit says little about an
+#: MLP; diamonds' MLP ran 10 s past a 30 s budget on such an estimate), so it is measured
+#: on a trial too small to overrun. Each next rung has RUNG_GROWTH times the rows, run
+#: only when the time the last one measured, scaled to its rows, fits the trial's share;
+#: from half the rows on, a rung is all of them.
+RUNG_ROWS = 500
+RUNG_GROWTH = 4
 
 
 @dataclass(frozen=True)
@@ -145,25 +153,28 @@ class _Search:
         return self._ctx[style]
 
     # ---- cost model ----------------------------------------------------------------------------
-    def estimate_seconds(self, family: ModelFamily) -> float:
-        """Expected seconds for one trial of ``family`` (prep included when not cached)."""
+    def estimate_seconds(self, family: ModelFamily, rows: float = 1.0) -> float:
+        """Expected seconds for one trial of ``family`` on ``rows`` of each fold's training
+        rows (prep included when not cached). Rungs are scaled to all rows as if time grew
+        with rows (k-NN's scan and an MLP's epochs do; fixed costs make it pessimistic)."""
         done = [r for r in self.records if r.family == family.name and r.fold_seconds]
         n_folds = self.splits.n_folds
         if done:
-            per_fold = float(np.median([np.mean(r.fold_seconds) for r in done[-3:]]))
+            per_fold = float(np.median([np.mean(r.fold_seconds) / r.rows
+                                        for r in done[-3:]])) * rows
         else:
             # One "unit" = a default LightGBM fold. Measured on LightGBM when it has run;
             # otherwise the most pessimistic of the other families' measurements (tiny
             # linear folds would make every expensive family look affordable).
-            measured = {r.family: np.mean(r.fold_seconds) / self._family(r.family).cost(
-                self.ctx(r.style)) for r in self.records if r.fold_seconds}
+            measured = {r.family: np.mean(r.fold_seconds) / r.rows / self._family(
+                r.family).cost(self.ctx(r.style)) for r in self.records if r.fold_seconds}
             if "lightgbm" in measured:
                 unit = float(measured["lightgbm"])
             elif measured:
                 unit = float(max(measured.values()))
             else:
                 unit = 1e-6 * len(self.y) * max(1, self.X.shape[1]) ** 0.5
-            per_fold = unit * family.cost(self.ctx(family.prep_style))
+            per_fold = unit * family.cost(self.ctx(family.prep_style)) * rows
         prep = (0.0 if family.prep_style in self._prep_seconds
                 else 1.5 * len(self.y) * 2e-5 * n_folds)
         lanes = max(1, min(self.trial_threads or self.n_jobs, n_folds))
@@ -200,6 +211,41 @@ class _Search:
             styles.add(r.style)
         prep = sum(self._prep_seconds.get(st, 0.0) * grow for st in styles)
         return prep + max(lanes) + safety
+
+    # ---- rungs: row samples for families that cannot stop at a deadline --------------------
+    def first_rung(self, family: ModelFamily, *, late: bool = False) -> float:
+        """The share of each fold's training rows for ``family``'s first trial: RUNG_ROWS
+        rows for a family that cannot stop at a deadline, and for every family whose first
+        trial starts after the budget (``late``: it is there to be tried, at its smallest),
+        when the clock decides (with a number of trials every trial learns from all rows);
+        else all of them."""
+        if self.reproducible or (family.stops_at_deadline and not late):
+            return 1.0
+        fold_rows = min(len(tr) for tr, _ in self.splits.folds)
+        return self._rung(RUNG_ROWS / max(1, fold_rows))
+
+    def next_rung(self, rows: float) -> float:
+        return self._rung(rows * RUNG_GROWTH)
+
+    @staticmethod
+    def _rung(share: float) -> float:
+        return 1.0 if share >= 0.5 else share
+
+    def rung_sample(self, y: np.ndarray, rows: float, key: int) -> np.ndarray:
+        """Positions of a seeded ``rows`` share of ``y``'s rows, sorted, with at least two
+        rows of every class ``y`` has two of (an MLP's early stopping splits by class)."""
+        n = len(y)
+        pick = np.random.default_rng([self.seed, key]).permutation(n)[: max(1, round(rows * n))]
+        if self.task is not Task.REGRESSION:
+            extra = []
+            for c in np.unique(y):
+                have = int(np.count_nonzero(y[pick] == c))
+                if have < 2:
+                    rest = np.setdiff1d(np.flatnonzero(y == c), pick)
+                    extra.extend(rest[: 2 - have].tolist())
+            if extra:
+                pick = np.concatenate([pick, np.asarray(extra, dtype=pick.dtype)])
+        return np.sort(pick)
 
     def tried(self, name: str) -> bool:
         return any(r.family == name and r.status != "skipped" for r in self.records)
@@ -249,7 +295,7 @@ class _Search:
 
     def _fit_fold(self, family: ModelFamily, params: dict[str, Any], ctx: FitContext,
                   j: int, target_transform: str | None, deadline: float | None,
-                  span: float) -> tuple[np.ndarray, FitInfo, Any]:
+                  span: float, rows: float = 1.0) -> tuple[np.ndarray, FitInfo, Any]:
         (tr, _va), (Xtr, Xva) = self.splits.folds[j], self._folds[family.prep_style][j]
         f0 = time.monotonic()
         if deadline is not None:
@@ -257,6 +303,9 @@ class _Search:
             # must not start after the first ones used it all.
             deadline = min(deadline, f0 + span)
         ytr, yva = self.y[tr], self.y[_va]
+        if rows < 1.0:  # a rung: a sample of the training rows, scored on the whole fold
+            pick = self.rung_sample(ytr, rows, j)
+            Xtr, ytr = Xtr[pick], ytr[pick]
         if target_transform == "log":
             ytr, yva = np.log1p(ytr), np.log1p(yva)
         est = family.build(dict(params), ctx)
@@ -272,6 +321,7 @@ class _Search:
     def plan_trial(self, rec: TrialRecord, family: ModelFamily) -> TrialPlan:
         """What the search state decides about a trial before it runs (see TrialPlan)."""
         deadline = self.trial_deadline(family)
+        rec.deadline = None if deadline is None else deadline - self.clock.start
         # A family's first trial is no timeout before the run's deadline: folds that start
         # after the trial's stop at their first round, so every family gets a model it can
         # be judged by.
@@ -282,8 +332,9 @@ class _Search:
                          last_chance=self.last_chance)
 
     def run_trial(self, number: int, family: ModelFamily, params: dict[str, Any],
-                  target_transform: str | None, trial: Any) -> TrialRecord:
-        rec = TrialRecord(number, family.name, params, family.prep_style, target_transform)
+                  target_transform: str | None, trial: Any, rows: float = 1.0) -> TrialRecord:
+        rec = TrialRecord(number, family.name, params, family.prep_style, target_transform,
+                          rows=rows)
         self.records.append(rec)
         self.run_planned(rec, family, lambda: self.plan_trial(rec, family), trial)
         rec.finished_at = self.clock.elapsed()
@@ -336,7 +387,7 @@ class _Search:
                     while submitted < n_folds and len(pending) < workers:
                         pending[submitted] = pool.submit(self._fit_fold, family, rec.params, ctx,
                                                          submitted, rec.target_transform,
-                                                         trial_deadline, span)
+                                                         trial_deadline, span, rec.rows)
                         submitted += 1
                     # Folds are read in order, so pruning decisions do not depend on timing.
                     pred, info, est = pending.pop(j).result()
@@ -355,7 +406,10 @@ class _Search:
                             rec.status = "timeout"
                         else:
                             self._partial(rec, oof, j)
-                    elif trial is not None and n_folds > 1:
+                    elif trial is not None and n_folds > 1 and rec.rows >= 1.0:
+                        # A rung is never pruned: its folds learn from fewer rows than
+                        # the trials it would be compared with, and its time is the
+                        # measurement the next rung is planned on.
                         trial.report(float(np.mean(rec.fold_losses)), j)
                         if trial.should_prune():
                             rec.status = "pruned"

@@ -252,8 +252,8 @@ class CatBoostFamily(ModelFamily):
     relative_cost = 4.0
     priority = 20
 
-    def supports(self, ctx: FitContext) -> bool:
-        return not ctx.sparse  # TF-IDF matrices would be densified
+    def why_unsupported(self, ctx: FitContext) -> str | None:
+        return ("sparse input (TF-IDF text) would be made dense" if ctx.sparse else None)
 
     def cost(self, ctx: FitContext) -> float:
         # MultiClass boosting grows one set of leaf values per class on symmetric trees
@@ -302,8 +302,8 @@ class HistGradientBoostingFamily(ModelFamily):
     relative_cost = 1.5
     priority = 80
 
-    def supports(self, ctx: FitContext) -> bool:
-        return not ctx.sparse
+    def why_unsupported(self, ctx: FitContext) -> str | None:
+        return ("sparse input (TF-IDF text), which it does not take" if ctx.sparse else None)
 
     def default_configs(self, ctx: FitContext) -> list[dict[str, Any]]:
         # scikit-learn's own defaults (its l2 of 0 as the space's floor): every family gets

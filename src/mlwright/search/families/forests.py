@@ -24,9 +24,10 @@ class _Forest(ModelFamily):
     _classifier: str
     _regressor: str
 
-    def supports(self, ctx: FitContext) -> bool:
+    def why_unsupported(self, ctx: FitContext) -> str | None:
         # Sparse TF-IDF blocks make forests slow and weak; boosting and linear cover text.
-        return not ctx.sparse
+        return ("sparse input (TF-IDF text): slow and weak there; boosting and linear models "
+                "read the text") if ctx.sparse else None
 
     def default_configs(self, ctx: FitContext) -> list[dict[str, Any]]:
         p = f"{self.name}__"

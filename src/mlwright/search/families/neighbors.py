@@ -16,9 +16,15 @@ class KNNFamily(ModelFamily):
     priority = 90
     stops_at_deadline = False
 
-    def supports(self, ctx: FitContext) -> bool:
+    def why_unsupported(self, ctx: FitContext) -> str | None:
         # Distances lose meaning in wide or sparse spaces and prediction cost grows with rows.
-        return not ctx.sparse and ctx.n_rows <= 50_000 and ctx.n_features <= 300
+        if ctx.sparse:
+            return "sparse input (TF-IDF text): distances lose their meaning"
+        if ctx.n_rows > 50_000:
+            return f"{ctx.n_rows:,} rows, over 50,000: each prediction would scan them all"
+        if ctx.n_features > 300:
+            return f"{ctx.n_features} features, over 300: distances lose their meaning"
+        return None
 
     def default_configs(self, ctx: FitContext) -> list[dict[str, Any]]:
         return [{"knn__n_neighbors": 25}]
