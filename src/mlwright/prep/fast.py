@@ -58,7 +58,7 @@ class RecordColumns:
         self.records = records
         self.n = len(records)
         self.names = names  # the fields every record usually has (validated records do)
-        self._cache: dict[tuple[str, str], Any] = {}
+        self._cache: dict[tuple[Any, ...], Any] = {}
 
     def raw(self, col: str) -> list[Any]:
         key = ("raw", col)
@@ -84,6 +84,17 @@ class RecordColumns:
         if out is None:
             out = _labels(self.raw(col))
             self._cache[key] = out
+        return out
+
+    def block(self, kind: str, key: tuple[Any, ...], build: Any) -> np.ndarray:
+        """A block of the design matrix that depends on the columns alone (not on a style's
+        fitted values): built once per batch for every style that reads it. Read-only to
+        callers (they copy or derive new arrays)."""
+        cache_key = (kind, key)
+        out = self._cache.get(cache_key)
+        if out is None:
+            out = build()
+            self._cache[cache_key] = out
         return out
 
     def numbers(self, col: str) -> np.ndarray:
@@ -412,6 +423,9 @@ class CompiledTable:
                        in zip(onehot, offsets[:-1], strict=True)]
         self.columns = list(plan.used)
         self.width = len(prep.feature_names_out_)
+        # Keys of the blocks every style with the same columns shares within one batch.
+        self.numeric_key = tuple(self.numeric)
+        self.bool_key = tuple((c, positive) for c, (positive, _) in self.booleans)
 
     def transform(self, cols: Any) -> Any:
         """The design matrix of ``TablePrep.transform`` (numpy, or CSR with linear text),
@@ -426,12 +440,12 @@ class CompiledTable:
             codes = [[get(v, -1) for v in cols.labels(c)] for c, get in self.ordinal_get]
             dense.append(np.array(codes, dtype=np.float64).T.reshape(n, -1))
         if self.numeric:
-            dense += self._numbers(
-                np.array([cols.numbers(c) for c in self.numeric]).T.reshape(n, -1))
+            dense += self._numbers(cols.block("numbers", self.numeric_key, lambda: np.array(
+                [cols.numbers(c) for c in self.numeric]).T.reshape(n, -1)))
         if self.booleans:
-            encoded = np.array([_bools(cols.labels(c), positive)
-                                for c, (positive, _) in self.booleans],
-                               dtype=np.float64).T.reshape(n, -1)
+            encoded = cols.block("booleans", self.bool_key, lambda: np.array(
+                [_bools(cols.labels(c), positive) for c, (positive, _) in self.booleans],
+                dtype=np.float64).T.reshape(n, -1))
             if self.linear:
                 encoded = np.where(np.isnan(encoded), self.bool_fill, encoded)
             dense.append(encoded)
@@ -457,7 +471,8 @@ class CompiledTable:
             dense.append(self._date_parts(parts))
         if not self.linear:
             dense += [scorer.transform(cols.texts(c)) for c, scorer in self.text]
-        matrix = (dense[0] if len(dense) == 1 else np.hstack(dense)) if dense \
+        # One block alone may be a view shared with other styles (RecordColumns.block).
+        matrix = (dense[0].copy() if len(dense) == 1 else np.hstack(dense)) if dense \
             else np.empty((n, 0))
         if not (self.linear and self.text):
             return matrix
