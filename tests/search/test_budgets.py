@@ -210,6 +210,11 @@ def test_configurations_equal_to_two_digits_are_the_same():
     assert a != config_key("linear", {"alpha": 0.001, "l1_ratio": 0.5}, "log")
     assert config_key("knn", {"n_neighbors": 25}, None) != config_key(
         "knn", {"n_neighbors": 26}, None)
+    # A rung and the same configuration on all rows are two trials; 1.0 is all rows.
+    assert config_key("knn", {"n_neighbors": 25}, None, 0.25) != config_key(
+        "knn", {"n_neighbors": 25}, None)
+    assert config_key("knn", {"n_neighbors": 25}, None, 1.0) == config_key(
+        "knn", {"n_neighbors": 25}, None)
 
 
 @pytest.mark.slow

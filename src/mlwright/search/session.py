@@ -274,8 +274,9 @@ class _Search:
         deadline = min(end, now + MAX_TRIAL_SHARE * (self.clock.deadline - self.clock.start))
         untried = self.untried(but=family)
         if untried:
-            need = self.estimate_seconds(family) + sum(self.estimate_seconds(f)
-                                                       for f in untried)
+            # The families waiting start at their first rung (all rows for most).
+            need = self.estimate_seconds(family) + sum(
+                self.estimate_seconds(f, self.first_rung(f)) for f in untried)
             if need > end - now:
                 deadline = min(deadline, now + (end - now) / (1 + len(untried)))
         return deadline
