@@ -22,9 +22,8 @@ def walk(X: Any, lo: int, hi: int, roots: Any, tree_col: Any, tree_f32: Any, fea
 
     Leaves are nodes pointing at themselves. A node's ``dtype`` is LightGBM's decision
     type: bit 0 categorical, bit 1 default left, bits 2-3 the missing type (0 none,
-    1 zero, 2 NaN); bit 4 (ours) reads values within 1e-35 of zero as zero (LightGBM).
-    A tree with ``tree_f32`` set adds in float32 (XGBoost's sums: a float64 sum of two
-    float32 values rounded to float32 is their float32 sum)."""
+    1 zero, 2 NaN). A tree with ``tree_f32`` set adds in float32 (XGBoost's sums: a
+    float64 sum of two float32 values rounded to float32 is their float32 sum)."""
     n_trees = roots.shape[0]
     width = node_value.shape[1]
     for b0 in range(lo, hi, _BLOCK):
@@ -38,8 +37,6 @@ def walk(X: Any, lo: int, hi: int, roots: Any, tree_col: Any, tree_f32: Any, fea
                 while left[node] != node:
                     fval = X[r, feature[node]]
                     kind = dtype[node]
-                    if kind & 16 and -_ZERO <= fval <= _ZERO:
-                        fval = 0.0  # LightGBM's dense-row reader drops values this small
                     if kind & 1:  # categorical: the bitset of the categories going left
                         go_left = False
                         # C's int cast truncates (-0.5 is category 0); NaN, negative and

@@ -26,6 +26,10 @@ THREADED_ROWS = 2048
 # predictors' tuned loops (XGBoost's ~25 ns per tree and row against the walk's ~50) win
 # until the walk goes threaded. One telco row: 16 µs against 160 (XGBoost, 38 trees).
 WALK_VISITS = 4096
+# From this many trees the walk beats LightGBM's single-thread loop at every batch size
+# (one thread, 32-2,000 rows: hpc_jobs' 684 trees 1.0-1.9x, diamonds' 1,351 1.5-3.6x,
+# ames' 275 1.2-1.45x, mpls' 121 1.05-1.35x; telco's 63 trees 0.92x from 100 rows).
+_LIGHTGBM_WALKS_FROM = 100
 
 
 # ---- member predictors: design matrix -> what the estimator's predict_proba/predict gives ----
@@ -323,12 +327,13 @@ class _LightGBM:
         self.path = "lightgbm-booster" if self.walker is None else "lightgbm-treewalk"
 
     def __call__(self, X: Any) -> np.ndarray:
-        # The walk for a few rows and from THREADED_ROWS on: between, LightGBM's
-        # single-thread loop was as fast or faster on telco's champion (1,761 rows: 6.0 ms
-        # against 5.0 for 63 trees).
+        # The walk for a few rows, for models of _LIGHTGBM_WALKS_FROM trees and from
+        # THREADED_ROWS on: between, LightGBM's single-thread loop was as fast or faster
+        # on telco's small champion (1,761 rows: 5.4 ms against 5.9 for 63 trees).
+        trees = 0 if self.walker is None else self.walker.walker.n_trees
         if self.walker is not None and isinstance(X, np.ndarray) and (
-                X.shape[0] >= THREADED_ROWS
-                or X.shape[0] * self.walker.walker.n_trees <= WALK_VISITS):
+                X.shape[0] >= THREADED_ROWS or trees >= _LIGHTGBM_WALKS_FROM
+                or X.shape[0] * trees <= WALK_VISITS):
             raw = self.walker(X)
         else:
             threads = 0 if X.shape[0] >= THREADED_ROWS else 1  # 0: LightGBM's default, all
@@ -345,7 +350,8 @@ class _LightGBM:
         return None if self.walker is None else self.walker.walker
 
     def walkable(self, X: np.ndarray) -> bool:
-        return True
+        assert self.walker is not None
+        return self.walker.walkable(X)
 
     def from_raw(self, raw: np.ndarray) -> np.ndarray:
         assert self.walker is not None

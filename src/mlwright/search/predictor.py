@@ -6,8 +6,8 @@ one native predictor per member:
 
 * LightGBM: the compiled tree walk (:mod:`mlwright.search.treewalk`: numba, raw scores
   bit for bit the booster's, checked on probe rows at compile time) for a few rows
-  (``WALK_VISITS``) and batches from ``THREADED_ROWS`` rows on, else ``Booster.predict``
-  on a float64 array;
+  (``WALK_VISITS``), for models of 100 trees or more and for batches from
+  ``THREADED_ROWS`` rows on, else ``Booster.predict`` on a float64 array;
 * XGBoost: the same walk with XGBoost's float32 rules (values bit for bit) for a few rows,
   else ``Booster.inplace_predict`` with the estimator's iteration range, skipping the
   scikit-learn wrapper's checks;

@@ -42,6 +42,8 @@ __all__ = ["TreeWalker", "catboost_walker", "forest_walker", "lightgbm_walker",
 
 log = get_logger(__name__)
 
+_ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold, a float literal
+
 # From this many rows on, the rows are split over threads (one per core).
 _THREADED_ROWS = 2048
 _kernel: Any = None
@@ -209,10 +211,16 @@ class LightGBMWalker:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.walker.n_features:
             raise ValueError(f"expected {self.walker.n_features} features, got {X.shape}")
-        # Values within 1e-35 of zero are read as 0 by the walk (its nodes' bit 4), as
-        # LightGBM's dense-row reader drops them.
+        # LightGBM's dense-row reader drops values within 1e-35 of zero (read back as 0).
+        if not self.walkable(X):
+            X = np.where(np.abs(X) <= _ZERO, 0.0, X)
         raw = self.walker.raw(np.ascontiguousarray(X))
         return raw if self.link == "softmax" else raw[:, 0]
+
+    @staticmethod
+    def walkable(X: np.ndarray) -> bool:
+        """Whether ``X`` walks as it is: no value within 1e-35 of zero but zero."""
+        return not ((np.abs(X) <= _ZERO) & (X != 0)).any()
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         """``Booster.predict(X)``: the raw score through LightGBM's link (its exp may
@@ -275,7 +283,7 @@ def lightgbm_walker(booster: Any) -> LightGBMWalker | None:
             idx = th[cat].astype(np.int64)  # a categorical split's threshold: its bitset
             starts[cat] = bounds[idx] + first
             lengths[cat] = bounds[idx + 1] - bounds[idx]
-        builder.add(i % per_iteration, leaf_values, f, th, dt | 16,
+        builder.add(i % per_iteration, leaf_values, f, th, dt,
                     _numbers(t["left_child"], np.int64), _numbers(t["right_child"], np.int64),
                     starts, lengths)
     walker = builder.build(per_iteration, int(header["max_feature_idx"]) + 1)
