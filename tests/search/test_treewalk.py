@@ -367,3 +367,26 @@ def _catboost_json(model: object) -> dict:
         path = Path(tmp) / "m.json"
         model.save_model(str(path), format="json")  # type: ignore[attr-defined]
         return json.loads(path.read_text())
+
+
+def test_fused_walk_gives_each_model_its_own_sums():
+    """fuse(): one walk of a LightGBM booster (one column per class), a forest (leaves as
+    wide as the classes), an XGBoost booster (float32 sums from its base margin) and a
+    CatBoost model gives each its own columns bit for bit."""
+    Xt, y, Xh, task, cats = _design("hpc_jobs")
+    lgbm = lightgbm_walker(_booster(Xt, y, task, cats))
+    forest = forest_walker(RandomForestClassifier(n_estimators=8, random_state=0,
+                                                  n_jobs=1).fit(Xt, y))
+    xgbw = xgboost_walker(_xgboost(Xt, y, task).get_booster(), (0, 0))
+    cb = _catboost(Xt, y, task, cats)
+    cbw = catboost_walker(cb.model_, cb._frame)
+    walkers = [w.walker for w in (lgbm, forest, xgbw, cbw) if w is not None]
+    assert len(walkers) == 4
+    fused, starts = treewalk.fuse(walkers)
+    X = np.ascontiguousarray(Xh[:50])
+    both = fused.raw(X)
+    for w, start in zip(walkers, starts, strict=True):
+        assert np.array_equal(both[:, start:start + w.n_out], w.raw(X))
+    tiny = X.copy()
+    tiny[0, 0] = 1e-36  # LightGBM reads it as 0: not a row for the fused walk
+    assert lgbm is not None and not lgbm.walkable(tiny) and lgbm.walkable(X)
