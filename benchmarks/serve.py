@@ -26,6 +26,8 @@ libraries at the project's versions::
     .venv/bin/python benchmarks/serve.py --requests 200 --seconds 10   # small
     .venv/bin/python benchmarks/serve.py --run RUN_FOLDER  # serve a saved run (A/B runs)
     .venv/bin/python benchmarks/serve.py --run RUN --skip-mlflow --out /tmp/a.json  # short A/B
+    .venv/bin/python benchmarks/serve.py --run RUN --skip-mlflow --serve-args '--max-batch-rows 0' \
+        --out /tmp/b.json                                 # ... of a server setting
     .venv/bin/python benchmarks/serve.py --run RUN --bentoml /work/peers/bentoml/bin/python \\
         --out benchmarks/results/serve-bentoml.json       # with BentoML beside mlflow
 """
@@ -182,6 +184,9 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=None,
                         help="serve this saved run folder instead of training one (the same "
                              "champion in every run: a budget-bound search differs with load)")
+    parser.add_argument("--serve-args", default="", metavar="ARGS",
+                        help="extra options of 'mlwright serve', e.g. '--max-batch-rows 0' "
+                             "(A/B runs of a setting)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "serve.json",
                         help="where the JSON goes (short A/B runs: elsewhere)")
     args = parser.parse_args()
@@ -203,6 +208,7 @@ def main() -> None:
         return orjson.dumps({"records": records[start:start + rows]})
 
     env = server_env(uri)
+    serve_args = tuple(args.serve_args.split())
 
     # Each system: (start it, stop it, path, readiness path, body). Server output goes to
     # files: an unread pipe fills up (mlflow logs every request) and blocks the server.
@@ -214,7 +220,7 @@ def main() -> None:
 
     systems: dict[str, tuple[Any, Any, str, str, Any]] = {
         "mlwright serve": (lambda port, log: start_mlwright(work, uri, port, work / "log.db",
-                                                            log),
+                                                            log, args=serve_args),
                            stop, "/v1/predict", "/readyz", mlwright_body)}
     if not args.skip_mlflow:
         systems["mlflow models serve"] = (start_mlflow, stop, "/invocations", "/ping",
@@ -281,6 +287,7 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "python": platform.python_version()},
         "settings": {"requests_per_cell": args.requests, "seconds_per_cell": args.seconds,
+                     "serve_args": args.serve_args,
                      "train_budget": args.budget, "train_rows": champion.train_rows,
                      "members": loaded.model.describe(),
                      **({"bentoml": _bentoml_settings(args.bentoml)} if args.bentoml else {})},
