@@ -244,3 +244,19 @@ def test_seed_and_trials_reproduce_families_that_cannot_stop(telco):
     assert set(a["family"]) == {"knn", "mlp", "linear"} and set(a["rows"]) == {1.0}
     np.testing.assert_array_equal(runs[0].predict_proba(telco.head(50)),
                                   runs[1].predict_proba(telco.head(50)))
+
+
+@pytest.mark.slow
+def test_a_rung_fits_with_one_thread(hpc):
+    """A holdout trial's one fold takes every core, but a rung's few hundred rows gain
+    nothing from threads (and two OpenMP threads on a busy machine wait on each other)."""
+    threads = {}
+
+    def on_trial(rec, search):
+        threads[rec.number] = (rec.rows, rec.estimator.n_jobs)
+
+    mw.train(hpc, target="class", time_budget=10, families=["knn"], cv="holdout", n_jobs=2,
+             on_trial=on_trial)
+    rows, n_jobs = threads[0]
+    assert rows < 1 and n_jobs == 1
+    assert all(n == 2 for rows, n in threads.values() if rows == 1.0)

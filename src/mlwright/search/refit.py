@@ -74,7 +74,7 @@ def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
         family = by_name[rec.family]
         Xt = preps[rec.style][1]
         ctx = FitContext(**{**s.ctx(rec.style).__dict__, "n_features": Xt.shape[1],
-                            "n_jobs": threads})
+                            "n_jobs": 1 if rec.rows < 1.0 else threads})  # see run_planned
         est = family.build(family.refit_params(dict(rec.params), rec.infos, ctx), ctx)
         y = np.log1p(s.y) if rec.target_transform == "log" else s.y
         if rec.rows < 1.0:
