@@ -6,7 +6,9 @@ processes on loopback (one thread each).
    linear) in one local process (``n_jobs=1``), on 1 Dask worker and on 2, for each of
    ``--seeds``: trials per second of the search phase (N / search seconds), and the best
    trial's CV ROC AUC and the ensemble's, whose spread across seeds shows whether the
-   workers reach a best score from the same distribution as one process.
+   workers reach a best score from the same distribution as one process. Each setup first
+   runs one unmeasured 2-trial training: a fresh worker's imports and search state cost
+   about 3 s once per process, which would otherwise count against the first seed.
 2. **Dask scoring.** A Parquet dataset of ``--rows`` rows resampled from telco_churn
    (files of 1M rows, row groups of 100k) scored by ``score_dataset`` on 2 workers and by
    the in-process ``score_file``; outputs compared row for row, streaming (a window of
@@ -86,6 +88,9 @@ def bench_trials(trials: int, seeds: list[int], rows: int | None) -> dict[str, A
         if workers:
             cluster, client = _cluster(workers)
         try:
+            # Not measured: a fresh process's first training imports the families' libraries
+            # and builds its search state (about 3 s on a new Dask worker), once per process.
+            _trial_run(df, trials=2, seed=seeds[0] + 1000, client=client)
             for seed in seeds:
                 runs.append(_trial_run(df, trials=trials, seed=seed, client=client))
                 print(name, runs[-1], flush=True)
