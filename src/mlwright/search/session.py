@@ -144,11 +144,14 @@ class _Search:
 
     def ctx(self, style: str) -> FitContext:
         if style not in self._ctx:
-            # Before the first prep of this style: a context from the plan alone.
+            # Before the first prep of this style: a context from the plan alone. Only the
+            # linear style keeps text as sparse TF-IDF; the tree style turns it into a few
+            # dense scores (prep/text.py), so text does not rule out the tree families.
             return FitContext(task=self.task, n_classes=self.n_classes, n_rows=len(self.y),
                               n_features=len(self.plan.used),
                               n_ordinal=self.plan.n_ordinal if style == "tree" else 0,
-                              sparse=self.plan.has_text, has_text=self.plan.has_text,
+                              sparse=self.plan.has_text and style != "tree",
+                              has_text=self.plan.has_text,
                               seed=self.seed, n_jobs=self.n_jobs,
                               class_weight=self.class_weight)
         return self._ctx[style]
