@@ -30,14 +30,8 @@ from mlwright.search import treewalk
 from mlwright.search.families.boosting import CatBoostModel
 from mlwright.search.members import _probe_rows, native_predictor
 from mlwright.search.predictor import compile_predictor
-from mlwright.search.treewalk import (
-    catboost_walker,
-    f32_at_most,
-    forest_walker,
-    lightgbm_walker,
-    node_thresholds,
-    xgboost_walker,
-)
+from mlwright.search.treewalk import f32_at_most, forest_walker, lightgbm_walker, node_thresholds
+from mlwright.search.treewalk_boosters import catboost_walker, xgboost_walker
 
 pytest.importorskip("numba")
 

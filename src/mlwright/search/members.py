@@ -175,7 +175,7 @@ class _XGBoost:
 def _checked_xgboost(booster: Any, iteration_range: tuple[int, int], missing: float) -> Any:
     """The booster's compiled walk, if it gives the booster's margins and values bit for
     bit on probe rows."""
-    from mlwright.search.treewalk import xgboost_walker
+    from mlwright.search.treewalk_boosters import xgboost_walker
 
     if not (isinstance(missing, float) and np.isnan(missing)):
         return None
@@ -203,7 +203,7 @@ def _checked_xgboost(booster: Any, iteration_range: tuple[int, int], missing: fl
 def _checked_catboost(est: Any, regression: bool) -> tuple[Any, str]:
     """The model's compiled walk, if it gives the model's values on probe rows, else None
     and why not."""
-    from mlwright.search.treewalk import catboost_walker
+    from mlwright.search.treewalk_boosters import catboost_walker
 
     try:
         walker = catboost_walker(est.model_, est._frame)
