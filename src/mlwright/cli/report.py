@@ -27,11 +27,12 @@ def _fairness_threshold() -> float:
 
 
 def write_report(result: TrainResult | Path, out: Path, *, data: Any = None,
-                 test: Any = None,
-                 sensitive: list[str] | None = None) -> dict[str, Path]:
+                 test: Any = None, sensitive: list[str] | None = None,
+                 explain_seconds: float = 6.0) -> dict[str, Path]:
     """Evaluate ``result`` (a TrainResult or a run folder) and write the report files
-    (``test``: a table's path or URL, or a DataFrame),
-    with a status line while it works; prints where they went and how long it took."""
+    (``test``: a table's path or URL, or a DataFrame; ``explain_seconds``: the time the
+    explanations may take), with a status line while it works; prints where they went and
+    how long it took."""
     from mlwright.evaluate.report import evaluate
 
     started = time.monotonic()
@@ -42,7 +43,8 @@ def write_report(result: TrainResult | Path, out: Path, *, data: Any = None,
 
             test_df = load(test)
         evaluation = evaluate(result, data=data, test=test_df, sensitive=sensitive or [],
-                              fairness_threshold=_fairness_threshold())
+                              fairness_threshold=_fairness_threshold(),
+                              explain_seconds=explain_seconds)
         paths = evaluation.write(out)
     for h in evaluation.honesty[:1]:
         verdict = {True: "[green]inside[/]", False: "[red]outside[/]", None: ""}[h.inside]
