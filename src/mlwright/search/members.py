@@ -446,6 +446,11 @@ def native_predictor(est: Any, regression: bool) -> tuple[Any, str]:
         attempts.append(("catboost-1-thread", lambda: _CatBoost(est, regression)))
     if module.startswith("sklearn.linear_model"):
         attempts.append(("linear-numpy", lambda: _Linear(est, regression)))
+    if type(est).__name__.startswith("HistGradientBoosting"):
+        from mlwright.search.treewalk_hist import HistGBMember
+
+        attempts.append(("hist_gb-treewalk", lambda: HistGBMember(est, regression,
+                                                                   _probe_rows)))
     if _is_forest(est):
         attempts.append(("forest-treewalk", lambda: _checked_forest(est)))
         attempts.append(("forest-vectorized", lambda: _Forest(est)))
