@@ -17,6 +17,7 @@ from mlwright.run import TrainResult
 
 if TYPE_CHECKING:
     from mlwright.registry.reproduce import Reproduction
+    from mlwright.search.limits import Limits
 
 __all__ = ["reproduce", "train", "train_large"]
 
@@ -41,6 +42,7 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
           class_weight: str | dict[Any, float] | None = None, threshold: str | float | None = None,
           on_trial: Callable[..., None] | None = None, started_at: float | None = None,
           cluster: Any = None, trim: bool = False, distill: bool | str = False,
+          max_latency_ms: float | None = None, max_size_mb: float | None = None,
           **load_options: Any) -> TrainResult:
     """Train the best model ``time_budget`` seconds allow for ``target``.
 
@@ -77,15 +79,26 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
             (its out-of-fold predictions and CV are the result's), the teacher is kept
             beside it. Distillation runs after the budget; its seconds are
             ``timings["distill"]``.
+        max_latency_ms: a serving budget: the single-record p50 latency (milliseconds) of
+            the model through the compiled predictor, as the server calls it. Measured,
+            not estimated: a trial whose model alone is over it is not an ensemble member,
+            and members are dropped while the ensemble measures over it (after ``trim``).
+            The shipped model is measured again after the refit; everything is in
+            ``TrainResult.limits``. :class:`~mlwright.exceptions.ServingBudgetError` when
+            no model alone fits (raised before anything is refit or saved).
+        max_size_mb: a serving budget on the model's size (its ``model.joblib``, MB), as
+            ``max_latency_ms``; both may be given.
     """
     from mlwright.data.contract import learn_contract
     from mlwright.data.sources import load
     from mlwright.data.target import check_target
     from mlwright.search.engine import run_search
+    from mlwright.search.limits import Limits
     from mlwright.search.splits import rare_class_rows
 
     if distill not in (False, True, "ship"):
         raise ConfigError(f"distill must be False, True or 'ship', got {distill!r}.")
+    limits = Limits.of(max_latency_ms, max_size_mb)
     now = monotonic()
     started_at = now if started_at is None else max(started_at, now - time_budget + 1.0)
     df = data if isinstance(data, pd.DataFrame) else load(data, **load_options)
@@ -116,7 +129,7 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
             groups=df[groups] if groups else None, time_column=df[time] if time else None,
             seed=seed, n_jobs=n_jobs, class_weight=class_weight, threshold=threshold,
             kinds=kinds, on_trial=on_trial, started_at=started_at, runner=runner,
-            trim=trim, distill=bool(distill))
+            trim=trim, distill=bool(distill), limits=limits)
     model, raw_oof, cv_score, cv_scores = (result.model, result.oof, result.cv_score,
                                            result.cv_scores)
     alternates: dict[str, Any] = {}
@@ -154,13 +167,47 @@ def train(data: Any, target: str, *, time_budget: float = 60.0, metric: str | No
         params["trim"] = True
     if distill:
         params["distill"] = distill
+    limited = None
+    if result.limits is not None:
+        params.update({k: v for k, v in (("max_latency_ms", max_latency_ms),
+                                         ("max_size_mb", max_size_mb)) if v is not None})
+        limited = result.limits.to_dict(result.metric)
+        limited["shipped"] = _measure_shipped(model, X, contract, result.limits.limits,
+                                              result.timings)
     return TrainResult(model=model, target=target, task=result.task,
                        metric=result.metric.name, cv_score=cv_score,
                        cv_scores=cv_scores, leaderboard=result.leaderboard(), oof=oof,
                        timings=result.timings, contract=contract, search=result, params=params,
                        sample=_training_sample(df, oof, seed), history=list(result.history),
                        trim=None if result.trim is None else result.trim.to_dict(result.metric),
-                       distill=comparison, alternates=alternates)
+                       distill=comparison, alternates=alternates, limits=limited)
+
+
+def _measure_shipped(model: Any, X: pd.DataFrame, contract: Any, limits: Limits,
+                     timings: dict[str, float]) -> dict[str, Any]:
+    """The shipped model against the serving budget, measured as the server predicts (its
+    contract at hand); a warning with the figures when it is over (a refit on all rows
+    grows other trees than the fold models the ensemble was measured as)."""
+    from mlwright.search.latency import measure
+    from mlwright.search.limits import REPEAT, figures
+
+    t0 = monotonic()
+    try:
+        fig: dict[str, Any] = figures(measure(model, X.iloc[:100], repeat=REPEAT,
+                                              contract=contract))
+    except Exception as exc:  # a measurement must not lose the trained model
+        log.warning("the shipped model could not be measured against the serving budget "
+                    "(%s: %s)", type(exc).__name__, exc)
+        return {"on": "shipped model", "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        timings["limits"] = timings.get("limits", 0.0) + monotonic() - t0
+    fig["on"] = "shipped model"
+    fig["within"] = not limits.over(fig)
+    fig["text"] = limits.text(fig)
+    if not fig["within"]:
+        log.warning("the shipped model is over the serving budget: %s (its fold-0 stand-in "
+                    "was within it; the refit on all rows differs)", fig["text"])
+    return fig
 
 
 def reproduce(ref: str, data: Any, *, tracking_uri: str | None = None,

@@ -23,6 +23,7 @@ __all__ = [
     "MlwrightError",
     "MonitorError",
     "RegistryError",
+    "ServingBudgetError",
     "ServingError",
     "TargetError",
 ]
@@ -99,6 +100,10 @@ class IntegrityError(RegistryError):
 
 class ServingError(MlwrightError):
     """A server that cannot start as configured (no model, a port in use, no API key)."""
+
+
+class ServingBudgetError(ConfigError):
+    """A serving budget (``--max-latency-ms``, ``--max-size-mb``) no trained model meets."""
 
 
 class MonitorError(MlwrightError):

@@ -61,6 +61,9 @@ class TrainResult:
     trim: dict[str, Any] | None = None
     # --distill: the teacher and the student side by side (evaluate.distill.side_by_side).
     distill: dict[str, Any] | None = None
+    # --max-latency-ms / --max-size-mb: candidates left out, members dropped, the measured
+    # figures before and after, and the shipped model's (search.limits.Limited.to_dict).
+    limits: dict[str, Any] | None = None
     # Models kept beside the shipped one, by name: "student" (--distill) or "teacher"
     # (--distill ship); saved as <name>.joblib.
     alternates: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -146,7 +149,8 @@ class RunFolder:
                    "metric": result.metric, "cv_score": result.cv_score,
                    "cv_scores": result.cv_scores, "timings": result.timings,
                    "params": result.params, "history": [list(h) for h in result.history]}
-        for key in ("trim", "distill"):  # only when asked for: default files stay as they were
+        # Only when asked for: default files stay as they were.
+        for key in ("trim", "distill", "limits"):
             if getattr(result, key) is not None:
                 metrics[key] = getattr(result, key)
         for name, other in result.alternates.items():
@@ -275,7 +279,8 @@ class RunFolder:
             timings=meta.get("timings", {}), contract=contract,
             params=meta.get("params", {}), sample=self.read_sample(),
             history=[(float(a), float(b)) for a, b in meta.get("history", [])],
-            folder=self.path, trim=meta.get("trim"), distill=meta.get("distill"))
+            folder=self.path, trim=meta.get("trim"), distill=meta.get("distill"),
+            limits=meta.get("limits"))
 
 
 def load_run(folder: str | Path) -> TrainResult:

@@ -72,6 +72,47 @@ def _trim_text(trim: dict[str, Any], metric: str) -> str:
     return line
 
 
+def _limits_text(limits: dict[str, Any]) -> str:
+    """The serving budget: the shipped model's measured figures against it, then what was
+    left out or dropped to meet it (on fold-0 stand-ins)."""
+    def against(fig: dict[str, Any]) -> str:
+        parts = [f"latency {fig['p50_ms']:.3g} ms p50"
+                 + (f" (budget {limits['max_latency_ms']:g} ms)"
+                    if limits["max_latency_ms"] else ""),
+                 f"size {fig['size_mb']:.3g} MB"
+                 + (f" (budget {limits['max_size_mb']:g} MB)" if limits["max_size_mb"] else "")]
+        return ", ".join(parts)
+
+    shipped = limits.get("shipped") or {}
+    if "p50_ms" in shipped:
+        mark = "" if shipped["within"] else "[yellow]over the budget[/]: "
+        line = f"Serving budget: {mark}{against(shipped)}, measured on the shipped model."
+        if not shipped["within"]:
+            line += (" Its fold-0 stand-in measured " + against(limits["after"]) + "; the "
+                     "refit on all rows grew other trees; training with a tighter budget leaves "
+                     "room for that.")
+    else:
+        line = (f"Serving budget: the shipped model was not measured "
+                f"({shipped.get('error', 'no figures')}); its fold-0 stand-in measured "
+                f"{against(limits['after'])}.")
+    if limits["excluded"]:
+        line += "\n  left out (over the budget alone, or not measured): " + ", ".join(
+            f"{e['family']} (trial {e['trial']}"
+            + (f", {e['p50_ms']:.3g} ms, {e['size_mb']:.3g} MB" if "p50_ms" in e else "")
+            + ")" for e in limits["excluded"])
+    if limits["dropped"]:
+        line += ("\n  dropped to meet it: " + ", ".join(
+            f"{d['family']} (trial {d['trial']}, weight {d['weight']:.2f}; the ensemble then "
+            f"{d['p50_ms']:.3g} ms, {d['size_mb']:.3g} MB, CV {d['cv_after']:.5g})"
+            for d in limits["dropped"])
+            + f" (ensemble before: {against(limits['before'])}, CV {limits['cv_before']:.5g})")
+    line += (f"\n  measuring took {limits['measuring_seconds']:.1f} s (not in the time "
+             f"budget)" + (f"; candidates alone measured for at most "
+                           f"{limits['measure_cap_seconds']:g} s, the rest not used"
+                           if limits["capped"] else ""))
+    return line
+
+
 def _distill_table(d: dict[str, Any]) -> Table:
     table = Table(title=f"Teacher and student (CV {d['metric']}; 95% range for "
                   f"{d['n_test']:,} new rows)", title_justify="left", expand=False)
@@ -227,6 +268,15 @@ def train(
     ship_student: Annotated[bool, typer.Option(
         "--ship-student", help="With --distill: the student ships (model.joblib, its CV "
         "and report), the teacher is saved beside it as teacher.joblib.")] = False,
+    max_latency_ms: Annotated[float | None, typer.Option(
+        "--max-latency-ms", metavar="MS", help="Serving budget: single-record p50 latency in "
+        "milliseconds, measured through the compiled predictor (as the server predicts), not "
+        "estimated. Trials over it alone stay out of the ensemble; members are dropped while "
+        "the ensemble is over it (after --trim); the shipped model is measured again. Fails "
+        "before saving anything when no model alone fits.")] = None,
+    max_size_mb: Annotated[float | None, typer.Option(
+        "--max-size-mb", metavar="MB", help="Serving budget: model size (model.joblib) in MB, "
+        "measured; as --max-latency-ms.")] = None,
 ) -> None:
     """Train the best model a time budget allows: search, ensemble, refit; then save it."""
     from mlwright.api import train as train_api
@@ -235,16 +285,25 @@ def train(
     if ship_student and not distill:
         raise typer.BadParameter("--ship-student ships the student of --distill; add "
                                  "--distill.", param_hint="--ship-student")
+    from mlwright.exceptions import ConfigError
+    from mlwright.search.limits import Limits
+
+    try:
+        Limits.of(max_latency_ms, max_size_mb, python=False)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--max-latency-ms / --max-size-mb"
+                                 ) from None
     address = cluster_address(cluster)
     from mlwright.data.dataset import larger_than_memory
 
     if sample_rows is not None or larger_than_memory(data):
         if (table or query or sample or test or sensitive or groups or time_col or threshold
-                or trim or distill):
+                or trim or distill or max_latency_ms or max_size_mb):
             raise typer.BadParameter(
                 "Training out of core (--sample-rows, or a Parquet dataset larger than "
                 "memory) takes none of --table, --query, --sample, --test, --sensitive, "
-                "--groups, --time, --threshold, --trim, --distill yet.")
+                "--groups, --time, --threshold, --trim, --distill, --max-latency-ms, "
+                "--max-size-mb yet.")
         _train_large(data, target, out=out, started=started, budget=budget, metric=metric,
                      task=task, seed=seed, trials=trials, search=search, families=families,
                      cv=cv, n_jobs=n_jobs, class_weight=class_weight, cluster=address,
@@ -281,7 +340,8 @@ def train(
                 families=families.split(",") if families else None, cv=cv_value,
                 groups=groups, time=time_col, n_jobs=n_jobs, class_weight=class_weight,
                 threshold=thr, on_trial=on_trial, cluster=address, trim=trim,
-                distill="ship" if ship_student else distill)
+                distill="ship" if ship_student else distill,
+                max_latency_ms=max_latency_ms, max_size_mb=max_size_mb)
         except BaseException as exc:  # re-raised in the main thread
             state["error"] = exc
 
@@ -325,6 +385,8 @@ def train(
         f"{RunFolder.OOF}, {RunFolder.METRICS}, {RunFolder.CONTRACT})")
     if result.trim is not None:
         console.print(_trim_text(result.trim, result.metric))
+    if result.limits is not None:
+        console.print(_limits_text(result.limits), soft_wrap=True)
     if result.distill is not None:
         console.print(_distill_table(result.distill))
     elif distill:
@@ -359,7 +421,10 @@ def train(
                               "class_weight": class_weight, "threshold": threshold,
                               **({"trim": True} if trim else {}),
                               **({"distill": "ship" if ship_student else True}
-                                 if distill else {})},
+                                 if distill else {}),
+                              **{k: v for k, v in (("max_latency_ms", max_latency_ms),
+                                                   ("max_size_mb", max_size_mb))
+                                 if v is not None}},
                           sample=df.drop(columns=[target]).head(5), alias=alias)
 
 

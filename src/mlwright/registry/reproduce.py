@@ -18,7 +18,8 @@ __all__ = ["Reproduction", "reproduce"]
 
 # The arguments of mlwright.train that the registry records (train_params) and replays.
 _TRAIN_ARGS = ("time_budget", "metric", "task", "seed", "n_trials", "search", "families", "cv",
-               "groups", "time", "class_weight", "threshold", "trim", "distill")
+               "groups", "time", "class_weight", "threshold", "trim", "distill",
+               "max_latency_ms", "max_size_mb")
 
 
 @dataclass

@@ -34,6 +34,7 @@ from mlwright.exceptions import ConfigError, MlwrightError
 from mlwright.scoring import get_metric
 from mlwright.search._base import ModelFamily, registered_families
 from mlwright.search.ensemble import greedy_selection
+from mlwright.search.limits import Limited, Limits, Meter, fit_ensemble, fitting_candidates
 from mlwright.search.portfolio import _search_loop
 from mlwright.search.records import SearchResult, TrialRecord
 from mlwright.search.refit import (
@@ -71,7 +72,7 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
                on_trial: Callable[[TrialRecord, Any], None] | None = None,
                started_at: float | None = None,
                runner: TrialRunner | None = None, trim: bool = False,
-               distill: bool = False) -> SearchResult:
+               distill: bool = False, limits: Limits | None = None) -> SearchResult:
     """Search, ensemble and refit within ``time_budget`` seconds. See module docstring.
 
     ``started_at`` (a ``time.monotonic()`` value) counts earlier work, such as loading the
@@ -82,7 +83,11 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
     ``trim`` drops ensemble members while the CV loss stays within its noise
     (:mod:`mlwright.search.trim`); ``distill`` trains one LightGBM student of the final
     model (:mod:`mlwright.search.distill`), after the budget: its time is reported as
-    ``timings["distill"]``, outside ``timings["total"]``.
+    ``timings["distill"]``, outside ``timings["total"]``. ``limits`` (a serving budget:
+    single-record p50 latency, joblib size) keeps candidates over it alone out of the
+    ensemble and drops members while the ensemble measures over it
+    (:mod:`mlwright.search.limits`); the seconds spent measuring are ``timings["limits"]``,
+    outside ``timings["total"]``, and the refit's deadline moves by as much.
     """
     import optuna
 
@@ -162,7 +167,7 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
         with _one_blas_thread():
             return _finish(s, study, zoo, runner, time_budget=time_budget,
                            threshold=threshold, classes=classes, columns=list(X.columns),
-                           trim=trim, distill=distill)
+                           trim=trim, distill=distill, limits=limits)
     finally:
         runner.close(s)
 
@@ -181,7 +186,8 @@ def _one_blas_thread() -> Any:
 def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner, *,
             time_budget: float,
             threshold: str | float | None, classes: list[Any] | None,
-            columns: list[str], trim: bool = False, distill: bool = False) -> SearchResult:
+            columns: list[str], trim: bool = False, distill: bool = False,
+            limits: Limits | None = None) -> SearchResult:
     """Search, ensemble selection and refit (see the module docstring)."""
     clock, task, metric_obj, y_enc, splits = s.clock, s.task, s.metric, s.y, s.splits
     _search_loop(s, study, zoo, runner)
@@ -217,8 +223,17 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
     # ---- ensemble selection on out-of-fold predictions ----------------------------------------
     t0 = time.monotonic()
     candidates = sorted(done, key=lambda r: r.loss)[:25]
-    oofs = [_oof(r) for r in candidates]
-    weights_by_pos = greedy_selection(oofs, y_enc, metric_obj, mask=s.mask)
+    limited = meter = None
+    if limits is not None:
+        meter = Meter(s, limits, classes, columns)
+        limited = Limited(limits)
+        candidates, weights_by_pos = fitting_candidates(
+            meter, candidates, lambda pool: greedy_selection(
+                [_oof(r) for r in pool], y_enc, metric_obj, mask=s.mask), limited)
+        oofs = [_oof(r) for r in candidates]
+    else:
+        oofs = [_oof(r) for r in candidates]
+        weights_by_pos = greedy_selection(oofs, y_enc, metric_obj, mask=s.mask)
     weights = {candidates[i].number: w for i, w in weights_by_pos.items()}
     members_rec = [candidates[i] for i in weights_by_pos]
     # Python's sum, in member order: the same float additions as ever (np.sum may pair them).
@@ -233,7 +248,17 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
         weights = dict(trimmed.weights)
         members_rec = [candidates[i] for i in kept]
         oof = cast(np.ndarray, sum(oofs[i] * weights[candidates[i].number] for i in kept))
-    timings["ensemble"] = time.monotonic() - t0
+    if meter is not None and limited is not None:
+        weights = fit_ensemble(meter, members_rec, weights,
+                               {r.number: _oof(r) for r in members_rec}, y_enc, metric_obj,
+                               s.mask, limited)
+        members_rec = [r for r in members_rec if r.number in weights]
+        oof = cast(np.ndarray, sum(_oof(r) * weights[r.number] for r in members_rec))
+        # Measuring is the budget's price, reported apart: the refit keeps its reserve.
+        limited.seconds = meter.seconds
+        clock.deadline += meter.seconds
+        timings["limits"] = meter.seconds
+    timings["ensemble"] = time.monotonic() - t0 - timings.get("limits", 0.0)
     fold_losses = [metric_obj.loss(y_enc[va], oof[va]) for _, va in splits.folds]
     cv_loss = metric_obj.loss(y_enc[s.mask], oof[s.mask])
 
@@ -246,7 +271,7 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
     timings["refit"] = time.monotonic() - t0
     if threshold is not None and task is Task.BINARY:
         model.threshold = _choose_threshold(y_enc[s.mask], oof[s.mask], threshold)
-    timings["total"] = clock.elapsed()
+    timings["total"] = clock.elapsed() - timings.get("limits", 0.0)
     # After the budget, both measured and reported on their own (see decision 0029).
     if trimmed is not None and trimmed.dropped:
         t0 = time.monotonic()
@@ -263,7 +288,8 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
                         weights=weights, oof=oof, oof_mask=s.mask, y_encoded=y_enc,
                         classes=classes, cv_loss=cv_loss, fold_losses=fold_losses,
                         splits_kind=splits.kind, timings=timings, history=s.history,
-                        kinds=s.kinds, trim=trimmed, student=student, not_run=_not_run(s))
+                        kinds=s.kinds, trim=trimmed, student=student, not_run=_not_run(s),
+                        limits=limited)
 
 
 def _not_run(s: _Search) -> dict[str, str]:

@@ -67,6 +67,7 @@ class SearchResult:
     kinds: dict[str, ColumnKind]
     trim: Any = None  # search.trim.Trim when --trim ran
     student: Any = None  # search.distill.Student when --distill ran
+    limits: Any = None  # search.limits.Limited with --max-latency-ms / --max-size-mb
     #: Allowed families without a trial, and why (not suited to the table, or no time).
     not_run: dict[str, str] = field(default_factory=dict)
 
