@@ -451,6 +451,14 @@ def native_predictor(est: Any, regression: bool) -> tuple[Any, str]:
 
         attempts.append(("hist_gb-treewalk", lambda: HistGBMember(est, regression,
                                                                    _probe_rows)))
+    if module.startswith("sklearn.neighbors"):
+        from mlwright.search.members_sklearn import DistanceNeighbors
+
+        attempts.append(("knn-argkmin", lambda: DistanceNeighbors(est, regression)))
+    if module.startswith("sklearn.neural_network"):
+        from mlwright.search.members_sklearn import Perceptron
+
+        attempts.append(("mlp-forward", lambda: Perceptron(est, regression)))
     if _is_forest(est):
         attempts.append(("forest-treewalk", lambda: _checked_forest(est)))
         attempts.append(("forest-vectorized", lambda: _Forest(est)))
