@@ -168,3 +168,33 @@ def test_xgboost_cut_by_the_deadline_reports_the_rounds_it_has(telco):
     assert info.n_iter == est.get_booster().num_boosted_rounds() < MAX_ROUNDS
     # The refit grows about as many rounds, not MAX_ROUNDS x 1.1.
     assert family.refit_params({}, [info], ctx)["n_estimators"] <= 10
+
+
+def test_mlp_stops_at_the_deadline_after_an_epoch_and_is_unchanged_otherwise(telco):
+    """scikit-learn's MLP has no callbacks: the family looks at the deadline where the MLP
+    looks at its validation score, after each epoch (a late MLP rung that ran to its end
+    took 6.7 s past a 5 s budget on a busy machine)."""
+    from sklearn.neural_network import MLPClassifier
+
+    from mlwright.search.families.neural import MLPFamily
+
+    # The hook the family relies on (a scikit-learn upgrade that drops it fails here).
+    assert callable(getattr(MLPClassifier, "_update_no_improvement_count", None))
+    Xt, y, ctx = _prepared(telco.head(1500), "churn", "linear")
+    family = MLPFamily()
+    params = {"width": 32, "depth": 1, "alpha": 1e-3, "learning_rate_init": 1e-3}
+
+    cut = family.build(dict(params), ctx)
+    info = family.fit(cut, Xt, y, ctx, deadline=PAST)
+    assert info.n_iter == cut.n_iter_ == 1 and info.extra["stopped_at_deadline"] is True
+    assert cut.predict_proba(Xt[:3]).shape == (3, 2)
+    # Nothing of the look is left on the model (it is pickled with the ensemble).
+    assert "_update_no_improvement_count" not in vars(cut)
+
+    # A deadline far away: the very model of a fit without one.
+    timed, free = family.build(dict(params), ctx), family.build(dict(params), ctx)
+    timed_info = family.fit(timed, Xt, y, ctx, deadline=time.monotonic() + 3600)
+    family.fit(free, Xt, y, ctx)
+    assert timed_info.extra["stopped_at_deadline"] is False and timed.n_iter_ > 1
+    assert timed.n_iter_ == free.n_iter_
+    np.testing.assert_array_equal(timed.predict_proba(Xt), free.predict_proba(Xt))
