@@ -141,6 +141,25 @@ def test_bootstrap_is_reproducible_and_fast_enough_to_be_vectorised() -> None:
     assert 0.3 * se < sd < 3 * se  # the spread of an AUC over 50k rows, not noise
 
 
+def test_very_large_tables_get_fewer_resamples(telco_p: Predictions,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resamples x rows is capped (MAX_DRAWS), never below MIN_RESAMPLES, and the metric set
+    records how many it used; telco's rows stand in for a large table by lowering the cap."""
+    import mlwright.evaluate.scores as scores
+
+    n = len(telco_p)
+    assert scores.affordable_resamples(1000, 40_000) == 1000     # the suite keeps 1,000
+    assert scores.affordable_resamples(1000, 212_000) == 235
+    assert scores.affordable_resamples(1000, 10**8) == scores.MIN_RESAMPLES
+    assert scores.affordable_resamples(100, 10**8) == 100        # fewer asked: as asked
+    monkeypatch.setattr(scores, "MAX_DRAWS", 300 * n)
+    capped = scores.compute_metrics(telco_p, n_boot=1000)
+    assert capped.n_boot == 300
+    assert all(len(v) == 300 for v in bootstrap_scores(telco_p, n_boot=1000).values())
+    for name, iv in capped.values.items():
+        assert iv.low <= iv.value <= iv.high, name
+
+
 def test_predictive_interval_reflects_the_test_size(telco_p: Predictions) -> None:
     wide = predictive_interval(telco_p, "roc_auc", 200)
     narrow = predictive_interval(telco_p, "roc_auc", 2000)

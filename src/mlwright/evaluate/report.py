@@ -312,7 +312,7 @@ def evaluate(result: TrainResult | str | Path, data: Any = None, test: Any = Non
             continue
         folds = result.cv_scores if m == optimised else None  # fold scores are in it
         rng_ = predictive_interval(p_oof, m, n_test, fold_scores=folds,
-                                   samples=at_test_size)
+                                   samples=at_test_size, point=oof_metrics.values[m].value)
         if p_test is not None:
             rng_.test_score = point_metrics(p_test).get(m)
         honesty.append(rng_)
