@@ -16,7 +16,8 @@ import mlwright as mw
 from mlwright.data.kinds import Task
 from mlwright.exceptions import ConfigError, ServingBudgetError
 from mlwright.scoring import get_metric
-from mlwright.search.limits import Limited, Limits, fit_ensemble, fitting_candidates
+from mlwright.search.ensemble import Ensemble
+from mlwright.search.limits import Limited, Limits, fit_ensemble, fit_refit, fitting_candidates
 from mlwright.search.records import TrialRecord
 
 FAST: dict[str, Any] = {"time_budget": 120, "n_trials": 6, "seed": 0,
@@ -46,6 +47,15 @@ class FakeMeter:
         self.measured.append(sorted(r.number for r in recs))
         return {k: sum(self.alone[r.number][k] for r in recs)
                 for k in ("p50_ms", "p90_ms", "size_mb")}
+
+
+    def model(self, model: Any) -> dict[str, float]:
+        # A refit model: its members' figures alone, times the growth of a refit.
+        trials = {m["trial"] for m in model.members}
+        return {k: self.growth * sum(self.alone[t][k] for t in trials)
+                for k in ("p50_ms", "p90_ms", "size_mb")}
+
+    growth = 1.0
 
 
 def _rec(n: int, family: str = "lightgbm") -> TrialRecord:
@@ -100,6 +110,32 @@ def test_when_no_single_removal_meets_it_the_costliest_member_goes_first():
                            oofs, y, metric, mask, limited)  # type: ignore[arg-type]
     assert [d["trial"] for d in limited.dropped] == [1, 2]
     assert weights == {0: 1.0} and limited.after["size_mb"] == 3
+
+
+def test_a_refit_over_the_budget_loses_members_measured_on_the_refit_model():
+    y, oofs = _views()
+    metric = get_metric("log_loss", Task.BINARY)
+    mask = np.ones(len(y), dtype=bool)
+    # The stand-ins fit (2 + 1.5 = 3.5 MB against 4); the refit grows them by half (5.25).
+    limits = Limits(max_size_mb=4)
+    meter = FakeMeter(limits, {0: _fig(0.1, 2), 1: _fig(0.1, 1.5)})
+    limited = Limited(limits)
+    weights = fit_ensemble(meter, [_rec(0), _rec(1)], {0: 0.6, 1: 0.4}, oofs, y, metric,
+                           mask, limited)  # type: ignore[arg-type]
+    assert not limited.dropped and weights == {0: 0.6, 1: 0.4}
+    meter.growth = 1.5
+    members = [{"trial": t, "family": "lightgbm", "style": "tree", "weight": w,
+                "estimator": None} for t, w in weights.items()]
+    model = Ensemble({"tree": None}, members, Task.BINARY, [0, 1], ["x"])
+    model, weights = fit_refit(meter, model, weights, oofs, y, metric, mask,  # type: ignore[arg-type]
+                               limited)
+    assert limited.refit["size_mb"] == pytest.approx(5.25)
+    # Either removal meets it; 1 (the noisier view) costs less CV loss.
+    assert [d["trial"] for d in limited.refit_dropped] == [1]
+    assert weights == {0: 1.0} and [m["trial"] for m in model.members] == [0]
+    assert model.members[0]["weight"] == 1.0
+    assert limited.refit_after["size_mb"] == pytest.approx(3.0)
+    assert limited.to_dict(metric)["within"] is True
 
 
 def test_members_over_the_budget_alone_are_no_candidates_and_selection_runs_again():

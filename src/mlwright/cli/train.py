@@ -89,8 +89,8 @@ def _limits_text(limits: dict[str, Any]) -> str:
         line = f"Serving budget: {mark}{against(shipped)}, measured on the shipped model."
         if not shipped["within"]:
             line += (" Its fold-0 stand-in measured " + against(limits["after"]) + "; the "
-                     "refit on all rows grew other trees; training with a tighter budget leaves "
-                     "room for that.")
+                     "refit on all rows grew other trees, and one member was left to drop; "
+                     "training with a tighter budget leaves room for that.")
     else:
         line = (f"Serving budget: the shipped model was not measured "
                 f"({shipped.get('error', 'no figures')}); its fold-0 stand-in measured "
@@ -106,6 +106,12 @@ def _limits_text(limits: dict[str, Any]) -> str:
             f"{d['p50_ms']:.3g} ms, {d['size_mb']:.3g} MB, CV {d['cv_after']:.5g})"
             for d in limits["dropped"])
             + f" (ensemble before: {against(limits['before'])}, CV {limits['cv_before']:.5g})")
+    if limits.get("refit_dropped"):
+        line += ("\n  dropped after the refit (its model measured " + against(limits["refit"])
+                 + "): " + ", ".join(
+                     f"{d['family']} (trial {d['trial']}, weight {d['weight']:.2f}; the model "
+                     f"then {d['p50_ms']:.3g} ms, {d['size_mb']:.3g} MB, CV {d['cv_after']:.5g})"
+                     for d in limits["refit_dropped"]))
     line += (f"\n  measuring took {limits['measuring_seconds']:.1f} s (not in the time "
              f"budget)" + (f"; candidates alone measured for at most "
                            f"{limits['measure_cap_seconds']:g} s, the rest not used"

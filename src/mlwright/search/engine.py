@@ -34,7 +34,14 @@ from mlwright.exceptions import ConfigError, MlwrightError
 from mlwright.scoring import get_metric
 from mlwright.search._base import ModelFamily, registered_families
 from mlwright.search.ensemble import greedy_selection
-from mlwright.search.limits import Limited, Limits, Meter, fit_ensemble, fitting_candidates
+from mlwright.search.limits import (
+    Limited,
+    Limits,
+    Meter,
+    fit_ensemble,
+    fit_refit,
+    fitting_candidates,
+)
 from mlwright.search.portfolio import _search_loop
 from mlwright.search.records import SearchResult, TrialRecord
 from mlwright.search.refit import (
@@ -269,6 +276,16 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
     else:
         model = _holdout_ensemble(s, members_rec, weights, classes, columns)
     timings["refit"] = time.monotonic() - t0
+    if meter is not None and limited is not None:
+        model, weights = fit_refit(meter, model, weights,
+                                   {r.number: _oof(r) for r in members_rec}, y_enc,
+                                   metric_obj, s.mask, limited)
+        if len(weights) < len(members_rec):
+            members_rec = [r for r in members_rec if r.number in weights]
+            oof = cast(np.ndarray, sum(_oof(r) * weights[r.number] for r in members_rec))
+            fold_losses = [metric_obj.loss(y_enc[va], oof[va]) for _, va in splits.folds]
+            cv_loss = metric_obj.loss(y_enc[s.mask], oof[s.mask])
+        limited.seconds = timings["limits"] = meter.seconds
     if threshold is not None and task is Task.BINARY:
         model.threshold = _choose_threshold(y_enc[s.mask], oof[s.mask], threshold)
     timings["total"] = clock.elapsed() - timings.get("limits", 0.0)

@@ -1,6 +1,6 @@
 """``--max-latency-ms`` and ``--max-size-mb``: an ensemble within a serving budget, measured
 on the compiled predictor (:func:`mlwright.search.latency.measure`, one record per call, as
-the server predicts), never estimated. Decision 0033.
+the server predicts), never estimated. Decision 0034.
 
 1. *Candidates.* A trial whose own fold-0 model, alone, measures over the budget is not a
    candidate of greedy selection. Singles are measured lazily: selection runs, the members it
@@ -16,6 +16,10 @@ the server predicts), never estimated. Decision 0033.
    covers the excess, the one whose removal costs least CV loss; when none does, the member
    costliest alone (relative to the budget). The ensemble is measured again after each drop;
    the weights of the others are renormalised.
+4. *The refit model* is measured itself (a refit on all rows grows other trees than the
+   fold models: hpc_jobs' LightGBM members were 50% larger), and members go by the same rule
+   while it is over the budget. ``api.train`` measures the model that ships once more, as the
+   server compiles it (with its contract), for the record.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ if TYPE_CHECKING:
     from mlwright.search.session import _Search
 
 __all__ = ["MEASURE_SECONDS", "REPEAT", "Limited", "Limits", "Meter", "fit_ensemble",
-           "fitting_candidates"]
+           "fit_refit", "fitting_candidates", "without"]
 
 log = get_logger(__name__)
 
@@ -174,6 +178,16 @@ class Meter:
                  ) -> dict[str, float]:
         return self._measure(recs, weights)
 
+    def model(self, model: Any) -> dict[str, float]:
+        """A built model (the refit one) on the same rows."""
+        from mlwright.search.latency import measure
+
+        t0 = time.monotonic()
+        try:
+            return figures(measure(model, self.rows, repeat=REPEAT))
+        finally:
+            self.seconds += time.monotonic() - t0
+
 
 @dataclass
 class Limited:
@@ -188,8 +202,13 @@ class Limited:
     loss_after: float = float("nan")
     weights: dict[int, float] = field(default_factory=dict)
     alone: dict[int, dict[str, float]] = field(default_factory=dict)  # measured singles
+    families: dict[int, str] = field(default_factory=dict)  # trial -> family, of members
     seconds: float = 0.0
     capped: bool = False
+    # The refit model as first measured, and members dropped from it (fit_refit).
+    refit: dict[str, float] = field(default_factory=dict)
+    refit_after: dict[str, float] = field(default_factory=dict)
+    refit_dropped: list[dict[str, Any]] = field(default_factory=list)
     # The model that ships, measured after the refit (api.train).
     shipped: dict[str, Any] = field(default_factory=dict)
 
@@ -200,10 +219,13 @@ class Limited:
                 "alone": {str(k): v for k, v in self.alone.items()},
                 "excluded": self.excluded, "before": self.before, "after": self.after,
                 "dropped": self.dropped,
+                "refit": self.refit, "refit_after": self.refit_after,
+                "refit_dropped": self.refit_dropped,
                 "cv_before": metric.to_score(self.loss_before),
                 "cv_after": metric.to_score(self.loss_after),
                 "kept": {str(k): v for k, v in self.weights.items()},
-                "within": not self.limits.over(self.after) if self.after else None,
+                "within": (not self.limits.over(self.refit_after or self.after)
+                           if self.after else None),
                 "measuring_seconds": self.seconds, "capped": self.capped,
                 "measure_cap_seconds": MEASURE_SECONDS,
                 "shipped": self.shipped}
@@ -296,6 +318,32 @@ def _blend(oofs: dict[int, np.ndarray], weights: dict[int, float]) -> np.ndarray
                start=np.zeros_like(next(iter(oofs.values())), dtype=float))
 
 
+def _pick(limits: Limits, fig: dict[str, float], kept: dict[int, float],
+          alone: dict[int, dict[str, float]], oofs: dict[int, np.ndarray], y: np.ndarray,
+          metric: Metric, mask: np.ndarray, scale: dict[str, float] | None = None
+          ) -> tuple[int, float]:
+    """The member to drop from ``kept`` (measured ``fig``, over the budget) and the CV loss
+    of the rest: of the members whose own cost alone (times ``scale``, per figure) covers
+    the excess, the one whose removal costs least; else the costliest alone."""
+    ratios = limits.ratios(fig)
+    excess = {d: fig[_DIM_KEY[d]] - limits.budget(d) for d, r in ratios.items() if r > 1}
+    options = []
+    # Ties go to the lighter member (then the later trial): deterministic.
+    for t in sorted(kept, key=lambda t: (kept[t], -t)):
+        rest = {u: w for u, w in kept.items() if u != t}
+        loss = metric.loss(y[mask], _blend(oofs, rest)[mask])
+        own = {d: alone[t][_DIM_KEY[d]] * (scale or {}).get(d, 1.0) for d in excess}
+        covers = all(own[d] >= e for d, e in excess.items())
+        cost = max(own[d] / limits.budget(d) for d in excess)
+        options.append((t, loss, covers, cost))
+    covering = [o for o in options if o[2]]
+    if covering:
+        pick, loss, _, _ = min(covering, key=lambda o: o[1])
+    else:
+        pick, loss, _, _ = max(options, key=lambda o: o[3])
+    return pick, loss
+
+
 def fit_ensemble(meter: Meter, members: list[TrialRecord], weights: dict[int, float],
                  oofs: dict[int, np.ndarray], y: np.ndarray, metric: Metric,
                  mask: np.ndarray, limited: Limited) -> dict[int, float]:
@@ -303,28 +351,14 @@ def fit_ensemble(meter: Meter, members: list[TrialRecord], weights: dict[int, fl
     budget (see the module docstring); returns the weights kept, renormalised."""
     limits = meter.limits
     recs = {r.number: r for r in members}
+    limited.families = {r.number: r.family for r in members}
     kept = dict(weights)
     limited.loss_before = limited.loss_after = metric.loss(
         y[mask], _blend(oofs, kept)[mask])
     fig = meter.ensemble([recs[t] for t in kept], kept)
     limited.before = fig
     while limits.over(fig) and len(kept) > 1:
-        ratios = limits.ratios(fig)
-        excess = {d: fig[_DIM_KEY[d]] - limits.budget(d) for d, r in ratios.items() if r > 1}
-        options = []
-        # Ties go to the lighter member (then the later trial): deterministic.
-        for t in sorted(kept, key=lambda t: (kept[t], -t)):
-            rest = {u: w for u, w in kept.items() if u != t}
-            loss = metric.loss(y[mask], _blend(oofs, rest)[mask])
-            own = meter.alone[t]
-            covers = all(own[_DIM_KEY[d]] >= e for d, e in excess.items())
-            cost = max(own[_DIM_KEY[d]] / limits.budget(d) for d in excess)
-            options.append((t, loss, covers, cost))
-        covering = [o for o in options if o[2]]
-        if covering:
-            pick, loss, _, _ = min(covering, key=lambda o: o[1])
-        else:
-            pick, loss, _, _ = max(options, key=lambda o: o[3])
+        pick, loss = _pick(limits, fig, kept, meter.alone, oofs, y, metric, mask)
         del kept[pick]
         fig = meter.ensemble([recs[t] for t in kept], kept)
         limited.loss_after = loss
@@ -343,3 +377,52 @@ def fit_ensemble(meter: Meter, members: list[TrialRecord], weights: dict[int, fl
     total = sum(kept.values())
     limited.weights = {t: w / total for t, w in kept.items()}
     return limited.weights
+
+
+def without(model: Any, trial: int) -> Any:
+    """``model`` (an Ensemble) without ``trial``'s members (a bagged member is several), the
+    others' weights renormalised, preprocessing no member uses left out."""
+    from mlwright.search.ensemble import Ensemble
+
+    members = [dict(m) for m in model.members if m["trial"] != trial]
+    total = sum(m["weight"] for m in members)
+    for m in members:
+        m["weight"] = m["weight"] / total
+    styles = dict.fromkeys(m["style"] for m in members)
+    return Ensemble({k: model.preps[k] for k in styles}, members, model.task, model.classes,
+                    model.feature_names, model.threshold)
+
+
+def fit_refit(meter: Meter, model: Any, weights: dict[int, float],
+              oofs: dict[int, np.ndarray], y: np.ndarray, metric: Metric, mask: np.ndarray,
+              limited: Limited) -> tuple[Any, dict[int, float]]:
+    """The refit model measured itself; while over the budget (a refit on all rows grows
+    other, often larger trees than the fold models the ensemble was measured as), members
+    go by the same rule, their own costs scaled by refit / stand-in, measured again after
+    each drop. Returns the model and its weights (trial -> weight)."""
+    limits = meter.limits
+    measured = meter.model
+    kept = dict(weights)
+    fig = limited.refit = measured(model)
+    stand_in = limited.after
+    scale = {d: fig[k] / stand_in[k] if stand_in.get(k) else 1.0
+             for d, k in _DIM_KEY.items()}
+    while limits.over(fig) and len(kept) > 1:
+        pick, loss = _pick(limits, fig, kept, meter.alone, oofs, y, metric, mask, scale)
+        del kept[pick]
+        model = without(model, pick)
+        fig = measured(model)
+        limited.loss_after = loss
+        limited.refit_dropped.append({"trial": pick, "family": limited.families.get(pick, ""),
+                                      "weight": weights[pick], "p50_ms": fig["p50_ms"],
+                                      "size_mb": fig["size_mb"],
+                                      "cv_after": metric.to_score(loss)})
+    limited.refit_after = fig
+    if limits.over(fig):
+        log.warning("the refit model measures over the serving budget (%s) with one member "
+                    "left; its fold-0 model measured %s", limits.text(fig),
+                    limits.text(stand_in))
+    total = sum(kept.values())
+    limited.weights = {t: w / total for t, w in kept.items()}
+    return model, limited.weights
+
