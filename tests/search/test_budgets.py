@@ -270,3 +270,44 @@ def test_a_rung_fits_with_one_thread(hpc):
     rows, n_jobs = threads[0]
     assert rows < 1 and n_jobs == 1
     assert all(n == 2 for rows, n in threads.values() if rows == 1.0)
+
+
+def test_the_opening_default_is_not_cut_to_an_equal_share(trump, monkeypatch):
+    """While families wait and not all fit, a trial has an equal share of what is left; the
+    run's opening trial (the first family's default) does not: at --budget 5 on
+    trump_tweet_source a seventh of what the tree preprocessing left stopped LightGBM
+    after 0.27 s. The clock is frozen: the planned deadlines, not wall time, are checked."""
+    from mlwright.data.kinds import Task, infer_kinds
+    from mlwright.scoring import get_metric
+    from mlwright.search._base import registered_families
+    from mlwright.search.records import TrialRecord
+    from mlwright.search.session import MAX_TRIAL_SHARE, _Clock, _encode_target, _Search
+
+    X = trump.drop(columns="source")
+    y, classes = _encode_target(trump["source"], Task.MULTICLASS)
+    zoo = [cls() for cls in registered_families().values()]
+    monkeypatch.setattr(time, "monotonic", lambda: 100.0)
+    budget = 5.0
+    s = _Search(X, y, task=Task.MULTICLASS, metric=get_metric(None, "multiclass"),
+                kinds=infer_kinds(X), splits=make_splits(y, Task.MULTICLASS, seed=0),
+                clock=_Clock(budget, start=100.0), families=zoo, n_trials=None,
+                search="bayes", seed=0, n_jobs=2, class_weight=None,
+                n_classes=len(classes or []), on_trial=None)
+    # Every family is estimated at 10 s: far from all of them fit in 5 s.
+    monkeypatch.setattr(_Search, "estimate_seconds", lambda self, f, rows=1.0: 10.0)
+    lgbm, linear = s._family("lightgbm"), s._family("linear")
+    end = s.clock.deadline - s.refit_reserve()
+
+    opening = TrialRecord(0, "lightgbm", {}, "tree")
+    s.records.append(opening)
+    plan = s.plan_trial(opening, lgbm)
+    assert plan.deadline == min(end, 100.0 + MAX_TRIAL_SHARE * budget)
+    assert opening.deadline == plan.deadline - 100.0
+
+    # The next trial shares what is left with the families still waiting.
+    waiting = s.untried(but=linear)
+    assert len(waiting) >= 4 and lgbm not in waiting  # a trial running is a trial
+    second = TrialRecord(1, "linear", {}, "linear")
+    s.records.append(second)
+    plan = s.plan_trial(second, linear)
+    assert plan.deadline == pytest.approx(100.0 + (end - 100.0) / (1 + len(waiting)))
