@@ -96,10 +96,10 @@ def _limits_text(limits: dict[str, Any]) -> str:
                 f"({shipped.get('error', 'no figures')}); its fold-0 stand-in measured "
                 f"{against(limits['after'])}.")
     if limits["excluded"]:
-        line += "\n  left out (over the budget alone, or not measured): " + ", ".join(
-            f"{e['family']} (trial {e['trial']}"
-            + (f", {e['p50_ms']:.3g} ms, {e['size_mb']:.3g} MB" if "p50_ms" in e else "")
-            + ")" for e in limits["excluded"])
+        line += "\n  left out of the ensemble: " + ", ".join(
+            f"{e['family']} (trial {e['trial']}, "
+            + (f"{e['p50_ms']:.3g} ms, {e['size_mb']:.3g} MB " if "p50_ms" in e else "")
+            + f"{e['why']})" for e in limits["excluded"])
     if limits["dropped"]:
         line += ("\n  dropped to meet it: " + ", ".join(
             f"{d['family']} (trial {d['trial']}, weight {d['weight']:.2f}; the ensemble then "

@@ -195,6 +195,7 @@ class Limited:
 
     limits: Limits
     excluded: list[dict[str, Any]] = field(default_factory=list)  # candidates left out
+    unmeasurable: list[int] = field(default_factory=list)  # candidates without fold models
     before: dict[str, float] = field(default_factory=dict)  # the selected ensemble
     after: dict[str, float] = field(default_factory=dict)  # after the drops
     dropped: list[dict[str, Any]] = field(default_factory=list)
@@ -217,7 +218,8 @@ class Limited:
                 "max_size_mb": self.limits.max_size_mb,
                 "on": "fold-0 models", "repeat": REPEAT,
                 "alone": {str(k): v for k, v in self.alone.items()},
-                "excluded": self.excluded, "before": self.before, "after": self.after,
+                "excluded": self.excluded, "unmeasurable": self.unmeasurable,
+                "before": self.before, "after": self.after,
                 "dropped": self.dropped,
                 "refit": self.refit, "refit_after": self.refit_after,
                 "refit_dropped": self.refit_dropped,
@@ -249,9 +251,8 @@ def fitting_candidates(meter: Meter, candidates: list[TrialRecord],
     for rec in candidates:
         if meter.measurable(rec):
             pool.append(rec)
-        else:
-            limited.excluded.append(_row(rec, None, "its fold models were not kept, so it "
-                                                    "cannot be measured"))
+        else:  # its fold models were not kept (outside the search's best trials)
+            limited.unmeasurable.append(rec.number)
     while pool:
         weights = select(pool)
         out = []
