@@ -282,6 +282,11 @@ def test_the_command_line_prints_the_measured_figures_against_the_budget(
     from mlwright.run import load_run
 
     assert load_run(out).limits == metrics["limits"]
+    # The report says it too: the model card, the page's figures, evaluation.json.
+    card = (out / "model_card.md").read_text()
+    assert "Serving budget: latency" in card and "(budget 50 MB)" in card
+    assert "Serving budget" in (out / "report.html").read_text()
+    assert json.loads((out / "evaluation.json").read_text())["serving"]["shipped"]["within"]
 
 
 @pytest.mark.parametrize("args", [["--max-latency-ms", "0"], ["--max-size-mb", "-1"],

@@ -159,11 +159,30 @@ def _stats(ev: Evaluation) -> list[dict[str, str]]:
     stats.append({"label": "Training rows", "value": fmt_num(d["n_rows"]),
                   "note": f"{d['validated_rows']:,} validated ({d['validation']})"})
     stats.append({"label": "Features", "value": fmt_num(d["n_features"]), "note": ""})
+    shipped = (ev.serving or {}).get("shipped") or {}
+    if "p50_ms" in shipped:
+        stats.append({"label": "Serving budget",
+                      "value": "within" if shipped["within"] else "OVER",
+                      "note": serving_text(ev.serving or {})})
     flagged = sum(len(f.flagged) for f in ev.fairness)
     if ev.fairness:
         stats.append({"label": "Fairness flags", "value": str(flagged),
                       "note": f"ratios below {ev.fairness[0].threshold:g}"})
     return stats
+
+
+def serving_text(limits: dict[str, Any]) -> str:
+    """``latency 0.31 ms p50 (budget 0.5 ms), size 2.1 MB (budget 5 MB)`` of the shipped
+    model (``TrainResult.limits``)."""
+    fig = limits.get("shipped") or {}
+    if "p50_ms" not in fig:
+        return f"not measured ({fig.get('error', 'no figures')})"
+    return ", ".join(
+        [f"latency {fig['p50_ms']:.3g} ms p50"
+         + (f" (budget {limits['max_latency_ms']:g} ms)" if limits.get("max_latency_ms")
+            else ""),
+         f"size {fig['size_mb']:.3g} MB"
+         + (f" (budget {limits['max_size_mb']:g} MB)" if limits.get("max_size_mb") else "")])
 
 
 def render_report(ev: Evaluation, path: Path, *, title: str | None = None) -> Path:
@@ -233,6 +252,12 @@ def model_card(ev: Evaluation) -> str:
         + (f", its {m['folds']} fold models: no time to refit it on all rows)" if "folds" in m
            else ")") for m in ev.members)
         + "." if ev.members else "Single model.")
+    if ev.serving is not None:
+        dropped = [f"{d['family']} (trial {d['trial']})"
+                   for d in ev.serving.get("dropped", []) + ev.serving.get("refit_dropped", [])]
+        out.append("Serving budget: " + serving_text(ev.serving)
+                   + ", measured on the shipped model through the compiled predictor"
+                   + (f"; dropped to meet it: {', '.join(dropped)}" if dropped else "") + ".")
     if ev.threshold is not None:
         out.append(f"Decision threshold on P({ev.classes[1] if ev.classes else 1}): "
                    f"{ev.threshold:.3f}.")

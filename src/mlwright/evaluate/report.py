@@ -80,6 +80,8 @@ class Evaluation:
     history: list[tuple[float, float]] = field(default_factory=list)
     trials: list[tuple[float, float, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # --max-latency-ms / --max-size-mb: TrainResult.limits (the shipped model's figures).
+    serving: dict[str, Any] | None = None
     _oof_pred: Predictions | None = field(default=None, repr=False)
     _test_pred: Predictions | None = field(default=None, repr=False)
 
@@ -103,6 +105,8 @@ class Evaluation:
             "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
             "history": [list(h) for h in self.history], "notes": self.notes,
         }
+        if self.serving is not None:  # only when asked for: default files stay as they were
+            out["serving"] = self.serving
         return json_safe(out)
 
     def write(self, folder: str | Path) -> dict[str, Path]:
@@ -391,4 +395,5 @@ def evaluate(result: TrainResult | str | Path, data: Any = None, test: Any = Non
         data_summary=_data_summary(result, p_oof, rows, classes, kinds),
         contract_summary=_contract_summary(result.contract, result.target),
         members=_members(result.model), lineage=lineage, timings=timings, history=history,
-        trials=trials, notes=notes, _oof_pred=p_oof, _test_pred=p_test)
+        trials=trials, notes=notes, serving=result.limits, _oof_pred=p_oof,
+        _test_pred=p_test)
