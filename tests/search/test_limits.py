@@ -33,7 +33,7 @@ class FakeMeter:
 
     def __init__(self, limits: Limits, alone: dict[int, dict[str, float]]) -> None:
         self.limits, self.alone, self.failed = limits, dict(alone), {}
-        self.capped, self.seconds = False, 0.0
+        self.capped, self.seconds, self.cap = False, 0.0, 30.0
         self.measured: list[list[int]] = []
 
     def measurable(self, rec: TrialRecord) -> bool:
@@ -236,6 +236,34 @@ def test_a_size_and_latency_budget_drops_members_until_the_measured_ensemble_fit
     # The shipped model's CV is the ensemble that is left's, from its own out-of-fold table.
     assert result.cv_score == pytest.approx(limits["cv_after"])
     assert limits["shipped"]["on"] == "shipped model" and "p50_ms" in limits["shipped"]
+
+
+def test_with_a_holdout_the_stand_in_is_the_shipped_model(telco):
+    # No refit with a holdout: the models measured before are the ones that ship.
+    result = mw.train(telco, "churn", cv="holdout", max_size_mb=1e6, **FAST)
+    limits = result.limits
+    assert limits is not None and limits["alone"] and not limits["unmeasurable"]
+    assert limits["refit"]["size_mb"] == pytest.approx(limits["after"]["size_mb"], rel=0.01)
+    assert limits["shipped"]["within"] is True
+
+
+def test_measuring_candidates_alone_stops_at_its_cap_and_says_so(telco, monkeypatch):
+    import mlwright.search.limits as limits_module
+
+    # A cap of a nanosecond: the first member picked is measured, no other candidate.
+    monkeypatch.setattr(limits_module, "MEASURE_SECONDS", 1e-9)
+    result = mw.train(telco, "churn", max_latency_ms=1e6, **FAST)
+    limits = result.limits
+    assert limits is not None and limits["capped"] is True
+    assert limits["measure_cap_seconds"] == 1e-9 and len(limits["alone"]) == 1
+    assert {int(t) for t in limits["kept"]} == {int(t) for t in limits["alone"]}
+    assert limits["excluded"] and all(
+        e["why"] == "not measured: the 1e-09 s spent measuring candidates alone ran out"
+        for e in limits["excluded"])
+    from mlwright.cli.train import _limits_text
+
+    assert "candidates alone measured for at most 1e-09 s, the rest not used" in \
+        _limits_text(limits)
 
 
 def test_an_impossible_budget_fails_clearly_and_registers_nothing(tmp_path: Path, telco,

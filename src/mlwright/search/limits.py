@@ -123,9 +123,9 @@ class Meter:
     search's fold-0 validation rows, and keeps the time it took."""
 
     def __init__(self, s: _Search, limits: Limits, classes: list[Any] | None,
-                 columns: list[str], *, cap: float = MEASURE_SECONDS) -> None:
+                 columns: list[str], *, cap: float | None = None) -> None:
         self.s, self.limits, self.classes, self.columns = s, limits, classes, columns
-        self.cap = cap
+        self.cap = MEASURE_SECONDS if cap is None else cap
         self.rows = s.X.iloc[s.splits.folds[0][1][:ROWS]]
         self.alone: dict[int, dict[str, float]] = {}
         self.failed: dict[int, str] = {}
@@ -206,6 +206,7 @@ class Limited:
     families: dict[int, str] = field(default_factory=dict)  # trial -> family, of members
     seconds: float = 0.0
     capped: bool = False
+    cap_seconds: float = MEASURE_SECONDS
     # The refit model as first measured, and members dropped from it (fit_refit).
     refit: dict[str, float] = field(default_factory=dict)
     refit_after: dict[str, float] = field(default_factory=dict)
@@ -229,7 +230,7 @@ class Limited:
                 "within": (not self.limits.over(self.refit_after or self.after)
                            if self.after else None),
                 "measuring_seconds": self.seconds, "capped": self.capped,
-                "measure_cap_seconds": MEASURE_SECONDS,
+                "measure_cap_seconds": self.cap_seconds,
                 "shipped": self.shipped}
 
 
@@ -266,6 +267,7 @@ def fitting_candidates(meter: Meter, candidates: list[TrialRecord],
                 limited.excluded.append(_row(pool[i], fig, "over the budget alone"))
         if not out:
             limited.capped, limited.alone = meter.capped, dict(meter.alone)
+            limited.cap_seconds = meter.cap
             return pool, weights
         pool = [rec for i, rec in enumerate(pool) if i not in out]
     limited.capped, limited.alone = meter.capped, dict(meter.alone)
