@@ -278,7 +278,7 @@ def train(
         "--max-latency-ms", metavar="MS", help="Serving budget: single-record p50 latency in "
         "milliseconds, measured through the compiled predictor (as the server predicts), not "
         "estimated. Trials over it alone stay out of the ensemble; members are dropped while "
-        "the ensemble is over it (after --trim); the shipped model is measured again. Fails "
+        "the ensemble is over it (after --trim), and again while the refit model is. Fails "
         "before saving anything when no model alone fits.")] = None,
     max_size_mb: Annotated[float | None, typer.Option(
         "--max-size-mb", metavar="MB", help="Serving budget: model size (model.joblib) in MB, "
