@@ -9,11 +9,8 @@ import pytest
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
-from mlwright.data.contract import learn_contract
-from mlwright.data.kinds import ColumnKind
-from mlwright.datasets import SUITE, load_suite
-from mlwright.prep import build_preprocessor, plan_columns
 from mlwright.search.members import native_predictor
+from suite_design import suite_design
 
 # The MLPs stop early on purpose: their outputs, not their fit, are tested.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -21,20 +18,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 
 def _design(name: str, rows: int = 1600) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """(train matrix, target, held-out matrix, task) through the linear preprocessing."""
-    spec = SUITE[name]
-    df = load_suite(name, nrows=rows, seed=5)
-    task = "regression" if spec.task == "forecasting" else spec.task
-    contract = learn_contract(df, target=spec.target, task=task)
-    X = df.drop(columns=spec.target)
-    plan = plan_columns({c: ColumnKind(contract.kinds[c]) for c in X.columns})
-    raw = df[spec.target].to_numpy()
-    y = raw.astype(float) if task == "regression" else np.searchsorted(
-        np.unique(raw), raw)
-    prep = build_preprocessor(plan, "linear", task=task)
-    cut = rows * 3 // 4
-    Xt = np.asarray(prep.fit_transform(X.iloc[:cut], y[:cut]), dtype=np.float64)
-    Xh = np.asarray(prep.transform(X.iloc[cut:]), dtype=np.float64)
-    return Xt, y[:cut], Xh, task
+    d = suite_design(name, "linear", rows=rows, seed=5)
+    return d.Xt, d.y, d.Xh, d.task
 
 
 def _own(est: object, X: np.ndarray, regression: bool) -> np.ndarray:

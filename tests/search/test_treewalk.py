@@ -21,10 +21,8 @@ import pytest
 import xgboost as xgb
 from sklearn.ensemble import ExtraTreesRegressor, RandomForestClassifier
 
-from mlwright.data.contract import learn_contract
-from mlwright.data.kinds import ColumnKind, Task
-from mlwright.datasets import SUITE, load_suite
-from mlwright.prep import build_preprocessor, plan_columns
+from mlwright.data.kinds import Task
+from mlwright.datasets import SUITE
 from mlwright.prep.fast import RecordColumns
 from mlwright.search import treewalk
 from mlwright.search.families.boosting import CatBoostModel
@@ -32,6 +30,7 @@ from mlwright.search.members import _probe_rows, native_predictor
 from mlwright.search.predictor import compile_predictor
 from mlwright.search.treewalk import f32_at_most, forest_walker, lightgbm_walker, node_thresholds
 from mlwright.search.treewalk_boosters import catboost_walker, xgboost_walker
+from suite_design import suite_design
 
 pytest.importorskip("numba")
 
@@ -40,23 +39,8 @@ def _design(name: str, rows: int = 2400) -> tuple[np.ndarray, np.ndarray, np.nda
                                                   str, list[int]]:
     """(train matrix, its target, held-out matrix, task, categorical columns) of a suite
     table through the tree preprocessing, with NaN in one cell in ten."""
-    spec = SUITE[name]
-    df = load_suite(name, nrows=rows, seed=3)
-    task = "regression" if spec.task == "forecasting" else spec.task
-    contract = learn_contract(df, target=spec.target, task=task)
-    X = df.drop(columns=spec.target)
-    plan = plan_columns({c: ColumnKind(contract.kinds[c]) for c in X.columns})
-    raw = df[spec.target].to_numpy()
-    y = raw.astype(float) if task == "regression" else np.searchsorted(
-        np.unique(raw), raw).astype(float)
-    prep = build_preprocessor(plan, "tree", task=task)
-    cut = rows * 3 // 4
-    Xt = np.asarray(prep.fit_transform(X.iloc[:cut], y[:cut]), dtype=np.float64)
-    Xh = np.asarray(prep.transform(X.iloc[cut:]), dtype=np.float64)
-    rng = np.random.default_rng(0)
-    for M in (Xt, Xh):
-        M[rng.random(M.shape) < 0.1] = np.nan
-    return Xt, y[:cut], Xh, task, list(range(plan.n_ordinal))
+    d = suite_design(name, "tree", rows=rows, seed=3, nan_share=0.1)
+    return d.Xt, d.y.astype(float), d.Xh, d.task, d.categorical
 
 
 def _booster(Xt: np.ndarray, y: np.ndarray, task: str, cats: list[int],

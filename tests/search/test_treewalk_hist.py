@@ -15,14 +15,11 @@ from sklearn.ensemble import (
     RandomForestClassifier,
 )
 
-from mlwright.data.contract import learn_contract
-from mlwright.data.kinds import ColumnKind
-from mlwright.datasets import SUITE, load_suite
-from mlwright.prep import build_preprocessor, plan_columns
 from mlwright.search import treewalk
 from mlwright.search.members import _probe_rows, native_predictor
 from mlwright.search.treewalk import forest_walker
 from mlwright.search.treewalk_hist import hist_gb_walker
+from suite_design import suite_design
 
 pytest.importorskip("numba")
 
@@ -30,23 +27,8 @@ pytest.importorskip("numba")
 def _design(name: str, rows: int = 2400) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """(train matrix, target, held-out matrix, task): a suite table through the tree
     preprocessing, with NaN in one cell in ten."""
-    spec = SUITE[name]
-    df = load_suite(name, nrows=rows, seed=3)
-    task = "regression" if spec.task == "forecasting" else spec.task
-    contract = learn_contract(df, target=spec.target, task=task)
-    X = df.drop(columns=spec.target)
-    plan = plan_columns({c: ColumnKind(contract.kinds[c]) for c in X.columns})
-    raw = df[spec.target].to_numpy()
-    y = raw.astype(float) if task == "regression" else np.searchsorted(
-        np.unique(raw), raw).astype(float)
-    prep = build_preprocessor(plan, "tree", task=task)
-    cut = rows * 3 // 4
-    Xt = np.asarray(prep.fit_transform(X.iloc[:cut], y[:cut]), dtype=np.float64)
-    Xh = np.asarray(prep.transform(X.iloc[cut:]), dtype=np.float64)
-    rng = np.random.default_rng(0)
-    for M in (Xt, Xh):
-        M[rng.random(M.shape) < 0.1] = np.nan
-    return Xt, y[:cut], Xh, task
+    d = suite_design(name, "tree", rows=rows, seed=3, nan_share=0.1)
+    return d.Xt, d.y.astype(float), d.Xh, d.task
 
 
 def _fit(Xt: np.ndarray, y: np.ndarray, task: str, **params: object) -> object:

@@ -157,12 +157,18 @@ def _outside_check(folder: Path) -> str | None:
     return None
 
 
-def _prefetch_registry(store: str | None) -> None:
-    """Import MLflow and open the store while the search runs (a fresh sqlite store is
-    created then): registration after training costs only its own writes (hpc_jobs at
-    --budget 5: 3.2 s before, most of it MLflow's store imports and opening)."""
+def _prefetch(store: str | None, *, register: bool) -> None:
+    """Import what the work after training needs while the search runs: shap for the
+    report's tree explanations (2.2 s to import on a quiet machine, 10 s and more on a busy
+    one, spent inside the report's time for explanations: hpc_jobs' 3 s took 15.8 s), and
+    MLflow with the store opened (a fresh sqlite store is created then) when registering
+    (registration at hpc_jobs --budget 5: 3.2 s before, 1.0 s after)."""
     import contextlib
 
+    with contextlib.suppress(Exception):  # the report explains without it, or says why
+        import shap  # noqa: F401
+    if not register:
+        return
     with contextlib.suppress(Exception):  # registration reports its own errors later
         import mlwright.registry.tracking  # noqa: F401
         from mlwright.cli.models import tracking_uri_for
@@ -329,11 +335,10 @@ def train(
     state: dict[str, Any] = {"search": None, "result": None, "error": None}
     kept = after_training_seconds(budget, register=not no_register)
     training_budget = budget - kept
-    if not no_register:
-        # MLflow takes seconds to import; the search runs for its whole budget anyway, so
-        # importing it meanwhile keeps it off the time registration adds after training.
-        threading.Thread(target=_prefetch_registry, args=(store,), name="mlwright-prefetch",
-                         daemon=True).start()
+    # shap and MLflow take seconds to import; the search runs for its whole budget anyway,
+    # so importing them meanwhile keeps them off the time the report and registration add.
+    threading.Thread(target=_prefetch, args=(store,), kwargs={"register": not no_register},
+                     name="mlwright-prefetch", daemon=True).start()
 
     def on_trial(record: Any, search_state: Any) -> None:
         state["search"] = search_state

@@ -301,7 +301,9 @@ def evaluate(result: TrainResult | str | Path, data: Any = None, test: Any = Non
         if test_frame.empty:
             raise MlwrightError(f"The test table has no rows with a value in "
                                 f"{result.target!r}; it cannot be scored.")
-        raw = result.model.raw_predict(test_frame)
+        # The reference path: the compiled one is held equal to it, and compiling (reading
+        # every tree into the walk, checking it on probe rows) costs a one-off table 1-3 s.
+        raw = result.model.raw_predict(test_frame, compiled=False)
         p_test = predictions_from(task, test_frame[result.target].to_numpy(), raw, classes,
                                   threshold, where="test table")
         test_metrics = compute_metrics(p_test, n_boot=bootstrap, seed=seed)
