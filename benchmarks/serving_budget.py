@@ -12,6 +12,8 @@ machine for figures to quote.
     .venv/bin/python benchmarks/limits.py --dataset telco_churn --rows 2000 \\
         --budgets latency=0.3,size=0.5,latency=0.001
 
+(Not named limits.py: run as a script, benchmarks/ comes first on sys.path and would shadow
+the `limits` package the server's rate limits import; ruff also took it for first-party.)
 Prints one line per run; writes ``benchmarks/results/limits.json`` (load averages included).
 """
 
@@ -89,7 +91,7 @@ def main() -> None:
                   f"measuring {row['measuring_seconds']:.1f} s", flush=True)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({
-        "command": "benchmarks/limits.py " + " ".join(
+        "command": "benchmarks/serving_budget.py " + " ".join(
             f"--{k} {v}" for k, v in vars(args).items()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "dataset": args.dataset, "rows": args.rows, "runs": runs}, indent=1, default=str))
