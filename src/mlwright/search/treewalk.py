@@ -38,7 +38,7 @@ import numpy as np
 
 from mlwright._logging import get_logger
 
-__all__ = ["TreeWalker", "forest_walker", "fuse", "lightgbm_walker"]
+__all__ = ["TreeWalker", "WholeWalk", "forest_walker", "fuse", "lightgbm_walker"]
 
 log = get_logger(__name__)
 
@@ -292,7 +292,21 @@ def lightgbm_walker(booster: Any) -> LightGBMWalker | None:
 
 # ---- scikit-learn forests ---------------------------------------------------------------------
 
-class ForestWalker:
+class WholeWalk:
+    """The fused walk's view of a model whose every row walks as it is (several members'
+    trees in one call, see predictor.py): its ``walker``; ``from_raw`` is the model's."""
+
+    walker: TreeWalker
+
+    @property
+    def tree_walker(self) -> TreeWalker:
+        return self.walker
+
+    def walkable(self, X: np.ndarray) -> bool:
+        return True
+
+
+class ForestWalker(WholeWalk):
     """A forest's ``predict_proba`` / ``predict``: the mean of its trees' leaf values (its
     float32 comparisons made on float64 rows, see :func:`f32_at_most`)."""
 
@@ -303,14 +317,6 @@ class ForestWalker:
     def __call__(self, X: Any) -> np.ndarray:
         X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64)
         return self.walker.raw(np.ascontiguousarray(X)) / self.n_trees
-
-    # The fused walk (several members' trees in one call).
-    @property
-    def tree_walker(self) -> TreeWalker:
-        return self.walker
-
-    def walkable(self, X: np.ndarray) -> bool:
-        return True
 
     def from_raw(self, raw: np.ndarray) -> np.ndarray:
         return raw / self.n_trees

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mlwright.search.treewalk import TreeWalker, _Builder, _compiled_kernel
+from mlwright.search.treewalk import TreeWalker, WholeWalk, _Builder, _compiled_kernel
 
 __all__ = ["HistGBMember", "HistGBWalker", "hist_gb_walker"]
 
@@ -32,7 +32,7 @@ _NAN_MISSING = 2 << 2
 _DEFAULT_LEFT = 2
 
 
-class HistGBWalker:
+class HistGBWalker(WholeWalk):
     """``predict_proba`` (classifier) or ``predict`` (regressor) of a fitted
     HistGradientBoosting model by a TreeWalker."""
 
@@ -50,14 +50,6 @@ class HistGBWalker:
 
     def __call__(self, X: Any) -> np.ndarray:
         return self.from_raw(self.raw(X))
-
-    # The fused walk (several members' trees in one call, see predictor.py).
-    @property
-    def tree_walker(self) -> TreeWalker:
-        return self.walker
-
-    def walkable(self, X: np.ndarray) -> bool:
-        return True
 
     def from_raw(self, raw: np.ndarray) -> np.ndarray:
         """The estimator's link of raw scores (its own loss object, as it calls it on its
