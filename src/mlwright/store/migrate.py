@@ -11,7 +11,8 @@ takes as "as before" (a key without scopes has them all). Version 3 makes a logg
 unique (``ux_predictions_record`` replaces ``ix_predictions_request``); an older log that
 holds the same record twice keeps its plain index and is told so. A database of a newer
 mlwright is refused rather than altered. On PostgreSQL, migrations of one database take
-an advisory lock, so replicas that start together migrate one after the other.
+an advisory lock, and on SQLite the write lock (``BEGIN IMMEDIATE``), so processes that
+start together migrate one after the other.
 """
 
 from __future__ import annotations
@@ -95,6 +96,10 @@ def _migrate_once(engine: Engine) -> None:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":  # released at commit
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        elif conn.dialect.name == "sqlite":
+            # The write lock before the first look: pysqlite runs DDL outside any transaction
+            # it began, so first opens racing would each see no tables and create them.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         found = current_version(conn)
         if found > SCHEMA_VERSION:
             raise ConfigError(
