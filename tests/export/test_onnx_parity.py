@@ -195,17 +195,6 @@ def test_hist_gb_categorical_splits_are_refused() -> None:
         to_onnx(LoadedModel(model=refused, contract=loaded.contract))
 
 
-@pytest.mark.slow
-def test_text_columns_are_refused_naming_the_column() -> None:
-    import mlwright as mw
-
-    df = load_suite("trump_tweet_source", nrows=500)
-    result = mw.train(df, "source", time_budget=60, n_trials=1, families=["linear"], seed=0,
-                      n_jobs=1)
-    with pytest.raises(ExportError, match=r"Text column 'text'.*Retrain without"):
-        to_onnx(LoadedModel(model=result.model, contract=result.contract))
-
-
 def test_near_threshold_rows_are_exactly_the_ambiguous_ones() -> None:
     """LightGBM goes right for x > t in double; onnxmltools' form of it (the fallback for
     options the exact converter does not write) compares float32(x) with float32(t). Only

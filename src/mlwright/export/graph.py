@@ -2,13 +2,15 @@
 
 The graph takes one input per contract column, shape ``[N, 1]``: numbers and dates as
 ``double`` (dates as seconds since 1970-01-01 UTC; NaN is missing), categories, booleans and
-text as ``string`` (``""`` is missing). Inside it:
+text as ``string`` (``""`` is missing; a text column reads ``""`` as Python's ``as_text``
+does). Inside it:
 
 * the preprocessing of every style as ONNX nodes: category maps (``LabelEncoder`` to an
   index, then a ``Gather`` from a table of doubles: ordinal codes, one-hot columns, target
   encodings), the linear style's clipping, median fill, missing indicators and scaling,
-  boolean tokens, and date parts by epoch arithmetic (civil-from-days in doubles, exact for
-  whole seconds);
+  boolean tokens, date parts by epoch arithmetic (civil-from-days in doubles, exact for
+  whole seconds), and text (:mod:`mlwright.export.text`: tokens, per-character lowering
+  by table, TF-IDF, the tree style's naive Bayes or ridge scores and lengths);
 * every member, converted by :mod:`mlwright.export.trees` (scikit-learn forests,
   HistGradientBoosting and LightGBM, exact; onnxmltools for a LightGBM option it does not
   write), onnxmltools (XGBoost), CatBoost's own exporter or skl2onnx (linear models, MLP),
@@ -37,7 +39,7 @@ from mlwright.exceptions import ExportError
 __all__ = ["INPUT_KINDS", "build_graph", "input_kinds"]
 
 # What each input column is fed as (the runtime's feeder reads this from the metadata).
-INPUT_KINDS = ("number", "date", "string")
+INPUT_KINDS = ("number", "date", "string", "text")
 OPSET = 15  # the default domain; converters are asked for it (onnxmltools stops at 15)
 ML_OPSET = 3
 _FEATURE = "features"
@@ -99,8 +101,9 @@ class _Graph:
 
 
 def input_kinds(model: Any) -> dict[str, str]:
-    """``column -> "number" | "date" | "string"`` for every column a member's
-    preprocessing reads, in the model's feature order."""
+    """``column -> "number" | "date" | "string" | "text"`` for every column a member's
+    preprocessing reads, in the model's feature order (text is fed as Python's
+    ``as_text`` writes it: missing as ``""``, no marker for an empty text)."""
     kinds: dict[str, str] = {}
     for prep in model.preps.values():
         plan = prep.plan
@@ -108,8 +111,10 @@ def input_kinds(model: Any) -> dict[str, str]:
             kinds[c] = "number"
         for c in plan.datetime:
             kinds[c] = "date"
-        for c in [*plan.categorical, *plan.high_cardinality, *plan.boolean, *plan.text]:
+        for c in [*plan.categorical, *plan.high_cardinality, *plan.boolean]:
             kinds[c] = "string"
+        for c in plan.text:
+            kinds[c] = "text"
     order = [c for c in model.feature_names if c in kinds]
     return {c: kinds[c] for c in order + [c for c in kinds if c not in order]}
 
@@ -194,12 +199,6 @@ def _prep_nodes(g: _Graph, prep: Any, inputs: dict[str, str]) -> str:
     """The design matrix of ``prep.transform`` as ``[N, width]`` doubles."""
     plan = prep.plan
     linear = prep.style == "linear"
-    if plan.text:
-        raise ExportError(
-            f"Text column {plan.text[0]!r} cannot be exported to ONNX exactly: its TF-IDF "
-            f"tokens come from a Unicode regular expression and its lengths from Python's "
-            f"str, which ONNX Runtime's tokenizer does not reproduce. Retrain without the "
-            f"text column (drop it from the table) to export, or serve the Python model.")
     dense: list[str] = []
     for c, lookup in prep.ordinal_.items():
         _check_keys(c, lookup)
@@ -261,6 +260,12 @@ def _prep_nodes(g: _Graph, prep: Any, inputs: dict[str, str]) -> str:
             block = g.op("Where", [g.op("IsNaN", [block]), g.const(s["median"]), block])
             block = g.op("Div", [g.op("Sub", [block, g.const(s["mean"])]), g.const(s["std"])])
         dense.append(block)
+    # Text last, as TablePrep stacks it: tree scores and lengths, or the TF-IDF itself.
+    from mlwright.export.text import text_scores, tfidf_block
+
+    for c, vec in prep.text_.items():
+        dense.append(tfidf_block(g, c, inputs[c], vec) if linear
+                     else text_scores(g, c, inputs[c], vec))
     if not dense:
         raise ExportError("the preprocessing produces no features")
     return g.op("Concat", dense, axis=1, hint=f"{_FEATURE}_{prep.style}") if len(dense) > 1 \
@@ -415,7 +420,7 @@ def build_graph(model: Any, *, name: str = "mlwright") -> Any:
     graph_inputs = []
     inputs: dict[str, str] = {}
     for column, kind in kinds.items():
-        elem = TensorProto.STRING if kind == "string" else TensorProto.DOUBLE
+        elem = TensorProto.STRING if kind in ("string", "text") else TensorProto.DOUBLE
         graph_inputs.append(helper.make_tensor_value_info(column, elem, [None, 1]))
         inputs[column] = column
     features = {style: _prep_nodes(g, prep, inputs) for style, prep in model.preps.items()}
@@ -468,6 +473,8 @@ def build_graph(model: Any, *, name: str = "mlwright") -> Any:
                                                   [None, len(classes)])]
     graph = helper.make_graph(g.nodes, name, graph_inputs, outputs, g.initializers)
     opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", ML_OPSET)]
+    if any(node.domain == "com.microsoft" for node in g.nodes):  # the text Tokenizer
+        opsets.append(helper.make_opsetid("com.microsoft", 1))
     onx = helper.make_model(graph, opset_imports=opsets, producer_name="mlwright")
     onx.ir_version = 8
     meta = {"mlwright.task": str(model.task), "mlwright.inputs": json.dumps(kinds),

@@ -2,7 +2,9 @@
 
 The rows: the held-back rows the run folder keeps (``sample.parquet``: training rows that
 were in a validation fold) or any frame given, plus probes built from the model itself: a
-row with every value missing, unseen categories (ASCII, non-ASCII and empty), and for every
+row with every value missing, unseen categories (ASCII, non-ASCII and empty), texts at the
+tokenizer's edges (punctuation alone, hashtags, accents and capitals, CJK, emoji,
+right-to-left, Unicode spaces, the vocabulary's own words in capitals), and for every
 number a tree splits on, rows holding the split thresholds exactly (the members' own
 thresholds, in double where the model keeps them in double).
 
@@ -29,6 +31,16 @@ VALUE_RTOL = 1e-4
 _TIE = 1e-6
 _THRESHOLDS_PER_COLUMN = 24
 _UNSEEN = ["__never_seen__", "ünïcødé ✓ 東京", ""]
+# Texts at the edges of the tokenizer, the lowering and the counts (see export/text.py).
+_TEXTS = ["!!! ??? \u201c\u201d \"\" ... -- :)", "#MAGA @realDonaldTrump #Trump2016 @FoxNews #",
+          "Caf\u00e9 \u00c9COLE na\u00efve \u1e9eTRASSE stra\u00dfe \u0130STANBUL \u0130 "
+          "\u041f\u0420\u0418\u0412\u0415\u0422 \u212a\u212b \u01c5 a\u0307b \ufb01 \u00bd \u216b",
+          "\u6771\u4eac \U0001f600\U0001f1fa\U0001f1f8 \u0645\u0631\u062d\u0628\u0627 "
+          "\u05e9\u05dc\u05d5\u05dd \u200f\u200e",
+          "zxqv qwertyuiop unseenword_42",
+          "tab\tsep\u00a0nbsp\u2028line\x1cfs  double\n\u3000end ",
+          "   "]
+_VOCABULARY_WORDS = 40
 
 
 @dataclass
@@ -171,6 +183,10 @@ def probe_rows(model: Any, base: Any, thresholds: dict[str, dict[int, np.ndarray
         for c in dict.fromkeys(strings):
             row[c] = value
         rows.append(row)
+    for c, texts in _text_probes(model).items():
+        block = pd.concat([template] * len(texts), ignore_index=True)
+        block[c] = texts
+        rows.append(block)
     tree = (thresholds if thresholds is not None else _thresholds(model)).get("tree", {})
     for c, f in numbers.items():
         values = tree.get(f)
@@ -185,6 +201,26 @@ def probe_rows(model: Any, base: Any, thresholds: dict[str, dict[int, np.ndarray
     for c in out.columns:  # a None in a numeric column: NaN, as a loaded table has it
         if c in numbers:
             out[c] = pd.to_numeric(out[c], errors="coerce")
+    return out
+
+
+def _text_probes(model: Any) -> dict[str, list[str]]:
+    """column -> probe texts: :data:`_TEXTS`, and the vocabulary's own words and bigrams
+    in capitals, title case and with every other letter raised (the lowering's cases)."""
+    out: dict[str, list[str]] = {}
+    for prep in model.preps.values():
+        for c, vec in getattr(prep, "text_", {}).items():
+            vec = getattr(vec, "vectorizer_", vec)
+            vocabulary = getattr(vec, "vocabulary_", None)
+            texts = out.setdefault(c, list(_TEXTS))
+            if not vocabulary:
+                continue
+            idf = getattr(vec, "idf_", None)  # the most common terms first
+            terms = sorted(vocabulary, key=lambda t: (
+                0.0 if idf is None else float(idf[vocabulary[t]]), t))[:_VOCABULARY_WORDS]
+            words = " ".join(terms)
+            texts += [words, words.upper(), words.title(),
+                      "".join(ch.upper() if i % 2 else ch for i, ch in enumerate(words))]
     return out
 
 

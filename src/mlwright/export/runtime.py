@@ -6,7 +6,8 @@ contract when :func:`mlwright.export.core.export_onnx` wrote the file) and answe
 ``predict_frame(frame)`` and ``predict_records(records)`` with (predictions, probabilities
 or None), as :class:`~mlwright.search.predictor.CompiledPredictor` does. Its feeder turns
 a DataFrame into the graph's inputs by the preprocessing's own rules: categories as their
-labels (``""`` for missing, ``"\\x00"`` for a value that is the empty string), numbers by the
+labels (``""`` for missing, ``"\\x00"`` for a value that is the empty string), text as Python's
+``as_text`` (``""`` for missing or empty), numbers by the
 contract's number rules, dates as whole seconds since the epoch in UTC.
 """
 
@@ -28,12 +29,15 @@ META_CONTRACT = "mlwright.contract"
 # the Python model) is sent as this, which no category map holds.
 EMPTY = "\x00"
 META_NAME = "mlwright.name"
+# Rows per session call for a model with a text column (its dense TF-IDF block).
+TEXT_CHUNK_ROWS = 512
 META_VERSION = "mlwright.version"
 
 
 def feed(frame: Any, kinds: dict[str, str]) -> dict[str, np.ndarray]:
     """The graph's inputs for ``frame``: one ``[N, 1]`` array per column of ``kinds``."""
     from mlwright.prep.table import _labels, _number_block
+    from mlwright.prep.text import as_text
     from mlwright.prep.transformers import _utc_values
 
     missing = [c for c in kinds if c not in frame.columns]
@@ -47,6 +51,8 @@ def feed(frame: Any, kinds: dict[str, str]) -> dict[str, np.ndarray]:
             stamps = _utc_values(frame[column])
             seconds = stamps.astype("datetime64[s]").astype(np.int64).astype(np.float64)
             values = np.where(np.isnat(stamps), np.nan, seconds).reshape(-1, 1)
+        elif kind == "text":
+            values = as_text(frame[column]).astype(object).reshape(-1, 1)
         else:
             values = _strings(frame[column], _labels).reshape(-1, 1)
         out[column] = values
@@ -86,6 +92,9 @@ def feed_records(records: list[dict[str, Any]], kinds: dict[str, str]
             stamps = cols.datetimes(column)
             seconds = stamps.astype("datetime64[s]").astype(np.int64).astype(np.float64)
             values = np.where(np.isnat(stamps), np.nan, seconds)
+        elif kind == "text":
+            values = np.asarray(["" if v is None else v for v in cols.labels(column)],
+                                dtype=object)
         else:
             values = np.asarray(["" if v is None else EMPTY if v == "" else v
                                  for v in cols.labels(column)], dtype=object)
@@ -134,6 +143,7 @@ class OnnxPredictor:
         self.version = meta.get(META_VERSION, "0")
         self.feature_names = list(self.kinds)
         self._outputs = ["prediction"] if self.regression else ["label", "probabilities"]
+        self._text = "text" in self.kinds.values()
 
     def contract(self) -> Any:
         """The data contract stored in the file (None if it holds none)."""
@@ -145,7 +155,18 @@ class OnnxPredictor:
 
     def run(self, frame: Any) -> list[np.ndarray]:
         """The raw outputs: ``[prediction]`` or ``[label, probabilities]``."""
-        return list(self.session.run(self._outputs, feed(frame, self.kinds)))
+        return self._run(feed(frame, self.kinds))
+
+    def _run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The session on ``inputs``; with a text column in chunks of rows, since its
+        TF-IDF is a dense ``[rows, vocabulary]`` block inside the graph."""
+        n = len(next(iter(inputs.values()))) if inputs else 0
+        if not self._text or n <= TEXT_CHUNK_ROWS:
+            return list(self.session.run(self._outputs, inputs))
+        parts = [self.session.run(self._outputs, {k: v[i:i + TEXT_CHUNK_ROWS]
+                                                  for k, v in inputs.items()})
+                 for i in range(0, n, TEXT_CHUNK_ROWS)]
+        return [np.concatenate([p[j] for p in parts]) for j in range(len(self._outputs))]
 
     def predict_frame(self, frame: Any) -> tuple[np.ndarray, np.ndarray | None]:
         """(predictions in the model's label space, class probabilities or None)."""
@@ -177,7 +198,7 @@ class OnnxPredictor:
             except FallbackNeeded:
                 pass
             else:
-                return self._finish(list(self.session.run(self._outputs, inputs)))
+                return self._finish(self._run(inputs))
         frame = pd.DataFrame(records)
         absent = [c for c in self.feature_names if c not in frame.columns]
         if absent:  # absent everywhere: missing, as an absent key is in one record

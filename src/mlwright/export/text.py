@@ -1,0 +1,295 @@
+"""Text columns as ONNX nodes, exactly as :mod:`mlwright.prep.text` prepares them.
+
+Python lowercases the whole text (``str.lower``), finds its tokens with
+:data:`~mlwright.prep.text.TOKENS` (``re``'s Unicode ``\\w``), and counts word and bigram
+TF-IDF; the tree style scores that with naive Bayes or ridge and adds ``str.len`` and
+``len(str.split())``. ONNX Runtime's tools differ: its ``Tokenizer`` (com.microsoft) runs
+RE2, whose ``\\w`` is ASCII, and ``StringNormalizer`` lowers by a C++ locale (``"C"``
+lowers ASCII alone; others are missing on many machines). So here:
+
+* tokens come from the *original* text through an RE2 class written out from Python's own
+  tables: every code point whose lowercase ``re`` calls a word character (so a capital
+  letter is one exactly when Python's lowered text has a word character there). ``İ``
+  lowers to ``i`` plus a combining dot, which ends a Python token: it ends one here too;
+* lowering is per character, by table: each token is split into code points (a second
+  ``Tokenizer``), each code point becomes the index of its Python lowercase in the
+  vocabulary's alphabet (a ``LabelEncoder``), and a walk of the vocabulary's trie
+  (``LabelEncoder`` steps on ``state * width + char``) gives the word's index, or -1 for a
+  word outside it. No locale is read, and a token's case variants need no listing;
+* word and bigram counts are ``TfIdfVectorizer`` over those indexes (an extra -1 column,
+  so a batch without a token still has one), then ``1 + log(tf)``, the idf, the L2 norm,
+  in doubles;
+* lengths: code points are ``Tokenizer`` matches of ``(?s).``, words are matches of
+  ``[^<str.isspace() class>]+``, both counted.
+
+What stays inexact is refused (:class:`~mlwright.exceptions.ExportError` naming the column):
+a vocabulary holding a small sigma, U+03C3 or U+03C2 (Python lowers a capital sigma to
+either by what follows the word), character n-grams, vectorizer options other than mlwright's own.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from typing import Any
+
+import numpy as np
+
+from mlwright.exceptions import ExportError
+
+__all__ = ["text_lengths", "text_scores", "tfidf_block"]
+
+_DOTTED_I = "\u0130"          # lowers to "i" + U+0307 (not a word character)
+_SIGMAS = ("\u03c3", "\u03c2")  # small sigmas: which one Python writes depends on the next word
+_WORD_PAD = " "               # never a token (a token holds no space)
+_CHAR_PAD = "  "              # never one code point
+_UNKNOWN = -(2 ** 40)         # a character outside the vocabulary: any walk through it dies
+_MAX_CODE = sys.maxunicode
+
+
+def _ranges(members: list[int]) -> str:
+    """An RE2 character class body for the sorted code points ``members``."""
+    out = []
+    start = prev = members[0]
+    for u in members[1:]:
+        if u == prev + 1:
+            prev = u
+            continue
+        out.append(_span(start, prev))
+        start = prev = u
+    out.append(_span(start, prev))
+    return "".join(out)
+
+
+def _span(a: int, b: int) -> str:
+    return f"\\x{{{a:X}}}" if a == b else f"\\x{{{a:X}}}-\\x{{{b:X}}}"
+
+
+def _code_points() -> range:
+    return range(_MAX_CODE + 1)
+
+
+@functools.cache
+def _word_class() -> str:
+    """Code points whose Python lowercase is one ``re`` word character (``İ`` apart)."""
+    word = re.compile(r"(?u)\w")
+    members = [u for u in _code_points() if not 0xD800 <= u <= 0xDFFF
+               and len(low := chr(u).lower()) == 1 and word.fullmatch(low)]
+    return _ranges(members)
+
+
+@functools.cache
+def _space_class() -> str:
+    """What ``str.split()`` splits on: ``str.isspace()``."""
+    return _ranges([u for u in _code_points() if chr(u).isspace()])
+
+
+@functools.cache
+def _lowered() -> dict[str, str]:
+    """Every code point whose lowercase inside a token differs from itself, to that one
+    character (``İ`` ends a token as ``i``; ``Σ`` is left out, see the module docstring)."""
+    out = {}
+    for u in _code_points():
+        if 0xD800 <= u <= 0xDFFF or u == 0x3A3:
+            continue
+        c = chr(u)
+        low = c.lower()
+        if low != c and len(low) == 1:
+            out[c] = low
+    out[_DOTTED_I] = "i"
+    return out
+
+
+def token_pattern() -> str:
+    """mlwright's :data:`~mlwright.prep.text.TOKENS` for RE2, read on the original text."""
+    word = f"[{_word_class()}]"
+    return f'[#@]?(?:{word}*{_DOTTED_I}|{word}+)|[!?"\u201c\u201d]'
+
+
+def _check(column: str, vec: Any) -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from mlwright.prep.text import TOKENS
+
+    if not isinstance(vec, TfidfVectorizer):
+        raise ExportError(
+            f"Text column {column!r} is prepared with {type(vec).__name__} (character "
+            f"n-grams, char_ngrams=True): character n-grams over word boundaries have no "
+            f"exact ONNX form. Retrain with char_ngrams off (the default) to export, or "
+            f"serve the Python model.")
+    wanted = {"analyzer": "word", "lowercase": True, "token_pattern": TOKENS,
+              "binary": False, "strip_accents": None, "preprocessor": None,
+              "tokenizer": None, "stop_words": None, "norm": "l2", "smooth_idf": True}
+    for key, value in wanted.items():
+        got = getattr(vec, key)
+        if got != value and not (key == "norm" and got is None):
+            raise ExportError(
+                f"Text column {column!r} has a TF-IDF with {key}={got!r}; the ONNX export "
+                f"writes mlwright's own ({key}={value!r}) only. Retrain with mlwright's "
+                f"text preparation, or serve the Python model.")
+    if tuple(vec.ngram_range) not in ((1, 1), (1, 2)):
+        raise ExportError(
+            f"Text column {column!r} has ngram_range={vec.ngram_range}; the ONNX export "
+            f"writes words and bigrams, (1, 1) or (1, 2). Retrain with mlwright's text "
+            f"preparation, or serve the Python model.")
+
+
+def _vocabulary(column: str, vec: Any) -> tuple[list[str], list[tuple[int, ...]], list[int]]:
+    """(the words, each term as word indexes, each term's output column)."""
+    words: dict[str, int] = {}
+    terms: list[tuple[int, ...]] = []
+    columns: list[int] = []
+    for term, j in sorted(vec.vocabulary_.items(), key=lambda kv: kv[1]):
+        parts = term.split(" ")
+        terms.append(tuple(words.setdefault(p, len(words)) for p in parts))
+        columns.append(int(j))
+    sigma = next((w for w in words if any(s in w for s in _SIGMAS)), None)
+    if sigma is not None:
+        raise ExportError(
+            f"Text column {column!r} has the word {sigma!r} in its vocabulary: Python "
+            f"lowercases a capital sigma to \u03c3 or \u03c2 by what follows the word, "
+            f"which the ONNX tokenizer cannot see, so Greek text is not exported exactly. "
+            f"Serve the Python model, or retrain without the column.")
+    return list(words), terms, columns
+
+
+def _as_column(g: Any, x: str) -> str:
+    """A ``[N, 1]`` string input as ``[N]``."""
+    return g.op("Reshape", [x, g.const([-1], dtype=np.int64)])
+
+
+def _count(g: Any, flat: str, pattern: str, pad: str) -> str:
+    """``[N, 1]`` doubles: how many matches of ``pattern`` each string holds."""
+    tokens = g.op("Tokenizer", [flat], domain="com.microsoft", tokenexp=pattern, mark=0,
+                  mincharnum=1, pad_value=pad)
+    present = g.op("LabelEncoder", [tokens], domain="ai.onnx.ml", keys_strings=[pad],
+                   values_int64s=[0], default_int64=1)
+    total = g.op("ReduceSum", [present, g.const([1], dtype=np.int64)], keepdims=1)
+    return g.op("Cast", [total], to=11)
+
+
+def text_lengths(g: Any, x: str) -> str:
+    """``[N, 2]``: ``str.len`` and ``len(str.split())`` of ``x`` (``[N, 1]`` strings)."""
+    flat = _as_column(g, x)
+    chars = _count(g, flat, "(?s).", _CHAR_PAD)
+    words = _count(g, flat, f"[^{_space_class()}]+", _WORD_PAD)
+    return g.op("Concat", [chars, words], axis=1)
+
+
+def _word_indexes(g: Any, x: str, words: list[str]) -> str:
+    """``[N, T + 1]`` int64: the vocabulary index of each token of ``x`` (-1 outside it;
+    the last column -1 for every row)."""
+    from onnx import TensorProto, helper
+
+    flat = _as_column(g, x)
+    tokens = g.op("Tokenizer", [flat], domain="com.microsoft", tokenexp=token_pattern(),
+                  mark=0, mincharnum=1, pad_value=_WORD_PAD)
+    pad = g.op("LabelEncoder", [flat], domain="ai.onnx.ml", keys_strings=[""],
+               values_strings=[_WORD_PAD], default_string=_WORD_PAD)
+    tokens = g.op("Concat", [tokens, g.op("Unsqueeze", [pad, g.const([1], dtype=np.int64)])],
+                  axis=1)
+    shape = g.op("Shape", [tokens])
+    chars = g.op("Tokenizer", [g.op("Reshape", [tokens, g.const([-1], dtype=np.int64)])],
+                 domain="com.microsoft", tokenexp="(?s).", mark=0, mincharnum=1,
+                 pad_value=_CHAR_PAD)
+    # The alphabet: every character of a word (1..A), and what lowers to one of them.
+    alphabet = sorted({c for w in words for c in w})
+    index = {c: i + 1 for i, c in enumerate(alphabet)}
+    keys = [_CHAR_PAD, *alphabet]
+    values = [0, *(index[c] for c in alphabet)]
+    for upper, low in _lowered().items():
+        if low in index and upper not in index:
+            keys.append(upper)
+            values.append(index[low])
+    codes = g.op("LabelEncoder", [chars], domain="ai.onnx.ml", keys_strings=keys,
+                 values_int64s=values, default_int64=_UNKNOWN)
+    # The trie of the words: state 0 is the root; state * width + char -> next state.
+    width = len(alphabet) + 1
+    edges: dict[int, int] = {}
+    accept: dict[int, int] = {}
+    for w, word in enumerate(words):
+        state = 0
+        for c in word:
+            key = state * width + index[c]
+            if key not in edges:
+                edges[key] = len(edges) + 1
+            state = edges[key]
+        accept[state] = w
+    longest = max((len(w) for w in words), default=0)
+    rows = g.op("Slice", [g.op("Shape", [codes]), g.const([0], dtype=np.int64),
+                          g.const([1], dtype=np.int64)])
+    tail = g.op("ConstantOfShape", [g.op("Concat", [rows, g.const([longest + 1],
+                                                                  dtype=np.int64)], axis=0)],
+                value=helper.make_tensor("zero", TensorProto.INT64, [1], [0]))
+    codes = g.op("Concat", [codes, tail], axis=1)
+    zero = g.const(0, dtype=np.int64)
+    state = g.op("Mul", [g.op("Gather", [codes, zero], axis=1), zero])  # the root, [M]
+    edge_keys = list(edges)
+    edge_values = [edges[k] for k in edge_keys]
+    for step in range(longest):
+        c = g.op("Gather", [codes, g.const(step, dtype=np.int64)], axis=1)
+        key = g.op("Add", [g.op("Mul", [state, g.const(width, dtype=np.int64)]), c])
+        nxt = g.op("LabelEncoder", [key], domain="ai.onnx.ml", keys_int64s=edge_keys or [-1],
+                   values_int64s=edge_values or [-1], default_int64=-1)
+        state = g.op("Where", [g.op("Equal", [c, zero]), state, nxt])
+    found = g.op("LabelEncoder", [state], domain="ai.onnx.ml",
+                 keys_int64s=list(accept) or [-2], values_int64s=list(accept.values()) or [-1],
+                 default_int64=-1)
+    # A token longer than every word is outside the vocabulary.
+    beyond = g.op("Gather", [codes, g.const(longest, dtype=np.int64)], axis=1)
+    found = g.op("Where", [g.op("Equal", [beyond, zero]), found,
+                           g.const(-1, dtype=np.int64)])
+    return g.op("Reshape", [found, shape])
+
+
+def tfidf_block(g: Any, column: str, x: str, vec: Any) -> str:
+    """``vec.transform(as_text(x))`` densely, ``[N, len(vocabulary)]`` doubles."""
+    _check(column, vec)
+    words, terms, columns = _vocabulary(column, vec)
+    ids = _word_indexes(g, x, words)
+    order = sorted(range(len(terms)), key=lambda i: len(terms[i]))
+    unigrams = sum(1 for t in terms if len(t) == 1)
+    pool = [w for i in order for w in terms[i]]
+    longest = max(len(t) for t in terms)
+    counts = g.op("TfIdfVectorizer", [ids], domain="", mode="TF", min_gram_length=1,
+                  max_gram_length=longest, max_skip_count=0,
+                  ngram_counts=[0, unigrams][:longest],
+                  ngram_indexes=[columns[i] for i in order], pool_int64s=pool)
+    tf = g.op("Cast", [counts], to=11)
+    if vec.sublinear_tf:
+        tf = g.op("Where", [g.op("Greater", [tf, g.const(0.0)]),
+                            g.op("Add", [g.op("Log", [tf]), g.const(1.0)]), tf])
+    if vec.use_idf:
+        tf = g.op("Mul", [tf, g.const(np.asarray(vec.idf_, dtype=np.float64))])
+    if vec.norm == "l2":
+        norm = g.op("Sqrt", [g.op("ReduceSumSquare", [tf], axes=[1], keepdims=1)])
+        norm = g.op("Where", [g.op("Equal", [norm, g.const(0.0)]), g.const(1.0), norm])
+        tf = g.op("Div", [tf, norm])
+    return tf
+
+
+def text_scores(g: Any, column: str, x: str, scores: Any) -> str:
+    """:class:`~mlwright.prep.text.TextScores`' ``transform``: ``[N, scores + 2]``."""
+    tfidf = tfidf_block(g, column, x, scores.vectorizer_)
+    model = scores.model_
+    if str(scores.task) == "regression":
+        coef = np.asarray(model.coef_, dtype=np.float64).reshape(-1, 1)
+        out = g.op("Add", [g.op("MatMul", [tfidf, g.const(coef)]),
+                           g.const(np.atleast_1d(np.asarray(model.intercept_, np.float64)))])
+    else:
+        jll = g.op("Add", [g.op("MatMul", [tfidf, g.const(
+            np.asarray(model.feature_log_prob_, dtype=np.float64).T)]),
+            g.const(np.asarray(model.class_log_prior_, dtype=np.float64))])
+        log_proba = g.op("Sub", [jll, g.op("ReduceLogSumExp", [jll], axes=[1], keepdims=1)])
+        classes = np.asarray(scores.classes_)
+        seen = np.searchsorted(classes, model.classes_)
+        if not np.array_equal(seen, np.arange(len(classes))):
+            spread = np.zeros((len(seen), len(classes)))
+            spread[np.arange(len(seen)), seen] = 1.0
+            fill = np.full(len(classes), -50.0)
+            fill[seen] = 0.0
+            log_proba = g.op("Add", [g.op("MatMul", [log_proba, g.const(spread)]),
+                                     g.const(fill)])
+        out = g.op("Sub", [log_proba, g.op("ReduceMean", [log_proba], axes=[1], keepdims=1)])
+    return g.op("Concat", [out, text_lengths(g, x)], axis=1)
