@@ -145,6 +145,8 @@ def main() -> None:
                         help="run a second training on the same cores during each run")
     parser.add_argument("--runs", type=int, default=len(RUNS),
                         help="only the first N of: 5 s; 15 s lightgbm,catboost; 30 s")
+    parser.add_argument("--budgets", default=None,
+                        help="only the runs of these budgets, comma-separated (e.g. 30)")
     parser.add_argument("--register", action="store_true",
                         help="register each run (in a store of its own), as a user's default "
                         "run does, instead of --no-register")
@@ -158,7 +160,11 @@ def main() -> None:
         for name in args.datasets.split(","):
             split = Path(tmp) / name
             meta = prepare(name, split)
+            keep = (None if args.budgets is None
+                    else {float(b) for b in args.budgets.split(",")})
             for budget, families in RUNS[: args.runs]:
+                if keep is not None and float(budget) not in keep:
+                    continue
                 row = run_one(split, meta, budget, families, args.busy, args.register)
                 rows.append(row)
                 print(table([row]).splitlines()[-1], flush=True)

@@ -238,3 +238,33 @@ def test_a_time_limit_explains_fewer_rows_and_says_so(telco_df):
     assert any("explanation budget" in n for n in limited.notes)
     # The column the limited run shuffled is the one with the largest contributions.
     assert limited.permutation["column"].iloc[0] == limited.importance["column"].iloc[0]
+
+
+def test_permutation_importance_stops_at_its_budget_when_predictions_slow_down(
+        telco_df, telco_ensemble, monkeypatch):
+    """The first prediction only estimates the cost of the rest: on a machine that gets
+    busy meanwhile the clock must stop the columns (hpc_jobs: 6 columns took 20 s of a
+    1.4 s budget). Here every prediction after the baseline takes 0.2 s."""
+    import time
+
+    from mlwright.evaluate.explain import global_ as module
+
+    ens = telco_ensemble.model
+    X = ens._frame(telco_df.drop(columns="churn").iloc[:200]).reset_index(drop=True)
+    y_codes = (telco_df["churn"].iloc[:200] == ens.classes[1]).astype(int).to_numpy()
+    calls = {"n": 0}
+
+    def slower(ens_: object, prepared: object) -> np.ndarray:
+        calls["n"] += 1
+        if calls["n"] > 1:
+            time.sleep(0.2)
+        return _predict_design(ens_, prepared)
+
+    monkeypatch.setattr(module, "_predict_design", slower)
+    metric = get_metric("log_loss", Task.BINARY)
+    started = time.perf_counter()
+    frame = _permutation(ens, X, y_codes, metric, 2, 0, budget=1.0)
+    spent = time.perf_counter() - started
+    # Each column costs 2 x 0.2 s: two columns fit in a second, a third would cross it.
+    assert 1 <= len(frame) <= 3 < len(ens.feature_names)
+    assert spent < 1.0 + 2 * 0.2 + 0.5

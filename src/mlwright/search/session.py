@@ -21,6 +21,7 @@ from mlwright.exceptions import MlwrightError
 from mlwright.prep import build_preprocessor, plan_columns
 from mlwright.scoring import Metric
 from mlwright.search._base import FitContext, FitInfo, ModelFamily
+from mlwright.search.contention import Contention
 from mlwright.search.ensemble import full_proba, predict_values
 from mlwright.search.records import TrialRecord
 from mlwright.search.splits import Splits
@@ -98,6 +99,7 @@ class _Search:
         # With a number of trials the clock decides nothing: every trial and the refit run
         # to the end, so that --seed and --trials reproduce a run at any budget.
         self.reproducible = n_trials is not None
+        self.contention = Contention()
         # Set when the budget ran out before any trial: one default trial runs with the
         # run's (past) deadline, each fold stopping at its first round or chunk.
         self.last_chance = False
@@ -375,12 +377,15 @@ class _Search:
                 rec.status = "skipped"
                 return
             workers = self.fold_workers
-            if workers > 1 or rec.rows < 1.0:
+            # A reproducible run keeps its threads: LightGBM's sums depend on them.
+            contended = not self.reproducible and self.contention.busy()
+            if workers > 1 or rec.rows < 1.0 or contended:
                 # A rung's few hundred rows gain nothing from threads, and on a busy machine
                 # two OpenMP threads wait on each other at every barrier (10 rounds of
                 # HistGradientBoosting on 500 diamonds rows, load 7.5: 0.02-0.17 s with one
                 # thread, 2.5-8.2 s with two; a late rung took 12.9 s past a 30 s budget).
-                threads = 1 if rec.rows < 1.0 else max(1, self.n_jobs // workers)
+                threads = (1 if rec.rows < 1.0 or contended
+                           else max(1, self.n_jobs // workers))
                 ctx = FitContext(**{**ctx.__dict__, "n_jobs": threads})
             # No single trial may take more than its share of the budget (trial_deadline):
             # boosted fits stop there with the rounds they have, so one slow family cannot
