@@ -81,6 +81,14 @@ def _check(loaded: LoadedModel, rows: pd.DataFrame) -> float:
         assert differ <= parity.ties
     assert parity.near == 0
     _features_match(model, frame)
+    # A batch without one token anywhere (the tokenizer's output has no column).
+    blank = frame.head(3).assign(text=pd.Series(["", None, "... --"], dtype=object))
+    got, got_proba = predictor.predict_frame(blank)
+    if str(model.task) == "regression":
+        np.testing.assert_allclose(got, model.raw_predict(blank), rtol=VALUE_RTOL)
+    else:
+        np.testing.assert_allclose(got_proba, model.raw_predict(blank), rtol=0,
+                                   atol=PROBA_ATOL)
     # Records (the server's path) answer as the frame does.
     records = frame.astype(object).where(frame.notna(), None).to_dict("records")
     for record in records:

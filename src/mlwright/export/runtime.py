@@ -30,7 +30,7 @@ META_CONTRACT = "mlwright.contract"
 EMPTY = "\x00"
 META_NAME = "mlwright.name"
 # Rows per session call for a model with a text column (its dense TF-IDF block).
-TEXT_CHUNK_ROWS = 512
+TEXT_CHUNK_ROWS = 64
 META_VERSION = "mlwright.version"
 
 
