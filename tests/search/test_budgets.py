@@ -263,9 +263,9 @@ def test_a_rung_fits_with_one_thread(hpc, monkeypatch, others_busy):
     nothing from threads; and when other processes keep the cores busy, every fit gets one
     thread (two OpenMP threads on a busy machine wait on each other). The measure of the
     others is fixed here (tests/search/test_contention.py measures a real one)."""
-    from mlwright.search.contention import Contention
+    from mlwright.search import session
 
-    monkeypatch.setattr(Contention, "busy", lambda self: others_busy)
+    monkeypatch.setattr(session, "others_busy", lambda: others_busy)
     threads = {}
 
     def on_trial(rec, search):

@@ -54,3 +54,19 @@ def test_a_look_too_soon_keeps_the_last_verdict() -> None:
     time.sleep(0.3)
     first = seen.others()
     assert seen.others() == first  # no time has passed to measure
+
+
+def test_one_thread_when_busy_limits_openmp_only_then(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sklearn.ensemble  # noqa: F401  (loads scikit-learn's OpenMP runtime)
+    from threadpoolctl import threadpool_info
+
+    from mlwright.search import contention
+
+    def openmp_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"]
+
+    limited = contention.one_thread_when_busy(openmp_threads)
+    monkeypatch.setattr(contention, "others_busy", lambda: True)
+    assert limited() and set(limited()) == {1}
+    monkeypatch.setattr(contention, "others_busy", lambda: False)
+    assert limited() == openmp_threads()

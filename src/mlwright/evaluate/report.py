@@ -37,6 +37,7 @@ from mlwright.evaluate.scores import (
 from mlwright.exceptions import ColumnNotFoundError, MlwrightError
 from mlwright.run import RunFolder, TrainResult, load_run
 from mlwright.scoring import DEFAULT_METRIC, canonical_name, greater_is_better
+from mlwright.search.contention import one_thread_when_busy
 
 __all__ = ["Evaluation", "evaluate"]
 
@@ -251,6 +252,7 @@ def _data_summary(result: TrainResult, p: Predictions, rows: np.ndarray,
     return out
 
 
+@one_thread_when_busy
 def evaluate(result: TrainResult | str | Path, data: Any = None, test: Any = None, *,
              sensitive: list[str] | tuple[str, ...] = (), bootstrap: int = 1000, seed: int = 0,
              fairness_threshold: float = 0.8, explain: bool = True,

@@ -21,7 +21,7 @@ from mlwright.exceptions import MlwrightError
 from mlwright.prep import build_preprocessor, plan_columns
 from mlwright.scoring import Metric
 from mlwright.search._base import FitContext, FitInfo, ModelFamily
-from mlwright.search.contention import Contention
+from mlwright.search.contention import others_busy
 from mlwright.search.ensemble import full_proba, predict_values
 from mlwright.search.records import TrialRecord
 from mlwright.search.splits import Splits
@@ -99,7 +99,7 @@ class _Search:
         # With a number of trials the clock decides nothing: every trial and the refit run
         # to the end, so that --seed and --trials reproduce a run at any budget.
         self.reproducible = n_trials is not None
-        self.contention = Contention()
+        others_busy()  # starts the process's measure, if nothing has
         # Set when the budget ran out before any trial: one default trial runs with the
         # run's (past) deadline, each fold stopping at its first round or chunk.
         self.last_chance = False
@@ -378,7 +378,7 @@ class _Search:
                 return
             workers = self.fold_workers
             # A reproducible run keeps its threads: LightGBM's sums depend on them.
-            contended = not self.reproducible and self.contention.busy()
+            contended = not self.reproducible and others_busy()
             if workers > 1 or rec.rows < 1.0 or contended:
                 # A rung's few hundred rows gain nothing from threads, and on a busy machine
                 # two OpenMP threads wait on each other at every barrier (10 rounds of
