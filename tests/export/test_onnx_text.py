@@ -53,8 +53,9 @@ def _loaded(task: str, family: str) -> LoadedModel:
 
 def _rows(task: str) -> pd.DataFrame:
     held = _table(task).iloc[TRAIN_ROWS:].drop(columns=TARGETS[task]).reset_index(drop=True)
-    added = pd.concat([held.head(1)] * len(ADDED), ignore_index=True)
-    added["text"] = pd.Series(ADDED, dtype=object)
+    texts = [*ADDED, " ".join(held["text"])]  # a long document: every held-back tweet
+    added = pd.concat([held.head(1)] * len(texts), ignore_index=True)
+    added["text"] = pd.Series(texts, dtype=object)
     return pd.concat([held, added], ignore_index=True)
 
 
@@ -221,6 +222,11 @@ def test_tfidf_nodes_match_scikit_learn_on_many_strings() -> None:
     got = session.run(None, {"x": x})[0]
     np.testing.assert_allclose(got, vec.transform(as_text(texts)).toarray(), rtol=0,
                                atol=1e-12)
+    # A long document (every tweet, its terms repeated hundreds of times) beside short ones.
+    long = [" ".join(fit), "short", None]
+    got = session.run(None, {"x": as_text(long).astype(object).reshape(-1, 1)})[0]
+    np.testing.assert_allclose(got, vec.transform(as_text(long)).toarray(), rtol=0,
+                               atol=1e-12)
     # A batch without a single token: the tokenizer's output has no column at all.
     empty = np.asarray(["", "...", "   "], dtype=object).reshape(-1, 1)
     np.testing.assert_array_equal(session.run(None, {"x": empty})[0],
@@ -233,7 +239,10 @@ def test_length_nodes_match_python_on_many_strings() -> None:
 
     _, texts = _strings()
     texts += ["\x1c\x1d\x1e\x1f\x85\u1680\u2000\u200a\u202f\u205f\u3000",
-              "\u200b\ufeff", "e\u0301\u0301"]  # zero-width: not spaces to str.split
+              "\u200b\ufeff", "e\u0301\u0301",  # zero-width: not spaces to str.split
+              # lengths are counted in pieces of 64 code points: around their edges
+              "a" * 63, "a" * 64, "a" * 65, "\u00e9" * 128, "\U0001f600" * 63 + "ab",
+              "\n" * 64 + " ", " " * 129]
     session = _session(lambda g: text_lengths(g, "x"))
     x = as_text(texts).astype(object).reshape(-1, 1)
     np.testing.assert_array_equal(session.run(None, {"x": x})[0],

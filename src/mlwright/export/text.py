@@ -18,13 +18,16 @@ lowers ASCII alone; others are missing on many machines). So here:
   word outside it. No locale is read, and a token's case variants need no listing. Each
   row gets one padding token more, so a batch without a token still has a column;
 * word and bigram TF-IDF by token, not by vocabulary column: bigram keys from adjacent
-  word indexes, each term's column by ``LabelEncoder``, its count from the equal terms of
-  its row, ``1 + log(tf)`` times the idf on its first occurrence, the L2 norm over the row,
-  in doubles; the tree style's naive Bayes or ridge is then a ``Gather`` of the model's
-  rows times those weights, summed (no ``[N, vocabulary]`` block, about 0.2 ms a row), and
-  the linear style scatters them into its dense TF-IDF columns;
-* lengths: code points are ``Tokenizer`` matches of ``(?s).``, words are matches of
-  ``[^<str.isspace() class>]+``, both counted.
+  word indexes, each term's column by ``LabelEncoder``, its count read from
+  ``TfIdfVectorizer``'s exact float32 counts, ``1 + log(tf)`` times the idf, the L2 norm
+  over the row (each occurrence adding its square over the count), in doubles. The tree
+  style's naive Bayes or ridge is a ``Gather`` of the model's rows times each
+  occurrence's share, summed (no element-wise work over the vocabulary: about 0.2 ms a
+  row); the linear style scatters the weights into its dense TF-IDF columns (a term's
+  repeats write the same value);
+* lengths: code points from ``Tokenizer`` pieces of ``(?s).{1,64}`` (64 a piece, then
+  the last piece's ``(?s).`` matches), words as matches of ``[^<str.isspace() class>]+``.
+  Each distinct token of a batch is split into characters once (``Unique``).
 
 What stays inexact is refused (:class:`~mlwright.exceptions.ExportError` naming the column):
 a vocabulary holding a small sigma, U+03C3 or U+03C2 (Python lowers a capital sigma to
@@ -49,6 +52,8 @@ _DOTTED_I = "\u0130"          # lowers to "i" + U+0307 (not a word character)
 _SIGMAS = ("\u03c3", "\u03c2")  # small sigmas: which one Python writes depends on the next word
 _WORD_PAD = " "               # never a token (a token holds no space)
 _CHAR_PAD = "  "              # never one code point
+_PIECE = 64                   # code points per piece when counting a text's length
+_PIECE_PAD = "\x00" * (_PIECE + 1)  # never one piece
 _UNKNOWN = -(2 ** 40)         # a character outside the vocabulary: any walk through it dies
 _MAX_CODE = sys.maxunicode
 
@@ -164,22 +169,48 @@ def _as_column(g: Any, x: str) -> str:
     return g.op("Reshape", [x, g.const([-1], dtype=np.int64)])
 
 
-def _count(g: Any, flat: str, pattern: str, pad: str) -> str:
-    """``[N, 1]`` doubles: how many matches of ``pattern`` each string holds."""
+def _with_pad(g: Any, tokens: str, flat: str, pad: str) -> str:
+    """``tokens`` (``[N, T]``, ``T`` maybe 0) with one more column of ``pad``."""
+    column = g.op("LabelEncoder", [flat], domain="ai.onnx.ml", keys_strings=[""],
+                  values_strings=[pad], default_string=pad)
+    return g.op("Concat", [tokens, g.op("Unsqueeze", [column, g.const([1], dtype=np.int64)])],
+                axis=1)
+
+
+def _length(g: Any, flat: str) -> str:
+    """``[N, 1]`` doubles: ``str.len`` (code points), from pieces of up to
+    :data:`_PIECE` code points (a long text is not split into one string per character):
+    ``_PIECE`` per piece before the last, plus the last piece's code points."""
+    pieces = g.op("Tokenizer", [flat], domain="com.microsoft",
+                  tokenexp=f"(?s).{{1,{_PIECE}}}", mark=0, mincharnum=1, pad_value=_PIECE_PAD)
+    pieces = _with_pad(g, pieces, flat, _PIECE_PAD)
+    present = g.op("LabelEncoder", [pieces], domain="ai.onnx.ml", keys_strings=[_PIECE_PAD],
+                   values_int64s=[0], default_int64=1)
+    count = g.op("ReduceSum", [present, g.const([1], dtype=np.int64)], keepdims=1)
+    last = g.op("Max", [g.op("Sub", [count, g.const(1, dtype=np.int64)]),
+                        g.const(0, dtype=np.int64)])
+    tail = _as_column(g, g.op("GatherElements", [pieces, last], axis=1))
+    full = g.op("Mul", [last, g.const(_PIECE, dtype=np.int64)])
+    total = g.op("Add", [full, _count_int(g, tail, "(?s).", _CHAR_PAD)])
+    total = g.op("Where", [g.op("Equal", [count, g.const(0, dtype=np.int64)]),
+                           g.const(0, dtype=np.int64), total])
+    return g.op("Cast", [total], to=11)
+
+
+def _count_int(g: Any, flat: str, pattern: str, pad: str) -> str:
+    """``[N, 1]`` int64: how many matches of ``pattern`` each string holds."""
     tokens = g.op("Tokenizer", [flat], domain="com.microsoft", tokenexp=pattern, mark=0,
                   mincharnum=1, pad_value=pad)
     present = g.op("LabelEncoder", [tokens], domain="ai.onnx.ml", keys_strings=[pad],
                    values_int64s=[0], default_int64=1)
-    total = g.op("ReduceSum", [present, g.const([1], dtype=np.int64)], keepdims=1)
-    return g.op("Cast", [total], to=11)
+    return g.op("ReduceSum", [present, g.const([1], dtype=np.int64)], keepdims=1)
 
 
 def text_lengths(g: Any, x: str) -> str:
     """``[N, 2]``: ``str.len`` and ``len(str.split())`` of ``x`` (``[N, 1]`` strings)."""
     flat = _as_column(g, x)
-    chars = _count(g, flat, "(?s).", _CHAR_PAD)
-    words = _count(g, flat, f"[^{_space_class()}]+", _WORD_PAD)
-    return g.op("Concat", [chars, words], axis=1)
+    words = g.op("Cast", [_count_int(g, flat, f"[^{_space_class()}]+", _WORD_PAD)], to=11)
+    return g.op("Concat", [_length(g, flat), words], axis=1)
 
 
 def _word_indexes(g: Any, x: str, words: list[str]) -> str:
@@ -190,14 +221,17 @@ def _word_indexes(g: Any, x: str, words: list[str]) -> str:
     flat = _as_column(g, x)
     tokens = g.op("Tokenizer", [flat], domain="com.microsoft", tokenexp=token_pattern(),
                   mark=0, mincharnum=1, pad_value=_WORD_PAD)
-    pad = g.op("LabelEncoder", [flat], domain="ai.onnx.ml", keys_strings=[""],
-               values_strings=[_WORD_PAD], default_string=_WORD_PAD)
-    tokens = g.op("Concat", [tokens, g.op("Unsqueeze", [pad, g.const([1], dtype=np.int64)])],
-                  axis=1)
+    tokens = _with_pad(g, tokens, flat, _WORD_PAD)
     shape = g.op("Shape", [tokens])
-    chars = g.op("Tokenizer", [g.op("Reshape", [tokens, g.const([-1], dtype=np.int64)])],
-                 domain="com.microsoft", tokenexp="(?s).", mark=0, mincharnum=1,
-                 pad_value=_CHAR_PAD)
+    # Each distinct token of the batch once (the padding among them): a long text pads
+    # every row of its batch to its length, and splitting that into characters is not free.
+    distinct = g.name("distinct")
+    inverse = g.name("inverse")
+    g.nodes.append(helper.make_node(
+        "Unique", [g.op("Reshape", [tokens, g.const([-1], dtype=np.int64)])],
+        [distinct, g.name("first"), inverse, g.name("counts")], sorted=0))
+    chars = g.op("Tokenizer", [distinct], domain="com.microsoft", tokenexp="(?s).", mark=0,
+                 mincharnum=1, pad_value=_CHAR_PAD)
     # The alphabet: every character of a word (1..A), and what lowers to one of them.
     alphabet = sorted({c for w in words for c in w})
     index = {c: i + 1 for i, c in enumerate(alphabet)}
@@ -245,18 +279,18 @@ def _word_indexes(g: Any, x: str, words: list[str]) -> str:
     beyond = g.op("Gather", [codes, g.const(longest, dtype=np.int64)], axis=1)
     found = g.op("Where", [g.op("Equal", [beyond, zero]), found,
                            g.const(-1, dtype=np.int64)])
-    return g.op("Reshape", [found, shape])
+    return g.op("Reshape", [g.op("Gather", [found, inverse], axis=0), shape])
 
 
 def _i64(g: Any, value: Any) -> str:
     return str(g.const(value, dtype=np.int64))
 
 
-def _term_weights(g: Any, column: str, x: str, vec: Any) -> tuple[str, str]:
-    """The TF-IDF of ``x`` held by token, not by vocabulary column (no ``[N, vocabulary]``
-    work): ``(terms, weights)``, both ``[N, K]``: each word's and bigram's output column
-    (-1 for one outside the vocabulary) and its normalised TF-IDF at its first occurrence
-    in the row (0 elsewhere)."""
+def _term_weights(g: Any, column: str, x: str, vec: Any) -> tuple[str, str, str]:
+    """The TF-IDF of ``x`` held by token, not by vocabulary column: ``(index, weight,
+    share)``, each ``[N, K]`` over a row's words and bigrams: the term's output column (0
+    for a term outside the vocabulary), its normalised TF-IDF (0 outside), and that over
+    its count (so that a sum over the tokens counts each term once)."""
     _check(column, vec)
     words, terms, columns = _vocabulary(column, vec)
     ids = _word_indexes(g, x, words)
@@ -277,38 +311,37 @@ def _term_weights(g: Any, column: str, x: str, vec: Any) -> tuple[str, str]:
                           keys_int64s=list(bigram) or [-2],
                           values_int64s=list(bigram.values()) or [-1], default_int64=-1))
     term = g.op("Concat", found, axis=1) if len(found) > 1 else found[0]
-    # Counts: equal terms in the row; a term's weight goes on its first occurrence alone.
-    same = g.op("Equal", [g.op("Unsqueeze", [term, _i64(g, [2])]),
-                          g.op("Unsqueeze", [term, _i64(g, [1])])])
-    tf = g.op("Cast", [g.op("ReduceSum", [g.op("Cast", [same], to=7), _i64(g, [2])],
-                            keepdims=0)], to=11)
-    width = g.op("Gather", [g.op("Shape", [term]), _i64(g, 1)], axis=0)
-    position = g.op("Range", [_i64(g, 0), width, _i64(g, 1)])
-    before = g.op("Less", [g.op("Unsqueeze", [position, _i64(g, [0])]),
-                           g.op("Unsqueeze", [position, _i64(g, [1])])])  # [i, j]: j < i
-    repeats = g.op("ReduceSum", [g.op("Cast", [g.op("And", [same, before])], to=7),
-                                 _i64(g, [2])], keepdims=0)
-    keep = g.op("And", [g.op("GreaterOrEqual", [term, _i64(g, 0)]),
-                        g.op("Equal", [repeats, _i64(g, 0)])])
-    weight = g.op("Add", [g.op("Log", [tf]), g.const(1.0)]) if vec.sublinear_tf else tf
     index = g.op("Max", [term, _i64(g, 0)])
+    # Each term's count in its row: TfIdfVectorizer's exact float32 counts, read back at
+    # the term's columns (linear in the row's length, whatever its number of repeats).
+    order = sorted(range(len(terms)), key=lambda i: len(terms[i]))
+    longest = max(len(t) for t in terms)
+    counts = g.op("TfIdfVectorizer", [ids], mode="TF", min_gram_length=1,
+                  max_gram_length=longest, max_skip_count=0,
+                  ngram_counts=[0, sum(1 for t in terms if len(t) == 1)][:longest],
+                  ngram_indexes=[columns[i] for i in order],
+                  pool_int64s=[w for i in order for w in terms[i]])
+    tf = g.op("Cast", [g.op("GatherElements", [counts, index], axis=1)], to=11)
+    keep = g.op("GreaterOrEqual", [term, _i64(g, 0)])
+    tf = g.op("Where", [keep, tf, g.const(1.0)])
+    weight = g.op("Add", [g.op("Log", [tf]), g.const(1.0)]) if vec.sublinear_tf else tf
     if vec.use_idf:
         weight = g.op("Mul", [weight, g.op("Gather", [g.const(
             np.asarray(vec.idf_, dtype=np.float64)), index], axis=0)])
     weight = g.op("Where", [keep, weight, g.const(0.0)])
     if vec.norm == "l2":
-        norm = g.op("Sqrt", [g.op("ReduceSum", [g.op("Mul", [weight, weight]),
-                                                _i64(g, [1])], keepdims=1)])
+        square = g.op("Div", [g.op("Mul", [weight, weight]), tf])
+        norm = g.op("Sqrt", [g.op("ReduceSum", [square, _i64(g, [1])], keepdims=1)])
         norm = g.op("Where", [g.op("Equal", [norm, g.const(0.0)]), g.const(1.0), norm])
         weight = g.op("Div", [weight, norm])
-    return index, weight
+    return index, weight, g.op("Div", [weight, tf])
 
 
 def tfidf_block(g: Any, column: str, x: str, vec: Any) -> str:
     """``vec.transform(as_text(x))`` densely, ``[N, len(vocabulary)]`` doubles: the
-    weights by token scattered into their columns (a repeat, or a token outside the
-    vocabulary, into one extra column that is cut off)."""
-    index, weight = _term_weights(g, column, x, vec)
+    weights by token scattered into their columns (a term's repeats write the same value;
+    a token outside the vocabulary goes to one extra column that is cut off)."""
+    index, weight, _ = _term_weights(g, column, x, vec)
     size = len(vec.vocabulary_)
     spare = g.op("Where", [g.op("Equal", [weight, g.const(0.0)]), _i64(g, size), index])
     rows = g.op("Slice", [g.op("Shape", [index]), _i64(g, [0]), _i64(g, [1])])
@@ -321,8 +354,9 @@ def tfidf_block(g: Any, column: str, x: str, vec: Any) -> str:
 
 
 def _weighted_sum(g: Any, index: str, weight: str, table: np.ndarray) -> str:
-    """``[N, width]``: the sum over a row's tokens of weight x ``table[index]``
-    (``table``: ``[vocabulary, width]``), the sparse product ``tfidf @ table``."""
+    """``[N, width]``: the sum over a row's tokens of ``weight`` x ``table[index]``
+    (``table``: ``[vocabulary, width]``; ``weight``: a share per occurrence), the sparse
+    product ``tfidf @ table``."""
     rows = g.op("Gather", [g.const(np.asarray(table, dtype=np.float64)), index], axis=0)
     scaled = g.op("Mul", [rows, g.op("Unsqueeze", [weight, _i64(g, [2])])])
     return g.op("ReduceSum", [scaled, _i64(g, [1])], keepdims=0)
@@ -330,14 +364,14 @@ def _weighted_sum(g: Any, index: str, weight: str, table: np.ndarray) -> str:
 
 def text_scores(g: Any, column: str, x: str, scores: Any) -> str:
     """:class:`~mlwright.prep.text.TextScores`' ``transform``: ``[N, scores + 2]``."""
-    index, weight = _term_weights(g, column, x, scores.vectorizer_)
+    index, _, share = _term_weights(g, column, x, scores.vectorizer_)
     model = scores.model_
     if str(scores.task) == "regression":
         coef = np.asarray(model.coef_, dtype=np.float64).reshape(-1, 1)
-        out = g.op("Add", [_weighted_sum(g, index, weight, coef),
+        out = g.op("Add", [_weighted_sum(g, index, share, coef),
                            g.const(np.atleast_1d(np.asarray(model.intercept_, np.float64)))])
     else:
-        jll = g.op("Add", [_weighted_sum(g, index, weight, np.asarray(
+        jll = g.op("Add", [_weighted_sum(g, index, share, np.asarray(
             model.feature_log_prob_, dtype=np.float64).T),
             g.const(np.asarray(model.class_log_prior_, dtype=np.float64))])
         log_proba = g.op("Sub", [jll, g.op("ReduceLogSumExp", [jll], axes=[1], keepdims=1)])
