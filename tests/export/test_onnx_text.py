@@ -263,6 +263,51 @@ def test_token_pattern_keeps_pythons_word_characters() -> None:
         assert word.fullmatch(c.lower())
 
 
+@pytest.mark.slow
+def test_every_code_point_tokenizes_and_counts_as_python() -> None:
+    """Each of the 1,112,063 code points (the capital sigma apart, refused by vocabulary)
+    inside a hashtag and a word: the ONNX tokens, lowered by the export's table, are
+    ``re.findall(TOKENS, text.lower())``; ``str.len`` and ``str.split`` counts agree."""
+    import re
+
+    from onnx import TensorProto, helper
+
+    from mlwright.export.text import _lowered, text_lengths, token_pattern
+    from mlwright.prep.text import TOKENS, TextScores
+
+    points = [u for u in range(0x110000) if not 0xD800 <= u <= 0xDFFF and u != 0x3A3]
+    texts = np.asarray(["#a" + chr(u) + "B" + chr(u) for u in points], dtype=object)
+
+    def tokens(g: Any) -> str:
+        flat = g.op("Reshape", ["x", g.const([-1], dtype=np.int64)])
+        return str(g.op("Tokenizer", [flat], domain="com.microsoft",
+                        tokenexp=token_pattern(), mark=0, mincharnum=1, pad_value=" "))
+
+    import onnxruntime as ort
+
+    from mlwright.export.graph import _Graph
+
+    g = _Graph()
+    g.nodes.append(helper.make_node("Identity", [tokens(g)], ["out"]))
+    graph = helper.make_graph(
+        g.nodes, "tokens", [helper.make_tensor_value_info("x", TensorProto.STRING, [None, 1])],
+        [helper.make_tensor_value_info("out", TensorProto.STRING, [None, None])],
+        g.initializers)
+    onx = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15),
+                                                  helper.make_opsetid("com.microsoft", 1)])
+    onx.ir_version = 8
+    session = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"x": texts.reshape(-1, 1)})[0]
+    lower, pattern = _lowered(), re.compile(TOKENS)
+    differ = [hex(u) for u, text, row in zip(points, texts, got, strict=True)
+              if ["".join(lower.get(c, c) for c in t) for t in row if t != " "]
+              != pattern.findall(text.lower())]
+    assert differ == []
+    lengths = _session(lambda g: text_lengths(g, "x"))
+    np.testing.assert_array_equal(lengths.run(None, {"x": texts.reshape(-1, 1)})[0],
+                                  TextScores._lengths(texts))
+
+
 # ---- refusals ---------------------------------------------------------------------------------
 
 def test_character_ngrams_are_refused_naming_the_column() -> None:
