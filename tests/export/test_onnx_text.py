@@ -223,7 +223,8 @@ def test_tfidf_nodes_match_scikit_learn_on_many_strings() -> None:
     np.testing.assert_allclose(got, vec.transform(as_text(texts)).toarray(), rtol=0,
                                atol=1e-12)
     # A long document (every tweet, its terms repeated hundreds of times) beside short ones.
-    long = [" ".join(fit), "short", None]
+    # and one huge token (only its first characters are split).
+    long = [" ".join(fit), "short", None, "Q" * 50_000 + " the " + "k" * 300, "The"]
     got = session.run(None, {"x": as_text(long).astype(object).reshape(-1, 1)})[0]
     np.testing.assert_allclose(got, vec.transform(as_text(long)).toarray(), rtol=0,
                                atol=1e-12)

@@ -158,15 +158,30 @@ class OnnxPredictor:
         return self._run(feed(frame, self.kinds))
 
     def _run(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """The session on ``inputs``; with a text column in chunks of rows, since its
-        TF-IDF is a dense ``[rows, vocabulary]`` block inside the graph."""
+        """The session on ``inputs``; with a text column in chunks of rows of like length
+        (the linear style's TF-IDF is a dense ``[rows, vocabulary]`` block inside the
+        graph, and a chunk's tokens are padded to its longest text), answers in the rows'
+        own order."""
         n = len(next(iter(inputs.values()))) if inputs else 0
         if not self._text or n <= TEXT_CHUNK_ROWS:
             return list(self.session.run(self._outputs, inputs))
-        parts = [self.session.run(self._outputs, {k: v[i:i + TEXT_CHUNK_ROWS]
+        # Rows of like length together: a chunk's tokens are padded to its longest text.
+        size = np.zeros(n, dtype=np.int64)
+        for column, kind in self.kinds.items():
+            if kind == "text":
+                size = np.maximum(size, np.fromiter(map(len, inputs[column].ravel()),
+                                                    dtype=np.int64, count=n))
+        order = np.argsort(size, kind="stable")
+        parts = [self.session.run(self._outputs, {k: v[order[i:i + TEXT_CHUNK_ROWS]]
                                                   for k, v in inputs.items()})
                  for i in range(0, n, TEXT_CHUNK_ROWS)]
-        return [np.concatenate([p[j] for p in parts]) for j in range(len(self._outputs))]
+        out = []
+        for j in range(len(self._outputs)):
+            joined = np.concatenate([p[j] for p in parts])
+            back = np.empty_like(joined)
+            back[order] = joined
+            out.append(back)
+        return out
 
     def predict_frame(self, frame: Any) -> tuple[np.ndarray, np.ndarray | None]:
         """(predictions in the model's label space, class probabilities or None)."""

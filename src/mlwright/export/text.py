@@ -230,7 +230,15 @@ def _word_indexes(g: Any, x: str, words: list[str]) -> str:
     g.nodes.append(helper.make_node(
         "Unique", [g.op("Reshape", [tokens, g.const([-1], dtype=np.int64)])],
         [distinct, g.name("first"), inverse, g.name("counts")], sorted=0))
-    chars = g.op("Tokenizer", [distinct], domain="com.microsoft", tokenexp="(?s).", mark=0,
+    longest = max((len(w) for w in words), default=0)
+    # Only a token's first characters matter (one longer than every word is outside the
+    # vocabulary): cut each to its first piece, so one huge token does not pad them all.
+    piece = max(longest + 1, _PIECE * 4)
+    pieces = g.op("Tokenizer", [distinct], domain="com.microsoft",
+                  tokenexp=f"(?s).{{1,{piece}}}", mark=0, mincharnum=1, pad_value=_PIECE_PAD)
+    start = g.op("Gather", [_with_pad(g, pieces, distinct, _PIECE_PAD),
+                            g.const(0, dtype=np.int64)], axis=1)
+    chars = g.op("Tokenizer", [start], domain="com.microsoft", tokenexp="(?s).", mark=0,
                  mincharnum=1, pad_value=_CHAR_PAD)
     # The alphabet: every character of a word (1..A), and what lowers to one of them.
     alphabet = sorted({c for w in words for c in w})
@@ -255,7 +263,6 @@ def _word_indexes(g: Any, x: str, words: list[str]) -> str:
                 edges[key] = len(edges) + 1
             state = edges[key]
         accept[state] = w
-    longest = max((len(w) for w in words), default=0)
     rows = g.op("Slice", [g.op("Shape", [codes]), g.const([0], dtype=np.int64),
                           g.const([1], dtype=np.int64)])
     tail = g.op("ConstantOfShape", [g.op("Concat", [rows, g.const([longest + 1],
