@@ -333,3 +333,19 @@ def test_greek_sigma_in_the_vocabulary_is_refused() -> None:
     vec = make_tfidf(1000).fit([*fit[:300], *greek])
     with pytest.raises(ExportError, match=r"Text column 'tweet'.*sigma.*Serve the Python"):
         tfidf_block(_Graph(), "tweet", "x", vec)
+
+
+def test_other_tfidf_options_are_refused_naming_the_option() -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from mlwright.export.graph import _Graph
+    from mlwright.export.text import tfidf_block
+    from mlwright.prep.text import TOKENS
+
+    fit, _ = _strings()
+    vec = TfidfVectorizer(token_pattern=r"\w+").fit(fit[:300])
+    with pytest.raises(ExportError, match=r"Text column 'tweet'.*token_pattern="):
+        tfidf_block(_Graph(), "tweet", "x", vec)
+    vec = TfidfVectorizer(ngram_range=(1, 3), token_pattern=TOKENS).fit(fit[:300])
+    with pytest.raises(ExportError, match=r"Text column 'tweet'.*ngram_range=\(1, 3\)"):
+        tfidf_block(_Graph(), "tweet", "x", vec)

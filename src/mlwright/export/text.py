@@ -128,9 +128,11 @@ def _check(column: str, vec: Any) -> None:
             f"n-grams, char_ngrams=True): character n-grams over word boundaries have no "
             f"exact ONNX form. Retrain with char_ngrams off (the default) to export, or "
             f"serve the Python model.")
-    wanted = {"analyzer": "word", "lowercase": True, "token_pattern": TOKENS,
-              "binary": False, "strip_accents": None, "preprocessor": None,
-              "tokenizer": None, "stop_words": None, "norm": "l2", "smooth_idf": True}
+    # What changes transform()'s answer (min_df, max_features or smooth_idf shape the
+    # fitted vocabulary and idf, which are read as they are).
+    wanted = {"input": "content", "analyzer": "word", "lowercase": True,
+              "token_pattern": TOKENS, "binary": False, "strip_accents": None,
+              "preprocessor": None, "tokenizer": None, "stop_words": None, "norm": "l2"}
     for key, value in wanted.items():
         got = getattr(vec, key)
         if got != value and not (key == "norm" and got is None):
