@@ -16,6 +16,7 @@ from mlwright.evaluate.scores import (
     decide,
     oof_predictions,
     point_metrics,
+    predictions_from,
     predictive_interval,
 )
 
@@ -226,3 +227,21 @@ def test_headline_is_a_metric_the_report_computes() -> None:
     assert headline_metric("f1_macro", "multiclass") == "f1_macro"
     assert headline_metric("mse", "regression") == "rmse"
     assert headline_metric("neg_median_absolute_error", "regression") == "median_absolute_error"
+
+
+def test_probabilities_off_one_by_float32_rounding_score_without_a_warning() -> None:
+    """An ensemble of float32 members sums to one within 1e-7, past scikit-learn's
+    tolerance: the report's log loss renormalises (as its bootstrap does) instead of
+    printing scikit-learn's warning on the user's terminal."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    exact = rng.dirichlet(np.ones(4), size=300)
+    off = exact * (1 + rng.choice([-8e-8, 8e-8], size=(300, 1)))
+    y = rng.integers(0, 4, size=300)
+    p = predictions_from("multiclass", np.asarray(list("abcd"))[y], off, list("abcd"), None,
+                         where="test")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = point_metrics(p)["log_loss"]
+    assert got == pytest.approx(skm.log_loss(y, exact, labels=range(4)), rel=1e-9)
