@@ -127,3 +127,10 @@ def test_awkward_but_valid_tables_train(telco):
     inf.loc[1::11, "monthly_charges"] = -np.inf
     result = mw.train(inf, target="churn", n_trials=2, **_fast())
     assert set(result.leaderboard["status"]) == {"complete"}
+
+
+def test_families_that_all_refuse_the_table_are_named_not_blamed_on_the_budget(trump):
+    """The MLP refuses sparse TF-IDF text: asked for alone on a text table, the error says
+    so (it said "No model could be trained within the 60 s budget", which no budget fixes)."""
+    with pytest.raises(ConfigError, match=r"mlp: sparse input.*--families"):
+        mw.train(trump, "source", time_budget=20, families=["mlp"], seed=0)

@@ -221,6 +221,13 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
             splits = Splits([f for f in splits.folds if covered[f[1]].all()],
                             splits.kind)
     if not done:
+        unsuited = {name: why for name, why in _not_run(s).items()
+                    if not why.startswith(("no time", "not reached"))}
+        if len(unsuited) == len(s.families):  # no budget would help: say why each refused
+            raise ConfigError(
+                "None of the allowed model families can train on this table: "
+                + "; ".join(f"{name}: {why}" for name, why in unsuited.items())
+                + ". Allow other families (--families), or drop the columns they refuse.")
         failed = [r.error for r in s.records if r.error]
         raise MlwrightError(
             f"No model could be trained within the {time_budget:g} s budget"
