@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator
 
 from mlwright.data.kinds import Task
@@ -180,6 +181,10 @@ class XGBoostFamily(ModelFamily):
         return {**params, "n_estimators": _refit_rounds(infos, 500)}
 
 
+#: Rows up to which CatBoost gets an object array rather than a DataFrame (see ``_frame``).
+_OBJECT_ROWS = 10_000
+
+
 class CatBoostModel(BaseEstimator):
     """CatBoost on the ``tree`` style's output: the ordinal block becomes integer categories.
 
@@ -202,14 +207,20 @@ class CatBoostModel(BaseEstimator):
 
     def _frame(self, X: Any) -> Any:
         X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=float)
-        if not self.n_ordinal:
+        n = self.n_ordinal
+        if not n:
             return X
-        # An object array with integer categories: CatBoost reads it without the cost of a
-        # DataFrame (about 4 ms per one-row call).
-        out = X.astype(object)
-        codes = np.nan_to_num(X[:, : self.n_ordinal], nan=-1.0).astype(np.int64)
-        out[:, : self.n_ordinal] = codes
-        return out
+        codes = np.nan_to_num(X[:, :n], nan=-1.0).astype(np.int64)
+        if len(X) <= _OBJECT_ROWS:
+            # An object array with integer categories: CatBoost reads a few rows of it
+            # without the cost of a DataFrame (about 4 ms per one-row call).
+            out = X.astype(object)
+            out[:, :n] = codes
+            return out
+        # Many rows: an object array holds a Python object per cell (military, 850k x 5:
+        # 110 MB more at CatBoost's peak); the same values as columns, read identically.
+        return pd.DataFrame({**{j: codes[:, j] for j in range(n)},
+                             **{j: X[:, j] for j in range(n, X.shape[1])}}, copy=False)
 
     def fit(self, X: Any, y: np.ndarray, eval_set: Any = None, callbacks: Any = None,
             early_stopping_rounds: int | None = None) -> CatBoostModel:

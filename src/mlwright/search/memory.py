@@ -1,0 +1,64 @@
+"""Handing the memory a search freed back to the system between trials.
+
+glibc keeps what a thread frees inside that thread's arena, and keeps blocks below its mmap
+threshold (which grows to 32 MB after the first large block is freed) on the heap. Folds fit
+on pool threads, each with an arena of its own, so on a large table the matrices and models
+of finished trials stay resident and the next trial's peak starts from there. Half a
+second of ``malloc_trim`` calls on military (1.06 M rows, ``--budget 60``) took the peak from
+2,068 to 1,783 MB. A trim walks every arena (10-100 ms), so it runs only once resident
+memory has grown by ``GROWTH_BYTES`` since the last one: small tables never pay for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import os
+import sys
+import threading
+from collections.abc import Callable
+
+__all__ = ["GROWTH_BYTES", "release_freed_memory", "resident_bytes"]
+
+#: Growth of resident memory since the last trim that makes the next one worth its cost.
+GROWTH_BYTES = 256 * 2**20
+
+_lock = threading.Lock()
+_after_last_trim: int | None = None  # resident bytes after the last trim (or first look)
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory in bytes (Linux); None where it cannot be read."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # glibc only (not musl)
+            trim: Callable[[int], int] = ctypes.CDLL("libc.so.6").malloc_trim
+            return trim
+    return None
+
+
+def release_freed_memory(min_growth: int = GROWTH_BYTES) -> bool:
+    """Return freed heap memory to the system if resident memory grew by ``min_growth``
+    bytes since the last trim. True when a trim ran."""
+    global _after_last_trim
+    trim = _malloc_trim()
+    now = resident_bytes()
+    if trim is None or now is None:
+        return False
+    with _lock:
+        if _after_last_trim is None:  # the first look sets where growth is counted from
+            _after_last_trim = now
+        if now - _after_last_trim < min_growth:
+            return False
+        trim(0)
+        _after_last_trim = resident_bytes() or now
+    return True

@@ -1,0 +1,46 @@
+"""Memory a search no longer needs: trials outside the ensemble's candidates let go of their
+predictions, and freed heap memory goes back to the system between trials."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+import mlwright as mw
+from mlwright.search import engine, memory, session
+
+
+def test_trials_outside_the_candidates_let_go_of_their_predictions(telco, monkeypatch):
+    monkeypatch.setattr(session, "ENSEMBLE_CANDIDATES", 3)
+    monkeypatch.setattr(engine, "ENSEMBLE_CANDIDATES", 3)
+    result = mw.train(telco, target="churn", n_trials=8, seed=1, time_budget=120,
+                      families=["lightgbm", "linear"])
+    trials = result.search.trials
+    complete = sorted((r for r in trials if r.status == "complete"), key=lambda r: r.loss)
+    assert len(complete) > 4
+    assert all(r.oof is not None for r in complete[:3])
+    # The last trial keeps its own until a next one finishes (on_trial hooks read it).
+    assert all(r.oof is None for r in complete[3:] if r is not trials[-1])
+    # The ensemble was chosen among the three best, and predicts.
+    assert set(result.search.weights) <= {r.number for r in complete[:3]}
+    assert result.predict_proba(telco.head(5)).shape == (5, 2)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
+def test_freed_heap_memory_goes_back_to_the_system():
+    # Blocks under glibc's mmap threshold live on the heap; freeing every other one leaves
+    # holes that stay resident until trimmed.
+    blocks = [bytearray(64 * 1024) for _ in range(4096)]  # 256 MiB, each page touched
+    del blocks[::2]
+    before = memory.resident_bytes()
+    assert before is not None
+    assert memory.release_freed_memory(min_growth=0)
+    after = memory.resident_bytes()
+    assert after is not None and before - after > 64 * 2**20
+    assert len(blocks) == 2048  # the other half is still there
+
+
+def test_no_trim_before_memory_grew_enough():
+    memory.release_freed_memory(min_growth=0)  # sets the mark
+    assert not memory.release_freed_memory(min_growth=2**40)
