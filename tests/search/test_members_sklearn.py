@@ -47,6 +47,28 @@ def test_members_equal_the_estimators_bit_for_bit(name, family):
         assert np.array_equal(ours, theirs)
 
 
+@pytest.mark.parametrize("name", ["telco_churn", "diamonds"])
+def test_a_large_batch_goes_forward_in_bounded_passes(name, monkeypatch):
+    # Each pass holds rows x units activations per layer: a batch is cut into passes of
+    # FORWARD_ROWS rows, with the same outputs as one pass.
+    from mlwright.search import members_sklearn
+
+    Xt, y, Xh, task = _design(name)
+    regression = task == "regression"
+    cls = MLPRegressor if regression else MLPClassifier
+    est = cls(hidden_layer_sizes=(32,), max_iter=30, random_state=0).fit(Xt, y)
+    passes: list[int] = []
+    forward = est._forward_pass_fast
+    monkeypatch.setattr(est, "_forward_pass_fast",
+                        lambda X, **kw: passes.append(len(X)) or forward(X, **kw))
+    monkeypatch.setattr(members_sklearn, "FORWARD_ROWS", 100)
+    predict, _ = native_predictor(est, regression)
+    passes.clear()
+    ours = predict(Xh)
+    assert len(Xh) > 300 and max(passes) <= 100 and sum(passes) == len(Xh)
+    assert np.array_equal(ours, _own(est, Xh, regression))
+
+
 def test_matrices_the_wrappers_check_go_to_the_estimator():
     Xt, y, Xh, _ = _design("telco_churn")
     knn = KNeighborsClassifier(n_neighbors=5, weights="distance", algorithm="brute").fit(Xt, y)
