@@ -44,3 +44,22 @@ def test_freed_heap_memory_goes_back_to_the_system():
 def test_no_trim_before_memory_grew_enough():
     memory.release_freed_memory(min_growth=0)  # sets the mark
     assert not memory.release_freed_memory(min_growth=2**40)
+
+
+def test_catboost_one_hot_encodes_categories_on_large_tables():
+    # Target statistics (CTRs) cost memory per row and class, which CatBoost keeps.
+    from mlwright.data.kinds import Task
+    from mlwright.search._base import FitContext
+    from mlwright.search.families.boosting import ONE_HOT_ROWS, CatBoostFamily
+
+    family = CatBoostFamily()
+    params = family.default_configs(FitContext(Task.MULTICLASS, 4, 100, 5, n_ordinal=4))[0]
+    params = {k.split("__", 1)[1]: v for k, v in params.items()}
+
+    def built(rows: int, n_ordinal: int = 4):
+        ctx = FitContext(Task.MULTICLASS, 4, rows, 5, n_ordinal=n_ordinal)
+        return family.build(dict(params), ctx)
+
+    assert built(ONE_HOT_ROWS).one_hot_max_size == 255
+    assert built(ONE_HOT_ROWS - 1).one_hot_max_size is None  # CatBoost's own default
+    assert built(ONE_HOT_ROWS, n_ordinal=0).one_hot_max_size is None

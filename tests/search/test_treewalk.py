@@ -260,9 +260,10 @@ def test_float32_cut_points_match_float32_rounding():
 
 # ---- CatBoost ---------------------------------------------------------------------------------
 
-def _catboost(Xt: np.ndarray, y: np.ndarray, task: str, cats: list[int]) -> CatBoostModel:
+def _catboost(Xt: np.ndarray, y: np.ndarray, task: str, cats: list[int],
+              one_hot_max_size: int | None = None) -> CatBoostModel:
     est = CatBoostModel(task=Task(task), n_ordinal=len(cats), iterations=30, depth=5,
-                        learning_rate=0.3)
+                        learning_rate=0.3, one_hot_max_size=one_hot_max_size)
     return est.fit(Xt, y)
 
 
@@ -270,13 +271,14 @@ def _catboost_expected(est: CatBoostModel, X: np.ndarray, task: str) -> np.ndarr
     return est.predict(X) if task == "regression" else est.predict_proba(X)
 
 
+@pytest.mark.parametrize("one_hot_max_size", [None, 255])  # 255: large tables' setting
 @pytest.mark.parametrize("name", ["telco_churn", "hpc_jobs", "diamonds"])
-def test_catboost_walk_equals_the_model(name):
+def test_catboost_walk_equals_the_model(name, one_hot_max_size):
     """Logloss, MultiClass and RMSE with categorical codes (one-hot and CTR splits read
     from the model's own leaf indexes), on held-out rows with NaN in one cell in ten, on
     probe rows at every float32 border, and threaded."""
     Xt, y, Xh, task, cats = _design(name)
-    est = _catboost(Xt, y, task, cats)
+    est = _catboost(Xt, y, task, cats, one_hot_max_size)
     walker = catboost_walker(est.model_, est._frame)
     assert walker is not None
     assert walker.n_cat == len(cats)
