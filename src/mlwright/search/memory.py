@@ -3,10 +3,11 @@
 glibc keeps what a thread frees inside that thread's arena, and keeps blocks below its mmap
 threshold (which grows to 32 MB after the first large block is freed) on the heap. Folds fit
 on pool threads, each with an arena of its own, so on a large table the matrices and models
-of finished trials stay resident and the next trial's peak starts from there. Half a
-second of ``malloc_trim`` calls on military (1.06 M rows, ``--budget 60``) took the peak from
-2,068 to 1,783 MB. A trim walks every arena (10-100 ms), so it runs only once resident
-memory has grown by ``GROWTH_BYTES`` since the last one: small tables never pay for it.
+of finished trials stay resident and the next trial's peak starts from there (an
+experiment that called ``malloc_trim`` every quarter second through a ``--budget 60`` run on
+military, 1.06 M rows, took its peak from 2,068 to 1,783 MB). A trim walks every arena
+(10-100 ms), so it runs after a trial, and only once resident memory has grown by
+``GROWTH_BYTES`` since the last one: small tables never pay for it.
 """
 
 from __future__ import annotations
