@@ -63,3 +63,16 @@ def test_catboost_one_hot_encodes_categories_on_large_tables():
     assert built(ONE_HOT_ROWS).one_hot_max_size == 255
     assert built(ONE_HOT_ROWS - 1).one_hot_max_size is None  # CatBoost's own default
     assert built(ONE_HOT_ROWS, n_ordinal=0).one_hot_max_size is None
+
+
+def test_a_catboost_model_pickled_before_the_parameter_still_clones():
+    from sklearn.base import clone
+
+    from mlwright.search.families.boosting import CatBoostModel
+
+    state = CatBoostModel(n_ordinal=2).__getstate__()
+    state.pop("one_hot_max_size")  # as an earlier version pickled it
+    old = CatBoostModel.__new__(CatBoostModel)
+    old.__setstate__(state)
+    assert repr(old) == "CatBoostModel(n_ordinal=2)"
+    assert clone(old).get_params()["one_hot_max_size"] is None

@@ -198,6 +198,9 @@ class CatBoostModel(BaseEstimator):
     thin scikit-learn estimator around CatBoostClassifier / CatBoostRegressor.
     """
 
+    # Models pickled before the parameter existed read this default (get_params, clone).
+    one_hot_max_size: int | None = None
+
     def __init__(self, task: Task = Task.BINARY, n_ordinal: int = 0, iterations: int = 1000,
                  learning_rate: float = 0.06, depth: int = 6, l2_leaf_reg: float = 3.0,
                  random_strength: float = 1.0, seed: int = 0, n_jobs: int = 1,
