@@ -370,3 +370,28 @@ def test_fused_walk_gives_each_model_its_own_sums():
     tiny = X.copy()
     tiny[0, 0] = 1e-36  # LightGBM reads it as 0: not a row for the fused walk
     assert lgbm is not None and not lgbm.walkable(tiny) and lgbm.walkable(X)
+
+
+@pytest.mark.parametrize("name", ["telco_churn", "diamonds"])
+def test_goes_left_follows_the_walk(name):
+    """``goes_left`` (the node rule TreeSHAP walks by) reaches the walk's leaves: categorical
+    bitsets, NaN and zero as missing, thresholds, on held-out and threshold rows."""
+    from mlwright.search._treekernel import goes_left
+
+    Xt, y, Xh, task, cats = _design(name, rows=1200)
+    walker = lightgbm_walker(_booster(Xt, y, task, cats, zero_as_missing=name == "diamonds"))
+    assert walker is not None
+    arrays = walker.walker.arrays
+    roots, tree_col, _, feature, threshold, dtype, left, right, start, length, bits, value \
+        = arrays
+    assert (dtype & 1).any() == bool(cats) and ((dtype >> 2) & 3).any()
+    rows = np.vstack([Xh[:40], _probe_rows(walker.walker, Xh.shape[1])[:40]])
+    out = np.zeros((len(rows), walker.walker.n_out))
+    for r, x in enumerate(rows):
+        for t, node in enumerate(roots):
+            while left[node] != node:
+                node = left[node] if goes_left(x[feature[node]], dtype[node],
+                                               threshold[node], start[node], length[node],
+                                               bits) else right[node]
+            out[r, tree_col[t]:tree_col[t] + value.shape[1]] += value[node]
+    np.testing.assert_allclose(out, walker.walker.raw(rows), rtol=1e-12, atol=1e-12)

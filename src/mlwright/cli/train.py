@@ -158,9 +158,9 @@ def _outside_check(folder: Path) -> str | None:
 
 
 def _prefetch(store: str | None, *, register: bool) -> None:
-    """Import what the work after training needs while the search runs: shap for the
-    report's tree explanations (2.2 s to import on a quiet machine, 10 s and more on a busy
-    one, spent inside the report's time for explanations: hpc_jobs' 3 s took 15.8 s), and
+    """Import what the work after training needs while the search runs: numba and the
+    TreeSHAP kernels for the report's tree explanations (a busy machine multiplies import
+    times: importing shap there once took hpc_jobs' 3 s of explanations to 15.8 s), and
     MLflow with the store opened (a fresh sqlite store is created then) when registering
     (registration at hpc_jobs --budget 5: 3.2 s before, 1.0 s after)."""
     import contextlib
@@ -170,7 +170,7 @@ def _prefetch(store: str | None, *, register: bool) -> None:
     # second training, prefetching at nice 19: the report's test scores took 4.6 s instead
     # of 0.9, its 3 s of explanations 13.5 s).
     with contextlib.suppress(Exception):  # the report explains without it, or says why
-        import shap  # noqa: F401
+        import mlwright.evaluate.explain._treeshap_kernel
     if not register:
         return
     with contextlib.suppress(Exception):  # registration reports its own errors later
@@ -181,7 +181,7 @@ def _prefetch(store: str | None, *, register: bool) -> None:
         _ = Registry(tracking_uri_for(store)).client  # cached per store URI
 
 
-#: Training budgets (s) from which shap and MLflow are imported during the search. Below,
+#: Training budgets (s) from which numba and MLflow are imported during the search. Below,
 #: their seconds of CPU and GIL are too large a share of it: at --budget 5 the opening trial
 #: lost to them (trump_tweet_source's test log loss 0.27-0.31 without, 0.41-0.42 with, even
 #: at the lowest priority; hpc_jobs' 0.42 -> 0.56 at normal priority), so short runs import
@@ -347,7 +347,7 @@ def train(
     state: dict[str, Any] = {"search": None, "result": None, "error": None}
     kept = after_training_seconds(budget, register=not no_register)
     training_budget = budget - kept
-    # shap and MLflow take seconds to import; the search runs for its whole budget anyway,
+    # numba and MLflow take seconds to import; the search runs for its whole budget anyway,
     # so importing them meanwhile keeps them off the time the report and registration add.
     if training_budget >= PREFETCH_FROM:
         threading.Thread(target=_prefetch, args=(store,),

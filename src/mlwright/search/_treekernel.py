@@ -14,6 +14,30 @@ _ZERO = float(np.float32(1e-35))
 _BLOCK = 64
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def goes_left(fval: float, kind: int, threshold: float, cat_start: int, cat_len: int,
+              cat_bits: Any) -> bool:  # pragma: no cover - compiled
+    """Whether a row with ``fval`` at a node goes left, by :func:`walk`'s rule (TreeSHAP's
+    walk, :mod:`mlwright.evaluate.explain._treeshap_kernel`). ``kind`` is the node's
+    decision type (see :func:`walk`)."""
+    if kind & 1:  # categorical
+        go_left = False
+        if fval == fval and -1.0 < fval < 2147483648.0:
+            iv = int(fval)
+            word = iv >> 5
+            if word < cat_len:
+                go_left = ((cat_bits[cat_start + word] >> (iv & 31)) & 1) == 1
+    elif kind & 12:
+        missing = (kind >> 2) & 3
+        nan = fval != fval
+        v = 0.0 if nan else fval
+        is_missing = (missing == 2 and nan) or (missing == 1 and -_ZERO <= v <= _ZERO)
+        go_left = ((kind & 2) != 0) if is_missing else v <= threshold
+    else:
+        go_left = (fval if fval == fval else 0.0) <= threshold
+    return go_left
+
+
 @numba.njit(nogil=True, cache=True)
 def walk(X: Any, lo: int, hi: int, roots: Any, tree_col: Any, tree_f32: Any, feature: Any,
          threshold: Any, dtype: Any, left: Any, right: Any, cat_start: Any, cat_len: Any,
@@ -22,7 +46,9 @@ def walk(X: Any, lo: int, hi: int, roots: Any, tree_col: Any, tree_f32: Any, fea
 
     Leaves are nodes pointing at themselves. A node's ``dtype`` is LightGBM's decision
     type: bit 0 categorical, bit 1 default left, bits 2-3 the missing type (0 none,
-    1 zero, 2 NaN). A tree with ``tree_f32`` set adds in float32 (XGBoost's sums: a
+    1 zero, 2 NaN); the rule is :func:`goes_left`'s, written out here because a call that
+    loads a node's bitset fields up front costs 6% of the walk (LightGBM, 300 trees). A
+    tree with ``tree_f32`` set adds in float32 (XGBoost's sums: a
     float64 sum of two float32 values rounded to float32 is their float32 sum)."""
     n_trees = roots.shape[0]
     width = node_value.shape[1]

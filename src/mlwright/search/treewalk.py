@@ -84,13 +84,16 @@ class _Builder:
         self.cat_bits: list[np.ndarray] = []
         self.n_bits = 0
         self.nodes = 0
+        self.covers: list[np.ndarray] | None = []
 
     def add(self, col: int, leaf_values: np.ndarray, feature: np.ndarray,
             threshold: np.ndarray, dtype: np.ndarray, left: np.ndarray, right: np.ndarray,
             cat_start: np.ndarray | None = None, cat_len: np.ndarray | None = None,
-            f32: bool = False) -> None:
+            f32: bool = False, cover: np.ndarray | None = None) -> None:
         """One tree: its internal nodes (children < 0 are leaves ``~k``) and the values
-        of its leaves, (leaves, width); ``f32``: its leaves are added in float32."""
+        of its leaves, (leaves, width); ``f32``: its leaves are added in float32;
+        ``cover``: the training rows (or weight) reaching each node, internal nodes then
+        leaves (TreeSHAP's zero fractions, :mod:`mlwright.evaluate.explain.treeshap`)."""
         k, n_leaves = len(feature), len(leaf_values)
         base = self.nodes
         own = base + k + np.arange(n_leaves)
@@ -108,6 +111,10 @@ class _Builder:
         p["cat_start"] += [zeros[:k] if cat_start is None else cat_start, zeros]
         p["cat_len"] += [zeros[:k] if cat_len is None else cat_len, zeros]
         p["value"] += [np.zeros((k, self.width)), leaf_values.reshape(n_leaves, self.width)]
+        if cover is None or self.covers is None:
+            self.covers = None
+        else:
+            self.covers.append(np.asarray(cover, dtype=np.float64))
         self.roots.append(base if k else base + k)
         self.cols.append(col)
         self.f32.append(f32)
@@ -124,7 +131,7 @@ class _Builder:
               ) -> TreeWalker:
         p = {k: np.concatenate(v) for k, v in self.parts.items()}
         bits = np.concatenate(self.cat_bits) if self.cat_bits else np.zeros(1, np.int64)
-        return TreeWalker((
+        walker = TreeWalker((
             np.array(self.roots, np.int32),
             np.array(self.cols, np.int64), np.array(self.f32, np.uint8),
             p["feature"].astype(np.int32),
@@ -133,6 +140,9 @@ class _Builder:
             p["cat_start"].astype(np.int64), p["cat_len"].astype(np.int64),
             bits.astype(np.uint32), np.ascontiguousarray(p["value"], dtype=np.float64)),
             n_out, n_features, init)
+        if self.covers:
+            walker.cover = np.concatenate(self.covers)
+        return walker
 
 
 class TreeWalker:
@@ -148,6 +158,7 @@ class TreeWalker:
         self.init = None if init is None or not np.any(init) else \
             np.asarray(init, dtype=np.float64)
         self.kernel = _compiled_kernel()
+        self.cover: np.ndarray | None = None  # per node, where the builder was given them
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         """(rows, outputs) float64: every tree's leaf value summed in tree order."""
@@ -346,7 +357,9 @@ def forest_walker(est: Any) -> ForestWalker | None:
                          np.nextafter(below, np.float32(-np.inf)), below)
         builder.add(0, t.value.reshape(t.node_count, -1)[~internal], t.feature[kids],
                     f32_at_most(below), (2 << 2) | np.where(go_left, 2, 0),
-                    ids[t.children_left[kids]], ids[t.children_right[kids]])
+                    ids[t.children_left[kids]], ids[t.children_right[kids]],
+                    cover=np.concatenate([t.weighted_n_node_samples[kids],
+                                          t.weighted_n_node_samples[~internal]]))
     return ForestWalker(builder.build(width, int(est.n_features_in_)), len(trees))
 
 

@@ -84,7 +84,8 @@ def hist_gb_walker(est: Any, regression: bool) -> HistGBWalker | None:
             if not internal.any():  # a single leaf
                 none = np.empty(0, np.int64)
                 builder.add(col, nodes["value"][:1].astype(np.float64), none,
-                            none.astype(np.float64), none, none, none)
+                            none.astype(np.float64), none, none, none,
+                            cover=nodes["count"][:1])
                 continue
             # Renumbered as the walk reads trees: internal nodes 0.., leaves ~0, ~1, ...
             ids = np.where(internal, np.cumsum(internal) - 1, ~(np.cumsum(leaf) - 1))
@@ -95,7 +96,8 @@ def hist_gb_walker(est: Any, regression: bool) -> HistGBWalker | None:
                         nodes["num_threshold"][kids].astype(np.float64),
                         _NAN_MISSING | np.where(go_left, _DEFAULT_LEFT, 0),
                         ids[nodes["left"][kids].astype(np.int64)],
-                        ids[nodes["right"][kids].astype(np.int64)])
+                        ids[nodes["right"][kids].astype(np.int64)],
+                        cover=np.concatenate([nodes["count"][kids], nodes["count"][leaf]]))
     baseline = np.asarray(est._baseline_prediction, dtype=np.float64).reshape(-1)
     if len(baseline) != width:
         return None

@@ -5,8 +5,11 @@ Each ensemble member is explained with the exact method its kind allows:
 * LightGBM, XGBoost, CatBoost: their own exact TreeSHAP (``pred_contrib`` /
   ``pred_contribs`` / ``ShapValues``), in the margin space (log-odds, softmax logits, or the
   regression value on the member's own target scale);
-* scikit-learn forests and HistGradientBoosting: ``shap.TreeExplainer`` (path-dependent,
-  no background needed), raw output = class fractions for forests, margins for HGB;
+* scikit-learn forests and HistGradientBoosting: exact path-dependent TreeSHAP over their
+  compiled walk (:mod:`~mlwright.evaluate.explain.treeshap`, ``shap.TreeExplainer``'s
+  values without importing shap), raw output = class fractions for forests, margins for
+  HGB; ``shap.TreeExplainer`` where there is no walk (GradientBoosting, categorical
+  HistGradientBoosting splits);
 * linear models: ``coef * (x - mean of the training design)``, exact;
 * anything else (kNN, MLP): Shapley values estimated over random permutations of the
   *original columns* (antithetic pairs), against a small background sample of the
@@ -38,8 +41,8 @@ __all__ = ["MemberContributions", "aggregation_matrix", "link", "member_contribu
 
 log = get_logger(__name__)
 
-# shap.TreeExplainer converts every tree on construction (hundreds of ms for a forest):
-# build it once per fitted estimator.
+# A tree walk (or shap.TreeExplainer) converts every tree on construction (hundreds of ms
+# for a forest): build it once per fitted estimator.
 _TREE_EXPLAINERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
@@ -141,13 +144,20 @@ def _catboost(est: Any, Xt: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _sklearn_tree(est: Any, Xt: Any) -> tuple[np.ndarray, np.ndarray]:
-    import shap
+    from mlwright.evaluate.explain.treeshap import tree_shap, tree_walker_for
 
     explainer = _TREE_EXPLAINERS.get(est)
     if explainer is None:
-        explainer = shap.TreeExplainer(est)
+        explainer = tree_walker_for(est)
+        if explainer is None:
+            import shap
+
+            explainer = shap.TreeExplainer(est)
         _TREE_EXPLAINERS[est] = explainer
     X = _dense(Xt)
+    if isinstance(explainer, tuple):
+        walker, divisor = explainer
+        return tree_shap(walker, X, divisor)
     values = np.asarray(explainer.shap_values(X, check_additivity=False), dtype=np.float64)
     base = np.atleast_1d(np.asarray(explainer.expected_value, dtype=np.float64)).ravel()
     # shap gives (n, F) for one output, (n, F, k) for several.
