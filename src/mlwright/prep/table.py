@@ -196,7 +196,7 @@ class TablePrep(TransformerMixin, BaseEstimator):
         for c in plan.text:
             if linear:
                 vec = make_tfidf(self.text_max_features or 50000, self.char_ngrams)
-                vec.fit(as_text(X[c]))
+                text_out.append(vec.fit_transform(as_text(X[c])))  # one counting pass
             else:
                 vec = TextScores(Task(self.task), max_features=self.text_max_features or 20000)
                 text_out.append(vec.fit_transform(X[c], y))
@@ -282,11 +282,11 @@ class TablePrep(TransformerMixin, BaseEstimator):
                 encoded = np.where(np.isnan(encoded), fill, encoded)
             dense.append(encoded[:, None])
         for c, lookup in self.onehot_.items():
+            get, infrequent = lookup.get, lookup["__infrequent__"]
+            hot = np.fromiter((get("__missing__" if v is None else v, infrequent)
+                               for v in labels[c]), dtype=np.intp, count=n)
             block = np.zeros((n, len(lookup)))
-            infrequent = lookup["__infrequent__"]
-            for i, v in enumerate(labels[c]):
-                j = lookup.get("__missing__" if v is None else v, infrequent)
-                block[i, j] = 1.0
+            block[np.arange(n), hot] = 1.0
             dense.append(block)
         if self.target_enc_:
             if train_target_encoding:
@@ -309,7 +309,8 @@ class TablePrep(TransformerMixin, BaseEstimator):
         matrix = np.hstack(dense) if dense else np.empty((n, 0))
         if not (linear and self.text_):
             return matrix
-        texts = [vec.transform(as_text(X[c])) for c, vec in self.text_.items()]
+        texts = train_text if train_text else [
+            vec.transform(as_text(X[c])) for c, vec in self.text_.items()]
         return sp.hstack([sp.csr_matrix(matrix), *texts], format="csr")
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:

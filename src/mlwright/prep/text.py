@@ -89,8 +89,10 @@ class TextScores(TransformerMixin, BaseEstimator):
 
         text = as_text(X)
         y = np.asarray(y)
-        self.vectorizer_ = make_tfidf(self.max_features).fit(text)
-        tfidf = self.vectorizer_.transform(text)
+        self.vectorizer_ = make_tfidf(self.max_features)
+        # One counting pass: fit then transform counted every n-gram twice (0.6 s of a
+        # 5 s budget on 15k tweets); the values agree to the last bit or one ulp.
+        tfidf = self.vectorizer_.fit_transform(text)
         if self.task != "regression":
             self.classes_ = np.unique(y)
         splitter = (KFold(self.n_splits, shuffle=True, random_state=self.seed)
