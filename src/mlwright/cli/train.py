@@ -189,24 +189,29 @@ def _prefetch(store: str | None, *, register: bool) -> None:
 PREFETCH_FROM = 20.0
 
 
+#: The least time the report explains for (s): a report still explains the model.
+_EXPLAIN_FLOOR = 0.5
+
+
 def explain_seconds_for(budget: float) -> float:
     """The report's time for explanations after a --budget training: a tenth of the budget,
     0.5-6 s (a fixed 6 s more than doubled a 5 s command)."""
-    return min(6.0, max(0.5, 0.1 * budget))
+    return min(6.0, max(_EXPLAIN_FLOOR, 0.1 * budget))
+
+
+def _report_and_registration_seconds(register: bool) -> float:
+    """The work after training other than explanations: about 1.5 s for the report's scores
+    and files and 1 s for registration (measured on hpc_jobs with MLflow opened during the
+    search)."""
+    return 1.5 + (1.0 if register else 0.0)
 
 
 def after_training_seconds(budget: float, *, register: bool) -> float:
     """What --budget keeps for the work after training, so that the command, not only the
-    search, takes the time asked for: the explanations, about 1.5 s for the report's
-    scores and files and 1 s for registration (measured on hpc_jobs with MLflow opened
-    during the search), at most a fifth of the budget (the search needs the rest)."""
-    need = explain_seconds_for(budget) + _REPORT_SECONDS + (1.0 if register else 0.0)
+    search, takes the time asked for: the explanations, the report and registration, at
+    most a fifth of the budget (the search needs the rest)."""
+    need = explain_seconds_for(budget) + _report_and_registration_seconds(register)
     return min(need, 0.2 * budget)
-
-
-#: The report's scores and files (s), the share of after_training_seconds that is not
-#: explanations.
-_REPORT_SECONDS = 1.5
 
 
 def explain_seconds_left(budget: float, elapsed: float, *, register: bool) -> float:
@@ -214,11 +219,10 @@ def explain_seconds_left(budget: float, elapsed: float, *, register: bool) -> fl
     share of it, less what training overran. A busy machine stretches the search's last
     trial and the refit (trump_tweet_source at --budget 30 beside a second training: 27.8 s
     of its 24.5, then 9.1 s after it, 36.9 s in all); the report then explains within the
-    command's deadline instead of adding the overrun to it, and never with less than
-    explain_seconds_for's floor (a report still explains the model)."""
-    rest = budget - elapsed - _REPORT_SECONDS - (1.0 if register else 0.0)
-    full = explain_seconds_for(budget)
-    return min(full, max(explain_seconds_for(0.0), rest))
+    command's deadline instead of adding the overrun to it, never for less than
+    _EXPLAIN_FLOOR."""
+    rest = budget - elapsed - _report_and_registration_seconds(register)
+    return min(explain_seconds_for(budget), max(_EXPLAIN_FLOOR, rest))
 
 
 def _check_report_arguments(df: Any, target: str, test: str | None,
