@@ -8,12 +8,13 @@ import sys
 import pytest
 
 import mlwright as mw
-from mlwright.search import engine, memory, session
+from mlwright.search import memory, session
 
 
 def test_trials_outside_the_candidates_let_go_of_their_predictions(telco, monkeypatch):
-    monkeypatch.setattr(session, "ENSEMBLE_CANDIDATES", 3)
-    monkeypatch.setattr(engine, "ENSEMBLE_CANDIDATES", 3)
+    # Room for three trials' out-of-fold predictions (telco: two classes, float64).
+    monkeypatch.setattr(session, "CANDIDATES_BYTES", 3 * len(telco) * 2 * 8)
+    monkeypatch.setattr(session, "MIN_CANDIDATES", 2)
     result = mw.train(telco, target="churn", n_trials=8, seed=1, time_budget=120,
                       families=["lightgbm", "linear"])
     trials = result.search.trials

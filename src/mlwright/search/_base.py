@@ -65,6 +65,10 @@ class ModelFamily(abc.ABC):
     #: Whether ``fit`` stops at its deadline with what it has (boosted rounds, trees,
     #: solver chunks). A family that cannot is never started when it would not finish.
     stops_at_deadline: ClassVar[bool] = True
+    #: Whether ``fit`` takes ``sample_weight`` and ``val_weight``: the search then fits
+    #: large tables' duplicate rows once each, weighted by their count (see
+    #: mlwright.search.duplicate_rows).
+    weighted: ClassVar[bool] = False
 
     def is_available(self) -> bool:
         return self.requires is None or importlib.util.find_spec(self.requires) is not None
@@ -102,7 +106,11 @@ class ModelFamily(abc.ABC):
     def fit(self, estimator: Any, X: Any, y: np.ndarray, ctx: FitContext, *,
             X_val: Any = None, y_val: np.ndarray | None = None,
             deadline: float | None = None) -> FitInfo:
-        """Fit ``estimator``; families with early stopping use the validation data."""
+        """Fit ``estimator``; families with early stopping use the validation data.
+
+        A family that sets ``weighted`` also takes ``sample_weight`` (of the rows of ``X``)
+        and ``val_weight`` (of ``X_val``'s) as keywords, None when every row counts once.
+        """
         estimator.fit(X, y)
         return FitInfo()
 

@@ -52,7 +52,7 @@ from mlwright.search.refit import (
     fold_ensemble,
 )
 from mlwright.search.runner import LocalTrials, TrialRunner
-from mlwright.search.session import ENSEMBLE_CANDIDATES, _Clock, _encode_target, _Search
+from mlwright.search.session import _Clock, _encode_target, _Search
 from mlwright.search.splits import Splits, make_splits, rare_class_rows
 from mlwright.search.trim import trim_weights
 
@@ -236,7 +236,7 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
         )
     # ---- ensemble selection on out-of-fold predictions ----------------------------------------
     t0 = time.monotonic()
-    candidates = sorted(done, key=lambda r: r.loss)[:ENSEMBLE_CANDIDATES]
+    candidates = sorted(done, key=lambda r: r.loss)[:s.ensemble_candidates]
     limited = meter = None
     if limits is not None:
         meter = Meter(s, limits, classes, columns)

@@ -14,6 +14,7 @@ from mlwright._logging import get_logger
 from mlwright.data.kinds import Task
 from mlwright.exceptions import ConfigError
 from mlwright.search._base import FitContext
+from mlwright.search.duplicate_rows import group_rows
 from mlwright.search.ensemble import Ensemble
 from mlwright.search.records import TrialRecord
 from mlwright.search.session import _Clock, _Search
@@ -69,6 +70,7 @@ def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
             warnings.simplefilter("ignore", UserWarning)
             prep = s._prep(style)
             preps[style] = (prep, prep.fit_transform(s.X, s.y))
+    row_groups = {style: group_rows(Xt, s.y) for style, (_, Xt) in preps.items()}
 
     def fit_member(rec: TrialRecord) -> dict[str, Any] | None:
         family = by_name[rec.family]
@@ -82,12 +84,17 @@ def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
             # the CV evaluated, on about 1/(k-1) more rows, as for every member.
             pick = s.rung_sample(s.y, rec.rows, s.splits.n_folds)
             Xt, y = Xt[pick], y[pick]
+        counts: dict[str, Any] = {}
+        groups = row_groups[rec.style] if rec.rows >= 1.0 and family.weighted else None
+        if groups is not None:  # duplicate rows once, weighted, as the search fit them
+            Xt, y = Xt[groups.first], y[groups.first]
+            counts["sample_weight"] = groups.weights()
         until = deadline if rec.fold_models else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # Boosted members stop at the deadline with the rounds they have: such a fit
             # was not evaluated by anything, so it is not shipped (see above).
-            family.fit(est, Xt, y, ctx, deadline=until)
+            family.fit(est, Xt, y, ctx, deadline=until, **counts)
         if until is not None and time.monotonic() > until:
             return None
         member = {"family": rec.family, "trial": rec.number, "style": rec.style,

@@ -22,6 +22,7 @@ from mlwright.prep import build_preprocessor, plan_columns
 from mlwright.scoring import Metric
 from mlwright.search._base import FitContext, FitInfo, ModelFamily
 from mlwright.search.contention import others_busy
+from mlwright.search.duplicate_rows import RowGroups, group_rows
 from mlwright.search.ensemble import full_proba, predict_values
 from mlwright.search.memory import release_freed_memory
 from mlwright.search.records import TrialRecord
@@ -40,6 +41,11 @@ KEEP_FOLD_MODELS = 10
 #: out-of-fold predictions and model are let go at once: on large tables they add up
 #: (military, 1.06 M rows x 4 classes: 34 MB of predictions a trial, plus the model).
 ENSEMBLE_CANDIDATES = 25
+#: What the candidates' out-of-fold predictions may hold together: on a table as large as
+#: military they are fewer (7 there), which also keeps the greedy selection over them short.
+CANDIDATES_BYTES = 256 * 2**20
+#: Candidates however large the table: the ensemble still has a choice.
+MIN_CANDIDATES = 5
 #: Training rows per fold of the first trial of a family that cannot stop at a deadline
 #: (k-NN, MLP): its cost is unknown until measured, as a LightGBM unit says little about an
 #: MLP (diamonds' 32k-row holdout fold: default MLP 18.6-19.6 CPU s, LightGBM 0.8 s, 23x
@@ -120,6 +126,8 @@ class _Search:
         self.history: list[tuple[float, float]] = []
         self._folds: dict[str, list[tuple[Any, Any]]] = {}
         self._fold_preps: dict[str, list[Any]] = {}
+        # Per style and fold: the (training, validation) rows' duplicate groups, or None.
+        self._groups: dict[str, list[tuple[RowGroups | None, RowGroups | None]]] = {}
         self._prep_seconds: dict[str, float] = {}
         self._ctx: dict[str, FitContext] = {}
         self.log_target = task is Task.REGRESSION and _log_target_helps(y)
@@ -140,6 +148,9 @@ class _Search:
                     Xtr = prep.fit_transform(self.X.iloc[tr], self.y[tr])
                     out.append((Xtr, prep.transform(self.X.iloc[va])))
                     preps.append(prep)
+            self._groups[style] = [(group_rows(Xtr, self.y[tr]), group_rows(Xva, self.y[va]))
+                                   for (Xtr, Xva), (tr, va) in zip(out, self.splits.folds,
+                                                                   strict=True)]
             self._fold_preps[style] = preps
             self._folds[style] = out
             self._prep_seconds[style] = (time.monotonic() - t0) / len(self.splits.folds)
@@ -298,6 +309,12 @@ class _Search:
                 deadline = min(deadline, now + (end - now) / (1 + len(untried)))
         return deadline
 
+    @property
+    def ensemble_candidates(self) -> int:
+        """How many of the best complete trials the ensemble picks its members from."""
+        per_trial = len(self.y) * max(1, self.n_classes) * 8  # float64 predictions
+        return max(MIN_CANDIDATES, min(ENSEMBLE_CANDIDATES, CANDIDATES_BYTES // per_trial))
+
     def _keep_best_fold_models(self) -> None:
         kept = sorted((r for r in self.records if r.fold_models is not None),
                       key=lambda r: r.loss)
@@ -322,16 +339,30 @@ class _Search:
             # must not start after the first ones used it all.
             deadline = min(deadline, f0 + span)
         ytr, yva = self.y[tr], self.y[_va]
-        if rows < 1.0:  # a rung: a sample of the training rows, scored on the whole fold
-            pick = self.rung_sample(ytr, rows, j)
-            Xtr, ytr = Xtr[pick], ytr[pick]
         if target_transform == "log":
             ytr, yva = np.log1p(ytr), np.log1p(yva)
+        # Large tables' duplicate rows are learned, validated and predicted once each (a
+        # family that takes no weights still early-stops on every validation row).
+        g_tr, g_va = self._groups[family.prep_style][j]
+        weights: dict[str, Any] = {}
+        X_pred = Xva if g_va is None else Xva[g_va.first]
+        if rows < 1.0:  # a rung: a sample of the training rows, scored on the whole fold
+            pick = self.rung_sample(self.y[tr], rows, j)
+            Xtr, ytr = Xtr[pick], ytr[pick]
+        elif g_tr is not None and family.weighted:
+            Xtr, ytr = Xtr[g_tr.first], ytr[g_tr.first]
+            weights["sample_weight"] = g_tr.weights()
+        if g_va is not None and family.weighted:
+            Xva, yva = X_pred, yva[g_va.first]
+            weights["val_weight"] = g_va.weights()
         est = family.build(dict(params), ctx)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            info = family.fit(est, Xtr, ytr, ctx, X_val=Xva, y_val=yva, deadline=deadline)
-            pred = self._predict(est, Xva, target_transform)
+            info = family.fit(est, Xtr, ytr, ctx, X_val=Xva, y_val=yva, deadline=deadline,
+                              **weights)
+            pred = self._predict(est, X_pred, target_transform)
+        if g_va is not None:
+            pred = pred[g_va.of_row]
         if self.task is Task.REGRESSION:
             pred = np.clip(pred, self.y[tr].min(), self.y[tr].max())
         info.seconds = time.monotonic() - f0
@@ -369,7 +400,7 @@ class _Search:
             complete = sorted((r for r in self.records if r.status == "complete"),
                               key=lambda r: r.loss)
             # The trial just finished keeps its model for on_trial hooks until the next.
-            for r in complete[ENSEMBLE_CANDIDATES:]:
+            for r in complete[self.ensemble_candidates:]:
                 if r is not rec:
                     r.oof = r.estimator = r.fold_models = None
             self.history.append((rec.finished_at, complete[0].loss))

@@ -50,6 +50,7 @@ def _common_space(trial: Any, prefix: str) -> dict[str, Any]:
 @register_family
 class LightGBMFamily(ModelFamily):
     name = "lightgbm"
+    weighted = True
     requires = "lightgbm"
     relative_cost = 1.0
     priority = 0
@@ -88,13 +89,16 @@ class LightGBMFamily(ModelFamily):
 
     def fit(self, estimator: Any, X: Any, y: np.ndarray, ctx: FitContext, *,
             X_val: Any = None, y_val: np.ndarray | None = None,
-            deadline: float | None = None) -> FitInfo:
+            deadline: float | None = None, sample_weight: np.ndarray | None = None,
+            val_weight: np.ndarray | None = None) -> FitInfo:
         import lightgbm as lgb
 
         callbacks: list[Callable[[Any], None]] = []
         kwargs: dict[str, Any] = {}
         if X_val is not None:
             kwargs["eval_set"] = [(X_val, y_val)]
+            if val_weight is not None:
+                kwargs["eval_sample_weight"] = [val_weight]
             callbacks.append(lgb.early_stopping(_patience(estimator.learning_rate),
                                                 first_metric_only=True, verbose=False))
         if deadline is not None:
@@ -105,7 +109,7 @@ class LightGBMFamily(ModelFamily):
             callbacks.append(_stop_at_deadline)
         if ctx.n_ordinal:
             kwargs["categorical_feature"] = list(range(ctx.n_ordinal))
-        estimator.fit(X, y, callbacks=callbacks, **kwargs)
+        estimator.fit(X, y, sample_weight=sample_weight, callbacks=callbacks, **kwargs)
         best = getattr(estimator, "best_iteration_", None) or estimator.n_estimators
         return FitInfo(n_iter=int(best))
 
@@ -130,6 +134,7 @@ class _XGBDeadline:
 @register_family
 class XGBoostFamily(ModelFamily):
     name = "xgboost"
+    weighted = True
     requires = "xgboost"
     relative_cost = 1.5
     priority = 30
@@ -158,15 +163,18 @@ class XGBoostFamily(ModelFamily):
 
     def fit(self, estimator: Any, X: Any, y: np.ndarray, ctx: FitContext, *,
             X_val: Any = None, y_val: np.ndarray | None = None,
-            deadline: float | None = None) -> FitInfo:
+            deadline: float | None = None, sample_weight: np.ndarray | None = None,
+            val_weight: np.ndarray | None = None) -> FitInfo:
         callbacks = [_XGBDeadline(deadline)] if deadline is not None else None
         es = _patience(estimator.learning_rate) if X_val is not None else None
         estimator.set_params(early_stopping_rounds=es, callbacks=callbacks)
         try:
             if X_val is not None:
-                estimator.fit(X, y, eval_set=[(X_val, y_val)], verbose=False)
+                estimator.fit(X, y, sample_weight=sample_weight, eval_set=[(X_val, y_val)],
+                              sample_weight_eval_set=None if val_weight is None
+                              else [val_weight], verbose=False)
             else:
-                estimator.fit(X, y, verbose=False)
+                estimator.fit(X, y, sample_weight=sample_weight, verbose=False)
         finally:
             # Callbacks hold closures: keep them out of the pickled model.
             estimator.set_params(early_stopping_rounds=None, callbacks=None)
@@ -234,7 +242,9 @@ class CatBoostModel(BaseEstimator):
                              **{j: X[:, j] for j in range(n, X.shape[1])}}, copy=False)
 
     def fit(self, X: Any, y: np.ndarray, eval_set: Any = None, callbacks: Any = None,
-            early_stopping_rounds: int | None = None) -> CatBoostModel:
+            early_stopping_rounds: int | None = None,
+            sample_weight: np.ndarray | None = None) -> CatBoostModel:
+        """``eval_set``: (X, y) or (X, y, weights) pairs, as the boosters take them."""
         import catboost
 
         cls = (catboost.CatBoostRegressor if self.task == Task.REGRESSION.value
@@ -246,12 +256,20 @@ class CatBoostModel(BaseEstimator):
                           cat_features=list(range(self.n_ordinal)),
                           **({} if self.one_hot_max_size is None
                              else {"one_hot_max_size": self.one_hot_max_size}))
-        val = [(self._frame(Xv), yv) for Xv, yv in eval_set] if eval_set else None
-        self.model_.fit(self._frame(X), y, eval_set=val, callbacks=callbacks,
+        val = [self._eval_pair(catboost, *v) for v in eval_set] if eval_set else None
+        self.model_.fit(self._frame(X), y, sample_weight=sample_weight, eval_set=val,
+                        callbacks=callbacks,
                         early_stopping_rounds=early_stopping_rounds, use_best_model=bool(val))
         if self.task != Task.REGRESSION.value:
             self.classes_ = np.asarray(self.model_.classes_)
         return self
+
+    def _eval_pair(self, catboost: Any, X: Any, y: np.ndarray,
+                   weight: np.ndarray | None = None) -> Any:
+        if weight is None:
+            return self._frame(X), y
+        return catboost.Pool(self._frame(X), y, cat_features=list(range(self.n_ordinal)),
+                             weight=weight)
 
     def predict(self, X: Any) -> np.ndarray:
         out = self.model_.predict(self._frame(X))
@@ -272,6 +290,7 @@ class _CatBoostDeadline:
 @register_family
 class CatBoostFamily(ModelFamily):
     name = "catboost"
+    weighted = True
     requires = "catboost"
     relative_cost = 4.0
     priority = 20
@@ -308,13 +327,15 @@ class CatBoostFamily(ModelFamily):
 
     def fit(self, estimator: Any, X: Any, y: np.ndarray, ctx: FitContext, *,
             X_val: Any = None, y_val: np.ndarray | None = None,
-            deadline: float | None = None) -> FitInfo:
+            deadline: float | None = None, sample_weight: np.ndarray | None = None,
+            val_weight: np.ndarray | None = None) -> FitInfo:
         callbacks = [_CatBoostDeadline(deadline)] if deadline is not None else None
         if X_val is not None:
-            estimator.fit(X, y, eval_set=[(X_val, y_val)], callbacks=callbacks,
+            estimator.fit(X, y, sample_weight=sample_weight,
+                          eval_set=[(X_val, y_val, val_weight)], callbacks=callbacks,
                           early_stopping_rounds=_patience(estimator.learning_rate))
             return FitInfo(n_iter=int(estimator.model_.get_best_iteration() or 0) + 1)
-        estimator.fit(X, y, callbacks=callbacks)
+        estimator.fit(X, y, sample_weight=sample_weight, callbacks=callbacks)
         return FitInfo(n_iter=estimator.iterations)
 
     def refit_params(self, params: dict[str, Any], infos: list[FitInfo],
@@ -325,6 +346,7 @@ class CatBoostFamily(ModelFamily):
 @register_family
 class HistGradientBoostingFamily(ModelFamily):
     name = "hist_gb"
+    weighted = True
     relative_cost = 1.5
     priority = 80
 
@@ -359,7 +381,8 @@ class HistGradientBoostingFamily(ModelFamily):
 
     def fit(self, estimator: Any, X: Any, y: np.ndarray, ctx: FitContext, *,
             X_val: Any = None, y_val: np.ndarray | None = None,
-            deadline: float | None = None) -> FitInfo:
+            deadline: float | None = None, sample_weight: np.ndarray | None = None,
+            val_weight: np.ndarray | None = None) -> FitInfo:
         from threadpoolctl import threadpool_limits
 
         # HistGradientBoosting has no n_jobs: it takes every core through OpenMP. Two
@@ -367,11 +390,12 @@ class HistGradientBoostingFamily(ModelFamily):
         # (10 rounds of a 4-class fold on hpc_jobs: 0.9-1.1 s, 0.27 s with one thread).
         # The limit is the calling thread's own (OpenMP keeps it per thread).
         with threadpool_limits(limits=max(1, ctx.n_jobs), user_api="openmp"):
-            return self._fit(estimator, X, y, deadline)
+            return self._fit(estimator, X, y, deadline, sample_weight)
 
-    def _fit(self, estimator: Any, X: Any, y: np.ndarray, deadline: float | None) -> FitInfo:
+    def _fit(self, estimator: Any, X: Any, y: np.ndarray, deadline: float | None,
+             sample_weight: np.ndarray | None) -> FitInfo:
         if deadline is None:
-            estimator.fit(X, y)
+            estimator.fit(X, y, sample_weight=sample_weight)
             return FitInfo(n_iter=int(estimator.n_iter_))
         # No callbacks: warm-started chunks of rounds, with a look at the deadline between.
         cap = int(estimator.max_iter)
@@ -379,7 +403,7 @@ class HistGradientBoostingFamily(ModelFamily):
         start = time.monotonic()
         estimator.set_params(warm_start=True, max_iter=step)
         try:
-            estimator.fit(X, y)
+            estimator.fit(X, y, sample_weight=sample_weight)
             # Fewer rounds than allowed: early stopping ended it.
             while estimator.n_iter_ == estimator.max_iter < cap:
                 now = time.monotonic()
@@ -388,7 +412,7 @@ class HistGradientBoostingFamily(ModelFamily):
                 per_round = (now - start) / estimator.n_iter_
                 step = int(min(2 * step, HGB_CHUNK, max(1, (deadline - now) / per_round)))
                 estimator.set_params(max_iter=min(cap, estimator.max_iter + step))
-                estimator.fit(X, y)
+                estimator.fit(X, y, sample_weight=sample_weight)
         finally:
             estimator.set_params(warm_start=False, max_iter=cap)
         return FitInfo(n_iter=int(estimator.n_iter_))

@@ -21,6 +21,7 @@ BATCHES = 6
 
 class _Forest(ModelFamily):
     relative_cost = 2.0
+    weighted = True
     _classifier: str
     _regressor: str
 
@@ -54,10 +55,11 @@ class _Forest(ModelFamily):
 
     def fit(self, estimator: Any, X: Any, y: np.ndarray, ctx: FitContext, *,
             X_val: Any = None, y_val: np.ndarray | None = None,
-            deadline: float | None = None) -> FitInfo:
+            deadline: float | None = None, sample_weight: np.ndarray | None = None,
+            val_weight: np.ndarray | None = None) -> FitInfo:
         total = int(estimator.n_estimators)
         if deadline is None:
-            estimator.fit(X, y)
+            estimator.fit(X, y, sample_weight=sample_weight)
             return FitInfo(n_iter=total)
         # Batches a multiple of the threads, so that no thread idles within one.
         threads = max(1, int(estimator.n_jobs or 1))
@@ -66,11 +68,11 @@ class _Forest(ModelFamily):
         grown = min(threads if time.monotonic() >= deadline else step, total)
         estimator.set_params(warm_start=True, n_estimators=grown)
         try:
-            estimator.fit(X, y)
+            estimator.fit(X, y, sample_weight=sample_weight)
             while grown < total and time.monotonic() < deadline:
                 grown = min(total, grown + step)
                 estimator.set_params(n_estimators=grown)
-                estimator.fit(X, y)
+                estimator.fit(X, y, sample_weight=sample_weight)
         finally:
             # n_estimators says how many trees the model has; a clone starts cold.
             estimator.set_params(warm_start=False, n_estimators=len(estimator.estimators_))

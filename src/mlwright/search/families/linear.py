@@ -40,6 +40,7 @@ def solver_for(ctx: FitContext) -> str:
 @register_family
 class LinearFamily(ModelFamily):
     name = "linear"
+    weighted = True
     prep_style = "linear"
     relative_cost = 0.3
     priority = 10
@@ -67,13 +68,14 @@ class LinearFamily(ModelFamily):
 
     def fit(self, estimator: Any, X: Any, y: np.ndarray, ctx: FitContext, *,
             X_val: Any = None, y_val: np.ndarray | None = None,
-            deadline: float | None = None) -> FitInfo:
+            deadline: float | None = None, sample_weight: np.ndarray | None = None,
+            val_weight: np.ndarray | None = None) -> FitInfo:
         from sklearn.exceptions import ConvergenceWarning
 
         solver = getattr(estimator, "solver", None)
         if deadline is None or solver not in CHUNK:
             # Ridge is one direct (or conjugate-gradient) solve: nothing to chunk.
-            estimator.fit(X, y)
+            estimator.fit(X, y, sample_weight=sample_weight)
             n_iter = getattr(estimator, "n_iter_", None)
             return FitInfo(n_iter=int(np.max(n_iter)) if n_iter is not None else None)
         cap, chunk = int(estimator.max_iter), CHUNK[solver]
@@ -84,7 +86,7 @@ class LinearFamily(ModelFamily):
                 with warnings.catch_warnings():
                     # A chunk that ends before convergence is expected, not a warning.
                     warnings.simplefilter("ignore", ConvergenceWarning)
-                    estimator.fit(X, y)
+                    estimator.fit(X, y, sample_weight=sample_weight)
                 steps = int(np.max(estimator.n_iter_))
                 done += steps
                 if steps < estimator.max_iter or done >= cap:
