@@ -83,6 +83,10 @@ class _Clock:
         return self.deadline - time.monotonic()
 
 
+def _every_row(X: Any, groups: RowGroups | None) -> Any:
+    return X if groups is None else X[groups.of_row]
+
+
 def _encode_target(y: pd.Series, task: Task) -> tuple[np.ndarray, list[Any] | None]:
     if task is Task.REGRESSION:
         return y.to_numpy(dtype=float), None
@@ -138,29 +142,40 @@ class _Search:
         return build_preprocessor(self.plan, style, task=self.task)
 
     def folds(self, style: str) -> list[tuple[Any, Any]]:
-        if style not in self._folds:
-            t0 = time.monotonic()
-            out, preps = [], []
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                for tr, va in self.splits.folds:
-                    prep = self._prep(style)
-                    Xtr = prep.fit_transform(self.X.iloc[tr], self.y[tr])
-                    out.append((Xtr, prep.transform(self.X.iloc[va])))
-                    preps.append(prep)
-            self._groups[style] = [(group_rows(Xtr, self.y[tr]), group_rows(Xva, self.y[va]))
-                                   for (Xtr, Xva), (tr, va) in zip(out, self.splits.folds,
-                                                                   strict=True)]
-            self._fold_preps[style] = preps
-            self._folds[style] = out
-            self._prep_seconds[style] = (time.monotonic() - t0) / len(self.splits.folds)
-            Xtr = out[0][0]
-            self._ctx[style] = FitContext(
-                task=self.task, n_classes=self.n_classes, n_rows=len(self.y),
-                n_features=Xtr.shape[1], n_ordinal=self.plan.n_ordinal if style == "tree" else 0,
-                sparse=sp.issparse(Xtr), has_text=self.plan.has_text, seed=self.seed,
-                n_jobs=self.n_jobs, class_weight=self.class_weight)
-        return self._folds[style]
+        """Each fold's (training, validation) design matrices of ``style``, every row."""
+        self._prepare(style)
+        return [(_every_row(Xtr, g_tr), _every_row(Xva, g_va))
+                for (Xtr, Xva), (g_tr, g_va) in zip(self._folds[style], self._groups[style],
+                                                    strict=True)]
+
+    def _prepare(self, style: str) -> None:
+        """Preprocess each fold for ``style`` once. A large table's duplicate rows are kept
+        once each (see mlwright.search.duplicate_rows), with their groups."""
+        if style in self._folds:
+            return
+        t0 = time.monotonic()
+        out, groups, preps = [], [], []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            for tr, va in self.splits.folds:
+                prep = self._prep(style)
+                Xtr = prep.fit_transform(self.X.iloc[tr], self.y[tr])
+                Xva = prep.transform(self.X.iloc[va])
+                g_tr, g_va = group_rows(Xtr, self.y[tr]), group_rows(Xva, self.y[va])
+                out.append((Xtr if g_tr is None else Xtr[g_tr.first],
+                            Xva if g_va is None else Xva[g_va.first]))
+                groups.append((g_tr, g_va))
+                preps.append(prep)
+        self._fold_preps[style] = preps
+        self._folds[style] = out
+        self._groups[style] = groups
+        self._prep_seconds[style] = (time.monotonic() - t0) / len(self.splits.folds)
+        Xtr = out[0][0]
+        self._ctx[style] = FitContext(
+            task=self.task, n_classes=self.n_classes, n_rows=len(self.y),
+            n_features=Xtr.shape[1], n_ordinal=self.plan.n_ordinal if style == "tree" else 0,
+            sparse=sp.issparse(Xtr), has_text=self.plan.has_text, seed=self.seed,
+            n_jobs=self.n_jobs, class_weight=self.class_weight)
 
     def ctx(self, style: str) -> FitContext:
         if style not in self._ctx:
@@ -341,20 +356,24 @@ class _Search:
         ytr, yva = self.y[tr], self.y[_va]
         if target_transform == "log":
             ytr, yva = np.log1p(ytr), np.log1p(yva)
-        # Large tables' duplicate rows are learned, validated and predicted once each (a
-        # family that takes no weights still early-stops on every validation row).
+        # A large table's duplicate rows are kept, learned, validated and predicted once
+        # each; a family that takes no weights gets every row back.
         g_tr, g_va = self._groups[family.prep_style][j]
         weights: dict[str, Any] = {}
-        X_pred = Xva if g_va is None else Xva[g_va.first]
+        X_pred = Xva
         if rows < 1.0:  # a rung: a sample of the training rows, scored on the whole fold
             pick = self.rung_sample(self.y[tr], rows, j)
-            Xtr, ytr = Xtr[pick], ytr[pick]
+            Xtr, ytr = Xtr[pick if g_tr is None else g_tr.of_row[pick]], ytr[pick]
         elif g_tr is not None and family.weighted:
-            Xtr, ytr = Xtr[g_tr.first], ytr[g_tr.first]
+            ytr = ytr[g_tr.first]
             weights["sample_weight"] = g_tr.weights()
+        elif g_tr is not None:
+            Xtr = Xtr[g_tr.of_row]
         if g_va is not None and family.weighted:
-            Xva, yva = X_pred, yva[g_va.first]
+            yva = yva[g_va.first]
             weights["val_weight"] = g_va.weights()
+        elif g_va is not None:
+            Xva = Xva[g_va.of_row]
         est = family.build(dict(params), ctx)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -415,7 +434,7 @@ class _Search:
 
         t0 = time.monotonic()
         try:
-            self.folds(family.prep_style)
+            self._prepare(family.prep_style)
             ctx = self.ctx(family.prep_style)
             if not family.supports(ctx):
                 rec.status = "skipped"
