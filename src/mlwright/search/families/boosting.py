@@ -47,6 +47,19 @@ def _common_space(trial: Any, prefix: str) -> dict[str, Any]:
     }
 
 
+def _no_bags_of_counts(estimator: Any, sample_weight: np.ndarray | None) -> None:
+    """No row bags for a fit on grouped duplicate rows (``sample_weight``: their counts).
+
+    A bag of distinct rows drops whole groups, where a bag of the table's rows keeps nearly
+    each group's share of its rows. On military's holdout, LightGBM's default on 80% bags of
+    its 1,300 distinct rows lost 1.2355 against 1.2310 on every row; without bags, 1.2313.
+    CatBoost's Bayesian bootstrap and the random forest's bootstrap reweigh distinct rows
+    alike, and are turned off there too.
+    """
+    if sample_weight is not None:
+        estimator.set_params(subsample=1.0)
+
+
 @register_family
 class LightGBMFamily(ModelFamily):
     name = "lightgbm"
@@ -109,6 +122,7 @@ class LightGBMFamily(ModelFamily):
             callbacks.append(_stop_at_deadline)
         if ctx.n_ordinal:
             kwargs["categorical_feature"] = list(range(ctx.n_ordinal))
+        _no_bags_of_counts(estimator, sample_weight)
         estimator.fit(X, y, sample_weight=sample_weight, callbacks=callbacks, **kwargs)
         best = getattr(estimator, "best_iteration_", None) or estimator.n_estimators
         return FitInfo(n_iter=int(best))
@@ -167,6 +181,7 @@ class XGBoostFamily(ModelFamily):
             val_weight: np.ndarray | None = None) -> FitInfo:
         callbacks = [_XGBDeadline(deadline)] if deadline is not None else None
         es = _patience(estimator.learning_rate) if X_val is not None else None
+        _no_bags_of_counts(estimator, sample_weight)
         estimator.set_params(early_stopping_rounds=es, callbacks=callbacks)
         try:
             if X_val is not None:
@@ -255,7 +270,8 @@ class CatBoostModel(BaseEstimator):
                           thread_count=self.n_jobs, verbose=False, allow_writing_files=False,
                           cat_features=list(range(self.n_ordinal)),
                           **({} if self.one_hot_max_size is None
-                             else {"one_hot_max_size": self.one_hot_max_size}))
+                             else {"one_hot_max_size": self.one_hot_max_size}),
+                          **({} if sample_weight is None else {"bootstrap_type": "No"}))
         val = [self._eval_pair(catboost, *v) for v in eval_set] if eval_set else None
         self.model_.fit(self._frame(X), y, sample_weight=sample_weight, eval_set=val,
                         callbacks=callbacks,
@@ -390,12 +406,17 @@ class HistGradientBoostingFamily(ModelFamily):
         # (10 rounds of a 4-class fold on hpc_jobs: 0.9-1.1 s, 0.27 s with one thread).
         # The limit is the calling thread's own (OpenMP keeps it per thread).
         with threadpool_limits(limits=max(1, ctx.n_jobs), user_api="openmp"):
+            if sample_weight is not None and X_val is not None:
+                # Early stopping on the fold's own validation rows: a 10% split of the
+                # distinct rows would hold out whole groups (see _no_bags_of_counts).
+                return self._fit(estimator, X, y, deadline, sample_weight, X_val=X_val,
+                                 y_val=y_val, sample_weight_val=val_weight)
             return self._fit(estimator, X, y, deadline, sample_weight)
 
     def _fit(self, estimator: Any, X: Any, y: np.ndarray, deadline: float | None,
-             sample_weight: np.ndarray | None) -> FitInfo:
+             sample_weight: np.ndarray | None, **val: Any) -> FitInfo:
         if deadline is None:
-            estimator.fit(X, y, sample_weight=sample_weight)
+            estimator.fit(X, y, sample_weight=sample_weight, **val)
             return FitInfo(n_iter=int(estimator.n_iter_))
         # No callbacks: warm-started chunks of rounds, with a look at the deadline between.
         cap = int(estimator.max_iter)
@@ -403,7 +424,7 @@ class HistGradientBoostingFamily(ModelFamily):
         start = time.monotonic()
         estimator.set_params(warm_start=True, max_iter=step)
         try:
-            estimator.fit(X, y, sample_weight=sample_weight)
+            estimator.fit(X, y, sample_weight=sample_weight, **val)
             # Fewer rounds than allowed: early stopping ended it.
             while estimator.n_iter_ == estimator.max_iter < cap:
                 now = time.monotonic()
@@ -412,7 +433,7 @@ class HistGradientBoostingFamily(ModelFamily):
                 per_round = (now - start) / estimator.n_iter_
                 step = int(min(2 * step, HGB_CHUNK, max(1, (deadline - now) / per_round)))
                 estimator.set_params(max_iter=min(cap, estimator.max_iter + step))
-                estimator.fit(X, y, sample_weight=sample_weight)
+                estimator.fit(X, y, sample_weight=sample_weight, **val)
         finally:
             estimator.set_params(warm_start=False, max_iter=cap)
         return FitInfo(n_iter=int(estimator.n_iter_))

@@ -58,6 +58,10 @@ class _Forest(ModelFamily):
             deadline: float | None = None, sample_weight: np.ndarray | None = None,
             val_weight: np.ndarray | None = None) -> FitInfo:
         total = int(estimator.n_estimators)
+        if sample_weight is not None and getattr(estimator, "bootstrap", False):
+            # Grouped duplicate rows: a bootstrap of distinct rows drops whole groups (see
+            # boosting._no_bags_of_counts); the trees still differ by their features.
+            estimator.set_params(bootstrap=False)
         if deadline is None:
             estimator.fit(X, y, sample_weight=sample_weight)
             return FitInfo(n_iter=total)
