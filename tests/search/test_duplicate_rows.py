@@ -32,6 +32,7 @@ def test_the_groups_rebuild_every_row(military):
     assert g.n_groups == len(military.drop_duplicates())
     assert g.n_groups < len(y) / 10
     assert int(g.count.sum()) == len(y)
+    np.testing.assert_array_equal(g.first, np.unique(g.of_row, return_index=True)[1])
     np.testing.assert_array_equal(X[g.first[g.of_row]], X)
     np.testing.assert_array_equal(y[g.first[g.of_row]], y)
     assert np.array_equal(g.count, np.bincount(g.of_row))
@@ -103,15 +104,22 @@ def test_the_search_fits_each_duplicate_row_once(monkeypatch, military):
 
     monkeypatch.setattr(LinearFamily, "fit", counting_fit)
 
-    def loss(min_rows: int) -> float:
+    def loss(min_rows: int, **kwargs) -> float:
+        seen.clear()
         monkeypatch.setattr(duplicate_rows, "MIN_ROWS", min_rows)
         result = mw.train(military, target="branch", families=["linear"], n_trials=2,
-                          seed=0, cv=3, time_budget=120)
+                          seed=0, cv=3, time_budget=120, **kwargs)
         return float(result.search.trials[0].loss)
 
     every_row = loss(10**9)
-    assert min(seen) > 10_000  # each fold's 13,333 training rows
-    seen.clear()
+    assert min(seen) > 10_000  # each fold's 13,333 training rows, and the refit's 20,000
     grouped = loss(1_000)
     assert max(seen) < 2_000  # their distinct rows only
     assert grouped == pytest.approx(every_row, abs=1e-4)
+    # Folds too small to group: the refit on all 20,000 rows is not grouped either (it is
+    # the model the folds evaluated).
+    loss(15_000)
+    assert min(seen) > 10_000
+    # Balanced class weights come from the rows an estimator gets: never grouped.
+    loss(1_000, class_weight="balanced")
+    assert min(seen) > 10_000

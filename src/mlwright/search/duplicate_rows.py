@@ -58,7 +58,7 @@ def group_rows(X: object, y: np.ndarray, *, min_rows: int | None = None,
     fewer than ``min_rows`` rows (default :data:`MIN_ROWS`), sparse ``X`` (TF-IDF text,
     nearly always distinct), or more than ``max_share`` of the rows distinct."""
     n = len(y)
-    if n < (MIN_ROWS if min_rows is None else min_rows) or sp.issparse(X):
+    if n == 0 or n < (MIN_ROWS if min_rows is None else min_rows) or sp.issparse(X):
         return None
     columns = [np.asarray(y)] + [np.asarray(c) for c in np.asarray(X).T]
     probe = min(n, _PROBE_ROWS)
@@ -68,8 +68,10 @@ def group_rows(X: object, y: np.ndarray, *, min_rows: int | None = None,
     n_groups = int(codes.max()) + 1
     if n_groups > max_share * n:
         return None
-    first = np.empty(n_groups, dtype=np.intp)
-    first[codes[::-1]] = np.arange(n - 1, -1, -1)  # the last write is each group's first row
+    # factorize numbers groups as they first appear: a group's first row is where the code
+    # exceeds every code before it.
+    seen = np.maximum.accumulate(codes)
+    first = np.flatnonzero(codes > np.concatenate([[-1], seen[:-1]]))
     for col in columns:  # a 64-bit hash collision would merge two different rows
         a, b = col[first[codes]], col
         same = (a == b) | (pd.isna(a) & pd.isna(b))

@@ -70,7 +70,9 @@ def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
             warnings.simplefilter("ignore", UserWarning)
             prep = s._prep(style)
             preps[style] = (prep, prep.fit_transform(s.X, s.y))
-    row_groups = {style: group_rows(Xt, s.y) for style, (_, Xt) in preps.items()}
+    # Grouped exactly when the search's folds were: the refit is the model the CV scored.
+    row_groups = {style: group_rows(Xt, s.y, min_rows=0, max_share=1.0) if s.grouped(style)
+                  else None for style, (_, Xt) in preps.items()}
 
     def fit_member(rec: TrialRecord) -> dict[str, Any] | None:
         family = by_name[rec.family]

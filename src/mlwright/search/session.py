@@ -161,7 +161,10 @@ class _Search:
                 prep = self._prep(style)
                 Xtr = prep.fit_transform(self.X.iloc[tr], self.y[tr])
                 Xva = prep.transform(self.X.iloc[va])
-                g_tr, g_va = group_rows(Xtr, self.y[tr]), group_rows(Xva, self.y[va])
+                # "balanced" class weights are worked out by the estimators from the rows
+                # they get: distinct rows would skew them.
+                g_tr, g_va = ((group_rows(Xtr, self.y[tr]), group_rows(Xva, self.y[va]))
+                              if self.class_weight != "balanced" else (None, None))
                 out.append((Xtr if g_tr is None else Xtr[g_tr.first],
                             Xva if g_va is None else Xva[g_va.first]))
                 groups.append((g_tr, g_va))
@@ -176,6 +179,10 @@ class _Search:
             n_features=Xtr.shape[1], n_ordinal=self.plan.n_ordinal if style == "tree" else 0,
             sparse=sp.issparse(Xtr), has_text=self.plan.has_text, seed=self.seed,
             n_jobs=self.n_jobs, class_weight=self.class_weight)
+
+    def grouped(self, style: str) -> bool:
+        """Whether ``style``'s folds learn from grouped duplicate rows (so does the refit)."""
+        return any(g_tr is not None for g_tr, _ in self._groups.get(style, []))
 
     def ctx(self, style: str) -> FitContext:
         if style not in self._ctx:

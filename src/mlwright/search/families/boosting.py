@@ -406,7 +406,11 @@ class HistGradientBoostingFamily(ModelFamily):
         # (10 rounds of a 4-class fold on hpc_jobs: 0.9-1.1 s, 0.27 s with one thread).
         # The limit is the calling thread's own (OpenMP keeps it per thread).
         with threadpool_limits(limits=max(1, ctx.n_jobs), user_api="openmp"):
-            if sample_weight is not None and X_val is not None:
+            if sample_weight is not None and X_val is None:
+                # A refit on grouped rows: its rounds come from the folds, and a 10% split
+                # of the distinct rows would hold out whole groups.
+                estimator.set_params(early_stopping=False)
+            elif sample_weight is not None:
                 # Early stopping on the fold's own validation rows: a 10% split of the
                 # distinct rows would hold out whole groups (see _no_bags_of_counts).
                 return self._fit(estimator, X, y, deadline, sample_weight, X_val=X_val,
