@@ -17,12 +17,13 @@ wrong row.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["MIN_ROWS", "RowGroups", "group_rows"]
+__all__ = ["MIN_ROWS", "RowGroups", "group_rows", "no_bags_of_counts"]
 
 #: Rows from which a fold's duplicates are looked for: below it a fit takes seconds at most,
 #: and the boosters' minimum rows per leaf keeps its meaning (it counts distinct rows).
@@ -79,6 +80,24 @@ def group_rows(X: object, y: np.ndarray, *, min_rows: int | None = None,
             return None
     return RowGroups(first=first, count=np.bincount(codes, minlength=n_groups),
                      of_row=codes.astype(np.intp))
+
+
+def no_bags_of_counts(estimator: Any, sample_weight: np.ndarray | None) -> None:
+    """No row bags for a fit on grouped duplicate rows (``sample_weight``: their counts).
+
+    A bag of distinct rows drops whole groups, where a bag of the table's rows keeps nearly
+    each group's share of its rows. On military's holdout, LightGBM's default on 80% bags of
+    its 1,300 distinct rows lost 1.2355 against 1.2310 on every row; without bags, 1.2313.
+    Boosters' ``subsample`` goes to 1 and forests' ``bootstrap`` off (their trees still
+    differ by their features); CatBoost's Bayesian bootstrap is turned off in its wrapper.
+    """
+    if sample_weight is None:
+        return
+    params = estimator.get_params(deep=False)
+    if "subsample" in params:
+        estimator.set_params(subsample=1.0)
+    if params.get("bootstrap"):
+        estimator.set_params(bootstrap=False)
 
 
 def _hash(columns: list[np.ndarray], n: int) -> np.ndarray:

@@ -14,6 +14,7 @@ import numpy as np
 
 from mlwright.data.kinds import Task
 from mlwright.search._base import FitContext, FitInfo, ModelFamily, register_family
+from mlwright.search.duplicate_rows import no_bags_of_counts
 
 #: Batches per full forest: a look at the deadline every sixth of the fit.
 BATCHES = 6
@@ -58,10 +59,7 @@ class _Forest(ModelFamily):
             deadline: float | None = None, sample_weight: np.ndarray | None = None,
             val_weight: np.ndarray | None = None) -> FitInfo:
         total = int(estimator.n_estimators)
-        if sample_weight is not None and getattr(estimator, "bootstrap", False):
-            # Grouped duplicate rows: a bootstrap of distinct rows drops whole groups (see
-            # boosting._no_bags_of_counts); the trees still differ by their features.
-            estimator.set_params(bootstrap=False)
+        no_bags_of_counts(estimator, sample_weight)
         if deadline is None:
             estimator.fit(X, y, sample_weight=sample_weight)
             return FitInfo(n_iter=total)
