@@ -360,7 +360,7 @@ def train_large(data: Any, target: str, *, sample_rows: int = LARGE_SAMPLE_ROWS,
     oof = small.oof.copy()
     if rec.oof is not None:
         cols = [c for c in oof.columns if c not in ("y", "in_validation")]
-        oof[cols] = np.asarray(rec.oof).reshape(len(oof), len(cols))
+        oof[cols] = result.trial_oof(rec).reshape(len(oof), len(cols))
     large = {"source": str(data), "rows": n, "files": len(dataset.files),
              "sample_rows": len(sample), "holdout_rows": len(held),
              "refit_rows": seen["rows"], "refit_dropped": seen["dropped"],

@@ -58,7 +58,7 @@ def test_a_hash_collision_never_merges_different_rows(monkeypatch, military):
     X, y = _codes(military.drop(columns="branch")), pd.factorize(military["branch"])[0]
     # Every row hashed alike: the exact check finds the groups wrong and none are used.
     monkeypatch.setattr(duplicate_rows, "_hash",
-                        lambda columns, n: np.zeros(n, dtype=np.uint64))
+                        lambda columns: np.zeros(len(columns[0]), dtype=np.uint64))
     assert group_rows(X, y, min_rows=1) is None
 
 

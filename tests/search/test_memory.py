@@ -3,8 +3,10 @@ predictions, and freed heap memory goes back to the system between trials."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import mlwright as mw
@@ -12,8 +14,8 @@ from mlwright.search import memory, session
 
 
 def test_trials_outside_the_candidates_let_go_of_their_predictions(telco, monkeypatch):
-    # Room for three trials' out-of-fold predictions (telco: two classes, float64).
-    monkeypatch.setattr(session, "CANDIDATES_BYTES", 3 * len(telco) * 2 * 8)
+    # Room for three trials' out-of-fold predictions (telco: two classes, every row).
+    monkeypatch.setattr(session, "CANDIDATE_CELLS", 3 * len(telco) * 2)
     monkeypatch.setattr(session, "MIN_CANDIDATES", 2)
     result = mw.train(telco, target="churn", n_trials=8, seed=1, time_budget=120,
                       families=["lightgbm", "linear"])
@@ -77,3 +79,48 @@ def test_a_catboost_model_pickled_before_the_parameter_still_clones():
     old.__setstate__(state)
     assert repr(old) == "CatBoostModel(n_ordinal=2)"
     assert clone(old).get_params()["one_hot_max_size"] is None
+
+
+def test_nothing_of_a_search_outlives_its_result(tmp_path):
+    # In a fresh process, where the search imports Optuna itself: Optuna keeps the error
+    # of an optional import it tried (redis), whose traceback held the frame that imported
+    # it, and once that was the search's, every trial's predictions stayed alive.
+    script = tmp_path / "outlive.py"
+    script.write_text(
+        "import gc, sys\n"
+        "import mlwright as mw\n"
+        "from mlwright.datasets import load_suite\n"
+        "from mlwright.search.records import TrialRecord\n"
+        "assert 'optuna' not in sys.modules\n"
+        "telco = load_suite('telco_churn', nrows=600)\n"
+        "result = mw.train(telco, target='churn', n_trials=3, seed=0, time_budget=60,\n"
+        "                  families=['linear'])\n"
+        "assert 'optuna' in sys.modules and result.search.trials\n"
+        "del result\n"
+        "gc.collect()\n"
+        "print(sum(isinstance(o, TrialRecord) for o in gc.get_objects()))\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=300, check=True)
+    assert out.stdout.split()[-1] == "0"
+
+
+def test_a_holdout_keeps_predictions_for_its_validation_rows_only(telco):
+    result = mw.train(telco, target="churn", n_trials=4, seed=0, time_budget=60, cv="holdout",
+                      families=["linear", "lightgbm"])
+    search = result.search
+    validated = search.oof_mask
+    assert validated.sum() == len(telco) // 5
+    complete = [r for r in search.trials if r.status == "complete"]
+    assert len(complete) == 4
+    for r in complete:  # a fifth of the rows kept, and spread back to every row
+        assert r.oof is not None and len(r.oof) == validated.sum()
+        every_row = search.trial_oof(r)
+        assert every_row.shape == (len(telco), 2) and not every_row[~validated].any()
+        assert r.loss == pytest.approx(search.metric.loss(search.y_encoded[validated],
+                                                          every_row[validated]))
+    # The ensemble's predictions on every row are its members' blend.
+    blend = sum(search.trial_oof(r) * search.weights[r.number] for r in complete
+                if r.number in search.weights)
+    np.testing.assert_allclose(search.oof, blend, atol=1e-12)
+    assert result.cv_score == pytest.approx(search.metric.to_score(
+        search.metric.loss(search.y_encoded[validated], blend[validated])))

@@ -24,7 +24,8 @@ from sklearn.ensemble import ExtraTreesRegressor, RandomForestClassifier
 from mlwright.data.kinds import Task
 from mlwright.datasets import SUITE
 from mlwright.prep.fast import RecordColumns
-from mlwright.search import treewalk
+from mlwright.search import duplicate_rows, treewalk
+from mlwright.search import predictor as predictor_module
 from mlwright.search.families.boosting import CatBoostModel
 from mlwright.search.members import _probe_rows, native_predictor
 from mlwright.search.predictor import compile_predictor
@@ -113,7 +114,7 @@ def test_forest_walk_equals_the_trees_mean():
         np.testing.assert_allclose(walker(X), expected, rtol=0, atol=1e-12)
 
 
-def test_the_compiled_predictor_takes_the_walk(telco):
+def test_the_compiled_predictor_takes_the_walk(telco, monkeypatch):
     """Every tree member reading one design matrix is walked by one call for a few rows
     (the members' own outputs, bit for bit), folds with the same preprocessing share one
     design matrix, and the blend equals the pandas path."""
@@ -148,6 +149,22 @@ def test_the_compiled_predictor_takes_the_walk(telco):
                                atol=1e-12)
     pd.testing.assert_index_equal(pd.Index(result.model.classes_),
                                   pd.Index(predictor.classes_))
+    # A frame larger than a part goes through in parts, to the same predictions in order.
+    whole = predictor.raw_frame(X)
+    monkeypatch.setattr(predictor_module, "FRAME_CHUNK_ROWS", 7)
+    np.testing.assert_allclose(predictor.raw_frame(X.iloc[::-1]), whole[::-1], rtol=0,
+                               atol=1e-12)
+    # A large frame of repeated rows is predicted once per distinct row, to the same values.
+    walked: list[int] = []
+    raw = predictor._raw
+    monkeypatch.setattr(predictor, "_raw", lambda cols, frame: walked.append(
+        len(frame())) or raw(cols, frame))
+    monkeypatch.setattr(duplicate_rows, "MIN_ROWS", 20)
+    repeated = X.iloc[np.random.default_rng(0).integers(0, 30, 3000)]
+    np.testing.assert_allclose(predictor.raw_frame(repeated),
+                               result.model.raw_predict(repeated, compiled=False), rtol=0,
+                               atol=1e-12)
+    assert sum(walked) <= 30
 
 
 # ---- XGBoost ----------------------------------------------------------------------------------

@@ -91,6 +91,16 @@ class TablePrep(TransformerMixin, BaseEstimator):
         self.text_max_features = text_max_features
         self.min_frequency = min_frequency
 
+    @property
+    def cross_fitted(self) -> bool:
+        """Whether the training rows' features differ from ``transform``'s of the same rows
+        (text scores in the tree style, target encoding in the linear one are cross-fitted:
+        a row's own target must not leak into them). Otherwise each row's features depend
+        on that row alone, once fitted."""
+        if self.style == "tree":
+            return bool(self.plan.text)
+        return bool(self.plan.high_cardinality)
+
     # ---- fitting ---------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y: Any = None) -> TablePrep:
         self._fit(X, y, want_output=False)

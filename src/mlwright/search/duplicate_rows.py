@@ -52,6 +52,17 @@ class RowGroups:
     def weights(self) -> np.ndarray:
         return self.count.astype(np.float64)
 
+    def within(self, rows: np.ndarray, *, min_rows: int | None = None,
+               max_share: float = MAX_DISTINCT_SHARE) -> RowGroups | None:
+        """The groups of the rows at positions ``rows`` (a fold's), numbered as they first
+        appear there, or None when grouping those rows does not pay (as in
+        :func:`group_rows`)."""
+        n = len(rows)
+        if n == 0 or n < (MIN_ROWS if min_rows is None else min_rows):
+            return None
+        codes, _ = pd.factorize(self.of_row[rows], sort=False)
+        return _from_codes(np.asarray(codes), max_share)
+
 
 def group_rows(X: object, y: np.ndarray, *, min_rows: int | None = None,
                max_share: float = MAX_DISTINCT_SHARE) -> RowGroups | None:
@@ -61,25 +72,21 @@ def group_rows(X: object, y: np.ndarray, *, min_rows: int | None = None,
     n = len(y)
     if n == 0 or n < (MIN_ROWS if min_rows is None else min_rows) or sp.issparse(X):
         return None
-    columns = [np.asarray(y)] + [np.asarray(c) for c in np.asarray(X).T]
     probe = min(n, _PROBE_ROWS)
-    if _distinct(columns, probe) > max_share * probe:
+    if len(pd.unique(_hash(_columns(X, y, probe)))) > max_share * probe:
         return None
-    codes = _codes(columns, n)
-    n_groups = int(codes.max()) + 1
-    if n_groups > max_share * n:
+    columns = _columns(X, y, n)
+    codes, _ = pd.factorize(_hash(columns), sort=False)
+    groups = _from_codes(np.asarray(codes), max_share)
+    if groups is None:
         return None
-    # factorize numbers groups as they first appear: a group's first row is where the code
-    # exceeds every code before it.
-    seen = np.maximum.accumulate(codes)
-    first = np.flatnonzero(codes > np.concatenate([[-1], seen[:-1]]))
+    every = groups.first[groups.of_row]
     for col in columns:  # a 64-bit hash collision would merge two different rows
-        a, b = col[first[codes]], col
-        same = (a == b) | (pd.isna(a) & pd.isna(b))
+        a = col[every]
+        same = (a == col) | (pd.isna(a) & pd.isna(col))
         if not bool(np.all(same)):
             return None
-    return RowGroups(first=first, count=np.bincount(codes, minlength=n_groups),
-                     of_row=codes.astype(np.intp))
+    return groups
 
 
 def no_bags_of_counts(estimator: Any, sample_weight: np.ndarray | None) -> None:
@@ -100,18 +107,41 @@ def no_bags_of_counts(estimator: Any, sample_weight: np.ndarray | None) -> None:
         estimator.set_params(bootstrap=False)
 
 
-def _hash(columns: list[np.ndarray], n: int) -> np.ndarray:
-    h = np.zeros(n, dtype=np.uint64)
+def _from_codes(codes: np.ndarray, max_share: float) -> RowGroups | None:
+    """Groups from codes numbered as they first appear, unless more than ``max_share`` of
+    the rows are distinct."""
+    n_groups = int(codes.max()) + 1
+    if n_groups > max_share * len(codes):
+        return None
+    # A group's first row is where the code exceeds every code before it.
+    seen = np.maximum.accumulate(codes)
+    first = np.flatnonzero(codes > np.concatenate([[-1], seen[:-1]]))
+    return RowGroups(first=first, count=np.bincount(codes, minlength=n_groups),
+                     of_row=codes.astype(np.intp))
+
+
+def _columns(X: Any, y: np.ndarray, n: int) -> list[np.ndarray]:
+    """The target and each column of ``X`` on the first ``n`` rows, as arrays to compare."""
+    out = [np.asarray(y[:n])]
+    if isinstance(X, pd.DataFrame):
+        head = X.iloc[:n] if n < len(X) else X
+        return out + [_comparable(head.iloc[:, j]) for j in range(head.shape[1])]
+    return out + list(np.asarray(X[:n]).T)
+
+
+def _comparable(col: pd.Series) -> np.ndarray:
+    """A table's column as exact values without a Python object per cell (a million-row
+    text column as objects is 60 MB): a typed column's codes (pandas' factorize is exact and
+    gives every missing value one code), an object column as it is (its hash reads values as
+    their text, as the preprocessing does: 1 and 1.0 differ)."""
+    if col.dtype == object:
+        return col.to_numpy()
+    return np.asarray(pd.factorize(col, use_na_sentinel=True)[0])
+
+
+def _hash(columns: list[np.ndarray]) -> np.ndarray:
+    h = np.zeros(len(columns[0]), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for col in columns:
-            h = h * np.uint64(0x100000001B3) ^ pd.util.hash_array(col[:n], categorize=False)
+            h = h * np.uint64(0x100000001B3) ^ pd.util.hash_array(col, categorize=False)
     return h
-
-
-def _codes(columns: list[np.ndarray], n: int) -> np.ndarray:
-    codes, _ = pd.factorize(_hash(columns, n), sort=False)
-    return np.asarray(codes)
-
-
-def _distinct(columns: list[np.ndarray], n: int) -> int:
-    return len(pd.unique(_hash(columns, n)))

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import pandas as pd
 
+from mlwright._lazy import import_detached
 from mlwright._logging import get_logger
 from mlwright.data.kinds import ColumnKind, Task, infer_kinds
 from mlwright.exceptions import ConfigError, MlwrightError
@@ -57,6 +58,8 @@ from mlwright.search.splits import Splits, make_splits, rare_class_rows
 from mlwright.search.trim import trim_weights
 
 if TYPE_CHECKING:
+    from optuna.samplers import BaseSampler
+
     from mlwright.search.distill import Student
 
 __all__ = ["run_search"]
@@ -96,7 +99,7 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
     (:mod:`mlwright.search.limits`); the seconds spent measuring are ``timings["limits"]``,
     outside ``timings["total"]``, and the refit's deadline moves by as much.
     """
-    import optuna
+    optuna = import_detached("optuna")  # see there: never an import inside this frame
 
     clock = _Clock(time_budget, started_at)
     if search not in ("bayes", "random", "grid"):
@@ -159,7 +162,7 @@ def run_search(X: pd.DataFrame, y: pd.Series, *, task: Task | str | None = None,
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler: optuna.samplers.BaseSampler = (
+        sampler: BaseSampler = (
             optuna.samplers.RandomSampler(seed=seed) if search != "bayes" else
             # Trials running at once: TPE treats the running ones as bad (constant liar),
             # so that it does not suggest the same region to every idle worker.
@@ -235,7 +238,11 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
             + ". Give a larger --budget or read a --sample of the data."
         )
     # ---- ensemble selection on out-of-fold predictions ----------------------------------------
+    # Trials' predictions cover the validated rows only (s.validated): the ensemble is
+    # chosen and scored there, and spread over the table's rows once, at the end.
     t0 = time.monotonic()
+    y_val, mask = y_enc[s.validated], s.mask[s.validated]
+    folds = [(tr, s.validated_at(va)) for tr, va in splits.folds]
     candidates = sorted(done, key=lambda r: r.loss)[:s.ensemble_candidates]
     limited = meter = None
     if limits is not None:
@@ -243,19 +250,19 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
         limited = Limited(limits)
         candidates, weights_by_pos = fitting_candidates(
             meter, candidates, lambda pool: greedy_selection(
-                [_oof(r) for r in pool], y_enc, metric_obj, mask=s.mask), limited)
+                [_oof(r) for r in pool], y_val, metric_obj, mask=mask), limited)
         oofs = [_oof(r) for r in candidates]
     else:
         oofs = [_oof(r) for r in candidates]
-        weights_by_pos = greedy_selection(oofs, y_enc, metric_obj, mask=s.mask)
+        weights_by_pos = greedy_selection(oofs, y_val, metric_obj, mask=mask)
     weights = {candidates[i].number: w for i, w in weights_by_pos.items()}
     members_rec = [candidates[i] for i in weights_by_pos]
     # Python's sum, in member order: the same float additions as ever (np.sum may pair them).
     oof = cast(np.ndarray, sum(oofs[i] * w for i, w in weights_by_pos.items()))
     trimmed = None
     if trim and len(weights) > 1:
-        trimmed = trim_weights({r.number: _oof(r) for r in members_rec}, weights, y_enc,
-                               metric_obj, splits.folds, s.mask, seed=s.seed,
+        trimmed = trim_weights({r.number: _oof(r) for r in members_rec}, weights, y_val,
+                               metric_obj, folds, mask, seed=s.seed,
                                families={r.number: r.family for r in members_rec})
         full = (list(members_rec), dict(weights))
         kept = [i for i in weights_by_pos if candidates[i].number in trimmed.weights]
@@ -264,8 +271,8 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
         oof = cast(np.ndarray, sum(oofs[i] * weights[candidates[i].number] for i in kept))
     if meter is not None and limited is not None:
         weights = fit_ensemble(meter, members_rec, weights,
-                               {r.number: _oof(r) for r in members_rec}, y_enc, metric_obj,
-                               s.mask, limited)
+                               {r.number: _oof(r) for r in members_rec}, y_val, metric_obj,
+                               mask, limited)
         members_rec = [r for r in members_rec if r.number in weights]
         oof = cast(np.ndarray, sum(_oof(r) * weights[r.number] for r in members_rec))
         # Measuring is the budget's price, reported apart: the refit keeps its reserve.
@@ -273,8 +280,8 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
         clock.deadline += meter.seconds
         timings["limits"] = meter.seconds
     timings["ensemble"] = time.monotonic() - t0 - timings.get("limits", 0.0)
-    fold_losses = [metric_obj.loss(y_enc[va], oof[va]) for _, va in splits.folds]
-    cv_loss = metric_obj.loss(y_enc[s.mask], oof[s.mask])
+    fold_losses = [metric_obj.loss(y_val[va], oof[va]) for _, va in folds]
+    cv_loss = metric_obj.loss(y_val[mask], oof[mask])
 
     # ---- refit on all rows (k-fold), or keep the holdout models ---------------------------------
     t0 = time.monotonic()
@@ -285,16 +292,16 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
     timings["refit"] = time.monotonic() - t0
     if meter is not None and limited is not None:
         model, weights = fit_refit(meter, model, weights,
-                                   {r.number: _oof(r) for r in members_rec}, y_enc,
-                                   metric_obj, s.mask, limited)
+                                   {r.number: _oof(r) for r in members_rec}, y_val,
+                                   metric_obj, mask, limited)
         if len(weights) < len(members_rec):
             members_rec = [r for r in members_rec if r.number in weights]
             oof = cast(np.ndarray, sum(_oof(r) * weights[r.number] for r in members_rec))
-            fold_losses = [metric_obj.loss(y_enc[va], oof[va]) for _, va in splits.folds]
-            cv_loss = metric_obj.loss(y_enc[s.mask], oof[s.mask])
+            fold_losses = [metric_obj.loss(y_val[va], oof[va]) for _, va in folds]
+            cv_loss = metric_obj.loss(y_val[mask], oof[mask])
         limited.seconds = timings["limits"] = meter.seconds
     if threshold is not None and task is Task.BINARY:
-        model.threshold = _choose_threshold(y_enc[s.mask], oof[s.mask], threshold)
+        model.threshold = _choose_threshold(y_val[mask], oof[mask], threshold)
     timings["total"] = clock.elapsed() - timings.get("limits", 0.0)
     # After the budget, both measured and reported on their own (see decision 0029).
     if trimmed is not None and trimmed.dropped:
@@ -308,12 +315,15 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
         timings["distill"] = time.monotonic() - t0
     for r in s.records:
         r.estimator = r.fold_models = None  # only the ensemble keeps models
+    every_row = np.zeros((len(y_enc), *oof.shape[1:]))
+    every_row[s.validated] = oof
     return SearchResult(model=model, task=task, metric=metric_obj, trials=s.records,
-                        weights=weights, oof=oof, oof_mask=s.mask, y_encoded=y_enc,
+                        weights=weights, oof=every_row, oof_mask=s.mask, y_encoded=y_enc,
                         classes=classes, cv_loss=cv_loss, fold_losses=fold_losses,
                         splits_kind=splits.kind, timings=timings, history=s.history,
                         kinds=s.kinds, trim=trimmed, student=student, not_run=_not_run(s),
-                        limits=limited)
+                        limits=limited,
+                        validated=None if s.mask.all() else s.validated)
 
 
 def _not_run(s: _Search) -> dict[str, str]:

@@ -50,6 +50,7 @@ import numpy as np
 
 from mlwright._logging import get_logger
 from mlwright.prep.fast import CompiledTable, FallbackNeeded, RecordColumns, compile_table
+from mlwright.search.duplicate_rows import group_rows
 from mlwright.search.members import WALK_VISITS, native_predictor
 
 __all__ = ["BATCH_RECORDS", "CompiledPredictor", "RecordPredictor", "compile_predictor"]
@@ -65,6 +66,9 @@ _CHECK_TOLERANCE = 1e-9
 BATCH_RECORDS = 256
 # Up to this many rows the members' outputs are blended in one stacked reduction.
 _STACKED_ROWS = 256
+#: Rows of a DataFrame predicted at a time: the design matrices, category labels and
+#: member outputs of a larger one are held one part at a time.
+FRAME_CHUNK_ROWS = 50_000
 # ---- the record predictor ------------------------------------------------------------------
 
 class _Member:
@@ -151,6 +155,14 @@ class CompiledPredictor:
         frame = self.model._frame(frame)  # the ensemble's own column checks and messages
         if self._members is None or len(frame) == 0:
             return self.model.raw_predict(frame, compiled=False)
+        if len(frame) > FRAME_CHUNK_ROWS:
+            # A large frame of few distinct rows (a table of categories) is predicted once
+            # per distinct row: military's 354 k test rows hold 924.
+            groups = group_rows(frame[self.feature_names], np.zeros(len(frame), np.int8))
+            if groups is not None:
+                return self.raw_frame(frame.iloc[groups.first])[groups.of_row]
+            return np.concatenate([self.raw_frame(frame.iloc[i:i + FRAME_CHUNK_ROWS])
+                                   for i in range(0, len(frame), FRAME_CHUNK_ROWS)])
         return self._raw(FrameColumns(frame), lambda: frame)
 
     def describe(self) -> list[dict[str, Any]]:

@@ -31,6 +31,8 @@ class TrialRecord:
     seconds: float = 0.0
     fold_seconds: list[float] = field(default_factory=list)
     infos: list[FitInfo] = field(default_factory=list)
+    #: Out-of-fold predictions of the search's validated rows, in row order (every row
+    #: with k-fold CV; SearchResult.trial_oof spreads them over the table's rows).
     oof: np.ndarray | None = None
     covered: np.ndarray | None = None  # rows with an out-of-fold prediction ("partial")
     estimator: Any = None  # the fitted model, kept in holdout mode (no refit there)
@@ -70,6 +72,18 @@ class SearchResult:
     limits: Any = None  # search.limits.Limited with --max-latency-ms / --max-size-mb
     #: Allowed families without a trial, and why (not suited to the table, or no time).
     not_run: dict[str, str] = field(default_factory=dict)
+    #: The rows each trial's ``oof`` holds, in its order (None: every row).
+    validated: np.ndarray | None = None
+
+    def trial_oof(self, record: TrialRecord) -> np.ndarray:
+        """``record``'s out-of-fold predictions on every row (0 where not validated)."""
+        if record.oof is None:
+            raise ValueError(f"trial {record.number} kept no out-of-fold predictions")
+        if self.validated is None:
+            return record.oof
+        out = np.zeros((len(self.y_encoded), *record.oof.shape[1:]))
+        out[self.validated] = record.oof
+        return out
 
     @property
     def cv_score(self) -> float:

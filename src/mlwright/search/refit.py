@@ -14,7 +14,6 @@ from mlwright._logging import get_logger
 from mlwright.data.kinds import Task
 from mlwright.exceptions import ConfigError
 from mlwright.search._base import FitContext
-from mlwright.search.duplicate_rows import group_rows
 from mlwright.search.ensemble import Ensemble
 from mlwright.search.records import TrialRecord
 from mlwright.search.session import _Clock, _Search
@@ -65,14 +64,17 @@ def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
         lanes[lane] += cost
         refit_recs.append(rec)
     preps: dict[str, tuple[Any, Any]] = {}
-    for style in dict.fromkeys(r.style for r in refit_recs):
+    # Grouped exactly when the search's folds were: the refit is the model the CV scored.
+    row_groups = {style: s.row_groups if s.grouped(style) else None
+                  for style in dict.fromkeys(r.style for r in refit_recs)}
+    for style, groups in row_groups.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             prep = s._prep(style)
-            preps[style] = (prep, prep.fit_transform(s.X, s.y))
-    # Grouped exactly when the search's folds were: the refit is the model the CV scored.
-    row_groups = {style: group_rows(Xt, s.y, min_rows=0, max_share=1.0) if s.grouped(style)
-                  else None for style, (_, Xt) in preps.items()}
+            if groups is None:
+                preps[style] = (prep, prep.fit_transform(s.X, s.y))
+            else:  # statistics from every row, features for each distinct row once
+                preps[style] = (prep.fit(s.X, s.y), prep.transform(s.X.iloc[groups.first]))
 
     def fit_member(rec: TrialRecord) -> dict[str, Any] | None:
         family = by_name[rec.family]
@@ -81,16 +83,19 @@ def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
                             "n_jobs": 1 if rec.rows < 1.0 else threads})  # see run_planned
         est = family.build(family.refit_params(dict(rec.params), rec.infos, ctx), ctx)
         y = np.log1p(s.y) if rec.target_transform == "log" else s.y
+        counts: dict[str, Any] = {}
+        groups = row_groups[rec.style]  # Xt holds each distinct row once when set
         if rec.rows < 1.0:
             # A rung learns from the same share of all rows as of each fold's: the model
             # the CV evaluated, on about 1/(k-1) more rows, as for every member.
             pick = s.rung_sample(s.y, rec.rows, s.splits.n_folds)
-            Xt, y = Xt[pick], y[pick]
-        counts: dict[str, Any] = {}
-        groups = row_groups[rec.style] if rec.rows >= 1.0 and family.weighted else None
-        if groups is not None:  # duplicate rows once, weighted, as the search fit them
-            Xt, y = Xt[groups.first], y[groups.first]
+            Xt, y = Xt[pick if groups is None else groups.of_row[pick]], y[pick]
+        elif groups is not None and family.weighted:
+            # duplicate rows once, weighted, as the search fit them
+            y = y[groups.first]
             counts["sample_weight"] = groups.weights()
+        elif groups is not None:
+            Xt = Xt[groups.of_row]
         until = deadline if rec.fold_models else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -38,12 +38,13 @@ MAX_TRIAL_SHARE = 0.4
 KEEP_FOLD_MODELS = 10
 #: Complete trials (best first) the ensemble picks its members from. A trial that falls out
 #: of them can never come back (later trials only push it further down), so its
-#: out-of-fold predictions and model are let go at once: on large tables they add up
-#: (military, 1.06 M rows x 4 classes: 34 MB of predictions a trial, plus the model).
+#: out-of-fold predictions and model are let go at once.
 ENSEMBLE_CANDIDATES = 25
-#: What the candidates' out-of-fold predictions may hold together: on a table as large as
-#: military they are fewer (7 there), which also keeps the greedy selection over them short.
-CANDIDATES_BYTES = 256 * 2**20
+#: Out-of-fold prediction cells (validated rows x classes) the candidates may hold
+#: together: the greedy selection reads every one at each of its rounds. On a table as
+#: large as military (212 k validated rows x 4 classes) they are 7; 25 candidates there
+#: took 7.6 s to select from after a 60 s budget.
+CANDIDATE_CELLS = 6_000_000
 #: Candidates however large the table: the ensemble still has a choice.
 MIN_CANDIDATES = 5
 #: Training rows per fold of the first trial of a family that cannot stop at a deadline
@@ -136,6 +137,17 @@ class _Search:
         self._ctx: dict[str, FitContext] = {}
         self.log_target = task is Task.REGRESSION and _log_target_helps(y)
         self.mask = splits.covered(len(y))
+        # Trials keep out-of-fold predictions for the validated rows only, in row order
+        # (``validated``; ``_at[j]``: where fold j's validation rows are among them): with a
+        # holdout that is a fifth of the rows (military, 4 classes: 7 MB a trial, not 34).
+        self.validated = np.flatnonzero(self.mask)
+        self._at = [self.validated_at(va) for _, va in splits.folds]
+        # The table's duplicate (features, target) rows, found once before any fold is
+        # prepared, so that a large table's folds are transformed once per distinct row.
+        # None with "balanced" class weights: the estimators work them out from the rows
+        # they get, and distinct rows would skew them.
+        self.row_groups = (None if class_weight == "balanced"
+                           else group_rows(X[self.plan.used], y))
 
     # ---- preprocessing, cached per style and fold -------------------------------------------
     def _prep(self, style: str) -> Any:
@@ -149,8 +161,9 @@ class _Search:
                                                     strict=True)]
 
     def _prepare(self, style: str) -> None:
-        """Preprocess each fold for ``style`` once. A large table's duplicate rows are kept
-        once each (see mlwright.search.duplicate_rows), with their groups."""
+        """Preprocess each fold for ``style`` once. A large table's duplicate rows are
+        prepared and kept once each (see mlwright.search.duplicate_rows), with their
+        groups."""
         if style in self._folds:
             return
         t0 = time.monotonic()
@@ -159,14 +172,19 @@ class _Search:
             warnings.simplefilter("ignore", UserWarning)
             for tr, va in self.splits.folds:
                 prep = self._prep(style)
-                Xtr = prep.fit_transform(self.X.iloc[tr], self.y[tr])
-                Xva = prep.transform(self.X.iloc[va])
-                # "balanced" class weights are worked out by the estimators from the rows
-                # they get: distinct rows would skew them.
-                g_tr, g_va = ((group_rows(Xtr, self.y[tr]), group_rows(Xva, self.y[va]))
-                              if self.class_weight != "balanced" else (None, None))
-                out.append((Xtr if g_tr is None else Xtr[g_tr.first],
-                            Xva if g_va is None else Xva[g_va.first]))
+                table = self.row_groups
+                # Cross-fitted features differ between a training row and its duplicate:
+                # those training rows are prepared (and learned) every one.
+                g_tr = (table.within(tr) if table is not None and not prep.cross_fitted
+                        else None)
+                g_va = None if table is None else table.within(va)
+                if g_tr is None:
+                    Xtr = prep.fit_transform(self.X.iloc[tr], self.y[tr])
+                else:  # statistics from every row, features for each distinct row once
+                    prep.fit(self.X.iloc[tr], self.y[tr])
+                    Xtr = prep.transform(self.X.iloc[tr[g_tr.first]])
+                Xva = prep.transform(self.X.iloc[va if g_va is None else va[g_va.first]])
+                out.append((Xtr, Xva))
                 groups.append((g_tr, g_va))
                 preps.append(prep)
         self._fold_preps[style] = preps
@@ -179,6 +197,10 @@ class _Search:
             n_features=Xtr.shape[1], n_ordinal=self.plan.n_ordinal if style == "tree" else 0,
             sparse=sp.issparse(Xtr), has_text=self.plan.has_text, seed=self.seed,
             n_jobs=self.n_jobs, class_weight=self.class_weight)
+
+    def validated_at(self, rows: np.ndarray) -> np.ndarray:
+        """Where validated ``rows`` are in a trial's out-of-fold predictions."""
+        return np.searchsorted(self.validated, rows)
 
     def grouped(self, style: str) -> bool:
         """Whether ``style``'s folds learn from grouped duplicate rows (so does the refit)."""
@@ -334,8 +356,8 @@ class _Search:
     @property
     def ensemble_candidates(self) -> int:
         """How many of the best complete trials the ensemble picks its members from."""
-        per_trial = len(self.y) * max(1, self.n_classes) * 8  # float64 predictions
-        return max(MIN_CANDIDATES, min(ENSEMBLE_CANDIDATES, CANDIDATES_BYTES // per_trial))
+        per_trial = len(self.validated) * max(1, self.n_classes)
+        return max(MIN_CANDIDATES, min(ENSEMBLE_CANDIDATES, CANDIDATE_CELLS // per_trial))
 
     def _keep_best_fold_models(self) -> None:
         kept = sorted((r for r in self.records if r.fold_models is not None),
@@ -462,8 +484,9 @@ class _Search:
             # starve the rest.
             p = plan()
             trial_deadline = p.deadline
-            oof = (np.zeros((len(self.y), self.n_classes)) if self.task is not Task.REGRESSION
-                   else np.zeros(len(self.y)))
+            n_val = len(self.validated)
+            oof = (np.zeros((n_val, self.n_classes)) if self.task is not Task.REGRESSION
+                   else np.zeros(n_val))
             n_folds = self.splits.n_folds
             span = (math.inf if trial_deadline is None else
                     (trial_deadline - time.monotonic()) / math.ceil(n_folds / workers))
@@ -488,7 +511,7 @@ class _Search:
                     va = self.splits.folds[j][1]
                     rec.infos.append(info)
                     rec.fold_seconds.append(info.seconds)
-                    oof[va] = pred
+                    oof[self._at[j]] = pred
                     rec.fold_losses.append(self.metric.loss(self.y[va], pred))
                     if timed and submitted < n_folds and time.monotonic() > stop_at:
                         # Folds that never started: cut short. The first trial keeps its
@@ -510,7 +533,7 @@ class _Search:
                         break
             if rec.status == "complete":
                 rec.oof = oof
-                rec.loss = self.metric.loss(self.y[self.mask], oof[self.mask])
+                rec.loss = self.metric.loss(self.y[self.validated], oof)
             if self.refits and rec.status in ("complete", "partial"):
                 rec.fold_models = models  # fold j's model first j+1 (a partial trial's)
         except MlwrightError:
@@ -538,7 +561,7 @@ class _Search:
     def _partial(self, rec: TrialRecord, oof: np.ndarray, j: int) -> None:
         rec.status = "partial"
         rec.oof, rec.covered = oof, self._covered(j)
-        rec.loss = self.metric.loss(self.y[rec.covered], oof[rec.covered])
+        rec.loss = self.metric.loss(self.y[rec.covered], oof[rec.covered[self.validated]])
 
     def _predict(self, est: Any, X: Any, target_transform: str | None) -> np.ndarray:
         if self.task is Task.REGRESSION:
