@@ -45,6 +45,39 @@ def test_missing_values_group_together():
     assert g.n_groups == 2 and sorted(g.count.tolist()) == [1, 3]
 
 
+def test_a_raw_table_groups_as_its_codes_do(military):
+    # The search groups the table itself, before any preprocessing: text, booleans and
+    # numbers, with missing values in each.
+    table = military.drop(columns="branch").copy()
+    table.loc[table.index[::50], "race"] = None
+    table.loc[table.index[::70], "rank"] = np.nan
+    y = pd.factorize(military["branch"])[0]
+    from_table = group_rows(table, y, min_rows=1)
+    from_codes = group_rows(_codes(table), y, min_rows=1)
+    assert from_table is not None and from_codes is not None
+    np.testing.assert_array_equal(from_table.of_row, from_codes.of_row)
+    # A column of Python objects compares values as the preprocessing labels them, by
+    # their text: 1 and 1.0 are two categories (for pandas' factorize they are one).
+    mixed = pd.DataFrame({"a": pd.Series([1, 1.0, 1, 1.0] * 10, dtype=object)})
+    g = group_rows(mixed, np.zeros(40, dtype=int), min_rows=1)
+    assert g is not None and g.n_groups == 2
+
+
+def test_a_large_table_is_prepared_once_per_distinct_row(monkeypatch, military):
+    from mlwright.prep.table import TablePrep
+
+    transformed: list[int] = []
+    transform = TablePrep.transform
+    monkeypatch.setattr(TablePrep, "transform", lambda self, X: transformed.append(len(X))
+                        or transform(self, X))
+    monkeypatch.setattr(duplicate_rows, "MIN_ROWS", 1_000)
+    mw.train(military, target="branch", families=["linear"], n_trials=1, seed=0, cv=3,
+             time_budget=120)
+    # Each fold's training and validation rows, and the refit's: distinct rows only (every
+    # row would be 13,333 and 6,667 a fold; the report's sample of 2,000 comes after).
+    assert len(transformed) >= 7 and sorted(transformed)[-2] < 2_000
+
+
 def test_no_groups_where_they_would_not_pay(military):
     X, y = _codes(military.drop(columns="branch")), pd.factorize(military["branch"])[0]
     assert group_rows(X, y) is None  # fewer rows than MIN_ROWS
