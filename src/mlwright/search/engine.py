@@ -323,7 +323,7 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
                         splits_kind=splits.kind, timings=timings, history=s.history,
                         kinds=s.kinds, trim=trimmed, student=student, not_run=_not_run(s),
                         limits=limited,
-                        validated=None if s.mask.all() else s.validated)
+                        validated=None if len(s.validated) == len(y_enc) else s.validated)
 
 
 def _not_run(s: _Search) -> dict[str, str]:
