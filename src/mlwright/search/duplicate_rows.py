@@ -52,16 +52,14 @@ class RowGroups:
     def weights(self) -> np.ndarray:
         return self.count.astype(np.float64)
 
-    def within(self, rows: np.ndarray, *, min_rows: int | None = None,
-               max_share: float = MAX_DISTINCT_SHARE) -> RowGroups | None:
+    def within(self, rows: np.ndarray) -> RowGroups | None:
         """The groups of the rows at positions ``rows`` (a fold's), numbered as they first
         appear there, or None when grouping those rows does not pay (as in
-        :func:`group_rows`)."""
-        n = len(rows)
-        if n == 0 or n < (MIN_ROWS if min_rows is None else min_rows):
+        :func:`group_rows`: fewer than MIN_ROWS rows, or over half of them distinct)."""
+        if len(rows) == 0 or len(rows) < MIN_ROWS:
             return None
         codes, _ = pd.factorize(self.of_row[rows], sort=False)
-        return _from_codes(np.asarray(codes), max_share)
+        return _from_codes(np.asarray(codes), MAX_DISTINCT_SHARE)
 
 
 def group_rows(X: object, y: np.ndarray, *, min_rows: int | None = None,

@@ -44,7 +44,7 @@ from mlwright.search.limits import (
     fitting_candidates,
 )
 from mlwright.search.portfolio import _search_loop
-from mlwright.search.records import SearchResult, TrialRecord
+from mlwright.search.records import SearchResult, TrialRecord, on_every_row
 from mlwright.search.refit import (
     _choose_threshold,
     _holdout_ensemble,
@@ -241,7 +241,7 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
     # Trials' predictions cover the validated rows only (s.validated): the ensemble is
     # chosen and scored there, and spread over the table's rows once, at the end.
     t0 = time.monotonic()
-    y_val, mask = y_enc[s.validated], s.mask[s.validated]
+    y_val, mask = s.y_validated, s.mask[s.validated]
     folds = [(tr, s.validated_at(va)) for tr, va in splits.folds]
     candidates = sorted(done, key=lambda r: r.loss)[:s.ensemble_candidates]
     limited = meter = None
@@ -315,10 +315,9 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
         timings["distill"] = time.monotonic() - t0
     for r in s.records:
         r.estimator = r.fold_models = None  # only the ensemble keeps models
-    every_row = np.zeros((len(y_enc), *oof.shape[1:]))
-    every_row[s.validated] = oof
     return SearchResult(model=model, task=task, metric=metric_obj, trials=s.records,
-                        weights=weights, oof=every_row, oof_mask=s.mask, y_encoded=y_enc,
+                        weights=weights, oof=on_every_row(oof, s.validated, len(y_enc)),
+                        oof_mask=s.mask, y_encoded=y_enc,
                         classes=classes, cv_loss=cv_loss, fold_losses=fold_losses,
                         splits_kind=splits.kind, timings=timings, history=s.history,
                         kinds=s.kinds, trim=trimmed, student=student, not_run=_not_run(s),

@@ -81,9 +81,7 @@ class SearchResult:
             raise ValueError(f"trial {record.number} kept no out-of-fold predictions")
         if self.validated is None:
             return record.oof
-        out = np.zeros((len(self.y_encoded), *record.oof.shape[1:]))
-        out[self.validated] = record.oof
-        return out
+        return on_every_row(record.oof, self.validated, len(self.y_encoded))
 
     @property
     def cv_score(self) -> float:
@@ -138,3 +136,11 @@ def _short_params(params: dict[str, Any]) -> str:
     return ", ".join(
         f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
     )
+
+
+def on_every_row(oof: np.ndarray, validated: np.ndarray, n_rows: int) -> np.ndarray:
+    """Out-of-fold predictions of the ``validated`` rows spread over all ``n_rows`` rows (0
+    where a row was not validated)."""
+    out = np.zeros((n_rows, *oof.shape[1:]))
+    out[validated] = oof
+    return out

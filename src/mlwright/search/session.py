@@ -141,6 +141,7 @@ class _Search:
         # (``validated``; ``_at[j]``: where fold j's validation rows are among them): with a
         # holdout that is a fifth of the rows (military, 4 classes: 7 MB a trial, not 34).
         self.validated = np.flatnonzero(self.mask)
+        self.y_validated = y[self.validated]
         self._at = [self.validated_at(va) for _, va in splits.folds]
         # The table's duplicate (features, target) rows, found once before any fold is
         # prepared, so that a large table's folds are transformed once per distinct row.
@@ -170,9 +171,9 @@ class _Search:
         out, groups, preps = [], [], []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
+            table = self.row_groups
             for tr, va in self.splits.folds:
                 prep = self._prep(style)
-                table = self.row_groups
                 # Cross-fitted features differ between a training row and its duplicate:
                 # those training rows are prepared (and learned) every one.
                 g_tr = (table.within(tr) if table is not None and not prep.cross_fitted
@@ -533,7 +534,7 @@ class _Search:
                         break
             if rec.status == "complete":
                 rec.oof = oof
-                rec.loss = self.metric.loss(self.y[self.validated], oof)
+                rec.loss = self.metric.loss(self.y_validated, oof)
             if self.refits and rec.status in ("complete", "partial"):
                 rec.fold_models = models  # fold j's model first j+1 (a partial trial's)
         except MlwrightError:
