@@ -127,6 +127,28 @@ def test_a_weighted_fit_learns_what_the_repeated_rows_teach(family, military):
         assert gap < 1e-3
 
 
+@pytest.mark.skipif(not get_family("lightgbm").is_available(), reason="needs lightgbm")
+def test_lightgbm_gets_no_more_leaves_than_its_rows_can_fill(military):
+    X, y = _codes(military.drop(columns="branch")), pd.factorize(military["branch"])[0]
+    g = group_rows(X, y, min_rows=1)
+    assert g is not None
+    family = get_family("lightgbm")
+    ctx = FitContext(Task.MULTICLASS, 4, g.n_groups, X.shape[1], seed=0, n_jobs=1)
+    params = {"num_leaves": 256, "min_child_samples": 40, "n_estimators": 60,
+              "learning_rate": 0.1}
+    capped = family.build(dict(params), ctx)
+    family.fit(capped, X[g.first], y[g.first], ctx, sample_weight=g.weights())
+    # Each leaf holds 40 distinct rows or more: these rows fill far fewer than 256.
+    assert capped.num_leaves == g.n_groups // 40 < 256
+    grown = max(t["num_leaves"] for t in capped.booster_.dump_model()["tree_info"])
+    assert grown <= capped.num_leaves
+    # LightGBM with the leaves asked for grows the same trees.
+    asked = family.build(dict(params), ctx)
+    asked.fit(X[g.first], y[g.first], sample_weight=g.weights())
+    assert asked.num_leaves == 256
+    np.testing.assert_array_equal(capped.predict_proba(X), asked.predict_proba(X))
+
+
 def test_the_search_fits_each_duplicate_row_once(monkeypatch, military):
     seen: list[int] = []
     fit = LinearFamily.fit
