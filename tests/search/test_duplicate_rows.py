@@ -127,7 +127,6 @@ def test_a_weighted_fit_learns_what_the_repeated_rows_teach(family, military):
         assert gap < 1e-3
 
 
-@pytest.mark.skipif(not get_family("lightgbm").is_available(), reason="needs lightgbm")
 def test_lightgbm_gets_no_more_leaves_than_its_rows_can_fill(military):
     X, y = _codes(military.drop(columns="branch")), pd.factorize(military["branch"])[0]
     g = group_rows(X, y, min_rows=1)
