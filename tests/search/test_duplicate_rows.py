@@ -177,3 +177,19 @@ def test_the_search_fits_each_duplicate_row_once(monkeypatch, military):
     # Balanced class weights come from the rows an estimator gets: never grouped.
     loss(1_000, class_weight="balanced")
     assert min(seen) > 10_000
+
+
+def test_every_style_shares_each_folds_groups(monkeypatch, military):
+    # Found once per fold, not once per style: military's held 8 bytes a row per copy.
+    monkeypatch.setattr(duplicate_rows, "MIN_ROWS", 1_000)
+    groups: dict[str, list[object]] = {}
+
+    def keep(rec, search) -> None:
+        groups.update({style: [g for pair in search._groups[style] for g in pair]
+                       for style in search._groups})
+
+    mw.train(military, target="branch", families=["linear", "lightgbm"], n_trials=2, seed=0,
+             cv=3, time_budget=120, on_trial=keep)
+    assert set(groups) == {"linear", "tree"}
+    assert len(groups["tree"]) == 6 and all(g is not None for g in groups["tree"])
+    assert all(a is b for a, b in zip(groups["linear"], groups["tree"], strict=True))

@@ -11,6 +11,10 @@ the last one: a small table's trials seldom grow it that much. A trim costs mill
 (military at 60 s: 14 trims, 49 ms in all, 812 MB handed back; diamonds at 30 s: 6 trims,
 14 ms). At 256 MB the trims came too seldom, and a trial's peak started from the memory
 earlier trials had freed (military at 60 s: peak 1,029 MB; 941 MB at 32).
+
+pandas keeps string columns in Arrow buffers, which Arrow allocates from its own pool
+(mimalloc), and mimalloc holds pages that a search's column conversions freed: the same trim
+asks that pool to give them back too (military at 60 s: 25 MB of the 167 MB it held).
 """
 
 from __future__ import annotations
@@ -50,6 +54,13 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return None
 
 
+def _release_arrow_pool() -> None:
+    arrow = sys.modules.get("pyarrow")  # only a process that already uses Arrow has a pool
+    if arrow is not None:
+        with contextlib.suppress(AttributeError, NotImplementedError):
+            arrow.default_memory_pool().release_unused()
+
+
 def release_freed_memory(min_growth: int = GROWTH_BYTES) -> bool:
     """Return freed heap memory to the system if resident memory grew by ``min_growth``
     bytes since the last trim. True when a trim ran."""
@@ -64,5 +75,6 @@ def release_freed_memory(min_growth: int = GROWTH_BYTES) -> bool:
         if now - _after_last_trim < min_growth:
             return False
         trim(0)
+        _release_arrow_pool()
         _after_last_trim = resident_bytes() or now
     return True
