@@ -15,6 +15,13 @@ earlier trials had freed (military at 60 s: peak 1,029 MB; 941 MB at 32).
 pandas keeps string columns in Arrow buffers, which Arrow allocates from its own pool
 (mimalloc), and mimalloc holds pages that a search's column conversions freed: the same trim
 asks that pool to give them back too (military at 60 s: 25 MB of the 167 MB it held).
+
+CatBoost links a mimalloc of its own, which no call from here reaches: it returns a freed
+page only once a delay has passed *and* the thread that freed it allocates again, and its
+pool threads sleep after a fit, so a fit's working memory stayed resident for the rest of
+the process (military's depth-8 fit: 128 MB). :func:`purge_promptly` sets mimalloc's
+documented ``MIMALLOC_PURGE_DELAY`` to 0 before CatBoost is first imported, and freed pages
+go back at once (that fit: 10 MB left; its time 1.90 -> 1.97 s).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-__all__ = ["GROWTH_BYTES", "release_freed_memory", "resident_bytes"]
+__all__ = ["GROWTH_BYTES", "purge_promptly", "release_freed_memory", "resident_bytes"]
 
 #: Growth of resident memory since the last trim that makes the next one worth its cost.
 GROWTH_BYTES = 32 * 2**20
@@ -52,6 +59,13 @@ def _malloc_trim() -> Callable[[int], int] | None:
             trim: Callable[[int], int] = ctypes.CDLL("libc.so.6").malloc_trim
             return trim
     return None
+
+
+def purge_promptly() -> None:
+    """Have mimalloc instances loaded from now on (CatBoost's) return freed pages at once,
+    unless the user set ``MIMALLOC_PURGE_DELAY`` already. One loaded before keeps its
+    setting: mimalloc reads it when it starts."""
+    os.environ.setdefault("MIMALLOC_PURGE_DELAY", "0")
 
 
 def _release_arrow_pool() -> None:

@@ -24,7 +24,7 @@ from mlwright.search._base import FitContext, FitInfo, ModelFamily
 from mlwright.search.contention import others_busy
 from mlwright.search.duplicate_rows import RowGroups, group_rows
 from mlwright.search.ensemble import full_proba, predict_values
-from mlwright.search.memory import release_freed_memory
+from mlwright.search.memory import purge_promptly, release_freed_memory
 from mlwright.search.records import TrialRecord
 from mlwright.search.splits import Splits
 
@@ -118,6 +118,7 @@ class _Search:
         self.reproducible = n_trials is not None
         others_busy()  # starts the process's measure, if nothing has
         release_freed_memory()  # the first call sets where growth is counted from
+        purge_promptly()  # before CatBoost's first import
         # Set when the budget ran out before any trial: one default trial runs with the
         # run's (past) deadline, each fold stopping at its first round or chunk.
         self.last_chance = False
