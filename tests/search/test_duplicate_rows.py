@@ -193,3 +193,29 @@ def test_every_style_shares_each_folds_groups(monkeypatch, military):
     assert set(groups) == {"linear", "tree"}
     assert len(groups["tree"]) == 6 and all(g is not None for g in groups["tree"])
     assert all(a is b for a, b in zip(groups["linear"], groups["tree"], strict=True))
+
+
+def test_a_multiclass_booster_reserves_no_more_leaves_than_a_binary_lightgbm(military):
+    from mlwright.search.families.boosting import MAX_LEAVES, MAX_ROUNDS, rounds_possible
+
+    X, y = _codes(military.drop(columns="branch")), pd.factorize(military["branch"])[0]
+    g = group_rows(X, y, min_rows=1)
+    assert g is not None
+    family = get_family("lightgbm")
+    params = {"num_leaves": 256, "min_child_samples": 2, "learning_rate": 0.01}
+    multiclass = FitContext(Task.MULTICLASS, 4, g.n_groups, X.shape[1], seed=0, n_jobs=2)
+    est = family.build(dict(params), multiclass)
+    assert est.n_estimators == MAX_ROUNDS
+    family.fit(est, X[g.first], y[g.first], multiclass, sample_weight=g.weights())
+    # Four trees a round: a quarter of the rounds a binary model of these leaves may grow.
+    assert est.n_estimators == MAX_LEAVES // (4 * est.num_leaves) < MAX_ROUNDS
+    assert est.booster_.num_trees() == 4 * est.n_estimators
+    for task in (Task.BINARY, Task.REGRESSION):  # one tree a round: never capped
+        ctx = FitContext(task, 2, g.n_groups, X.shape[1])
+        assert rounds_possible(family.build(dict(params), ctx), 256, ctx) == MAX_ROUNDS
+    # XGBoost's trees may have 2 ** max_depth leaves.
+    xgb = get_family("xgboost")
+    deep = xgb.build({"max_depth": 10, "learning_rate": 0.01}, multiclass)
+    xgb.fit(deep, X[g.first], y[g.first], multiclass, sample_weight=g.weights())
+    assert deep.n_estimators == MAX_LEAVES // (4 * 2**10)
+    assert deep.get_booster().num_boosted_rounds() == deep.n_estimators

@@ -19,6 +19,14 @@ from mlwright.search._base import FitContext, FitInfo, ModelFamily, register_fam
 from mlwright.search.duplicate_rows import no_bags_of_counts
 
 MAX_ROUNDS = 3000
+#: Leaves a multiclass boosted model may reserve in all (rounds x a tree per class x the
+#: leaves a tree may have: LightGBM's ``num_leaves``, XGBoost's 2 ** ``max_depth``): what a
+#: binary LightGBM model of the search space may (MAX_ROUNDS x 256). Memory and prediction
+#: time grow with it: LightGBM reserves every tree's arrays for ``num_leaves`` while it
+#: trains and copies the model through its text form at the end, and military's (4 classes)
+#: slow learners ran all 3,000 rounds, 12,000 trees, a LightGBM fit's end 400 MB above the
+#: search's memory and an XGBoost fit's (depth 10) 200 MB.
+MAX_LEAVES = MAX_ROUNDS * 256
 #: HistGradientBoosting has no callbacks to stop it: it grows in warm-started chunks of
 #: rounds, the first small (on a loaded machine 100 rounds of a multiclass model can take
 #: longer than a whole 5 s budget), each next one doubled but never longer than the time left
@@ -111,7 +119,9 @@ class LightGBMFamily(ModelFamily):
         if ctx.n_ordinal:
             kwargs["categorical_feature"] = list(range(ctx.n_ordinal))
         no_bags_of_counts(estimator, sample_weight)
-        estimator.set_params(num_leaves=leaves_possible(estimator, X.shape[0]))
+        leaves = leaves_possible(estimator, X.shape[0])
+        estimator.set_params(num_leaves=leaves,
+                             n_estimators=rounds_possible(estimator, leaves, ctx))
         estimator.fit(X, y, sample_weight=sample_weight, callbacks=callbacks, **kwargs)
         best = getattr(estimator, "best_iteration_", None) or estimator.n_estimators
         return FitInfo(n_iter=int(best))
@@ -134,6 +144,15 @@ def leaves_possible(estimator: Any, n_rows: int) -> int:
     params = estimator.get_params()
     cap = max(2, n_rows // max(1, int(params.get("min_child_samples") or 20)))
     return int(min(params["num_leaves"], cap))
+
+
+def rounds_possible(estimator: Any, leaves: int, ctx: FitContext) -> int:
+    """``n_estimators``, for a multiclass model (``n_classes`` trees a round) capped so that
+    it reserves at most :data:`MAX_LEAVES` leaves, and never below 100 rounds."""
+    rounds = int(estimator.get_params()["n_estimators"])
+    if ctx.task is not Task.MULTICLASS:
+        return rounds
+    return min(rounds, max(100, MAX_LEAVES // (ctx.n_classes * max(2, leaves))))
 
 
 class _XGBDeadline:
@@ -186,7 +205,9 @@ class XGBoostFamily(ModelFamily):
         callbacks = [_XGBDeadline(deadline)] if deadline is not None else None
         es = _patience(estimator.learning_rate) if X_val is not None else None
         no_bags_of_counts(estimator, sample_weight)
-        estimator.set_params(early_stopping_rounds=es, callbacks=callbacks)
+        depth = estimator.get_params().get("max_depth") or 6  # XGBoost's default
+        estimator.set_params(early_stopping_rounds=es, callbacks=callbacks,
+                             n_estimators=rounds_possible(estimator, 2 ** int(depth), ctx))
         try:
             if X_val is not None:
                 estimator.fit(X, y, sample_weight=sample_weight, eval_set=[(X_val, y_val)],
