@@ -219,3 +219,21 @@ def test_a_multiclass_booster_reserves_no_more_leaves_than_a_binary_lightgbm(mil
     xgb.fit(deep, X[g.first], y[g.first], multiclass, sample_weight=g.weights())
     assert deep.n_estimators == MAX_LEAVES // (4 * 2**10)
     assert deep.get_booster().num_boosted_rounds() == deep.n_estimators
+
+
+def test_duplicate_rows_keep_one_out_of_fold_prediction_each(monkeypatch, military):
+    # A trial's out-of-fold predictions are kept once per distinct validated row and read
+    # back for every row (military's 212 k validated rows: 6.5 MB a trial, 4 classes).
+    monkeypatch.setattr(duplicate_rows, "MIN_ROWS", 1_000)
+    result = mw.train(military, target="branch", families=["linear", "lightgbm"], n_trials=3,
+                      seed=0, cv=3, time_budget=120)
+    search = result.search
+    y = search.y_encoded if search.validated is None else search.y_encoded[search.validated]
+    complete = [r for r in search.trials if r.status == "complete" and r.oof is not None]
+    assert len(complete) >= 2
+    for r in complete:
+        assert r.oof.shape == (len(y), 4)
+        assert len(r._oof) < len(y) / 5  # stored: one row per distinct validated row
+        assert r.loss == search.metric.loss(y, r.oof)  # read back: every row's, as scored
+    blend = sum(search.trial_oof(r) * w for r in complete if (w := search.weights.get(r.number)))
+    np.testing.assert_allclose(search.oof, blend, atol=1e-12)

@@ -135,6 +135,8 @@ class _Search:
         # Per style and fold: the (training, validation) rows' duplicate groups, or None.
         self._groups: dict[str, list[tuple[RowGroups | None, RowGroups | None]]] = {}
         self._fold_groups: dict[int, tuple[RowGroups | None, RowGroups | None]] = {}
+        self._validated_groups: tuple[np.ndarray, np.ndarray] | None = None
+        self._validated_groups_found = False  # at the first complete trial
         self._prep_seconds: dict[str, float] = {}
         self._ctx: dict[str, FitContext] = {}
         self.log_target = task is Task.REGRESSION and _log_target_helps(y)
@@ -209,6 +211,23 @@ class _Search:
             self._fold_groups[j] = ((None, None) if table is None
                                     else (table.within(tr), table.within(va)))
         return self._fold_groups[j]
+
+    def validated_groups(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(each validated row's group, each group's first validated row) when every fold
+        validates its duplicate rows once each (their predictions are equal), else None."""
+        if not self._validated_groups_found:
+            self._validated_groups_found = True
+            groups = [self.fold_groups(j)[1] for j in range(len(self.splits.folds))]
+            if all(g is not None for g in groups):
+                of_row = np.empty(len(self.validated), dtype=np.intp)
+                firsts, offset = [], 0
+                for at, g in zip(self._at, groups, strict=True):
+                    assert g is not None
+                    of_row[at] = g.of_row + offset
+                    firsts.append(at[g.first])
+                    offset += g.n_groups
+                self._validated_groups = (of_row, np.concatenate(firsts))
+        return self._validated_groups
 
     def validated_at(self, rows: np.ndarray) -> np.ndarray:
         """Where validated ``rows`` are in a trial's out-of-fold predictions."""
@@ -544,8 +563,8 @@ class _Search:
                             future.cancel()
                         break
             if rec.status == "complete":
-                rec.oof = oof
                 rec.loss = self.metric.loss(self.y_validated, oof)
+                rec.keep_oof(oof, self.validated_groups())
             if self.refits and rec.status in ("complete", "partial"):
                 rec.fold_models = models  # fold j's model first j+1 (a partial trial's)
         except MlwrightError:
@@ -572,7 +591,8 @@ class _Search:
 
     def _partial(self, rec: TrialRecord, oof: np.ndarray, j: int) -> None:
         rec.status = "partial"
-        rec.oof, rec.covered = oof, self._covered(j)
+        rec.keep_oof(oof, self.validated_groups())
+        rec.covered = self._covered(j)
         rec.loss = self.metric.loss(self.y[rec.covered], oof[rec.covered[self.validated]])
 
     def _predict(self, est: Any, X: Any, target_transform: str | None) -> np.ndarray:
