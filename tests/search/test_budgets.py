@@ -65,6 +65,33 @@ def test_a_refit_the_deadline_cuts_is_never_shipped_the_fold_models_are(telco, m
     np.testing.assert_allclose(model.predict_proba(X), expected, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
+def test_no_member_is_refit_past_the_budget_for_want_of_fold_models(telco, monkeypatch):
+    """Only the best trial keeps its fold models and no time is left when the ensemble is
+    chosen: trials that could ship neither as a refit in time nor as fold models are left
+    out of the selection, so the model ships as the best trial's fold models alone, and its
+    CV score is that model's."""
+    from mlwright.search import session
+
+    monkeypatch.setattr(session, "KEEP_FOLD_MODELS", 1)
+    real = engine.shippable
+
+    def at_the_deadline(s, candidates, clock):
+        clock.deadline = time.monotonic() - 1.0
+        return real(s, candidates, clock)
+
+    monkeypatch.setattr(engine, "shippable", at_the_deadline)
+    result = mw.train(telco, target="churn", time_budget=6, families=["lightgbm", "linear"])
+    search = result.search
+    complete = sorted((t for t in search.trials if t.status == "complete"),
+                      key=lambda t: t.loss)
+    assert len(complete) >= 2  # others were there to choose
+    assert set(search.weights) == {complete[0].number}
+    assert all("fold" in m for m in result.model.members)
+    # The score reported is the shipped model's: the best trial's own out-of-fold score.
+    assert search.cv_loss == pytest.approx(complete[0].loss)
+
+
 def _deadlines_within(result: mw.TrainResult, budget: float) -> None:
     """A trial's deadline is never past the run's (the last-chance trials of a budget used
     up have the run's own); with a number of trials, no trial has one."""

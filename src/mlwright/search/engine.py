@@ -51,6 +51,7 @@ from mlwright.search.refit import (
     _refit,
     check_threshold,
     fold_ensemble,
+    shippable,
 )
 from mlwright.search.runner import LocalTrials, TrialRunner
 from mlwright.search.session import _Clock, _encode_target, _Search
@@ -243,7 +244,8 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
     t0 = time.monotonic()
     y_val, mask = s.y_validated, s.mask[s.validated]
     folds = [(tr, s.validated_at(va)) for tr, va in splits.folds]
-    candidates = sorted(done, key=lambda r: r.loss)[:s.ensemble_candidates]
+    candidates = shippable(s, sorted(done, key=lambda r: r.loss)[:s.ensemble_candidates],
+                           clock)
     limited = meter = None
     if limits is not None:
         meter = Meter(s, limits, classes, columns)

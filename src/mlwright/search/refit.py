@@ -21,6 +21,28 @@ from mlwright.search.session import _Clock, _Search
 log = get_logger(__name__)
 
 
+def shippable(s: _Search, candidates: list[TrialRecord], clock: _Clock
+              ) -> list[TrialRecord]:
+    """The ensemble candidates that can ship as evaluated within the budget: those whose
+    fold models were kept (they ship as those when their refit cannot finish) and those
+    whose refit on all rows is expected to finish in the time left. Any other would be
+    refit past the deadline (ames_housing at 300 s: two CatBoost members outside the best
+    ``KEEP_FOLD_MODELS`` trials, 20 s over). The best candidate always stays, and so does
+    every one where the clock decides nothing (holdout models, a number of trials)."""
+    if not s.refits or s.reproducible or not candidates:
+        return candidates
+    grow, left = s.refit_grow(), clock.left()
+    kept = [r for r in candidates if r.fold_models
+            or s._prep_seconds.get(r.style, 0.0) * grow
+            + float(np.mean(r.fold_seconds)) * grow <= left]
+    if len(kept) < len(candidates):
+        log.info("%d ensemble candidates left out: their refit would end past the budget "
+                 "and their fold models were not kept",
+                 len(candidates) - len(kept))
+    best = candidates[0]
+    return kept if kept and kept[0] is best else [best, *kept]
+
+
 def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
            classes: list[Any] | None, feature_names: list[str],
            clock: _Clock) -> tuple[Ensemble, dict[int, float]]:
@@ -30,7 +52,8 @@ def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
     The model shipped is the model evaluated: a member whose refit is not expected to
     finish before the deadline, or whose refit the deadline cut short, ships as its k fold
     models with its weight split among them (a bagged member: what the CV scored). A member
-    without kept fold models (rare: outside the best ``KEEP_FOLD_MODELS`` trials) is refit
+    without kept fold models (outside the best ``KEEP_FOLD_MODELS`` trials) is one whose
+    refit was expected to finish (:func:`shippable`), or the best trial itself: it is refit
     to the end, past the deadline if it must, with a warning. With a number of trials
     (``s.reproducible``) every member is refit to the end.
     """

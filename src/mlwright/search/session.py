@@ -118,7 +118,7 @@ class _Search:
         self.reproducible = n_trials is not None
         others_busy()  # starts the process's measure, if nothing has
         release_freed_memory()  # the first call sets where growth is counted from
-        purge_promptly()  # before CatBoost's first import
+        purge_promptly(len(X))  # before CatBoost's first import
         # Set when the budget ran out before any trial: one default trial runs with the
         # run's (past) deadline, each fold stopping at its first round or chunk.
         self.last_chance = False
