@@ -1,5 +1,5 @@
 """`python -m mlwright` runs the command line."""
 
-from mlwright.cli import main
+from mlwright.cli import run
 
-main()
+run()

@@ -260,19 +260,20 @@ class RunFolder:
 
         return pd.read_parquet(self.file(self.SAMPLE)) if self.has(self.SAMPLE) else None
 
-    def load(self) -> TrainResult:
+    def load(self, *, model: bool = True) -> TrainResult:
         """The :class:`TrainResult` saved here (hashes checked before the model is
-        unpickled); ``search`` is None, the search history is kept."""
+        unpickled); ``search`` is None, the search history is kept. ``model=False``: the
+        evidence without unpickling the model (``model`` is None), for registering it."""
         import pandas as pd
 
         from mlwright.data.kinds import Task
 
-        model = self.load_model()
+        fitted = self.load_model() if model else None
         contract = self.load_contract()
         self.require(self.OOF, self.METRICS, self.LEADERBOARD)
         meta = self.read_metrics()
         return TrainResult(
-            model=model, target=meta["target"], task=Task(meta["task"]),
+            model=fitted, target=meta["target"], task=Task(meta["task"]),
             metric=meta["metric"], cv_score=meta["cv_score"], cv_scores=meta["cv_scores"],
             leaderboard=pd.read_csv(self.file(self.LEADERBOARD)),
             oof=pd.read_parquet(self.file(self.OOF)),

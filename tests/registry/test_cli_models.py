@@ -47,6 +47,25 @@ def test_train_registers_and_models_list_show(cli_store) -> None:
     assert run.data.params["config.trials"] == "2"
 
 
+def test_train_registers_in_its_worker_with_the_search_trials(cli_store) -> None:
+    """MLflow is imported and the version logged in mlwright.cli.register_worker, not in the
+    command's process, and the trials of the live search still reach the run."""
+    import os
+
+    import pandas as pd
+
+    from mlwright.registry.tracking import TAG_PID
+
+    store, _ = cli_store
+    reg = Registry(f"sqlite:///{(store / 'mlflow.db').resolve().as_posix()}")
+    run_id = reg.show("telco/2").run_id
+    run = reg.client.get_run(run_id)
+    assert run.data.tags[TAG_PID] != str(os.getpid())
+    trials = pd.read_csv(reg.client.download_artifacts(run_id, "trials.csv"))
+    assert len(trials) == 2 and set(trials["family"]) <= {"lightgbm", "linear"}
+    assert trials["loss"].notna().all()
+
+
 def test_promote_rollback_audit_diff_delete(cli_store) -> None:
     store, _ = cli_store
     s = ("--store", str(store))

@@ -8,6 +8,6 @@ code; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
-from mlwright.cli.app import app, main
+from mlwright.cli.app import app, main, run
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -130,3 +130,24 @@ def run_guarded(app: typer.Typer) -> None:
     except KeyboardInterrupt:
         err_console.print("Interrupted.")
         sys.exit(130)
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process without Python's teardown, which frees every module and object one
+    by one with nothing left to do (0.5 s after importing the stack, 1-1.3 s after a
+    training: a fifth of ``--budget 5``). What an exit must still do is done first: other
+    non-daemon threads are waited for, the atexit handlers run (logging, loky's workers,
+    temporary folders) and the streams are flushed."""
+    import atexit
+    import contextlib
+    import os
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing reaches it
+            stream.flush()
+    os._exit(code)

@@ -9,7 +9,8 @@ after the plain commands).
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+import sys
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -27,9 +28,9 @@ from mlwright.cli import (
     train,
     ui,
 )
-from mlwright.cli._common import CliState, console, err_console, run_guarded
+from mlwright.cli._common import CliState, console, err_console, exit_now, run_guarded
 
-__all__ = ["COMMANDS", "app", "build_app", "main"]
+__all__ = ["COMMANDS", "app", "build_app", "main", "run"]
 
 COMMANDS = (project, data, loop, models, monitor, predict, export, report, serve, train, ui)
 
@@ -99,5 +100,27 @@ app = build_app()
 
 
 def main() -> None:
-    """Entry point: run the app, turning mlwright errors into one clear paragraph."""
+    """Run the app, turning mlwright errors into one clear paragraph."""
     run_guarded(app)
+
+
+def _exit_code(code: object) -> int:
+    """``SystemExit.code`` as a process status, as Python's own exit does (a message is
+    printed and is status 1)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def run() -> NoReturn:
+    """The ``mlwright`` command: :func:`main`, then :func:`exit_now` (no teardown). Only the
+    process entry points call this; :func:`main` exits as usual."""
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = _exit_code(exc.code)
+    exit_now(code)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from mlwright.cli._common import StoreOpt, console, err_console, load_table
 from mlwright.run import TrainResult
+
+if TYPE_CHECKING:
+    from mlwright.cli.register_worker import RegistrationWorker
 
 models_app = typer.Typer(
     name="models", no_args_is_help=True,
@@ -68,22 +71,30 @@ def default_name(data: str, table: str | None = None) -> str:
 
 
 def register_training(result: TrainResult, folder: Path, *, name: str, store: str | None,
-                      config: dict[str, Any], sample: Any = None,
-                      alias: str | None = None) -> Any:
+                      config: dict[str, Any], sample: Any = None, alias: str | None = None,
+                      worker: RegistrationWorker | None = None) -> None:
     """What ``mlwright train`` calls last: log the run and register the version (with
-    ``alias``, or the registry's default: champion for the first version)."""
+    ``alias``, or the registry's default: champion for the first version), in ``worker``
+    (started for ``store`` while the report was written) or, without one or when it is
+    gone, here."""
     from mlwright.registry import Registry
+    from mlwright.registry.tracking import trials_table
 
-    reg = Registry(tracking_uri_for(store))
     started = time.monotonic()
     with err_console.status(f"Registering [bold]{name}[/] in MLflow…"):
-        info = reg.register(result, folder, name=name, config=config, sample=sample,
-                            alias=alias)
-    console.print(f"Registered [bold]{info.name}/{info.version}[/] "
-                  f"({', '.join(info.aliases) or 'no alias'}) in {reg.tracking_uri} "
+        done = None if worker is None else worker.register(
+            folder, name=name, config=config, alias=alias, trials=trials_table(result))
+        if done is None:
+            reg = Registry(tracking_uri_for(store))
+            info = reg.register(result, folder, name=name, config=config, sample=sample,
+                                alias=alias)
+            done = {"name": info.name, "version": info.version, "aliases": info.aliases,
+                    "tracking_uri": reg.tracking_uri}
+    aliases = done["aliases"]
+    console.print(f"Registered [bold]{done['name']}/{done['version']}[/] "
+                  f"({', '.join(aliases) or 'no alias'}) in {done['tracking_uri']} "
                   f"[dim]({time.monotonic() - started:.1f} s)[/]; load it with "
-                  f"mw.load_model({info.name + '@' + (info.aliases or ['champion'])[0]!r}).")
-    return info
+                  f"mw.load_model({done['name'] + '@' + (aliases or ['champion'])[0]!r}).")
 
 
 @models_app.command("list")

@@ -157,12 +157,11 @@ def _outside_check(folder: Path) -> str | None:
     return None
 
 
-def _prefetch(store: str | None, *, register: bool) -> None:
-    """Import what the work after training needs while the search runs: numba and the
-    TreeSHAP kernels for the report's tree explanations (a busy machine multiplies import
-    times: importing shap there once took hpc_jobs' 3 s of explanations to 15.8 s), and
-    MLflow with the store opened (a fresh sqlite store is created then) when registering
-    (registration at hpc_jobs --budget 5: 3.2 s before, 1.0 s after)."""
+def _prefetch() -> None:
+    """Import what the report needs while the search runs: numba and the TreeSHAP kernels
+    for its tree explanations (a busy machine multiplies import times: importing shap there
+    once took hpc_jobs' 3 s of explanations to 15.8 s). MLflow's imports are a process of
+    their own (:mod:`mlwright.cli.register_worker`)."""
     import contextlib
 
     # At the search's own priority: a lower one starves the thread on a busy machine while
@@ -170,22 +169,14 @@ def _prefetch(store: str | None, *, register: bool) -> None:
     # second training, prefetching at nice 19: the report's test scores took 4.6 s instead
     # of 0.9, its 3 s of explanations 13.5 s).
     with contextlib.suppress(Exception):  # the report explains without it, or says why
-        import mlwright.evaluate.explain._treeshap_kernel
-    if not register:
-        return
-    with contextlib.suppress(Exception):  # registration reports its own errors later
-        import mlwright.registry.tracking  # noqa: F401
-        from mlwright.cli.models import tracking_uri_for
-        from mlwright.registry import Registry
-
-        _ = Registry(tracking_uri_for(store)).client  # cached per store URI
+        import mlwright.evaluate.explain._treeshap_kernel  # noqa: F401
 
 
-#: Training budgets (s) from which numba and MLflow are imported during the search. Below,
-#: their seconds of CPU and GIL are too large a share of it: at --budget 5 the opening trial
-#: lost to them (trump_tweet_source's test log loss 0.27-0.31 without, 0.41-0.42 with, even
-#: at the lowest priority; hpc_jobs' 0.42 -> 0.56 at normal priority), so short runs import
-#: them after training instead.
+#: Training budgets (s) from which numba is imported during the search. Below, its CPU and
+#: GIL are too large a share of it: at --budget 5 the opening trial lost to imports in a
+#: thread (trump_tweet_source's test log loss 0.27-0.31 without, 0.41-0.42 with, even at the
+#: lowest priority; hpc_jobs' 0.42 -> 0.56 at normal priority), so short runs import it
+#: after training instead.
 PREFETCH_FROM = 20.0
 
 
@@ -368,12 +359,10 @@ def train(
     state: dict[str, Any] = {"search": None, "result": None, "error": None}
     kept = after_training_seconds(budget, register=not no_register)
     training_budget = budget - kept
-    # numba and MLflow take seconds to import; the search runs for its whole budget anyway,
-    # so importing them meanwhile keeps them off the time the report and registration add.
+    # numba takes a second to import; the search runs for its whole budget anyway, so
+    # importing it meanwhile keeps it off the time the report adds.
     if training_budget >= PREFETCH_FROM:
-        threading.Thread(target=_prefetch, args=(store,),
-                         kwargs={"register": not no_register}, name="mlwright-prefetch",
-                         daemon=True).start()
+        threading.Thread(target=_prefetch, name="mlwright-prefetch", daemon=True).start()
 
     def on_trial(record: Any, search_state: Any) -> None:
         state["search"] = search_state
@@ -411,68 +400,79 @@ def train(
         progress.update(bar, completed=training_budget)
     if state["error"] is not None:
         raise state["error"]
-    result = state["result"]
-    result.params["time_budget"] = budget  # the user's, as they gave it (not the training's)
-    folder = result.save(out)
-    console.print(_board_table(result.leaderboard, result.metric))
-    members = ", ".join(f"{m['family']} {m['weight']:.0%}"
-                        + (f" ({m['folds']} fold models)" if "folds" in m else "")
-                        for m in result.model.describe())
-    console.print(
-        f"\n[bold]{result.task.value}[/] on [bold]{target}[/]: CV {result.metric} "
-        f"[bold]{result.cv_score:.5g}[/] (folds: "
-        f"{', '.join(f'{v:.4g}' for v in result.cv_scores)})\n"
-        f"Ensemble: {members}\n"
-        f"Time: {result.timings['total']:.1f} s of {training_budget:.3g} s "
-        f"(search {result.timings['search']:.1f}, refit {result.timings['refit']:.1f}; "
-        f"{kept:.2g} s of --budget {budget:g} kept for the report"
-        f"{'' if no_register else ' and registration'})\n"
-        f"Saved to [bold]{folder}[/] ({RunFolder.MODEL}, {RunFolder.LEADERBOARD}, "
-        f"{RunFolder.OOF}, {RunFolder.METRICS}, {RunFolder.CONTRACT})")
-    if result.trim is not None:
-        console.print(_trim_text(result.trim, result.metric))
-    if result.limits is not None:
-        console.print(_limits_text(result.limits), soft_wrap=True)
-    if result.distill is not None:
-        console.print(_distill_table(result.distill))
-    elif distill:
-        console.print("[yellow]--distill[/]: no student was trained (see the warning above); "
-                      "the teacher ships alone.")
-    from mlwright.cli.report import write_report
+    from mlwright.cli.models import tracking_uri_for
+    from mlwright.cli.register_worker import RegistrationWorker
 
-    write_report(result, folder, data=df, test=test_df, sensitive=sensitive,
-                 explain_seconds=explain_seconds_left(budget, time.monotonic() - started,
-                                                      register=not no_register))
-    if not no_register:  # last: the run folder (report included) is complete by now
-        from mlwright.cli.models import default_name, register_training
-        from mlwright.registry import CHALLENGER
+    # MLflow's imports and its store's, in a process of their own beside the report.
+    registrar = None if no_register else RegistrationWorker(tracking_uri_for(store))
+    try:
+        result = state["result"]
+        result.params["time_budget"] = budget  # the user's as given, not the training's
+        folder = result.save(out)
+        console.print(_board_table(result.leaderboard, result.metric))
+        members = ", ".join(f"{m['family']} {m['weight']:.0%}"
+                            + (f" ({m['folds']} fold models)" if "folds" in m else "")
+                            for m in result.model.describe())
+        console.print(
+            f"\n[bold]{result.task.value}[/] on [bold]{target}[/]: CV {result.metric} "
+            f"[bold]{result.cv_score:.5g}[/] (folds: "
+            f"{', '.join(f'{v:.4g}' for v in result.cv_scores)})\n"
+            f"Ensemble: {members}\n"
+            f"Time: {result.timings['total']:.1f} s of {training_budget:.3g} s "
+            f"(search {result.timings['search']:.1f}, refit {result.timings['refit']:.1f}; "
+            f"{kept:.2g} s of --budget {budget:g} kept for the report"
+            f"{'' if no_register else ' and registration'})\n"
+            f"Saved to [bold]{folder}[/] ({RunFolder.MODEL}, {RunFolder.LEADERBOARD}, "
+            f"{RunFolder.OOF}, {RunFolder.METRICS}, {RunFolder.CONTRACT})")
+        if result.trim is not None:
+            console.print(_trim_text(result.trim, result.metric))
+        if result.limits is not None:
+            console.print(_limits_text(result.limits), soft_wrap=True)
+        if result.distill is not None:
+            console.print(_distill_table(result.distill))
+        elif distill:
+            console.print("[yellow]--distill[/]: no student was trained (see the warning "
+                          "above); the teacher ships alone.")
+        from mlwright.cli.report import write_report
 
-        model_name = name or default_name(data, table)
-        alias = None
-        why = _outside_check(folder)
-        if why is not None and not force:
-            alias = CHALLENGER
-            console.print(
-                f"[yellow]Not promoted to champion[/]: {why}. Registered as {CHALLENGER}; "
-                f"'mlwright models promote {model_name} VERSION' makes it champion, or train "
-                f"again with --force.", soft_wrap=True)
-        elif why is not None:
-            console.print(f"[yellow]--force[/]: registered as usual although {why}.",
-                          soft_wrap=True)
-        register_training(result, folder, name=model_name,
-                          store=store, config={
-                              "data": data, "target": target, "budget": budget,
-                              "metric": metric, "task": task, "seed": seed, "trials": trials,
-                              "search": search, "families": families, "cv": cv,
-                              "groups": groups, "time": time_col,
-                              "class_weight": class_weight, "threshold": threshold,
-                              **({"trim": True} if trim else {}),
-                              **({"distill": "ship" if ship_student else True}
-                                 if distill else {}),
-                              **{k: v for k, v in (("max_latency_ms", max_latency_ms),
-                                                   ("max_size_mb", max_size_mb))
-                                 if v is not None}},
-                          sample=df.drop(columns=[target]).head(5), alias=alias)
+        write_report(result, folder, data=df, test=test_df, sensitive=sensitive,
+                     explain_seconds=explain_seconds_left(budget, time.monotonic() - started,
+                                                          register=not no_register))
+        if not no_register:  # last: the run folder (report included) is complete by now
+            from mlwright.cli.models import default_name, register_training
+            from mlwright.registry import CHALLENGER
+
+            model_name = name or default_name(data, table)
+            alias = None
+            why = _outside_check(folder)
+            if why is not None and not force:
+                alias = CHALLENGER
+                console.print(
+                    f"[yellow]Not promoted to champion[/]: {why}. Registered as "
+                    f"{CHALLENGER}; 'mlwright models promote {model_name} VERSION' makes it "
+                    f"champion, or train again with --force.", soft_wrap=True)
+            elif why is not None:
+                console.print(f"[yellow]--force[/]: registered as usual although {why}.",
+                              soft_wrap=True)
+            register_training(result, folder, name=model_name,
+                              store=store, config={
+                                  "data": data, "target": target, "budget": budget,
+                                  "metric": metric, "task": task, "seed": seed,
+                                  "trials": trials,
+                                  "search": search, "families": families, "cv": cv,
+                                  "groups": groups, "time": time_col,
+                                  "class_weight": class_weight, "threshold": threshold,
+                                  **({"trim": True} if trim else {}),
+                                  **({"distill": "ship" if ship_student else True}
+                                     if distill else {}),
+                                  **{k: v for k, v in (("max_latency_ms", max_latency_ms),
+                                                       ("max_size_mb", max_size_mb))
+                                     if v is not None}},
+                              sample=df.drop(columns=[target]).head(5), alias=alias,
+                              worker=registrar)
+    finally:
+        if registrar is not None:
+            registrar.close()
 
 
 def _train_large(data: str, target: str, *, out: Path, started: float, budget: float,

@@ -150,12 +150,15 @@ class Registry:
 
     def register(self, result: TrainResult, run_folder: str | Path, *, name: str,
                  config: dict[str, Any] | None = None, data_fingerprint: str | None = None,
-                 alias: str | None = None, sample: Any = None) -> ModelVersionInfo:
+                 alias: str | None = None, sample: Any = None,
+                 trials: Any = None) -> ModelVersionInfo:
         """Log ``result`` as an MLflow run and register its model as a new version of ``name``.
 
         The first version becomes ``champion``; later ones ``challenger`` unless ``alias``
         says otherwise. ``run_folder`` is the folder ``result.save`` wrote (with any report
-        files); ``sample`` (a few rows of the training table) becomes the input example.
+        files); ``sample`` (a few rows of the training table) becomes the input example;
+        ``trials`` is the search's trials table, for a ``result`` without its live search
+        (default: ``result.search``'s).
         """
         from mlflow.exceptions import MlflowException
 
@@ -174,7 +177,7 @@ class Registry:
             end_orphaned_runs(self.client, experiment_id)
             logged = log_training(self.client, experiment_id, result, run_folder, name=name,
                                   config=config, data_fingerprint=data_fingerprint,
-                                  sample=sample)
+                                  sample=sample, trials=trials)
             self._ensure_model(name)
             params = dict(getattr(result, "params", {}) or {})
             tags = {TAG_MANIFEST: json.dumps(logged.manifest, sort_keys=True),

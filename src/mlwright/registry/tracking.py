@@ -128,9 +128,10 @@ def _batches(items: list[Any], size: int) -> list[list[Any]]:
 
 def log_training(client: Any, experiment_id: str, result: TrainResult, run_folder: Path, *,
                  name: str, config: dict[str, Any] | None, data_fingerprint: str | None,
-                 sample: Any = None) -> LoggedRun:
+                 sample: Any = None, trials: Any = None) -> LoggedRun:
     """Create the run and log everything; the run stays RUNNING until it is registered
-    (FAILED if logging fails; KILLED by the next registration if this process dies)."""
+    (FAILED if logging fails; KILLED by the next registration if this process dies).
+    ``trials``: the search's trials table (default: :func:`trials_table` of ``result``)."""
     started = time.monotonic()
     run_folder = Path(run_folder)
     params_used = dict(getattr(result, "params", {}) or {})
@@ -151,8 +152,8 @@ def log_training(client: Any, experiment_id: str, result: TrainResult, run_folde
     run_id = run.info.run_id
     try:
         return _log_run(client, run_id, result, run_folder, name=name, config=config,
-                        data_fingerprint=data_fingerprint, sample=sample, commit=commit,
-                        versions=versions, started=started)
+                        data_fingerprint=data_fingerprint, sample=sample, trials=trials,
+                        commit=commit, versions=versions, started=started)
     except BaseException as exc:
         end_run(client, run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
@@ -197,7 +198,7 @@ def _alive(pid: int) -> bool:
 
 def _log_run(client: Any, run_id: str, result: TrainResult, run_folder: Path, *, name: str,
              config: dict[str, Any] | None, data_fingerprint: str | None, sample: Any,
-             commit: tuple[str, bool] | None, versions: dict[str, str],
+             trials: Any, commit: tuple[str, bool] | None, versions: dict[str, str],
              started: float) -> LoggedRun:
     from mlflow.entities import Metric, Param
 
@@ -240,7 +241,8 @@ def _log_run(client: Any, run_id: str, result: TrainResult, run_folder: Path, *,
             log.warning("%s could not be read (%s); its metrics are not logged",
                         RunFolder.EVALUATION, exc)
         metrics += [Metric(k, v, now, 0) for k, v in list(leaves.items())[:900]]
-    trials = trials_table(result)
+    if trials is None:
+        trials = trials_table(result)
     metrics.append(Metric("n_trials", float(len(trials)), now, 0))
 
     for chunk in _batches(param_list, 100):
