@@ -20,12 +20,16 @@ $(BIN)/python:
 	$(PIP) install --quiet --upgrade pip
 
 # Re-install whenever pyproject.toml changes.
+# Once installed, the numba kernels are compiled into numba's cache (about 5 s), as pip
+# compiles bytecode: the first training would pay it otherwise (src/mlwright/evaluate/kernels.py).
 $(VENV)/.installed-suite: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e ".[suite]"
+	$(BIN)/python -m mlwright.evaluate.kernels
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e ".[dev]"
+	$(BIN)/python -m mlwright.evaluate.kernels
 	@touch $@ $(VENV)/.installed-suite
 
 # Debian's chromium renders the HTML reports in the tests (headless, offline).
