@@ -42,19 +42,19 @@ def compile_kernels() -> dict[str, float]:
     hist = HistGradientBoostingClassifier(max_iter=5, random_state=0).fit(X, y)
     seconds["fit"] = time.perf_counter() - start
     start = time.perf_counter()
-    walkers = [lightgbm_walker(booster),
-               xgboost_walker(xgb.get_booster(), (0, xgb.get_booster().num_boosted_rounds()))]
-    for walker in walkers:
-        if walker is not None:
-            walker(X[:8])
+    boosters = [lightgbm_walker(booster),
+                xgboost_walker(xgb.get_booster(), (0, xgb.get_booster().num_boosted_rounds()))]
+    for member in boosters:
+        if member is not None:
+            member(X[:8])
     seconds["walk"] = time.perf_counter() - start
     start = time.perf_counter()
     for est in (forest, hist):
         found = tree_walker_for(est)
         if found is not None:
-            walker, divisor = found
-            walker.raw(X[:8])
-            tree_shap(walker, X[:8], divisor)
+            walk, divisor = found
+            walk.raw(X[:8])
+            tree_shap(walk, X[:8], divisor)
     seconds["treeshap"] = time.perf_counter() - start
     return seconds
 
