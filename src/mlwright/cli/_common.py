@@ -137,7 +137,11 @@ def exit_now(code: int) -> NoReturn:
     by one with nothing left to do (0.5 s after importing the stack, 1-1.3 s after a
     training: a fifth of ``--budget 5``). What an exit must still do is done first: other
     non-daemon threads are waited for, the atexit handlers run (logging, loky's workers,
-    temporary folders) and the streams are flushed."""
+    temporary folders) and the streams are flushed. Under a profiler or a debugger (``python
+    -m cProfile -m mlwright``), which writes its results after the program returns, the
+    exit is Python's own."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
     import atexit
     import contextlib
     import os
