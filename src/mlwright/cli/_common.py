@@ -147,9 +147,10 @@ def exit_now(code: int) -> NoReturn:
     import os
     import threading
 
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    # Python's own first steps of an exit, in its order: threading's exit hooks (which stop
+    # idle ThreadPoolExecutor workers, else joining them waits forever), the join of every
+    # non-daemon thread, then the atexit handlers.
+    threading._shutdown()  # type: ignore[attr-defined]
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing reaches it
