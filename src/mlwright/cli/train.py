@@ -384,12 +384,23 @@ def train(
                         TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
                         TimeElapsedColumn(), console=console, transient=True)
     bar = progress.add_task("search", total=training_budget)
+    from mlwright.cli.models import tracking_uri_for
+    from mlwright.cli.register_worker import RegistrationWorker
+
+    # MLflow's imports and its store's take a process of their own about 3 s: it starts once
+    # the search's deadline has passed (what runs then are the last families' smallest
+    # first trials, the ensemble and the refit; before, it cost the opening trial), so that
+    # it is ready when the report is written.
+    registrar: RegistrationWorker | None = None
     worker = threading.Thread(target=work, name="mlwright-train", daemon=True)
     worker.start()
     with Live(progress, console=console, refresh_per_second=4, transient=True) as live:
         while worker.is_alive():
             worker.join(0.25)
-            progress.update(bar, completed=min(training_budget, time.monotonic() - started))
+            elapsed = time.monotonic() - started
+            if registrar is None and not no_register and elapsed >= training_budget:
+                registrar = RegistrationWorker(tracking_uri_for(store))
+            progress.update(bar, completed=min(training_budget, elapsed))
             if state["search"] is not None:
                 from mlwright.search.records import leaderboard
 
@@ -399,12 +410,11 @@ def train(
                                                              state["search"].metric.name)))
         progress.update(bar, completed=training_budget)
     if state["error"] is not None:
+        if registrar is not None:
+            registrar.close()
         raise state["error"]
-    from mlwright.cli.models import tracking_uri_for
-    from mlwright.cli.register_worker import RegistrationWorker
-
-    # MLflow's imports and its store's, in a process of their own beside the report.
-    registrar = None if no_register else RegistrationWorker(tracking_uri_for(store))
+    if registrar is None and not no_register:
+        registrar = RegistrationWorker(tracking_uri_for(store))
     try:
         result = state["result"]
         result.params["time_budget"] = budget  # the user's as given, not the training's
