@@ -387,21 +387,24 @@ def train(
     from mlwright.cli.models import tracking_uri_for
     from mlwright.cli.register_worker import RegistrationWorker
 
-    # MLflow's imports and its store's take a process of their own about 3 s. A short
-    # training starts it once the search's deadline has passed (what runs then are the
+    # MLflow's imports and its store's take a process of their own about 3 s of a core. A
+    # longer training starts it with the search, which absorbs them (started when training
+    # ended, they came on top of the report: --budget 30 beside a second training, 38-39 s
+    # of 36.5; at the deadline, they slowed the refit: 29.4 s of training for 24.5). A
+    # short one starts it once the search's deadline has passed (what runs then are the
     # last families' smallest first trials and the ensemble: the members ship as their fold
-    # models), so that it is ready when the report is written; before, it cost the opening
-    # trial. A longer one starts it when training ends: it slowed the refit after the
-    # deadline on a busy machine (--budget 30 beside a second training: 29.4 s of 24.5).
+    # models); with the search, it cost the opening trial.
     registrar: RegistrationWorker | None = None
-    early = not no_register and training_budget < PREFETCH_FROM
+    if not no_register and training_budget >= PREFETCH_FROM:
+        registrar = RegistrationWorker(tracking_uri_for(store))
+    at_deadline = not no_register and training_budget < PREFETCH_FROM
     worker = threading.Thread(target=work, name="mlwright-train", daemon=True)
     worker.start()
     with Live(progress, console=console, refresh_per_second=4, transient=True) as live:
         while worker.is_alive():
             worker.join(0.25)
             elapsed = time.monotonic() - started
-            if registrar is None and early and elapsed >= training_budget:
+            if registrar is None and at_deadline and elapsed >= training_budget:
                 registrar = RegistrationWorker(tracking_uri_for(store))
             progress.update(bar, completed=min(training_budget, elapsed))
             if state["search"] is not None:
