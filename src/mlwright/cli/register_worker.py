@@ -4,11 +4,11 @@
 1 s with the training's stack loaded) and its store (SQLAlchemy's models and alembic, about
 1 s more), a third of a ``--budget 5`` command, which Python cannot overlap with the
 report in the same process (the report took 1.6 s alone and 3.4 s beside them in a
-thread). This process does them on the other core: ``mlwright train`` starts it when the
-search starts (from ``PREFETCH_FROM`` s of training) or when training ends, writes the
-report meanwhile, then sends it one job, a JSON line on stdin (the run folder, the name,
-the config, the alias and the search's trials), and reads one JSON line back: the version,
-or the error to raise. The run folder holds the rest of the evidence (``metrics.json``,
+thread). This process does them on the other core: ``mlwright train`` starts it with the
+search (from ``PREFETCH_FROM`` s of training) or once the search's deadline has passed,
+writes the report meanwhile, then sends it one job, a JSON line on stdin (the run folder,
+the name, the config, the alias and the search's trials), and reads one JSON line back:
+the version, or the error to raise. The run folder holds the rest of the evidence (``metrics.json``,
 the contract, the sample); the model itself is not unpickled here.
 
 A registration is one transaction (``Registry.register``): a worker killed part-way leaves
