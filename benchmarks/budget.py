@@ -6,8 +6,9 @@ every allowed family, and ship a model whose test score lands inside the CV's ra
     python benchmarks/budget.py --datasets telco_churn --runs 5   # a smoke run
 
 Each run is one `mlwright train TRAIN --target T --budget B [--families F] --test TEST
---no-register` process (with `--register`: registered in a store of its own, as a user's
-default run is) on the protocol's split (benchmarks/automl.py: 75/25, random_state=0).
+--store S` process, registered as a user's default run is (in a store of its own, created
+by the run; `--no-register`: without registering), on the protocol's split
+(benchmarks/automl.py: 75/25, random_state=0).
 Runs: `--budget 5`, `--budget 15 --families lightgbm,catboost` and `--budget 30`.
 "command s" is what a user times: the whole process, Python's start, training, the report,
 the honesty check and registration; the bound, budget x 1.05 + 5 s, is on it. "train s" is
@@ -62,7 +63,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def run_one(split: Path, meta: dict, budget: float, families: str | None,
-            busy: bool, register: bool = False) -> dict:
+            busy: bool, register: bool = True) -> dict:
     out = Path(tempfile.mkdtemp(prefix="budget-run-"))
     cmd = [sys.executable, "-m", "mlwright", "train", str(split / "train.parquet"),
            "--target", meta["target"], "--budget", f"{budget:g}", "--test",
@@ -147,9 +148,12 @@ def main() -> None:
                         help="only the first N of: 5 s; 15 s lightgbm,catboost; 30 s")
     parser.add_argument("--budgets", default=None,
                         help="only the runs of these budgets, comma-separated (e.g. 30)")
-    parser.add_argument("--register", action="store_true",
-                        help="register each run (in a store of its own), as a user's default "
-                        "run does, instead of --no-register")
+    parser.add_argument("--no-register", dest="register", action="store_false",
+                        help="train with --no-register instead of registering each run (in a "
+                        "store of its own) as a user's default run does")
+    # Accepted for the commands of earlier results (registering is the default now).
+    parser.add_argument("--register", dest="register", action="store_true",
+                        help=argparse.SUPPRESS)
     parser.add_argument("--name", default=None,
                         help="results file name (default budget[-busy].json)")
     parser.add_argument("--out", default=str(HERE / "results"))
