@@ -21,15 +21,15 @@ $(BIN)/python:
 
 # Re-install whenever pyproject.toml changes.
 # Once installed, the numba kernels are compiled into numba's cache (about 5 s), as pip
-# compiles bytecode: the first training would pay it otherwise (src/mlwright/evaluate/kernels.py).
+# compiles bytecode: the first training would pay it otherwise (cli/compile_kernels.py).
 $(VENV)/.installed-suite: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e ".[suite]"
-	$(BIN)/python -m mlwright.evaluate.kernels
+	$(BIN)/python -m mlwright.cli.compile_kernels
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e ".[dev]"
-	$(BIN)/python -m mlwright.evaluate.kernels
+	$(BIN)/python -m mlwright.cli.compile_kernels
 	@touch $@ $(VENV)/.installed-suite
 
 # Debian's chromium renders the HTML reports in the tests (headless, offline).

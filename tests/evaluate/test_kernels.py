@@ -1,4 +1,4 @@
-"""``python -m mlwright.evaluate.kernels`` (run by the Makefile once installed) leaves every
+"""``python -m mlwright.cli.compile_kernels`` (run by the Makefile once installed) leaves every
 numba kernel in numba's cache: a later process loads them instead of compiling."""
 
 from __future__ import annotations

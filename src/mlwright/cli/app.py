@@ -9,7 +9,6 @@ after the plain commands).
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -111,7 +110,7 @@ def _exit_code(code: object) -> int:
         return 0
     if isinstance(code, int):
         return code
-    print(code, file=sys.stderr)
+    err_console.print(str(code), markup=False, highlight=False)
     return 1
 
 

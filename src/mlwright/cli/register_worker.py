@@ -37,7 +37,6 @@ class RegistrationWorker:
     """The command's handle on one worker process (see the module docstring)."""
 
     def __init__(self, tracking_uri: str | None) -> None:
-        self.tracking_uri = tracking_uri
         # Read back only when the worker ends without an answer; closed by close().
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(

@@ -395,16 +395,15 @@ def train(
     # last families' smallest first trials and the ensemble: the members ship as their fold
     # models); with the search, it cost the opening trial.
     registrar: RegistrationWorker | None = None
-    if not no_register and training_budget >= PREFETCH_FROM:
-        registrar = RegistrationWorker(tracking_uri_for(store))
-    at_deadline = not no_register and training_budget < PREFETCH_FROM
+    registrar_from = (None if no_register
+                      else 0.0 if training_budget >= PREFETCH_FROM else training_budget)
     worker = threading.Thread(target=work, name="mlwright-train", daemon=True)
     worker.start()
     with Live(progress, console=console, refresh_per_second=4, transient=True) as live:
         while worker.is_alive():
             worker.join(0.25)
             elapsed = time.monotonic() - started
-            if registrar is None and at_deadline and elapsed >= training_budget:
+            if registrar is None and registrar_from is not None and elapsed >= registrar_from:
                 registrar = RegistrationWorker(tracking_uri_for(store))
             progress.update(bar, completed=min(training_budget, elapsed))
             if state["search"] is not None:
@@ -419,7 +418,7 @@ def train(
         if registrar is not None:
             registrar.close()
         raise state["error"]
-    if registrar is None and not no_register:
+    if registrar is None and registrar_from is not None:  # training ended before it was due
         registrar = RegistrationWorker(tracking_uri_for(store))
     try:
         result = state["result"]

@@ -1,5 +1,5 @@
-"""Compile mlwright's numba kernels into numba's on-disk cache: ``python -m
-mlwright.evaluate.kernels`` (``make quickstart`` and ``make test`` run it once installed).
+"""Compile mlwright's numba kernels into numba's on-disk cache (``python -m
+mlwright.cli.compile_kernels`` runs it; the Makefile does once installed).
 
 The tree walk (:mod:`mlwright.search._treekernel`) and TreeSHAP
 (:mod:`mlwright.evaluate.explain._treeshap_kernel`) are compiled on their first call in a
@@ -57,8 +57,3 @@ def compile_kernels() -> dict[str, float]:
             tree_shap(walk, X[:8], divisor)
     seconds["treeshap"] = time.perf_counter() - start
     return seconds
-
-
-if __name__ == "__main__":
-    took = compile_kernels()
-    print("numba kernels ready: " + ", ".join(f"{k} {v:.1f} s" for k, v in took.items()))
