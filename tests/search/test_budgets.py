@@ -30,9 +30,9 @@ def test_a_refit_the_deadline_cuts_is_never_shipped_the_fold_models_are(telco, m
     models, each of which predicts exactly the out-of-fold values the CV scored."""
     real_refit = engine._refit
 
-    def refit_after_the_deadline(s, members, weights, classes, columns, clock):
+    def refit_after_the_deadline(s, members, weights, classes, columns, clock, **kw):
         clock.deadline = time.monotonic() - 1.0
-        return real_refit(s, members, weights, classes, columns, clock)
+        return real_refit(s, members, weights, classes, columns, clock, **kw)
 
     monkeypatch.setattr(engine, "_refit", refit_after_the_deadline)
     result = mw.train(telco, target="churn", time_budget=6, families=["lightgbm", "linear"])
@@ -62,6 +62,35 @@ def test_a_refit_the_deadline_cuts_is_never_shipped_the_fold_models_are(telco, m
             fold_preds.append(full_proba(m["estimator"], prep.transform(X), 2))
         expected += d["weight"] * np.mean(fold_preds, axis=0)
     # The shipped model predicts the weighted mean of its members' fold models.
+    np.testing.assert_allclose(model.predict_proba(X), expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_a_long_budget_ships_the_fold_models_the_cv_scored(telco, monkeypatch):
+    """From BAG_FROM seconds of budget every member that kept its fold models ships as them
+    (none is refit on all rows), and the model predicts their weighted mean; below it, or
+    with a number of trials, the members are refit."""
+    real_refit, bagged = engine._refit, []
+
+    def spy(*args, bag):
+        bagged.append(bag)
+        return real_refit(*args, bag=bag)
+
+    monkeypatch.setattr(engine, "_refit", spy)
+    monkeypatch.setattr(engine, "BAG_FROM", 6.0)
+    mw.train(telco.head(800), target="churn", time_budget=5.9, families=["linear"])
+    mw.train(telco.head(800), target="churn", time_budget=6, n_trials=2, families=["linear"])
+    result = mw.train(telco, target="churn", time_budget=6, families=["lightgbm", "linear"])
+    assert bagged == [False, False, True]
+    model, search = result.model, result.search
+    assert search.splits_kind == "kfold"
+    assert all("fold" in m for m in model.members)
+    assert {m["trial"] for m in model.members} == set(search.weights)
+    X = telco.drop(columns="churn")
+    expected = np.zeros((len(X), 2))
+    for m in model.members:
+        expected += m["weight"] * full_proba(m["estimator"],
+                                             model.preps[m["style"]].transform(X), 2)
     np.testing.assert_allclose(model.predict_proba(X), expected, rtol=1e-10, atol=1e-12)
 
 

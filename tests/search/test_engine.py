@@ -134,3 +134,29 @@ def test_families_that_all_refuse_the_table_are_named_not_blamed_on_the_budget(t
     so (it said "No model could be trained within the 60 s budget", which no budget fixes)."""
     with pytest.raises(ConfigError, match=r"mlp: sparse input.*--families"):
         mw.train(trump, "source", time_budget=20, families=["mlp"], seed=0)
+
+
+def test_each_familys_best_trial_stays_an_ensemble_candidate(telco, monkeypatch):
+    """Many trials of one family ranked above another family's best do not push it out of
+    the pool the ensemble picks from (its out-of-fold predictions stay); every other trial
+    outside the best ENSEMBLE_CANDIDATES is let go."""
+    from mlwright.search import session
+
+    monkeypatch.setattr(session, "ENSEMBLE_CANDIDATES", 2)
+    monkeypatch.setattr(session, "MIN_CANDIDATES", 2)
+    result = mw.train(telco, target="churn", n_trials=8, seed=0,
+                      **_fast(families=["lightgbm", "knn"]))
+    complete = sorted((t for t in result.search.trials if t.status == "complete"),
+                      key=lambda t: t.loss)
+    family_best = {}
+    for t in complete:
+        family_best.setdefault(t.family, t)
+    assert set(family_best) == {"lightgbm", "knn"}
+    pool = {t.number for t in complete[:2]} | {t.number for t in family_best.values()}
+    # The case this test is about: a family's best ranked below the two best trials.
+    assert any(t.number not in {c.number for c in complete[:2]}
+               for t in family_best.values())
+    last = max(result.search.trials, key=lambda t: t.finished_at)
+    for t in complete:
+        kept = t.oof is not None
+        assert kept == (t.number in pool or t is last), (t.number, t.family, kept)

@@ -46,6 +46,7 @@ from mlwright.search.limits import (
 from mlwright.search.portfolio import _search_loop
 from mlwright.search.records import SearchResult, TrialRecord, on_every_row
 from mlwright.search.refit import (
+    BAG_FROM,
     _choose_threshold,
     _holdout_ensemble,
     _refit,
@@ -244,8 +245,7 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
     t0 = time.monotonic()
     y_val, mask = s.y_validated, s.mask[s.validated]
     folds = [(tr, s.validated_at(va)) for tr, va in splits.folds]
-    candidates = shippable(s, sorted(done, key=lambda r: r.loss)[:s.ensemble_candidates],
-                           clock)
+    candidates = shippable(s, s.candidate_pool(sorted(done, key=lambda r: r.loss)), clock)
     limited = meter = None
     if limits is not None:
         meter = Meter(s, limits, classes, columns)
@@ -288,7 +288,8 @@ def _finish(s: _Search, study: Any, zoo: list[ModelFamily], runner: TrialRunner,
     # ---- refit on all rows (k-fold), or keep the holdout models ---------------------------------
     t0 = time.monotonic()
     if s.refits:
-        model, weights = _refit(s, members_rec, weights, classes, columns, clock)
+        bag = time_budget >= BAG_FROM and limits is None and not s.reproducible
+        model, weights = _refit(s, members_rec, weights, classes, columns, clock, bag=bag)
     else:
         model = _holdout_ensemble(s, members_rec, weights, classes, columns)
     timings["refit"] = time.monotonic() - t0

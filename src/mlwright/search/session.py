@@ -235,10 +235,37 @@ class _Search(Budgeting):
         return self._ctx[style]
 
     @property
+    def _oof_cells(self) -> int:
+        """Out-of-fold prediction cells of one trial (validated rows x classes)."""
+        return len(self.validated) * max(1, self.n_classes)
+
+    @property
     def ensemble_candidates(self) -> int:
         """How many of the best complete trials the ensemble picks its members from."""
-        per_trial = len(self.validated) * max(1, self.n_classes)
-        return max(MIN_CANDIDATES, min(ENSEMBLE_CANDIDATES, CANDIDATE_CELLS // per_trial))
+        return max(MIN_CANDIDATES, min(ENSEMBLE_CANDIDATES, CANDIDATE_CELLS // self._oof_cells))
+
+    def candidate_pool(self, complete: list[TrialRecord]) -> list[TrialRecord]:
+        """The trials of ``complete`` (best first) the ensemble picks its members from: the
+        ``ensemble_candidates`` best, and each other family's best trial while the table
+        leaves room for them (its predictions under ``CANDIDATE_CELLS`` with them all).
+
+        Without the families' bests a long search fills the pool with near-equal trials of
+        one family, and the greedy selection fits their differences on the validated rows:
+        telco_churn at 300 s shipped four LightGBM trials (CV 0.8513, test 0.8474) where
+        60 s, with a linear and an MLP member beside them, tested higher. A trial that leaves
+        the pool never comes back (ranks only fall; a family's best is only replaced by a
+        better one), so its predictions and model can be let go at once.
+        """
+        n = self.ensemble_candidates
+        pool = complete[:n]
+        if self._oof_cells * (n + len(self.families)) > CANDIDATE_CELLS:
+            return pool
+        seen = {r.family for r in pool}
+        for r in complete[n:]:
+            if r.family not in seen:
+                seen.add(r.family)
+                pool.append(r)
+        return pool
 
     def _keep_best_fold_models(self) -> None:
         kept = sorted((r for r in self.records if r.fold_models is not None),
@@ -329,8 +356,9 @@ class _Search(Budgeting):
             complete = sorted((r for r in self.records if r.status == "complete"),
                               key=lambda r: r.loss)
             # The trial just finished keeps its model for on_trial hooks until the next.
-            for r in complete[self.ensemble_candidates:]:
-                if r is not rec:
+            pool = {id(r) for r in self.candidate_pool(complete)}
+            for r in complete:
+                if id(r) not in pool and r is not rec:
                     r.oof = r.estimator = r.fold_models = None
             self.history.append((rec.finished_at, complete[0].loss))
         release_freed_memory()
