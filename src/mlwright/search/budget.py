@@ -120,14 +120,21 @@ class Budgeting:
         if not self.refits:
             return safety
         done = sorted((r for r in self.records if r.status == "complete"), key=lambda r: r.loss)
-        grow = self.refit_grow()
         lanes = [0.0] * self.fold_workers
         styles: set[str] = set()
         for r in done[:3]:
-            lanes[int(np.argmin(lanes))] += float(np.mean(r.fold_seconds)) * grow
+            lanes[int(np.argmin(lanes))] += self.refit_seconds(r)
             styles.add(r.style)
-        prep = sum(self._prep_seconds.get(st, 0.0) * grow for st in styles)
+        prep = sum(self.prep_refit_seconds(st) for st in styles)
         return prep + max(lanes) + safety
+
+    def refit_seconds(self, rec: TrialRecord) -> float:
+        """Expected seconds of ``rec``'s model fitted on all rows: its folds' mean, grown."""
+        return float(np.mean(rec.fold_seconds)) * self.refit_grow()
+
+    def prep_refit_seconds(self, style: str) -> float:
+        """Expected seconds of ``style``'s preprocessing fitted on all rows."""
+        return self._prep_seconds.get(style, 0.0) * self.refit_grow()
 
     # ---- rungs: row samples for families that cannot stop at a deadline --------------------
     def first_rung(self, family: ModelFamily, *, late: bool = False) -> float:

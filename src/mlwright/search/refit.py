@@ -41,10 +41,9 @@ def shippable(s: _Search, candidates: list[TrialRecord], clock: _Clock
     every one where the clock decides nothing (holdout models, a number of trials)."""
     if not s.refits or s.reproducible or not candidates:
         return candidates
-    grow, left = s.refit_grow(), clock.left()
+    left = clock.left()
     kept = [r for r in candidates if r.fold_models
-            or s._prep_seconds.get(r.style, 0.0) * grow
-            + float(np.mean(r.fold_seconds)) * grow <= left]
+            or s.prep_refit_seconds(r.style) + s.refit_seconds(r) <= left]
     if len(kept) < len(candidates):
         log.info("%d ensemble candidates left out: their refit would end past the budget "
                  "and their fold models were not kept",
@@ -71,7 +70,6 @@ def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
     from concurrent.futures import ThreadPoolExecutor
 
     by_name = {f.name: f for f in s.families}
-    grow = s.refit_grow()
     # The same threads per fit as the search measured with, so its reserve holds.
     workers = s.fold_workers
     threads = max(1, s.n_jobs // workers)
@@ -85,8 +83,8 @@ def _refit(s: _Search, members: list[TrialRecord], weights: dict[int, float],
         if bag and rec.fold_models:
             bagged.append(rec)
             continue
-        cost = float(np.mean(rec.fold_seconds)) * grow
-        prep = 0.0 if rec.style in prep_cost else s._prep_seconds.get(rec.style, 0.0) * grow
+        cost = s.refit_seconds(rec)
+        prep = 0.0 if rec.style in prep_cost else s.prep_refit_seconds(rec.style)
         lane = int(np.argmin(lanes))
         fits = sum(prep_cost.values()) + prep + lanes[lane] + cost <= clock.left()
         if deadline is not None and not fits:
