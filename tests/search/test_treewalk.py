@@ -92,12 +92,22 @@ def test_zero_as_missing_and_tiny_values_follow_lightgbm():
     _assert_walk_equals_booster(booster, odd)
 
 
-def test_large_batches_are_split_over_threads_with_the_same_values():
+def test_large_batches_are_split_over_threads_and_blocks_with_the_same_values():
+    from mlwright.search import _treekernel, treewalk
+
     Xt, y, Xh, task, cats = _design("diamonds", rows=12_000)
     booster = _booster(Xt, y, task, cats)
-    big = np.concatenate([Xh] * 2)  # 6,000 rows: over the threaded threshold
-    assert len(big) >= 2048
+    # 36,000 rows: two threads, each walking more than one block of rows.
+    big = np.concatenate([Xh] * 12)
+    assert len(big) // 2 > _treekernel._MAX_BLOCK
+    walker = lightgbm_walker(booster)
+    assert walker is not None and len(big) * walker.walker.visits >= treewalk._THREADED_WORK
     _assert_walk_equals_booster(booster, big)
+    # A few hundred rows go threaded too once their work pays for the hand-off.
+    rows = max(treewalk._THREADED_MIN_ROWS,
+               int(np.ceil(treewalk._THREADED_WORK / walker.walker.visits)))
+    assert rows < 1_000
+    _assert_walk_equals_booster(booster, Xh[:rows])
 
 
 def test_forest_walk_equals_the_trees_mean():

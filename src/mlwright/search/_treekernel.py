@@ -10,8 +10,13 @@ import numpy as np
 
 # LightGBM's kZeroThreshold: a float literal (1e-35f) read as a double.
 _ZERO = float(np.float32(1e-35))
-# Rows per block: a block's rows stay in L1 while every tree walks them.
-_BLOCK = 64
+# Rows per block: every tree walks a block's rows before the next tree. The bytes of a
+# block's rows, up to _MAX_BLOCK rows: a tree's nodes are loaded once per block, so long
+# blocks pay for large trees (150 extra trees of 3.6 M nodes on diamonds, 16,384 rows:
+# 64-row blocks 1.64 s, 8,192-row 0.55 s; LightGBM 1.2-1.4x), while the rows stay in cache.
+_BLOCK_BYTES = 2 << 20
+_MIN_BLOCK = 64
+_MAX_BLOCK = 16_384
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -52,8 +57,9 @@ def walk(X: Any, lo: int, hi: int, roots: Any, tree_col: Any, tree_f32: Any, fea
     float64 sum of two float32 values rounded to float32 is their float32 sum)."""
     n_trees = roots.shape[0]
     width = node_value.shape[1]
-    for b0 in range(lo, hi, _BLOCK):
-        b1 = min(b0 + _BLOCK, hi)
+    block = min(max(_BLOCK_BYTES // (8 * max(X.shape[1], 1)), _MIN_BLOCK), _MAX_BLOCK)
+    for b0 in range(lo, hi, block):
+        b1 = min(b0 + block, hi)
         for t in range(n_trees):
             root = roots[t]
             col = tree_col[t]
@@ -82,7 +88,11 @@ def walk(X: Any, lo: int, hi: int, roots: Any, tree_col: Any, tree_f32: Any, fea
                         go_left = ((kind & 2) != 0) if is_missing else v <= threshold[node]
                     else:  # no missing type: NaN reads as 0
                         go_left = (fval if fval == fval else 0.0) <= threshold[node]
-                    node = left[node] if go_left else right[node]
+                    # Arithmetic, not a branch on go_left (which the data decides):
+                    # 5-12% faster batches.
+                    lft = left[node]
+                    rgt = right[node]
+                    node = rgt + (lft - rgt) * np.int32(go_left)
                 if f32:
                     for j in range(width):
                         out[r, col + j] = np.float32(out[r, col + j] + node_value[node, j])

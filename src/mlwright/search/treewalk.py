@@ -4,8 +4,8 @@ here, XGBoost and CatBoost in :mod:`mlwright.search.treewalk_boosters`.
 ``Booster.predict`` spends most of a batch in per-row bookkeeping (a sparse row per
 record, a thread team per call): 1,379 trees of 31 leaves score about 26,000 rows/s per
 core. Here every tree of a model is flattened once into node arrays (leaves are nodes
-pointing at themselves) and one ``numba`` loop walks blocks of 64 rows through every tree
-while those trees' nodes sit in cache, on as many threads as cores (the loop releases the
+pointing at themselves) and one ``numba`` loop walks blocks of rows (up to 16,384) through
+every tree, on as many threads as cores (the loop releases the
 GIL; the threads are plain Python threads, so nothing of numba's thread layer has to
 survive a fork). About 1.5-3x the booster's rows/s on the same cores; the walk is
 branchy (a leaf-wise tree's paths differ in length), so it is far from a compiled
@@ -44,8 +44,12 @@ log = get_logger(__name__)
 
 _ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold, a float literal
 
-# From this many rows on, the rows are split over threads (one per core).
-_THREADED_ROWS = 2048
+# The rows are split over threads (one per core) from this much work (rows x a tree's
+# expected path, summed over trees: ~5 ns each) and _THREADED_MIN_ROWS rows on. Sending
+# the halves to the pool costs ~50 us: a 64-row batch of mpls_person_search's 150 extra
+# trees took 2.4 ms on one core, 1.2 on two; telco's 192 small trees 0.30 and 0.19 ms.
+_THREADED_WORK = 1 << 16
+_THREADED_MIN_ROWS = 64
 _kernel: Any = None
 _pool: ThreadPoolExecutor | None = None
 _IDENTITY = frozenset({"regression", "regression_l2", "l2", "mean_squared_error", "mse",
@@ -159,6 +163,9 @@ class TreeWalker:
             np.asarray(init, dtype=np.float64)
         self.kernel = _compiled_kernel()
         self.cover: np.ndarray | None = None  # per node, where the builder was given them
+        # A row's expected steps: a tree of n nodes (n + 1) / 2 leaves deep log2 of them.
+        sizes = np.diff(np.append(arrays[0], len(arrays[6]))).astype(np.float64)
+        self.visits = float(np.sum(np.log2(np.maximum(sizes + 1.0, 2.0))))
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         """(rows, outputs) float64: every tree's leaf value summed in tree order."""
@@ -167,7 +174,7 @@ class TreeWalker:
         out = np.zeros((n, self.n_out))
         if self.init is not None:
             out[:] = self.init
-        if n < _THREADED_ROWS or _cores() == 1:
+        if n < _THREADED_MIN_ROWS or n * self.visits < _THREADED_WORK or _cores() == 1:
             self.kernel(X, 0, n, *self.arrays, out)
             return out
         cores = _cores()
