@@ -11,7 +11,9 @@ Each table is split 75/25 (seed 0); the champion is ``mw.train`` on the 75% with
 ``--budget`` seconds (cached in ``--cache`` so reruns measure the same models); FLAML gets
 the same rows and budget. Batches are drawn from the test rows (with replacement for 10k).
 Two extra lines train LightGBM-only champions on diamonds and telco_churn (the GBDT-only
-figures).
+figures). ``--student`` adds each table's distilled student (``mw.train(...,
+distill="ship")``: one LightGBM trained on the ensemble's soft labels ships), with its test
+metric beside its teacher's.
 Batch 1 is also timed as a one-record request (``predict_records``, the server's path):
 its p50 is the single-row in-process latency. onnxruntime runs batches of 1 and 100 on one
 thread and larger ones on every core, as the Python predictor does (its boosters go
@@ -110,17 +112,38 @@ def _split(name: str) -> tuple[pd.DataFrame, pd.DataFrame, str, str]:
     return df.iloc[:cut], df.iloc[cut:].reset_index(drop=True), spec.target, spec.task
 
 
-def _champion(name: str, families: list[str] | None, budget: float, cache: Path) -> Any:
+def _champion(name: str, families: list[str] | None, budget: float, cache: Path,
+              student: bool = False) -> Any:
+    """The cached champion; ``student``: trained with ``distill="ship"`` (the distilled
+    LightGBM student ships, the teacher is ``alternates["teacher"]``)."""
     import mlwright as mw
     from mlwright.run import load_run
 
     train, _, target, _ = _split(name)
-    folder = cache / (name + ("-" + "-".join(families) if families else ""))
+    folder = cache / (name + ("-" + "-".join(families) if families else "")
+                      + ("-student" if student else ""))
     if (folder / "manifest.json").exists():
         return load_run(folder)
-    result = mw.train(train, target, time_budget=budget, seed=0, families=families)
+    result = mw.train(train, target, time_budget=budget, seed=0, families=families,
+                      distill="ship" if student else False)
     result.save(folder)
     return result
+
+
+def _test_scores(result: Any, name: str) -> dict[str, float]:
+    """The shipped model's (and a shipped student's teacher's) test metric."""
+    from mlwright.evaluate.scores import point_metrics, predictions_from
+
+    _, test, target, task = _split(name)
+    models = {"shipped": result.model, **{k: v for k, v in result.alternates.items()
+                                          if k == "teacher"}}
+    out = {}
+    for role, model in models.items():
+        p = predictions_from(task, test[target].to_numpy(), model.raw_predict(test),
+                             getattr(result.search, "classes", None) if result.search
+                             else None, getattr(model, "threshold", None), where="test")
+        out[role] = float(point_metrics(p)[result.metric])
+    return out
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -130,17 +153,19 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def run_mlwright(name: str, families: list[str] | None, budget: float, cache: Path,
-                 reference: bool, onnx: bool = True) -> dict[str, Any]:
+                 reference: bool, onnx: bool = True, student: bool = False
+                 ) -> dict[str, Any]:
     from mlwright.search.predictor import compile_predictor
 
-    result = _champion(name, families, budget, cache)
+    result = _champion(name, families, budget, cache, student=student)
     model = result.model
     test = _split(name)[1]
     X = test[list(model.feature_names)]
     predictor = compile_predictor(model, result.contract)
     out: dict[str, Any] = {
         "dataset": name + ("" if not families else " (convertible families)"
-                           if families == CONVERTIBLE else " (" + "+".join(families) + " only)"),
+                           if families == CONVERTIBLE else " (" + "+".join(families) + " only)")
+        + (" (distilled student)" if student else ""),
         "test_rows": len(X), "members": [f"{d['family']}:{d['path']}"
                                          for d in predictor.describe()],
         "compiled": _rates(lambda b: predictor.predict_frame(b), X)}
@@ -160,6 +185,9 @@ def run_mlwright(name: str, families: list[str] | None, budget: float, cache: Pa
     out["max_abs_diff"] = float(np.nanmax(np.abs(model.raw_predict(X) - ref)))
     if onnx:
         out["onnx"] = run_onnx(result, name, X)
+    if student:
+        out["test"] = _test_scores(result, name)
+        out["metric"] = result.metric
     return out
 
 
@@ -287,6 +315,9 @@ def main(argv: list[str] | None = None) -> None:
                         / "mlwright-inference-runs", help="trained champions, reused")
     parser.add_argument("--flaml", help="python of a virtual environment with FLAML")
     parser.add_argument("--no-gbdt", action="store_true", help="skip the LightGBM-only line")
+    parser.add_argument("--student", action="store_true",
+                        help="also each table's distilled student (mw.train distill='ship'), "
+                             "with its test metric and its teacher's")
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX export rows")
     parser.add_argument("--out", type=Path, default=RESULTS, help="the results JSON")
     parser.add_argument("--memory-rows", type=int, default=0,
@@ -307,18 +338,21 @@ def main(argv: list[str] | None = None) -> None:
     jobs: list[tuple[str, list[str] | None]] = [(n, None) for n in names]
     if not args.no_gbdt:  # GBDT-only champions: a large one (1,379 trees), a small one
         jobs += [("diamonds", ["lightgbm"]), ("telco_churn", ["lightgbm"])]
+    runs = [(name, families, False) for name, families in jobs]
+    runs += [(name, None, True) for name in names] if args.student else []
     results = []
-    for name, families in jobs:
+    for name, families, student in runs:
         row = run_mlwright(name, families, args.budget, args.cache,
-                           reference=not args.no_reference, onnx=not args.no_onnx)
-        if args.flaml and families is None:
+                           reference=not args.no_reference, onnx=not args.no_onnx,
+                           student=student)
+        if args.flaml and families is None and not student:
             row["flaml"] = run_flaml(args.flaml, name, args.budget)
         elif families is None:
             row["flaml"] = flaml_from_automl(args.flaml_results, name, row["test_rows"])
         results.append(row)
         print(f"done {row['dataset']}", file=sys.stderr, flush=True)
         refused = (row.get("onnx") or {}).get("refused", "")
-        if refused and "--families" in refused and families is None:
+        if refused and "--families" in refused and families is None and not student:
             # The convertible retrain the refusal offers, exported and timed the same way.
             results.append(run_mlwright(name, CONVERTIBLE, args.budget, args.cache,
                                         reference=True))
@@ -349,6 +383,12 @@ def main(argv: list[str] | None = None) -> None:
               f"{o['1']['p50_us']:,.0f} µs (frame), "
               f"{o.get('record_p50_us', float('nan')):,.0f} µs (record); "
               f"{o['parity_summary']}") if o else "", end="")
+    print()
+    for r in results:
+        if "test" in r:
+            t = r["test"]
+            print(f"\n{r['dataset']}: test {r['metric']} {t['shipped']:.6g} (its teacher "
+                  f"{t.get('teacher', float('nan')):.6g})", end="")
     print()
     if memory:
         print(f"\nmlwright predict on {memory['rows']:,} rows ({memory['file_mb']:.0f} MB "

@@ -326,3 +326,21 @@ def test_any_other_estimator_goes_through_pandas(telco):
     pred, proba = compile_predictor(dummy).predict_records(_records(X.head(3)))
     assert proba is not None and proba.shape == (3, 2)
     assert set(pred) <= set(dummy.classes_)
+
+
+@pytest.mark.parametrize("values", [
+    [0, 1, 1, 0], [3, None], [3, float("nan")], [2.0, 1.5, None], [1, 2.5],
+    [2**63, 1], [2**63, None], [2**63, 1.5], [-(2**63), 0.5], [None, float("nan")],
+    [float("inf"), -0.0, 7], [2**64 - 1, None], [2**64, None], [2**63, -1, None],
+    [3, "3", None], [True, 1, 2.5],
+])
+def test_number_categories_are_labelled_as_pandas_labels_them(values):
+    """Numbers in a category column, read value by value, get the labels of the column
+    pandas builds from the records (int64; float64 when one is a float or missing, ints up
+    to uint64 included; object past them, or beside strings and booleans)."""
+    from mlwright.prep.fast import RecordColumns
+    from mlwright.prep.table import _labels as frame_labels
+
+    records = [{"code": v} for v in values]
+    got = RecordColumns(records, ["code"]).labels("code")
+    assert got == list(frame_labels(pd.DataFrame(records)["code"]))

@@ -33,6 +33,7 @@ from mlwright.data.contract.rules import to_boolean, to_datetime
 __all__ = ["CompiledTable", "FallbackNeeded", "RecordColumns", "compile_table"]
 
 _INT64 = (-(2**63), 2**63 - 1)
+_UINT64_MAX = 2**64 - 1
 _EPOCH = _dt.datetime(1970, 1, 1)
 _UTC = _dt.UTC
 _SECONDS_PER_DAY = 86_400.0
@@ -125,38 +126,29 @@ class RecordColumns:
 
 _STR_OR_NONE = frozenset({str, type(None)})
 _NUMBERS = frozenset({int, float, bool, type(None)})
+_INT_FLOAT_NONE = frozenset({int, float, type(None)})
+_LABELLED = _NUMBERS | {str}
 
 
 def _labels(values: list[Any]) -> list[str | None]:
+    """``table._labels`` of the column pandas builds from ``values`` (missing -> None)."""
     kinds = set(map(type, values))
     if kinds <= _STR_OR_NONE:  # the usual case, at C speed
         return values
-    if kinds == {bool}:  # validated booleans: what the loop below gives them, at C speed
+    if kinds == {bool}:  # validated booleans, at C speed
         return ["True" if v else "False" for v in values]
-    numeric = True
-    floaty = False
-    present = False
-    for v in values:
-        if _is_missing(v):
-            floaty = True
-            continue
-        present = True
-        t = type(v)
-        if t is str:
-            numeric = False
-        elif t is float:
-            floaty = True
-        elif t is int:
-            if not _INT64[0] <= v <= _INT64[1]:
-                numeric = False
-        elif t is bool:
-            numeric = False
-        else:
-            raise FallbackNeeded(f"value of type {t.__name__}")
-    if numeric and floaty and present:
-        # pandas makes the column float64: 3 -> 3.0 -> "3.0".
-        return [None if _is_missing(v) else str(float(v)) for v in values]
-    return [None if _is_missing(v) else str(v) for v in values]
+    if kinds <= _INT_FLOAT_NONE and kinds != {int}:
+        # A float or a missing value makes pandas' column float64 (3 -> 3.0 -> "3.0"),
+        # when its ints fit int64 or uint64 (else it is object: str of each).
+        ints = [v for v in values if type(v) is int] if int in kinds else [0]
+        low, high = min(ints), max(ints)
+        if (_INT64[0] <= low and high <= _INT64[1]) or (low >= 0 and high <= _UINT64_MAX):
+            return [None if v is None or v != v else str(float(v)) for v in values]
+    elif not kinds <= _LABELLED:
+        odd = next(t for t in kinds if t not in _LABELLED)
+        raise FallbackNeeded(f"value of type {odd.__name__}")
+    # An int64 column, or an object one (strings or booleans among numbers): str of each.
+    return [None if v is None or v != v else str(v) for v in values]
 
 
 def _numbers(values: list[Any], col: str) -> np.ndarray:
