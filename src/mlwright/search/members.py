@@ -316,6 +316,10 @@ class _LightGBM:
     """``Booster.predict``: by the compiled tree walk (:mod:`mlwright.search.treewalk`)
     where it reproduces the booster on probe rows, else by the booster."""
 
+    # Every LightGBM walk takes the same rows (LightGBMWalker.walkable): a fused walk of
+    # several checks a matrix once.
+    walk_rule = "lightgbm"
+
     def __init__(self, est: Any, regression: bool) -> None:
         from mlwright.search.ensemble import _lightgbm_booster
 
