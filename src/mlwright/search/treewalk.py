@@ -163,7 +163,7 @@ class TreeWalker:
             np.asarray(init, dtype=np.float64)
         self.kernel = _compiled_kernel()
         self.cover: np.ndarray | None = None  # per node, where the builder was given them
-        # A row's expected steps: a tree of n nodes (n + 1) / 2 leaves deep log2 of them.
+        # A row's expected steps: a tree of n nodes has (n + 1) / 2 leaves, ~log2(n + 1).
         sizes = np.diff(np.append(arrays[0], len(arrays[6]))).astype(np.float64)
         self.visits = float(np.sum(np.log2(np.maximum(sizes + 1.0, 2.0))))
 
