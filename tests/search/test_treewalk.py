@@ -352,8 +352,15 @@ def test_catboost_forms_not_read_keep_the_model():
     combos.fit(frame(Xt), y)
     assert any(len(c["elements"]) > 1
                for c in _catboost_json(combos)["features_info"]["ctrs"])
+    asked = []
+
+    def to_input(rows):  # the code rows CatBoost would be asked about
+        asked.append(len(rows))
+        return frame(rows)
+
     with pytest.raises(NotImplementedError, match="combinations"):
-        catboost_walker(combos, frame)
+        catboost_walker(combos, to_input)
+    assert asked == []  # refused from the model's JSON, before any leaf index is computed
     est.model_, est.classes_ = combos, combos.classes_
     predict, path = native_predictor(est, regression=False)
     assert path == "catboost-1-thread (not walked: CTRs over feature combinations)"
