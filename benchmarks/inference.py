@@ -139,9 +139,10 @@ def _test_scores(result: Any, name: str) -> dict[str, float]:
                                           if k == "teacher"}}
     out = {}
     for role, model in models.items():
+        # The model's own classes: a run loaded from the cache has no search result.
         p = predictions_from(task, test[target].to_numpy(), model.raw_predict(test),
-                             getattr(result.search, "classes", None) if result.search
-                             else None, getattr(model, "threshold", None), where="test")
+                             getattr(model, "classes", None),
+                             getattr(model, "threshold", None), where="test")
         out[role] = float(point_metrics(p)[result.metric])
     return out
 
